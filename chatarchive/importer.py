@@ -1,0 +1,157 @@
+"""Import files into an archive: open, detect, normalize, save — in one transaction.
+
+Every file gets a SAVEPOINT: a refused file (unknown format, no posts) is
+rolled back alone; with ``strict=True`` the first problem rolls back the
+whole command, so the database is exactly as it was before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sqlite_utils
+
+from . import sources
+from .errors import ChatArchiveError, InputError, ParseError
+from .sources import Context, InputFile, Skip
+from .store import PostWriter, now_iso, resolve_local_replies
+
+MAX_REPORTED_PROBLEMS = 20
+
+
+@dataclass
+class FileResult:
+    path: str
+    format: str | None = None
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    problems: list[str] = field(default_factory=list)
+    error: str | None = None  # set when the whole file was refused
+
+    @property
+    def posts(self) -> int:
+        return self.added + self.updated + self.unchanged
+
+
+class Progress:
+    """Callbacks the CLI implements with a rich progress bar; no-ops here."""
+
+    def start_file(self, path: str, total_bytes: int | None) -> None: ...
+
+    def advance(self, bytes_read: int, posts: int) -> None: ...
+
+    def problem(self, message: str) -> None: ...
+
+    def end_file(self, result: FileResult) -> None: ...
+
+
+def import_files(
+    db: sqlite_utils.Database,
+    paths: list[str],
+    *,
+    format: str | None = None,
+    tz: str | None = None,
+    strict: bool = False,
+    progress: Progress | None = None,
+    batch_size: int = 2000,
+) -> list[FileResult]:
+    progress = progress or Progress()
+    results: list[FileResult] = []
+    conn = db.conn
+    conn.execute("BEGIN")
+    try:
+        for path in paths:
+            conn.execute("SAVEPOINT import_file")
+            result = FileResult(path="<stdin>" if path == "-" else path)
+            try:
+                _import_one(db, path, result, format, tz, strict, progress, batch_size)
+            except ParseError:
+                raise  # strict mode: abandon the whole command
+            except InputError as e:
+                conn.execute("ROLLBACK TO import_file")
+                result.error = str(e)
+                result.added = result.updated = result.unchanged = 0
+            conn.execute("RELEASE import_file")
+            results.append(result)
+            progress.end_file(result)
+        if any(r.posts for r in results):
+            resolve_local_replies(db)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return results
+
+
+def _import_one(db, path, result, format_name, tz, strict, progress, batch_size) -> None:
+    f = InputFile(path)
+    try:
+        if format_name:
+            sources._load_all()
+            fmt = sources.FORMATS.get(format_name)
+            if fmt is None:
+                raise ChatArchiveError(f"Unknown format {format_name!r}; choose from {', '.join(sources.FORMATS)}")
+        else:
+            fmt = sources.detect(f)
+        result.format = fmt.name
+        ctx = Context(path=f.display, tz=tz)
+        writer = PostWriter(db, batch_size=batch_size)
+        progress.start_file(f.display, f.size)
+        started = now_iso()
+        seen = 0
+
+        def report(loc: str, reason: str) -> None:
+            result.skipped += 1
+            msg = f"{f.display}:{loc}: {reason}"
+            if strict:
+                raise ParseError(f.display, None, f"{loc}: {reason}")
+            if len(result.problems) < MAX_REPORTED_PROBLEMS:
+                progress.problem(msg)
+            result.problems.append(msg)
+
+        try:
+            for loc, record in sources.open_records(f, fmt, ctx):
+                if isinstance(record, Skip):
+                    report(loc, str(record))
+                    continue
+                try:
+                    posts = list(fmt.normalize(record, ctx))
+                except Skip as e:
+                    report(loc, str(e))
+                    continue
+                except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+                    report(loc, _describe(e))
+                    continue
+                writer.add(posts)
+                seen += len(posts)
+                if seen % 500 < len(posts) or seen < 500:
+                    progress.advance(f.bytes_read, seen)
+        except (EOFError, OSError) as e:
+            # truncated gzip, I/O error mid-file: what was read is kept
+            report("end", f"file ends early or cannot be read ({e})")
+        except UnicodeDecodeError as e:
+            report("?", f"not UTF-8 text ({e.reason})")
+        writer.flush()
+        progress.advance(f.bytes_read, seen)
+        stats = writer.stats
+        result.added, result.updated, result.unchanged = stats.added, stats.updated, stats.unchanged
+        if seen == 0:
+            why = f"{result.skipped} malformed record(s) and " if result.skipped else ""
+            raise InputError(f"{f.display}: read as {fmt.description}, but found {why}no posts")
+        db.conn.execute(
+            """INSERT INTO imports (path, format, started, finished, added, updated, unchanged, skipped, status)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (f.display, fmt.name, started, now_iso(), result.added, result.updated,
+             result.unchanged, result.skipped, "partial" if result.skipped else "ok"),
+        )
+    finally:
+        f.close()
+
+
+def _describe(e: Exception) -> str:
+    if isinstance(e, KeyError):
+        return f"missing field {e.args[0]!r}"
+    return f"{type(e).__name__}: {e}"

@@ -1,0 +1,1 @@
+"""TODO: bluesky format (being written)."""

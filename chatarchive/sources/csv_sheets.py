@@ -1,0 +1,1 @@
+"""TODO: csv_sheets format (being written)."""

@@ -1,0 +1,1 @@
+"""TODO: mastodon format (being written)."""

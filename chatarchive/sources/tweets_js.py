@@ -1,0 +1,1 @@
+"""TODO: tweets_js format (being written)."""

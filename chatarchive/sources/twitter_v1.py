@@ -1,0 +1,1 @@
+"""TODO: twitter_v1 format (being written)."""
