@@ -219,8 +219,9 @@ def import_(db, files, format_, tz, strict, no_analyse, quiet, as_json):
 @click.option("--session", help="Only posts of this session (id or slug).")
 @click.option("--since", help="Only posts at or after this time (ISO-8601, UTC unless an offset is given).")
 @click.option("--until", help="Only posts before this time.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--order", type=click.Choice(["best", "newest"]), default="best", show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000), help="At most this many results.")
+@click.option("--order", type=click.Choice(["best", "newest"]), default="best", show_default=True,
+              help="best: by relevance (bm25); newest: latest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def search(db, query, hashtag, author, session, since, until, limit, order, as_json):
     """Full-text search of the archive (SQLite FTS5, with stemming).
@@ -283,6 +284,179 @@ def highlighted(snippet: str):
         text.append(part, style="bold yellow" if bold else None)
         bold = not bold
     return text
+
+
+# --------------------------------------------------------------------------
+# capture
+
+
+@cli.command()
+@db_argument
+@click.argument("platform", type=click.Choice(["x", "mastodon", "bluesky", "context"]))
+@click.argument("query")
+@click.option("--since", help="Start of the window (ISO-8601; UTC unless an offset or --tz is given).")
+@click.option("--until", help="End of the window (exclusive). With --follow: stop there.")
+@click.option("--duration", help="Window length, e.g. 1h15m: from --since, or from now when --since is not given.")
+@click.option("--tz", help="Time zone of --since/--until without an offset, e.g. America/New_York.")
+@click.option("--follow", is_flag=True, help="Keep polling for new posts until --until or Ctrl-C.")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=30.0, show_default=True,
+              help="Seconds between polls with --follow.")
+@click.option("--instance", "instances", multiple=True, metavar="URL",
+              help="Mastodon server whose tag timeline to read (repeatable; posts are merged by uri).")
+@click.option("--api-base", metavar="URL", help="Talk to this server instead (X API host, Bluesky service).")
+@click.option("--service", metavar="URL", help="Bluesky PDS/entryway for login and search [https://bsky.social].")
+@click.option("--archive", is_flag=True, help="X: full-archive search (/2/tweets/search/all) instead of the last 7 days.")
+@click.option("--raw", "raw_path", type=click.Path(dir_okay=False),
+              help="Also append every API page to this JSONL file (X: twarc2-compatible; re-importable).")
+@click.option("--context", "with_context", is_flag=True,
+              help="Afterwards fetch the reply parents and untagged replies of the captured threads.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Credentials file (TOML, mode 600) [~/.config/chatarchive/config.toml].")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds before a stalled request is retried.")
+@click.option("--no-analyse", is_flag=True, help="Do not re-detect sessions, threads and Q&A afterwards.")
+@click.option("-q", "--quiet", is_flag=True, help="No live panel and no summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def capture(db, platform, query, since, until, duration, tz, follow, interval, instances, api_base, service,
+            archive, raw_path, with_context, config_path, timeout, no_analyse, quiet, as_json):
+    """Capture a hashtag chat live from X, Mastodon or Bluesky into DB.
+
+    Every page is committed as it arrives; running the same command again
+    resumes where it stopped, without duplicates. Credentials come from
+    X_BEARER_TOKEN, MASTODON_TOKEN (optional), BLUESKY_HANDLE and
+    BLUESKY_APP_PASSWORD, or the --config file. "context SESSION" fetches
+    the reply parents and untagged replies of a session's threads.
+
+    \b
+    Examples:
+        chatarchive capture chats.db x '#edchat' --since 2026-11-18T19:55 --duration 1h15m
+        chatarchive capture chats.db mastodon '#edchat' --instance https://mastodon.social --follow
+        chatarchive capture chats.db bluesky '#edchat' --follow --until 2026-11-18T21:10
+        chatarchive capture chats.db context edchat-2026-11-18
+    """
+    from datetime import datetime, timezone
+
+    from rich.console import Console
+
+    from .capture.config import load_config
+    from .capture.runner import CaptureOptions, LiveUI, LogUI, capture as run, capture_context
+    from .timeutil import parse_duration, parse_time
+
+    if tz:
+        from .timeutil import get_zone
+
+        get_zone(tz)
+    start = parse_time(since, tz) if since else None
+    end = parse_time(until, tz) if until else None
+    if duration:
+        if end is not None:
+            raise click.UsageError("Give --until or --duration, not both.")
+        start = start or datetime.now(timezone.utc)
+        end = start + parse_duration(duration)
+    if platform != "mastodon" and platform != "context" and instances:
+        raise click.UsageError("--instance is for Mastodon; use --api-base or --service for other platforms.")
+    if platform == "mastodon" and not instances and not api_base:
+        raise click.UsageError("Mastodon capture needs --instance URL (e.g. --instance https://mastodon.social).")
+    if archive and platform not in ("x", "context"):
+        raise click.UsageError("--archive is for X full-archive search.")
+    if api_base and service:
+        raise click.UsageError("Give --api-base or --service, not both.")
+    config = load_config(config_path)
+    archive_db = open_archive(db)
+    opts = CaptureOptions(
+        since=start, until=end, follow=follow, interval=interval, instances=tuple(instances),
+        api_base=api_base or service, archive=archive, raw_path=raw_path, context=with_context,
+        analyse=not no_analyse, timeout=timeout,
+    )
+    console = Console(stderr=True)
+    if quiet or as_json:
+        ui = None
+    elif console.is_terminal:
+        ui = LiveUI(console)
+    else:
+        ui = LogUI(lambda line: click.echo(line, err=True))
+    if platform == "context":
+        results = capture_context(archive_db, query, opts, config, ui=ui)
+    else:
+        results = [run(archive_db, platform, query, opts, config, ui=ui)]
+    if as_json:
+        json_out([r.as_dict() for r in results] if platform == "context" else results[0].as_dict())
+    elif not quiet:
+        for r in results:
+            what = f"{r.platform} context" if platform == "context" else f"{r.platform} {r.query!r}"
+            state = {"ok": "", "interrupted": " (stopped)"}.get(r.status, f" ({r.status})")
+            resumed = ", resumed" if r.resumed else ""
+            click.echo(
+                f"{what}{state}: {r.added:,} posts added, {r.updated:,} updated; "
+                f"{r.requests:,} requests, {r.pages:,} pages{resumed} (capture #{r.capture_id})"
+            )
+            if r.context:
+                click.echo(f"  context: {r.context['added']:,} posts added around {r.context['posts']:,} posts")
+            for p in r.problems[-5:]:
+                click.echo(f"  problem: {p}", err=True)
+        analysis = results[-1].analysis if results else {}
+        if analysis.get("summary"):
+            click.echo(analysis["summary"])
+    if any(r.status == "interrupted" for r in results) and not follow:
+        sys.exit(130)
+
+
+# --------------------------------------------------------------------------
+# serve
+
+
+@cli.command()
+@click.argument("db", type=click.Path(dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on. Anything but loopback exposes the archive to your network.")
+@click.option("-p", "--port", default=8001, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@click.option("-o", "--open", "open_browser", is_flag=True, help="Open the site in a web browser.")
+@click.option("--no-sql", is_flag=True,
+              help="Turn off arbitrary SQL (tables, search, canned queries and pages still work).")
+@click.option("--title", help="Title of the site [Chat archive: #hashtags].")
+@click.option("--live", is_flag=True,
+              help="Open read-only but not immutable, so posts a running capture adds show up.")
+@click.option("--setting", "settings", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="A Datasette setting, e.g. --setting default_page_size 100.")
+@click.option("--metadata-out", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
+              help="Write the Datasette metadata JSON to FILE ('-': stdout), print the matching "
+              "datasette command and exit.")
+@click.option("-q", "--quiet", is_flag=True, help="No request log.")
+def serve(db, host, port, open_browser, no_sql, title, live, settings, metadata_out, quiet):
+    """Browse and search DB in Datasette: facets, full-text search, canned
+    queries, a search page and a page per session.
+
+    Read-only and on 127.0.0.1 unless told otherwise. Ctrl-C stops it.
+    With --metadata-out, write the configuration for `datasette` itself
+    (the chatarchive plugin is installed with chatarchive).
+
+    \b
+    Examples:
+        chatarchive serve chats.db --open
+        chatarchive serve chats.db --no-sql --metadata-out metadata.json
+        datasette serve -i chats.db -m metadata.json
+    """
+    from . import serve as serving
+
+    extra = serving.parse_settings(settings)
+    if metadata_out:
+        serving.prepare_archive(db)
+        metadata = serving.build_metadata(db, title=title, allow_sql=not no_sql)
+        text = json.dumps(metadata, indent=2, ensure_ascii=False) + "\n"
+        if metadata_out == "-":
+            click.echo(text, nl=False)
+        else:
+            with open(metadata_out, "w", encoding="utf-8") as f:
+                f.write(text)
+            click.echo(f"Wrote {metadata_out}. Serve the same site with:", err=True)
+        shown = "metadata.json" if metadata_out == "-" else metadata_out
+        click.echo(serving.datasette_command(db, shown, extra), err=True)
+        return
+    serving.serve(
+        db, host=host, port=port, open_browser=open_browser, allow_sql=not no_sql, title=title,
+        immutable=not live, settings=extra, quiet=quiet, echo=click.echo,
+    )
 
 
 # --------------------------------------------------------------------------

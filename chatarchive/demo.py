@@ -1,34 +1,206 @@
-"""`chatarchive demo`: the main job end to end on a sample chat bundled in the package."""
+"""`chatarchive demo`: the main job end to end on a sample chat bundled in the package.
+
+The sample (chatarchive/sample/, made by bench/make_sample.py) is #samplechat,
+two weekly sessions of a community managers' chat held at the same hour on
+X (twarc2 JSONL), Mastodon (a tag timeline) and Bluesky (searchPosts).
+
+The demo is a list of steps run in order over one :class:`DemoRun`; each
+step reads what earlier steps left on it and prints through ``run.echo``.
+Later features add a step (the recap site, Datasette) by appending to
+:data:`STEPS` or passing ``steps=`` — nothing else needs to change.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+import sqlite_utils
+
+from .errors import ChatArchiveError
 
 SAMPLE_PACKAGE = "chatarchive.sample"
+SAMPLE_SUFFIXES = (".jsonl", ".json", ".csv")
 
 
 def sample_files() -> list[Path]:
+    """The bundled sample chat files, in a stable order."""
     root = resources.files(SAMPLE_PACKAGE)
-    return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith((".jsonl", ".json", ".csv")))
+    return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(SAMPLE_SUFFIXES))
 
 
-def run_demo(directory: Path, echo: Callable[[str], None] = print) -> Path:
-    from .analyse import analyse_archive
+@dataclass
+class DemoRun:
+    """What the demo has done so far; steps read and extend it."""
+
+    directory: Path
+    echo: Callable[[str], None]
+    db_path: Path
+    db: sqlite_utils.Database | None = None
+    imports: list[Any] = field(default_factory=list)  # importer.FileResult
+    analysis: dict[str, Any] = field(default_factory=dict)  # analyse_archive's return
+    summary: dict[str, Any] = field(default_factory=dict)  # archive_summary()
+    outputs: dict[str, Path] = field(default_factory=dict)  # e.g. {"recap": site index}
+
+
+DemoStep = Callable[[DemoRun], None]
+
+
+def step_import(run: DemoRun) -> None:
     from .importer import import_files
+
+    assert run.db is not None
+    files = sample_files()
+    if not files:
+        raise ChatArchiveError("The bundled sample chat is missing from this installation")
+    run.imports = import_files(run.db, [str(p) for p in files])
+    run.echo(f"Imported the bundled #samplechat sample ({len(files)} files) into {run.db_path}:")
+    for r in run.imports:
+        name = Path(r.path).name
+        if r.error:
+            reason = r.error[len(r.path) + 2:] if r.error.startswith(r.path + ": ") else r.error
+            run.echo(f"  {name}: not imported: {reason}")
+        else:
+            skipped = f", {r.skipped} skipped" if r.skipped else ""
+            run.echo(f"  {name} ({r.format}): {r.added} added, {r.updated} updated, {r.unchanged} unchanged{skipped}")
+
+
+def step_analyse(run: DemoRun) -> None:
+    from .analyse import analyse_archive
+
+    assert run.db is not None
+    run.analysis = analyse_archive(run.db) or {}
+    if run.analysis.get("summary"):
+        run.echo(str(run.analysis["summary"]))
+
+
+def step_summary(run: DemoRun) -> None:
+    assert run.db is not None
+    s = run.summary = archive_summary(run.db)
+    platforms = ", ".join(f"{n} on {p}" for p, n in s["platforms"].items())
+    run.echo("")
+    run.echo(f"Found {s['posts']} posts ({s['matched_posts']} matched the hashtag, {s['context_posts']} context) "
+             f"by {s['participants']} participants ({platforms})")
+    run.echo(f"Sessions: {len(s['sessions'])}")
+    for sess in s["sessions"]:
+        run.echo(f"  {sess['slug']}: {sess['when']}, {sess['posts']} posts, {sess['participants']} participants"
+                 + (f" ({sess['first_timers']} first-timers, {sess['returning']} returning)"
+                    if sess.get("first_timers") is not None else ""))
+        if sess.get("hosts"):
+            run.echo(f"    hosts: {', '.join('@' + h for h in sess['hosts'])}")
+        for q in sess["questions"]:
+            text = q["text"] if len(q["text"]) <= 70 else q["text"][:69] + "…"
+            run.echo(f"    Q{q['number']}: {q['answers']} answers  {text}")
+    run.echo("")
+    run.echo("Try:")
+    run.echo(f"  chatarchive search {run.db_path} \"welcome\"")
+    if s["sessions"]:
+        run.echo(f"  chatarchive show {run.db_path} {s['sessions'][-1]['slug']}")
+
+
+STEPS: list[DemoStep] = [step_import, step_analyse, step_summary]
+
+
+def run_demo(directory: Path, echo: Callable[[str], None] = print,
+             steps: list[DemoStep] | None = None) -> DemoRun:
+    """Import the sample into DIRECTORY/demo.db, analyse it and report; then
+    whatever further steps are registered (recap site…).  Re-running is
+    safe: the import is idempotent."""
     from .store import open_db
 
-    directory.mkdir(parents=True, exist_ok=True)
-    db_path = directory / "demo.db"
-    db = open_db(db_path)
-    results = import_files(db, [str(p) for p in sample_files()])
-    for r in results:
-        echo(f"Imported {r.path.rsplit('/', 1)[-1]} ({r.format}): {r.added} added, {r.updated} updated, {r.unchanged} unchanged")
-    analysis = analyse_archive(db)
-    if analysis.get("summary"):
-        echo(analysis["summary"])
-    posts = db.execute("select count(*) from posts").fetchone()[0]
-    authors = db.execute("select count(*) from authors").fetchone()[0]
-    echo(f"Archive {db_path}: {posts} posts by {authors} people")
-    return db_path
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ChatArchiveError(f"{directory}: exists and is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ChatArchiveError(f"{directory}: cannot create the demo directory ({e.strerror})")
+    run = DemoRun(directory=directory, echo=echo, db_path=directory / "demo.db")
+    try:
+        run.db = open_db(run.db_path)
+    except Exception as e:  # sqlite3.DatabaseError: a stray file named demo.db
+        raise ChatArchiveError(f"{run.db_path}: cannot open as a chatarchive database ({e})")
+    for step in STEPS if steps is None else steps:
+        step(run)
+    return run
+
+
+# --------------------------------------------------------------------------
+# What the archive holds, for the report (plain data; the CLI prints it)
+
+
+def archive_summary(db: sqlite_utils.Database) -> dict[str, Any]:
+    """Counts over the whole archive plus one entry per session.
+
+    Uses stats.session_stats when the analysis provides it, and the tables
+    directly otherwise, so the demo reports what exists at any stage."""
+    q = db.conn.execute
+    posts, matched = q("SELECT count(*), coalesce(sum(matched), 0) FROM posts").fetchone()
+    participants = q("SELECT count(DISTINCT author_id) FROM posts WHERE author_id IS NOT NULL").fetchone()[0]
+    platforms = dict(q("SELECT platform, count(*) FROM posts GROUP BY platform ORDER BY platform").fetchall())
+    sessions = [_session_summary(db, row) for row in q(
+        'SELECT id, slug, start, "end", timezone, hosts FROM sessions ORDER BY start, id').fetchall()]
+    return {"posts": posts, "matched_posts": matched, "context_posts": posts - matched,
+            "participants": participants, "platforms": platforms, "sessions": sessions}
+
+
+def _session_stats(db: sqlite_utils.Database, session_id: int) -> dict[str, Any] | None:
+    try:
+        from . import stats  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    fn = getattr(stats, "session_stats", None)
+    return fn(db, session_id) if fn else None
+
+
+def _session_summary(db: sqlite_utils.Database, row: tuple) -> dict[str, Any]:
+    sid, slug, start, end, tz, hosts = row
+    out: dict[str, Any] = {"id": sid, "slug": slug, "start": start, "end": end,
+                           "when": _when(start, tz)}
+    st = _session_stats(db, sid)
+    if st is not None:
+        out.update({
+            "posts": st["posts"], "participants": st["participants"],
+            "first_timers": len(st["first_timers"]), "returning": len(st["returning"]),
+            "hosts": st["session"].get("hosts") or [],
+            "questions": [{"number": x["number"], "text": x["text"], "answers": x["answers"]}
+                          for x in st["questions"]],
+        })
+        return out
+    q = db.conn.execute
+    out["posts"], out["participants"] = q(
+        """SELECT count(*), count(DISTINCT p.author_id) FROM session_posts sp
+           JOIN posts p ON p.id = sp.post_id WHERE sp.session_id = ?""", (sid,)).fetchone()
+    try:
+        out["hosts"] = json.loads(hosts) if hosts else []
+    except ValueError:
+        out["hosts"] = []
+    out["questions"] = [
+        {"number": n, "text": text or "", "answers": answers}
+        for n, text, answers in q(
+            """SELECT number, text, (SELECT count(*) FROM posts a WHERE a.answer_to_id = questions.id)
+               FROM questions WHERE session_id = ? ORDER BY number, id""", (sid,))
+    ]
+    return out
+
+
+def _when(start: str | None, tz: str | None) -> str:
+    if not start:
+        return "?"
+    from .timeutil import get_zone, parse_iso
+
+    dt = parse_iso(start)
+    if tz:
+        try:
+            local = dt.astimezone(get_zone(tz))
+            return f"{local:%a %Y-%m-%d %H:%M} {tz}"
+        except ChatArchiveError:
+            pass
+    return f"{dt:%a %Y-%m-%d %H:%M} UTC"
+
+
+__all__ = ["DemoRun", "DemoStep", "STEPS", "archive_summary", "run_demo", "sample_files",
+           "step_analyse", "step_import", "step_summary"]

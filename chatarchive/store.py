@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import chain
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -20,7 +21,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from .errors import SearchError
-from .models import Post
+from .models import Media, Post
 
 migrations = Migrations("chatarchive")
 
@@ -202,6 +203,142 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m101_analysis(db: sqlite_utils.Database) -> None:
+    # Analysis (sessions.py, threads.py, qa.py) bookkeeping.
+    # - sessions.window_start/window_end: the membership window (a scheduled
+    #   session's start/end are the chat hour; its window adds the margins).
+    # - session_posts.via: 'tag' (carries the hashtag, in the window) or
+    #   'thread' (an untagged reply into, or parent within, the session).
+    # - chats: per-hashtag settings the user gave once (explicit hashtags,
+    #   time zone, hosts, Q&A patterns, schedules), so the automatic
+    #   re-analysis after each import applies them again.
+    # - analysis_dirty: analysed posts that a later sighting changed in a way
+    #   that matters (time, matched, reply links, text); new posts are found
+    #   by posts.conversation_id IS NULL, so inserts cost nothing extra.
+    # - posts_au is re-created to fire only when indexed columns change: the
+    #   analysis writes conversation_id/question_id/answer_to_id on every
+    #   post, which must not rewrite the FTS index.
+    db.executescript(
+        """
+        ALTER TABLE sessions ADD COLUMN window_start TEXT;
+        ALTER TABLE sessions ADD COLUMN window_end TEXT;
+        ALTER TABLE sessions ADD COLUMN configured_hosts TEXT;  -- JSON: --host given for this session
+        CREATE INDEX idx_sessions_hashtag ON sessions(hashtag COLLATE NOCASE, start);
+        ALTER TABLE session_posts ADD COLUMN via TEXT;
+        CREATE INDEX idx_questions_session ON questions(session_id, number);
+        CREATE INDEX idx_posts_question_id ON posts(question_id) WHERE question_id IS NOT NULL;
+        CREATE INDEX idx_posts_answer_to_id ON posts(answer_to_id) WHERE answer_to_id IS NOT NULL;
+        CREATE INDEX idx_conversations_session ON conversations(session_id);
+
+        CREATE TABLE chats (
+            hashtag TEXT PRIMARY KEY COLLATE NOCASE,
+            explicit INTEGER NOT NULL DEFAULT 0,  -- named by the user: always analysed
+            timezone TEXT,
+            hosts TEXT,              -- JSON array of handles
+            gap_seconds INTEGER,
+            min_posts INTEGER,
+            question_pattern TEXT,
+            answer_pattern TEXT,
+            schedules TEXT           -- JSON array of {every, timezone, duration, before, after, title}
+        );
+
+        CREATE TABLE analysis_dirty (post_id TEXT PRIMARY KEY) WITHOUT ROWID;
+        CREATE TRIGGER posts_analysis_dirty
+        AFTER UPDATE OF created_at, matched, reply_to_id, root_id, quote_of_id, text, is_repost, author_id
+        ON posts
+        WHEN NEW.conversation_id IS NOT NULL AND (
+            NEW.created_at IS NOT OLD.created_at OR NEW.matched IS NOT OLD.matched
+            OR NEW.reply_to_id IS NOT OLD.reply_to_id OR NEW.root_id IS NOT OLD.root_id
+            OR NEW.quote_of_id IS NOT OLD.quote_of_id OR NEW.text IS NOT OLD.text
+            OR NEW.is_repost IS NOT OLD.is_repost OR NEW.author_id IS NOT OLD.author_id)
+        BEGIN
+            INSERT OR IGNORE INTO analysis_dirty (post_id) VALUES (NEW.id);
+        END;
+
+        DROP TRIGGER IF EXISTS posts_au;
+        CREATE TRIGGER posts_au AFTER UPDATE OF text, author_handle, author_name ON posts BEGIN
+          INSERT INTO posts_fts (posts_fts, rowid, text, author_handle, author_name)
+            VALUES ('delete', old.rowid, old.text, old.author_handle, old.author_name);
+          INSERT INTO posts_fts (rowid, text, author_handle, author_name)
+            VALUES (new.rowid, new.text, new.author_handle, new.author_name);
+        END;
+
+        -- One thread in time order: SELECT * FROM thread_posts WHERE conversation_id = ?
+        -- (threads.THREAD_SQL gives reply order with depth).
+        CREATE VIEW thread_posts AS
+        SELECT conversation_id, id, reply_to_id, quote_of_id, created_at, platform,
+               author_id, author_handle, text, url, question_id, answer_to_id
+        FROM posts WHERE conversation_id IS NOT NULL
+        ORDER BY conversation_id, created_at, id;
+        """
+    )
+
+
+@migrations()
+def m201_capture(db: sqlite_utils.Database) -> None:
+    # Live capture (chatarchive/capture/).
+    # - capture_pages: every API response page exactly as received (the
+    #   archive is the record: `raw` keeps one object per post, but an X
+    #   page's includes or a Bluesky cursor only exist at page level).
+    #   Request URLs only: tokens travel in headers and are never stored.
+    # - captures.resume_key: platform + query + endpoint + window; a rerun
+    #   with the same key continues from the newest row's state.
+    # - captures.pages / problems: pages committed, recent problems (JSON).
+    db.executescript(
+        """
+        CREATE TABLE capture_pages (
+            id INTEGER PRIMARY KEY,
+            capture_id INTEGER REFERENCES captures(id),
+            platform TEXT,
+            kind TEXT,             -- search | context
+            url TEXT,
+            retrieved_at TEXT,
+            posts INTEGER,
+            json TEXT
+        );
+        CREATE INDEX idx_capture_pages_capture ON capture_pages(capture_id);
+        ALTER TABLE captures ADD COLUMN resume_key TEXT;
+        ALTER TABLE captures ADD COLUMN pages INTEGER;
+        ALTER TABLE captures ADD COLUMN problems TEXT;
+        CREATE INDEX idx_captures_resume_key ON captures(resume_key);
+        """
+    )
+
+
+@migrations()
+def m301_serve(db: sqlite_utils.Database) -> None:
+    # Datasette (serve.py) facets on posts by platform: without an index the
+    # facet scans every post and times out on big archives.  The two views
+    # give Datasette one row per (session, post) and per (hashtag, post), so
+    # posts can be faceted by session, question and hashtag, which live in
+    # link tables.  Columns are named, not *, so later migrations that add
+    # columns to posts leave the views' shape alone.
+    db.executescript(
+        """
+        CREATE INDEX IF NOT EXISTS idx_posts_platform ON posts(platform);
+
+        CREATE VIEW posts_in_sessions AS
+        SELECT s.slug AS session, s.hashtag AS hashtag, p.created_at AS created_at,
+               p.author_handle AS author, p.platform AS platform, q.number AS question,
+               CASE WHEN p.question_id IS NOT NULL THEN 'question'
+                    WHEN p.answer_to_id IS NOT NULL THEN 'answer' ELSE '' END AS role,
+               p.text AS text, p.url AS url, p.id AS post_id
+        FROM session_posts sp
+        JOIN sessions s ON s.id = sp.session_id
+        JOIN posts p ON p.id = sp.post_id
+        LEFT JOIN questions q ON q.id = coalesce(p.question_id, p.answer_to_id);
+
+        CREATE VIEW posts_by_hashtag AS
+        SELECT h.tag AS hashtag, p.created_at AS created_at, p.author_handle AS author,
+               p.platform AS platform, p.text AS text, p.url AS url, p.id AS post_id
+        FROM post_hashtags ph
+        JOIN hashtags h ON h.id = ph.hashtag_id
+        JOIN posts p ON p.id = ph.post_id;
+        """
+    )
+
+
 def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (creating when missing) an archive and bring its schema up to date."""
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -230,46 +367,70 @@ POST_COLUMNS = [
     "reply_to_local_id", "spoiler_text", "edited_at",
 ]
 _COUNTS = {"like_count", "repost_count", "reply_count", "quote_count"}
+# Columns the FTS index holds: an UPDATE that leaves them alone must not
+# name them, so the posts_au trigger (UPDATE OF these) does not fire.
+_FTS_COLUMNS = ("text", "author_handle", "author_name")
+_IDX = {c: i for i, c in enumerate(POST_COLUMNS)}
+_MATCHED, _IS_REPOST = _IDX["matched"], _IDX["is_repost"]
+_COUNT_IDX = frozenset(_IDX[c] for c in _COUNTS)
+_FTS_IDX = tuple(_IDX[c] for c in _FTS_COLUMNS)
+_PLAIN_COLUMNS = [c for c in POST_COLUMNS if c != "id" and c not in _FTS_COLUMNS]
+_PLAIN_IDX = [_IDX[c] for c in _PLAIN_COLUMNS]
+# Which rule merges each column: 0 plain, 1 flag (only goes up), 2 count.
+_RULE = tuple(1 if i in (_MATCHED, _IS_REPOST) else 2 if i in _COUNT_IDX else 0
+              for i in range(len(POST_COLUMNS)))
+
+
+def _values(post: Post) -> list[Any]:
+    """A post as a list of column values in POST_COLUMNS order."""
+    a = post.author
+    return [
+        post.id, post.platform, post.source, post.url,
+        a.id if a else None, a.handle if a else None, a.name if a else None,
+        post.text or "", post.html, post.created_at, post.reply_to_id, post.reply_to_author,
+        post.root_id, post.quote_of_id, 1 if post.is_repost else 0, post.lang,
+        post.like_count, post.repost_count, post.reply_count, post.quote_count,
+        1 if post.matched else 0, post.local_id, post.instance, post.reply_to_local_id,
+        post.spoiler_text, post.edited_at,
+    ]
 
 
 def post_row(post: Post) -> dict[str, Any]:
-    a = post.author
-    return {
-        "id": post.id, "platform": post.platform, "source": post.source,
-        "url": post.url, "author_id": a.id if a else None,
-        "author_handle": a.handle if a else None, "author_name": a.name if a else None,
-        "text": post.text or "", "html": post.html, "created_at": post.created_at,
-        "reply_to_id": post.reply_to_id, "reply_to_author": post.reply_to_author,
-        "root_id": post.root_id, "quote_of_id": post.quote_of_id,
-        "is_repost": 1 if post.is_repost else 0, "lang": post.lang,
-        "like_count": post.like_count, "repost_count": post.repost_count,
-        "reply_count": post.reply_count, "quote_count": post.quote_count,
-        "matched": 1 if post.matched else 0, "local_id": post.local_id,
-        "instance": post.instance, "reply_to_local_id": post.reply_to_local_id,
-        "spoiler_text": post.spoiler_text, "edited_at": post.edited_at,
-    }
+    return dict(zip(POST_COLUMNS, _values(post)))
+
+
+def _merge_values(old: list[Any], new: list[Any]) -> list[Any]:
+    """Combine two sightings of one post (``new`` is the later one); see merge_rows."""
+    if old == new:
+        return old
+    prefer_new = new[_MATCHED] >= old[_MATCHED]
+    out = list(old)
+    for i, rule in enumerate(_RULE):
+        n = new[i]
+        if rule == 0:
+            if n is None or n == "":
+                if out[i] is None:
+                    out[i] = n
+            elif prefer_new or out[i] is None or out[i] == "":
+                out[i] = n
+        elif rule == 2:
+            if n is not None:
+                out[i] = n
+        elif n and not out[i]:
+            out[i] = n
+    return out
 
 
 def merge_rows(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Combine two sightings of one post.
+    """Combine two sightings of one post (``new`` is the later one).
 
-    The sighting that matched the query (or, at equal rank, the newer one)
-    wins; nothing known is replaced by NULL; counts take the newest known
-    value; matched and is_repost only ever go up.
+    The sighting that matched the query (or, at equal rank, the later one)
+    wins; nothing known is replaced by NULL or ""; counts take the latest
+    known value (NULL means unknown and never overwrites, 0 is a value);
+    matched and is_repost only ever go up.
     """
-    prefer_new = new["matched"] >= old["matched"]
-    out = dict(old)
-    for col in POST_COLUMNS:
-        n, o = new.get(col), old.get(col)
-        if col == "matched" or col == "is_repost":
-            out[col] = max(o or 0, n or 0)
-        elif col in _COUNTS:
-            out[col] = n if n is not None else o
-        elif n is None or n == "":
-            out[col] = o if o is not None else n
-        elif o is None or o == "" or prefer_new:
-            out[col] = n
-    return out
+    merged = _merge_values([old.get(c) for c in POST_COLUMNS], [new.get(c) for c in POST_COLUMNS])
+    return dict(zip(POST_COLUMNS, merged))
 
 
 @dataclass
@@ -290,87 +451,171 @@ def _chunks(seq: list, n: int) -> Iterator[list]:
         yield seq[i : i + n]
 
 
+def _raw_json(raw: Any) -> str | None:
+    if raw is None or isinstance(raw, str):
+        return raw
+    return orjson.dumps(raw).decode()
+
+
+def _union(old: list, new: list) -> list:
+    if not new or new == old:
+        return old
+    return old + [x for x in new if x not in old]
+
+
+class _Pending:
+    """One post waiting in a batch: its column values, entities and raw JSON
+    (serialized at once, so the parsed source page can be freed)."""
+
+    __slots__ = ("values", "hashtags", "mentions", "links", "media", "raw")
+
+    def __init__(self, post: Post):
+        self.values = _values(post)
+        self.hashtags = post.hashtags
+        self.mentions = post.mentions
+        self.links = post.links
+        self.media = post.media
+        self.raw = _raw_json(post.raw)
+
+    def merge(self, later: "_Pending") -> None:
+        later_wins = later.values[_MATCHED] >= self.values[_MATCHED]
+        self.values = _merge_values(self.values, later.values)
+        self.hashtags = _union(self.hashtags, later.hashtags)
+        self.mentions = _union(self.mentions, later.mentions)
+        self.links = _union(self.links, later.links)
+        if later.media:
+            urls = {m.url for m in self.media}
+            self.media = self.media + [m for m in later.media if m.url not in urls]
+        if later.raw is not None and (later_wins or self.raw is None):
+            self.raw = later.raw
+
+
+def _max_variables(conn: sqlite3.Connection) -> int:
+    getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
+    if getlimit is not None:
+        return getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+
+
+_CACHE_LIMIT = 100_000  # ids of hashtags/links/media remembered per writer
+
+
 class PostWriter:
     """Batched, idempotent writer of Post records (and their authors,
     entities and raw source objects).  Call :meth:`add` with posts, then
-    :meth:`flush`; the caller owns the transaction."""
+    :meth:`flush`; the caller owns the transaction.
+
+    Speed matters (a million posts per import): posts are inserted with
+    multi-row INSERT statements, so the FTS trigger's per-statement work
+    (FTS5 flushes its pending terms at every statement savepoint) happens
+    once per few hundred rows instead of once per row; entity ids are
+    resolved per batch with set-based SQL and kept in bounded caches."""
 
     def __init__(self, db: sqlite_utils.Database, batch_size: int = 2000):
         self.db = db
         self.conn = db.conn
         self.batch_size = batch_size
-        self.pending: dict[str, Post] = {}
+        self.pending: dict[str, _Pending] = {}
+        self.authors: dict[str, tuple] = {}
         self.stats = SaveStats()
         self._tag_ids: dict[str, int] = {}
         self._link_ids: dict[str, int] = {}
-        cols = ", ".join(POST_COLUMNS)
-        marks = ", ".join("?" for _ in POST_COLUMNS)
-        self._insert_sql = f"INSERT INTO posts ({cols}) VALUES ({marks})"
+        self._media_ids: dict[str, int] = {}
+        ncols = len(POST_COLUMNS)
+        self._rows_per_insert = max(1, min(500, _max_variables(self.conn) // ncols))
+        self._row_marks = "(" + ", ".join("?" * ncols) + ")"
+        self._insert_head = f"INSERT INTO posts ({', '.join(POST_COLUMNS)}) VALUES "
         sets = ", ".join(f"{c} = ?" for c in POST_COLUMNS if c != "id")
         self._update_sql = f"UPDATE posts SET {sets} WHERE id = ?"
+        plain = ", ".join(f"{c} = ?" for c in _PLAIN_COLUMNS)
+        self._update_plain_sql = f"UPDATE posts SET {plain} WHERE id = ?"
+        self._select_head = f"SELECT {', '.join(POST_COLUMNS)} FROM posts WHERE id IN "
 
     def add(self, posts: Iterable[Post]) -> None:
+        pending, authors = self.pending, self.authors
         for post in posts:
-            prior = self.pending.get(post.id)
-            if prior is not None:
-                # Same post twice in one batch (a context copy and the real
-                # one): keep the better sighting, fill gaps from the other.
-                if (post.matched, True) < (prior.matched, True):
-                    prior, post = post, prior
-                self.pending[post.id] = _merge_posts(prior, post)
+            entry = _Pending(post)
+            a = post.author
+            if a is not None:
+                new = (a.id, a.platform, a.handle, a.name, a.avatar_url, a.url)
+                old = authors.get(a.id)
+                authors[a.id] = new if old is None or old == new else tuple(
+                    n if n is not None else o for o, n in zip(old, new))
+            prior = pending.get(post.id)
+            if prior is None:
+                pending[post.id] = entry
             else:
-                self.pending[post.id] = post
-            if len(self.pending) >= self.batch_size:
+                # Same post twice in one batch (a context copy and the real one).
+                prior.merge(entry)
+            if len(pending) >= self.batch_size:
                 self.flush()
 
     def flush(self) -> SaveStats:
-        if not self.pending:
+        if not self.pending and not self.authors:
             return self.stats
-        posts = list(self.pending.values())
-        self.pending = {}
+        entries = list(self.pending.values())
+        self.pending.clear()  # in place: add() holds a reference
         conn = self.conn
-        self._save_authors(posts)
-        existing: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks([p.id for p in posts], 500):
-            q = f"SELECT {', '.join(POST_COLUMNS)} FROM posts WHERE id IN ({', '.join('?' * len(chunk))})"
-            for row in conn.execute(q, chunk):
-                existing[row[0]] = dict(zip(POST_COLUMNS, row))
-        inserts, updates, changed_posts = [], [], []
-        for post in posts:
-            row = post_row(post)
-            old = existing.get(post.id)
+        self._save_authors()
+        existing: dict[str, list[Any]] = {}
+        for chunk in _chunks([e.values[0] for e in entries], 500):
+            sql = self._select_head + "(" + ", ".join("?" * len(chunk)) + ")"
+            for row in conn.execute(sql, chunk):
+                existing[row[0]] = list(row)
+        inserts: list[list[Any]] = []
+        update_all: list[list[Any]] = []
+        update_plain: list[list[Any]] = []
+        raws_replace: list[tuple] = []
+        raws_keep: list[tuple] = []
+        for e in entries:
+            values = e.values
+            old = existing.get(values[0])
             if old is None:
-                inserts.append([row[c] for c in POST_COLUMNS])
-                changed_posts.append(post)
+                inserts.append(values)
+                if e.raw is not None:
+                    raws_replace.append((values[0], values[2], e.raw))
+                continue
+            merged = _merge_values(old, values)
+            changed = merged is not old and merged != old
+            if not changed:
+                self.stats.unchanged += 1
+            elif any(merged[i] != old[i] for i in _FTS_IDX):
+                update_all.append(merged[1:] + [values[0]])
             else:
-                merged = merge_rows(old, row)
-                if merged != old:
-                    updates.append([merged[c] for c in POST_COLUMNS if c != "id"] + [post.id])
-                    changed_posts.append(post)
-                else:
-                    self.stats.unchanged += 1
+                update_plain.append([merged[i] for i in _PLAIN_IDX] + [values[0]])
+            if e.raw is not None:
+                # The raw object of a sighting that changed the post and wins
+                # (matched over a context copy) replaces the stored one; any
+                # other is kept only when this format has none yet.
+                later_wins = changed and values[_MATCHED] >= old[_MATCHED]
+                (raws_replace if later_wins else raws_keep).append((values[0], values[2], e.raw))
         if inserts:
-            conn.executemany(self._insert_sql, inserts)
-        if updates:
-            conn.executemany(self._update_sql, updates)
+            self._insert(inserts)
+        if update_all:
+            conn.executemany(self._update_sql, update_all)
+        if update_plain:
+            conn.executemany(self._update_plain_sql, update_plain)
         self.stats.added += len(inserts)
-        self.stats.updated += len(updates)
-        self._save_entities(changed_posts)
-        conn.executemany(
-            "INSERT OR REPLACE INTO raw (post_id, format, json) VALUES (?, ?, ?)",
-            [
-                (p.id, p.source, p.raw if isinstance(p.raw, str) else orjson.dumps(p.raw).decode())
-                for p in changed_posts
-                if p.raw is not None
-            ],
-        )
+        self.stats.updated += len(update_all) + len(update_plain)
+        self._save_entities(entries)
+        if raws_replace:
+            conn.executemany("INSERT OR REPLACE INTO raw (post_id, format, json) VALUES (?, ?, ?)", raws_replace)
+        if raws_keep:
+            conn.executemany("INSERT OR IGNORE INTO raw (post_id, format, json) VALUES (?, ?, ?)", raws_keep)
         return self.stats
 
-    def _save_authors(self, posts: list[Post]) -> None:
-        authors = {}
-        for p in posts:
-            if p.author is not None:
-                authors[p.author.id] = p.author
+    def _insert(self, rows: list[list[Any]]) -> None:
+        n = self._rows_per_insert
+        for i in range(0, len(rows), n):
+            chunk = rows[i : i + n]
+            sql = self._insert_head + ", ".join([self._row_marks] * len(chunk))
+            self.conn.execute(sql, list(chain.from_iterable(chunk)))
+
+    def _save_authors(self) -> None:
+        if not self.authors:
+            return
+        rows = list(self.authors.values())
+        self.authors.clear()
         self.conn.executemany(
             """INSERT INTO authors (id, platform, handle, name, avatar_url, url)
                VALUES (?, ?, ?, ?, ?, ?)
@@ -383,73 +628,85 @@ class PostWriter:
                   OR coalesce(excluded.name, name) IS NOT name
                   OR coalesce(excluded.avatar_url, avatar_url) IS NOT avatar_url
                   OR coalesce(excluded.url, url) IS NOT url""",
-            [(a.id, a.platform, a.handle, a.name, a.avatar_url, a.url) for a in authors.values()],
+            rows,
         )
 
-    def _id_for(self, cache: dict[str, int], table: str, column: str, value: str) -> int:
-        key = value.lower() if table == "hashtags" else value
-        got = cache.get(key)
-        if got is None:
-            row = self.conn.execute(f"SELECT id FROM {table} WHERE {column} = ?", (value,)).fetchone()
-            if row is None:
-                got = self.conn.execute(f"INSERT INTO {table} ({column}) VALUES (?)", (value,)).lastrowid
-            else:
-                got = row[0]
-            cache[key] = got
-        return got
+    def _ids(self, cache: dict[str, int], table: str, column: str, values: dict[str, Any]) -> None:
+        """Make sure every value has a row in table, and its id is in cache."""
+        missing = [v for v in values if v not in cache]
+        if not missing:
+            return
+        if len(cache) + len(missing) > _CACHE_LIMIT:
+            cache.clear()
+            missing = list(values)
+        conn = self.conn
+        if table != "media":
+            conn.executemany(f"INSERT OR IGNORE INTO {table} ({column}) VALUES (?)", [(v,) for v in missing])
+        for chunk in _chunks(missing, 500):
+            sql = f"SELECT {column}, id FROM {table} WHERE {column} IN ({', '.join('?' * len(chunk))})"
+            found = dict(conn.execute(sql, chunk).fetchall())
+            for v in chunk:
+                got = found.get(v)
+                if got is None and table == "hashtags":
+                    # stored with another case (the column is COLLATE NOCASE)
+                    got = conn.execute("SELECT id FROM hashtags WHERE tag = ?", (v,)).fetchone()[0]
+                cache[v] = got
 
-    def _save_entities(self, posts: list[Post]) -> None:
+    def _save_entities(self, entries: list[_Pending]) -> None:
         # Union semantics: a later sighting adds entities, never removes them.
-        tags, mentions, links, media = [], [], [], []
-        for p in posts:
-            for t in p.hashtags:
+        # dicts, not sets: new rows get ids in the order of the input
+        tags: dict[str, None] = {}
+        urls: dict[str, None] = {}
+        media: dict[str, Media] = {}
+        for e in entries:
+            for t in e.hashtags:
                 if t:
-                    tags.append((p.id, self._id_for(self._tag_ids, "hashtags", "tag", t)))
-            for m in p.mentions:
-                if m:
-                    mentions.append((p.id, m))
-            for u in p.links:
+                    tags[t] = None
+            for u in e.links:
                 if u:
-                    links.append((p.id, self._id_for(self._link_ids, "links", "url", u)))
-            for m in p.media:
+                    urls[u] = None
+            for m in e.media:
                 if m.url:
-                    media.append((p.id, m))
-        c = self.conn
-        c.executemany("INSERT OR IGNORE INTO post_hashtags (post_id, hashtag_id) VALUES (?, ?)", tags)
-        c.executemany("INSERT OR IGNORE INTO mentions (post_id, handle) VALUES (?, ?)", mentions)
-        c.executemany("INSERT OR IGNORE INTO post_links (post_id, link_id) VALUES (?, ?)", links)
-        for post_id, m in media:
-            c.execute(
+                    media[m.url] = m
+        conn = self.conn
+        if media:
+            conn.executemany(
                 """INSERT INTO media (url, type, alt, preview_url) VALUES (?, ?, ?, ?)
                    ON CONFLICT(url) DO UPDATE SET
                      type = coalesce(excluded.type, type), alt = coalesce(excluded.alt, alt),
-                     preview_url = coalesce(excluded.preview_url, preview_url)""",
-                (m.url, m.type, m.alt, m.preview_url),
+                     preview_url = coalesce(excluded.preview_url, preview_url)
+                   WHERE coalesce(excluded.type, type) IS NOT type
+                      OR coalesce(excluded.alt, alt) IS NOT alt
+                      OR coalesce(excluded.preview_url, preview_url) IS NOT preview_url""",
+                [(m.url, m.type, m.alt, m.preview_url) for m in media.values()],
             )
-            media_id = c.execute("SELECT id FROM media WHERE url = ?", (m.url,)).fetchone()[0]
-            c.execute("INSERT OR IGNORE INTO post_media (post_id, media_id) VALUES (?, ?)", (post_id, media_id))
-
-
-def _merge_posts(worse: Post, better: Post) -> Post:
-    """Merge two Post objects of the same id within one batch."""
-    row = merge_rows(post_row(worse), post_row(better))
-    out = better
-    for col in ("url", "text", "html", "created_at", "reply_to_id", "reply_to_author", "root_id",
-                "quote_of_id", "lang", "like_count", "repost_count", "reply_count", "quote_count",
-                "local_id", "instance", "reply_to_local_id", "spoiler_text", "edited_at"):
-        setattr(out, col, row[col])
-    out.matched = bool(row["matched"])
-    out.is_repost = bool(row["is_repost"])
-    for attr in ("hashtags", "mentions", "links"):
-        merged = list(dict.fromkeys(getattr(better, attr) + getattr(worse, attr)))
-        setattr(out, attr, merged)
-    seen = {m.url for m in better.media}
-    out.media = better.media + [m for m in worse.media if m.url not in seen]
-    if out.author is None:
-        out.author = worse.author
-    if out.raw is None:
-        out.raw = worse.raw
-    return out
+        self._ids(self._tag_ids, "hashtags", "tag", tags)
+        self._ids(self._link_ids, "links", "url", urls)
+        self._ids(self._media_ids, "media", "url", media)
+        tag_ids, link_ids, media_ids = self._tag_ids, self._link_ids, self._media_ids
+        post_tags, mentions, post_links, post_media = [], [], [], []
+        for e in entries:
+            pid = e.values[0]
+            for t in e.hashtags:
+                if t:
+                    post_tags.append((pid, tag_ids[t]))
+            for m in e.mentions:
+                if m:
+                    mentions.append((pid, m))
+            for u in e.links:
+                if u:
+                    post_links.append((pid, link_ids[u]))
+            for m in e.media:
+                if m.url:
+                    post_media.append((pid, media_ids[m.url]))
+        if post_tags:
+            conn.executemany("INSERT OR IGNORE INTO post_hashtags (post_id, hashtag_id) VALUES (?, ?)", post_tags)
+        if mentions:
+            conn.executemany("INSERT OR IGNORE INTO mentions (post_id, handle) VALUES (?, ?)", mentions)
+        if post_links:
+            conn.executemany("INSERT OR IGNORE INTO post_links (post_id, link_id) VALUES (?, ?)", post_links)
+        if post_media:
+            conn.executemany("INSERT OR IGNORE INTO post_media (post_id, media_id) VALUES (?, ?)", post_media)
 
 
 def save_posts(db: sqlite_utils.Database, posts: Iterable[Post]) -> SaveStats:

@@ -29,6 +29,9 @@ from ..errors import InputError
 from ..models import Post
 
 HEAD_BYTES = 1 << 16
+# Detection reads at most this much ahead looking for the end of the first
+# JSONL line; a longer "line" is a one-line JSON document read whole anyway.
+MAX_LINE_BYTES = 1 << 26
 
 
 class Skip(Exception):
@@ -98,6 +101,7 @@ class InputFile:
         except (OSError, EOFError) as e:
             raise InputError(f"{self.display}: cannot read compressed data ({e})")
         self._head_used = False
+        self._eof = len(self.head) < HEAD_BYTES
 
     def _peek_raw(self, n: int) -> bytes:
         raw = self._raw
@@ -106,6 +110,37 @@ class InputFile:
         data = raw.read(n)  # stdin without peek: keep it in front
         self._raw = _Prefixed(data, raw)  # type: ignore[assignment]
         return data
+
+    def extend_head(self, complete_lines: int = 1, limit: int = MAX_LINE_BYTES) -> None:
+        """Read on until the head holds ``complete_lines`` whole non-blank
+        lines (or the file ends, or ``limit`` bytes): one twarc2 page is one
+        line of a few hundred KB, far more than HEAD_BYTES.  The extra bytes
+        stay in the head, so ``chunks()`` still yields the file unchanged."""
+        if self._head_used or self._eof or _complete_lines(self.head) >= complete_lines:
+            return
+        parts, size = [self.head], len(self.head)
+        try:
+            while size < limit:
+                more = self._stream.read(1 << 20)
+                if not more:
+                    self._eof = True
+                    break
+                parts.append(more)
+                size += len(more)
+                if b"\n" in more and _complete_lines(b"".join(parts)) >= complete_lines:
+                    break
+        except (OSError, EOFError):
+            self._eof = True  # a truncated gzip: records() will report it
+        self.head = b"".join(parts)
+
+    def read_head_to_end(self) -> None:
+        """Make the head the whole (decompressed) file: for JSON documents."""
+        if not self._head_used and not self._eof:
+            try:
+                self.head += self._stream.read()
+            except (OSError, EOFError):
+                pass
+            self._eof = True
 
     @property
     def bytes_read(self) -> int:
@@ -189,10 +224,51 @@ def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
 
 
+def _complete_lines(head: bytes) -> int:
+    """How many whole non-blank lines the head holds (0, 1 or 2 is all we need)."""
+    n = 0
+    for line in head.split(b"\n", 8)[:-1]:
+        if line.strip():
+            n += 1
+            if n >= 2:
+                break
+    return n
+
+
+def is_jsonl(f: InputFile) -> bool:
+    """JSON Lines (one value per line) rather than one (pretty-printed) document.
+
+    JSONL when the first non-blank line is a JSON value by itself; also when
+    it is broken (a truncated first record) but a later line in the head is a
+    JSON object, unless the first line is a lone ``{`` or ``[``, which opens
+    a pretty-printed document."""
+    cached = getattr(f, "_is_jsonl", None)
+    if cached is not None:
+        return cached
+    f.extend_head(2)
+    lines = [line for line in f.head.split(b"\n")[:50] if line.strip()]
+    answer = False
+    if lines:
+        first = lines[0].strip().lstrip(b"\xef\xbb\xbf")
+        if _loads_or_nothing(first) is not _NOTHING:
+            answer = True
+        elif first not in (b"{", b"[") and not first.endswith((b"{", b"[")):
+            answer = any(isinstance(_loads_or_nothing(line), dict) for line in lines[1:])
+    f._is_jsonl = answer  # type: ignore[attr-defined]
+    return answer
+
+
+def _loads_or_nothing(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _NOTHING
+
+
 def json_records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
     """JSONL: one record per line.  A whole JSON document (pretty printed):
     the document, or each element of a top-level list."""
-    if _first_line_value(f.head) is not _NOTHING:
+    if is_jsonl(f):
         for n, line in enumerate(f.lines(), 1):
             if not line.strip():
                 continue
@@ -248,42 +324,19 @@ def csv_records(f: InputFile, ctx: Context, header_row: int = 0) -> Iterator[tup
 _NOTHING = object()
 
 
-def _first_line_value(head: bytes) -> Any:
-    """The JSON value on the first non-blank line, or _NOTHING."""
-    for line in head.split(b"\n")[:50]:
-        if line.strip():
-            try:
-                return orjson.loads(line)
-            except orjson.JSONDecodeError:
-                return _NOTHING
-    return _NOTHING
-
-
 def _first_json_value(f: InputFile) -> Any:
-    value = _first_line_value(f.head)
-    if value is not _NOTHING:
-        return value
-    # A whole (probably pretty-printed) document: the head alone may be cut,
-    # so parse everything (documents of this kind are small API responses).
-    data = f.head if len(f.head) < HEAD_BYTES else f.head + b"".join(_peek_rest(f))
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        # maybe JSONL whose first line is broken: try the next lines
-        for line in f.head.split(b"\n")[1:50]:
-            try:
-                return orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
+    """The first record of a JSONL file, or the whole JSON document."""
+    if is_jsonl(f):
+        for line in f.head.split(b"\n")[:50]:
+            if line.strip():
+                value = _loads_or_nothing(line)
+                if value is not _NOTHING:
+                    return value
         return _NOTHING
-    return doc
-
-
-def _peek_rest(f: InputFile) -> Iterator[bytes]:
-    # Read the rest once and keep it as the head so records() sees it all.
-    rest = f._stream.read()
-    f.head = f.head + rest
-    yield rest
+    # A whole (probably pretty-printed) document: the head alone may be cut,
+    # so parse everything (documents are read whole by json_records anyway).
+    f.read_head_to_end()
+    return _loads_or_nothing(f.head)
 
 
 def sample_of(value: Any) -> Any:

@@ -7,6 +7,7 @@ The August 2026 OpenAPI renames some fields (``referenced_posts``,
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, Iterator
 
 from ..models import Author, Media, Post
@@ -36,7 +37,7 @@ def unescape_x(text: str) -> str:
 def _int(v: Any) -> int | None:
     if v is None or v == "":
         return None
-    return int(v)
+    return v if type(v) is int else int(v)
 
 
 def user_to_author(user: dict | None, fallback_id: str | None) -> Author | None:
@@ -55,6 +56,17 @@ def user_to_author(user: dict | None, fallback_id: str | None) -> Author | None:
     )
 
 
+# X sends times as 2024-05-13T19:05:12.000Z, already the archive's format:
+# only other shapes go through the (slower) general parser.
+_ARCHIVE_TIME = re.compile(r"\d{4}-[01]\d-[0-3]\dT[0-2]\d:[0-5]\d:[0-6]\d\.\d{3}Z")
+
+
+def _time(value: Any) -> str:
+    if type(value) is str and len(value) == 24 and _ARCHIVE_TIME.fullmatch(value):
+        return value
+    return iso_from_iso(value)
+
+
 def tweet_to_post(
     tweet: dict,
     users: dict[str, dict],
@@ -69,58 +81,71 @@ def tweet_to_post(
     tid = str(tweet["id"])
     if not tid.isdigit():
         raise Skip(f"post id {tid!r} is not a number")
-    author_id = tweet.get("author_id")
-    author = user_to_author(tweet.get("author") or users.get(str(author_id)), author_id)
-    note = tweet.get("note_tweet") or tweet.get("note_post") or {}
-    text = note.get("text") or tweet.get("text") or ""
-    entities = note.get("entities") or tweet.get("entities") or {}
-    retweeted = _ref_id(tweet, "retweeted")
+    get = tweet.get
+    author_id = get("author_id")
+    author = user_to_author(get("author") or users.get(str(author_id)), author_id)
+    note = get("note_tweet") or get("note_post") or {}
+    text = note.get("text") or get("text") or ""
+    entities = note.get("entities") or get("entities") or {}
+    reply_to = quoted = retweeted = None
+    for ref in get("referenced_tweets") or get("referenced_posts") or ():
+        kind = ref.get("type")
+        if kind == "replied_to":
+            reply_to = reply_to or str(ref["id"])
+        elif kind == "quoted":
+            quoted = quoted or str(ref["id"])
+        elif kind == "retweeted":
+            retweeted = retweeted or str(ref["id"])
     if retweeted and tweets.get(retweeted, {}).get("text"):
         original = tweets[retweeted]
         orig_author = users.get(str(original.get("author_id")), {}).get("username")
-        full = (original.get("note_tweet") or {}).get("text") or original["text"]
+        full = (original.get("note_tweet") or original.get("note_post") or {}).get("text") or original["text"]
         text = f"RT @{orig_author}: {full}" if orig_author else text
-    reply_to = _ref_id(tweet, "replied_to")
-    reply_user = tweet.get("in_reply_to_user") or users.get(str(tweet.get("in_reply_to_user_id")))
-    reply_to_author = (reply_user or {}).get("username") or tweet.get("in_reply_to_user_id")
-    metrics = tweet.get("public_metrics") or {}
-    hashtags = [h.get("tag") for h in entities.get("hashtags") or [] if h.get("tag")]
-    mentions = [m.get("username") for m in entities.get("mentions") or [] if m.get("username")]
-    links = []
-    for u in entities.get("urls") or []:
+    reply_to_author = None
+    if reply_to or get("in_reply_to_user_id"):
+        reply_user = get("in_reply_to_user") or users.get(str(get("in_reply_to_user_id")))
+        reply_to_author = (reply_user or {}).get("username") or get("in_reply_to_user_id")
+    metrics = get("public_metrics") or {}
+    hashtags = [h["tag"] for h in entities.get("hashtags") or () if h.get("tag")]
+    mentions = [m["username"] for m in entities.get("mentions") or () if m.get("username")]
+    links: list[str] = []
+    for u in entities.get("urls") or ():
         if u.get("media_key"):
             continue
         link = u.get("unwound_url") or u.get("expanded_url") or u.get("url")
         if link and link not in links:
             links.append(link)
     post_media = []
-    attachments = tweet.get("attachments") or {}
-    media_objs = attachments.get("media")  # flattened form
-    if media_objs is None:
-        media_objs = [media[k] for k in attachments.get("media_keys") or [] if k in media]
-    for m in media_objs or []:
-        url = m.get("url") or m.get("preview_image_url")
-        if url:
-            post_media.append(
-                Media(url=url, type=m.get("type"), alt=m.get("alt_text"),
-                      preview_url=m.get("preview_image_url"))
-            )
+    attachments = get("attachments")
+    if attachments:
+        media_objs = attachments.get("media")  # flattened form
+        if media_objs is None:
+            media_objs = [media[k] for k in attachments.get("media_keys") or () if k in media]
+        for m in media_objs:
+            url = m.get("url") or m.get("preview_image_url")
+            if url:
+                post_media.append(
+                    Media(url=url, type=m.get("type"), alt=m.get("alt_text"),
+                          preview_url=m.get("preview_image_url"))
+                )
     handle = author.handle if author else None
-    text = unescape_x(text)
+    if "&" in text:
+        text = unescape_x(text)
+    conversation_id = get("conversation_id")
     return Post(
         id=tid,
         platform="x",
         source=source,
-        created_at=iso_from_iso(tweet["created_at"]),
+        created_at=_time(tweet["created_at"]),
         author=author,
         text=text,
         url=f"https://x.com/{handle}/status/{tid}" if handle else f"https://x.com/i/web/status/{tid}",
         reply_to_id=reply_to,
         reply_to_author=str(reply_to_author) if reply_to_author else None,
-        root_id=str(tweet["conversation_id"]) if tweet.get("conversation_id") else None,
-        quote_of_id=_ref_id(tweet, "quoted"),
+        root_id=str(conversation_id) if conversation_id else None,
+        quote_of_id=quoted,
         is_repost=retweeted is not None,
-        lang=tweet.get("lang"),
+        lang=get("lang"),
         like_count=_int(metrics.get("like_count")),
         repost_count=_int(metrics.get("retweet_count", metrics.get("repost_count"))),
         reply_count=_int(metrics.get("reply_count")),

@@ -1,0 +1,170 @@
+"""Import benchmark: `chatarchive import` against a bare json.loads pass.
+
+Generates (or reuses) N synthetic twarc2 posts with bench/gen_twarc2.py, then
+prints: the file size; the time of a bare stdlib ``json.loads`` pass over the
+same file, line by line; the wall time, posts/s and peak RSS of
+``chatarchive import`` run as a child process; the ratio of the two times;
+and the median latency of ~20 representative full-text queries on the
+resulting archive.  Targets (issue 2): ratio <= 3 at 1,000,000 posts, peak
+RSS < 300 MB, FTS median < 50 ms.
+
+    python bench/import_bench.py 100000
+    python bench/import_bench.py 1000000 --workdir /tmp/bench --keep
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# (query, options) pairs a chat host would type: common and rare words,
+# stemming, phrases, boolean operators, prefixes, author names, filters.
+QUERIES: list[tuple[str, dict]] = [
+    ("community", {}),
+    ("metrics", {}),
+    ("community AND metrics", {}),
+    ("community metrics", {"hashtag": "cmgrchat"}),
+    ('"community metrics"', {}),
+    ("measure", {}),  # stems: measure, measuring
+    ("onboarding OR retention", {}),
+    ("feedback NOT survey", {}),
+    ("insight*", {}),
+    ("moderation trust", {"order": "newest"}),
+    ("welcome", {"hashtag": "edchat", "order": "newest"}),
+    ("zovensol", {}),  # a rare word
+    ("tritanber", {}),
+    ("café", {}),
+    ("A1", {}),
+    ("strategy", {"since": "2026-06-01T00:00:00.000Z"}),
+    ("growth", {"until": "2026-01-01T00:00:00.000Z", "order": "newest"}),
+    ("Labs", {}),
+    ("NEAR(brand content, 5)", {}),
+    ("remote hybrid", {"limit": 100}),
+]
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TB"
+
+
+def bare_json_pass(path: Path) -> tuple[float, int]:
+    """Seconds to read the file and json.loads (stdlib) every line; items seen."""
+    t0 = time.perf_counter()
+    n = 0
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                page = json.loads(line)
+                data = page.get("data")
+                n += len(data) if isinstance(data, list) else 1
+    return time.perf_counter() - t0, n
+
+
+def run_import(db: Path, path: Path, profile: Path | None = None) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (bytes) of the child, and its stdout."""
+    code = "from chatarchive.cli import cli; cli()"
+    if profile:
+        code = f"import cProfile; from chatarchive.cli import cli; cProfile.run('cli()', {str(profile)!r})"
+    cmd = [sys.executable, "-c", code, "import", str(db), str(path), "--no-analyse"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        sys.exit(f"import failed ({proc.returncode}):\n{err.decode()[-2000:]}")
+    return wall, usage.ru_maxrss * 1024, out.decode()
+
+
+def query_latencies(db_path: Path, repeat: int) -> list[tuple[str, float, int]]:
+    from chatarchive.store import open_db, search
+
+    db = open_db(db_path)
+    search(db, "hello")  # open the FTS tables once
+    out = []
+    for q, opts in QUERIES:
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            rows = search(db, q, **opts)
+            times.append(time.perf_counter() - t0)
+        out.append((q + (" " + json.dumps(opts) if opts else ""), statistics.median(times), len(rows)))
+    db.conn.close()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("posts", type=int, nargs="?", default=100_000)
+    ap.add_argument("--workdir", default="/tmp/chatarchive-bench")
+    ap.add_argument("--file", help="use this twarc2 file instead of generating one")
+    ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per query (median taken)")
+    ap.add_argument("--skip-json", action="store_true", help="skip the bare json.loads pass")
+    ap.add_argument("--profile", action="store_true", help="run the import under cProfile (slower)")
+    args = ap.parse_args()
+
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    path = Path(args.file) if args.file else work / f"twarc2-{args.posts}.jsonl"
+    if not path.exists():
+        print(f"generating {args.posts:,} posts into {path} …", flush=True)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, str(HERE / "gen_twarc2.py"), str(args.posts), "-o", str(path)], check=True)
+        print(f"  generated in {time.perf_counter() - t0:.1f} s")
+    size = path.stat().st_size
+    print(f"file:              {path} ({human(size)})")
+
+    json_s = None
+    if not args.skip_json:
+        json_s, items = bare_json_pass(path)
+        print(f"bare json.loads:   {json_s:8.1f} s  ({items:,} posts in data, {human(size / json_s)}/s)")
+
+    db = work / f"bench-{path.stem}.db"
+    for p in (db, Path(str(db) + "-journal"), Path(str(db) + "-wal")):
+        if p.exists():
+            p.unlink()
+    prof = work / "import.prof" if args.profile else None
+    wall, rss, _ = run_import(db, path, prof)
+    if prof:
+        print(f"profile:           {prof} (python -m pstats {prof})")
+
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    posts, matched = conn.execute("select count(*), sum(matched) from posts").fetchone()
+    replies = conn.execute("select count(*) from posts where reply_to_id is not null").fetchone()[0]
+    conn.close()
+    print(f"chatarchive import:{wall:8.1f} s  ({matched:,} matched + {posts - matched:,} context posts, "
+          f"{replies:,} replies; {matched / wall:,.0f} matched posts/s, {posts / wall:,.0f} rows/s)")
+    if json_s:
+        print(f"ratio:             {wall / json_s:8.2f} x the bare json.loads pass (target <= 3)")
+    print(f"peak RSS:          {rss / 2**20:8.1f} MB (target < 300)")
+    print(f"database:          {human(db.stat().st_size)}")
+
+    lat = query_latencies(db, args.repeat)
+    med = statistics.median(t for _, t, _ in lat)
+    print(f"FTS queries:       median {med * 1000:.1f} ms over {len(lat)} queries "
+          f"(max {max(t for _, t, _ in lat) * 1000:.1f} ms; target < 50)")
+    for q, t, n in lat:
+        print(f"  {t * 1000:8.1f} ms  {n:4} rows  {q}")
+    if not args.keep:
+        db.unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,363 @@
+"""Questions and answers of a chat session.
+
+Hosts post numbered questions; participants answer with the number:
+
+* a question starts, after any leading @mentions (and hashtags or emoji),
+  with ``Q1:``, ``Q1.``, ``Q 1 -``, ``Q1)``, ``Q1`` or ``Question 1:``;
+  a teaser ("Q3 coming up in a minute!") is not a question, and the same
+  number asked again (on another platform, or repeated) is the same
+  question, not a second one;
+* hosts are the accounts that post those markers first (or the ones given
+  with ``--host``); only their posts are questions;
+* an answer starts with ``A1:``, ``A 1``, ``a1)``, ``A1a``/``A1b``… (or says
+  ``… A1: …`` early on), or is an unprefixed reply to / quote of a question
+  post by someone other than its asker.  A late answer keeps its number; a
+  repost is never a question or an answer.
+
+``--question-pattern``/``--answer-pattern`` replace the markers with a
+regular expression whose named group ``n`` is the number (``T(?P<n>\\d+):``
+for T1/T2 chats, ``(?P<n>\\d)\\ufe0f\\u20e3`` for keycap emoji).
+
+:func:`analyse_posts` is pure (tested on plain lists); :func:`apply_qa`
+runs it per session and writes ``questions``, ``posts.question_id`` and
+``posts.answer_to_id``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import sqlite_utils
+
+from .errors import ChatArchiveError
+
+DEFAULT_QUESTION = r"(?:Q|Question)\s*(?P<n>\d{1,3})(?=\s*[:.)\-–—]|\s|$)[\s:.)\-–—]*"
+DEFAULT_ANSWER = r"A\s?(?P<n>\d{1,3})[a-z]?(?=$|[\s:.)\-–—,;!/])"
+# "Late to Q1 but A1: …": an answer marker with a colon a few words in.
+EMBEDDED_ANSWER = re.compile(r"(?:^|[\s(])A(?P<n>\d{1,3})[a-z]?:")
+EMBEDDED_WITHIN = 60
+TEASER = re.compile(
+    r"\b(coming up|coming next|up next|next up|is next|comes next|in (?:a|one|\d+|a few|five|ten|two)"
+    r" (?:min|mins|minute|minutes|sec|secs|seconds|moment|moments)|get ready|stay tuned|heads up|"
+    r"shortly|starts soon|soon)\b",
+    re.I,
+)
+HOST_SHARE = 0.25  # a co-host asks at least this share of the top host's questions
+
+_MENTION = re.compile(r"^\s*\.?@[\w.\-]+(?:@[\w.\-]+)?[:,]?")
+_TAG = re.compile(r"^\s*#\w+[:,]?")
+_SYMBOLS = re.compile(r"^[^\w@#]+")
+
+
+def compile_pattern(pattern: str | None, kind: str) -> re.Pattern | None:
+    """A user's --question-pattern/--answer-pattern, checked for a group ``n``."""
+    if not pattern:
+        return None
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        raise ChatArchiveError(f"Invalid --{kind}-pattern {pattern!r}: {e}")
+    if "n" not in rx.groupindex:
+        raise ChatArchiveError(
+            f"--{kind}-pattern {pattern!r} needs a named group n for the number, e.g. T(?P<n>\\d+):"
+        )
+    return rx
+
+
+_DEFAULT_Q = re.compile(DEFAULT_QUESTION, re.I)
+_DEFAULT_A = re.compile(DEFAULT_ANSWER, re.I)
+
+
+def lead_variants(text: str) -> list[str]:
+    """The text after leading @mentions, and after mentions, hashtags and
+    symbols too (so custom emoji markers still see their emoji)."""
+    t = text or ""
+    while True:
+        m = _MENTION.match(t)
+        if not m:
+            break
+        t = t[m.end():]
+    first = t.lstrip()
+    while True:
+        m = _MENTION.match(t) or _TAG.match(t) or _SYMBOLS.match(t)
+        if not m or m.end() == 0:
+            break
+        t = t[m.end():]
+    second = t.lstrip()
+    return [first] if second == first else [first, second]
+
+
+def to_number(value: str | None) -> int | None:
+    """'12' -> 12, '1️⃣' -> 1, '①' -> 1, '🔟' -> 10."""
+    if not value:
+        return None
+    if "\U0001f51f" in value:
+        return 10
+    digits = [unicodedata.digit(c, None) for c in value]
+    digits = [d for d in digits if d is not None]
+    if not digits:
+        return None
+    return int("".join(str(d) for d in digits))
+
+
+def match_marker(text: str, rx: re.Pattern) -> tuple[int, str] | None:
+    """(number, rest of text) when the text starts with the marker."""
+    for t in lead_variants(text):
+        m = rx.match(t)
+        if m:
+            n = to_number(m.group("n"))
+            if n is not None:
+                return n, t[m.end():]
+    return None
+
+
+def is_teaser(rest: str) -> bool:
+    """'coming up in a minute' after a marker announces a question; a real
+    question rarely says so in its first words without asking anything."""
+    head = rest[:60]
+    if not TEASER.search(head):
+        return False
+    return "?" not in rest or len(rest.strip()) < 40
+
+
+def handle_matches(handle: str | None, host: str) -> bool:
+    """A host given as 'cmgrhost' matches cmgrhost, cmgrhost@mastodon.social
+    and cmgrhost.bsky.social (one host on several platforms)."""
+    if not handle:
+        return False
+    h, k = handle.lower().lstrip("@"), host.lower().lstrip("@")
+    return h == k or h.startswith(k + "@") or h.startswith(k + ".") or k.startswith(h + "@")
+
+
+@dataclass
+class QAPost:
+    id: str
+    author_id: str | None
+    handle: str | None
+    text: str
+    created_at: str
+    reply_to_id: str | None = None
+    quote_of_id: str | None = None
+    is_repost: bool = False
+
+
+@dataclass
+class Question:
+    number: int
+    post_id: str
+    text: str
+    created_at: str
+    author_id: str | None
+    handle: str | None
+    post_ids: list[str] = field(default_factory=list)  # the question post and its re-asks
+
+
+@dataclass
+class QAResult:
+    hosts: list[str]
+    questions: dict[int, Question]
+    question_of: dict[str, int]  # post id -> number (question posts, re-asks included)
+    answer_of: dict[str, int]  # post id -> number
+
+
+def analyse_posts(
+    posts: Sequence[QAPost],
+    *,
+    hosts: Iterable[str] | None = None,
+    question_pattern: str | re.Pattern | None = None,
+    answer_pattern: str | re.Pattern | None = None,
+) -> QAResult:
+    """Find hosts, questions and answers among one session's posts (in time order)."""
+    q_rx = _rx(question_pattern, "question") or _DEFAULT_Q
+    a_rx = _rx(answer_pattern, "answer")
+    embedded = a_rx is None
+    a_rx = a_rx or _DEFAULT_A
+    host_list = [h for h in (hosts or []) if h]
+    posts = sorted(posts, key=lambda p: (p.created_at or "", p.id))
+
+    candidates: list[tuple[QAPost, int]] = []
+    for p in posts:
+        if p.is_repost:
+            continue
+        m = match_marker(p.text, q_rx)
+        if m and not is_teaser(m[1]):
+            candidates.append((p, m[0]))
+
+    if host_list:
+        candidates = [(p, n) for p, n in candidates if any(handle_matches(p.handle, h) for h in host_list)]
+        shown_hosts = host_list
+    else:
+        owners: dict[int, QAPost] = {}
+        for p, n in candidates:
+            owners.setdefault(n, p)
+        count: dict[str, int] = {}
+        handle_of: dict[str, str] = {}
+        for p in owners.values():
+            key = p.author_id or p.handle or ""
+            count[key] = count.get(key, 0) + 1
+            handle_of[key] = p.handle or key
+        top = max(count.values(), default=0)
+        keep = {k for k, c in count.items() if c >= max(1, math.ceil(HOST_SHARE * top))}
+        candidates = [(p, n) for p, n in candidates if (p.author_id or p.handle or "") in keep]
+        shown_hosts = [handle_of[k] for k in sorted(keep, key=lambda k: (-count[k], handle_of[k]))]
+
+    questions: dict[int, Question] = {}
+    question_of: dict[str, int] = {}
+    for p, n in candidates:
+        q = questions.get(n)
+        if q is None:
+            q = questions[n] = Question(n, p.id, p.text, p.created_at, p.author_id, p.handle)
+        q.post_ids.append(p.id)
+        question_of[p.id] = n
+
+    answer_of: dict[str, int] = {}
+    for p in posts:
+        if p.is_repost or p.id in question_of:
+            continue
+        n = None
+        m = match_marker(p.text, a_rx)
+        if m and m[0] in questions:
+            n = m[0]
+        elif embedded:
+            e = EMBEDDED_ANSWER.search((p.text or "")[:EMBEDDED_WITHIN + 8])
+            if e and e.start() <= EMBEDDED_WITHIN and to_number(e.group("n")) in questions:
+                n = to_number(e.group("n"))
+        if n is None:
+            for target in (p.reply_to_id, p.quote_of_id):
+                if target and target in question_of:
+                    q = questions[question_of[target]]
+                    if p.author_id is None or p.author_id != q.author_id:
+                        n = q.number
+                        break
+        if n is not None:
+            answer_of[p.id] = n
+    return QAResult(shown_hosts, questions, question_of, answer_of)
+
+
+def _rx(pattern, kind: str) -> re.Pattern | None:
+    if pattern is None or isinstance(pattern, re.Pattern):
+        return pattern
+    return compile_pattern(pattern, kind)
+
+
+# --------------------------------------------------------------------------
+# Applying to sessions
+
+
+def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[str, int]:
+    """Recompute questions and answers of these sessions (all when None).
+
+    Question ids stay stable across re-runs: a question is identified by
+    (session, number)."""
+    from .sessions import get_chat
+
+    conn = db.conn
+    if session_ids is None:
+        ids = [r[0] for r in conn.execute("SELECT id FROM sessions ORDER BY id")]
+        conn.execute("UPDATE posts SET question_id = NULL WHERE question_id IS NOT NULL")
+        conn.execute("UPDATE posts SET answer_to_id = NULL WHERE answer_to_id IS NOT NULL")
+    else:
+        ids = sorted(session_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            m = ",".join("?" * len(chunk))
+            conn.execute(f"""UPDATE posts SET question_id = NULL WHERE question_id IN
+                             (SELECT id FROM questions WHERE session_id IN ({m}))""", chunk)
+            conn.execute(f"""UPDATE posts SET answer_to_id = NULL WHERE answer_to_id IN
+                             (SELECT id FROM questions WHERE session_id IN ({m}))""", chunk)
+    if not ids:
+        return {"questions": 0, "answers": 0}
+    info = {r[0]: r[1:] for r in conn.execute(
+        f"SELECT id, hashtag, configured_hosts FROM sessions WHERE id IN ({','.join('?' * len(ids))})", ids
+    )} if len(ids) <= 30000 else {r[0]: r[1:] for r in conn.execute(
+        "SELECT id, hashtag, configured_hosts FROM sessions")}
+    chats: dict[str, Any] = {}
+    totals = {"questions": 0, "answers": 0}
+    q_updates: list[tuple[int, str]] = []
+    a_updates: list[tuple[int, str]] = []
+
+    def flush() -> None:
+        conn.executemany("UPDATE posts SET question_id = ? WHERE id = ?", q_updates)
+        conn.executemany("UPDATE posts SET answer_to_id = ? WHERE id = ?", a_updates)
+        q_updates.clear()
+        a_updates.clear()
+
+    # One streaming query, session by session: memory stays one session.
+    conn.execute("DROP TABLE IF EXISTS temp._qa")
+    conn.execute("CREATE TEMP TABLE _qa (id INTEGER PRIMARY KEY)")
+    conn.executemany("INSERT INTO _qa VALUES (?)", [(i,) for i in ids])
+    cur = conn.execute(
+        """SELECT sp.session_id, p.id, p.author_id, coalesce(p.author_handle, a.handle), p.text, p.created_at,
+                  p.reply_to_id, p.quote_of_id, p.is_repost
+           FROM _qa CROSS JOIN session_posts sp ON sp.session_id = _qa.id
+           CROSS JOIN posts p ON p.id = sp.post_id LEFT JOIN authors a ON a.id = p.author_id
+           ORDER BY sp.session_id, p.created_at, p.id"""
+    )
+    results: list[tuple[int, QAResult]] = []
+    current: int | None = None
+    batch: list[QAPost] = []
+
+    def finish(sid: int, batch: list[QAPost]) -> None:
+        tag, configured = info.get(sid, (None, None))
+        chat = chats.get(tag)
+        if chat is None:
+            chat = chats[tag] = get_chat(db, tag) if tag else None
+            if chat is not None:
+                chat._q = compile_pattern(chat.question_pattern, "question")  # type: ignore[attr-defined]
+                chat._a = compile_pattern(chat.answer_pattern, "answer")  # type: ignore[attr-defined]
+        hosts = json.loads(configured) if configured else (chat.hosts if chat and chat.hosts else None)
+        res = analyse_posts(batch, hosts=hosts, question_pattern=getattr(chat, "_q", None),
+                            answer_pattern=getattr(chat, "_a", None))
+        results.append((sid, res))
+
+    seen_sessions: set[int] = set()
+    for sid, *row in cur:
+        if sid != current:
+            if current is not None:
+                finish(current, batch)
+            current, batch = sid, []
+            seen_sessions.add(sid)
+        batch.append(QAPost(row[0], row[1], row[2], row[3] or "", row[4] or "", row[5], row[6], bool(row[7])))
+        if len(results) >= 200:
+            _write_results(conn, results, q_updates, a_updates, totals)
+            flush()
+    if current is not None:
+        finish(current, batch)
+    for sid in ids:
+        if sid not in seen_sessions:
+            results.append((sid, QAResult([], {}, {}, {})))
+    _write_results(conn, results, q_updates, a_updates, totals)
+    flush()
+    conn.execute("DROP TABLE temp._qa")
+    return totals
+
+
+def _write_results(conn, results, q_updates, a_updates, totals) -> None:
+    for sid, res in results:
+        existing = {n: qid for qid, n in conn.execute(
+            "SELECT id, number FROM questions WHERE session_id = ?", [sid])}
+        qid_of: dict[int, int] = {}
+        for n, q in sorted(res.questions.items()):
+            if n in existing:
+                qid = existing.pop(n)
+                conn.execute("UPDATE questions SET post_id = ?, text = ? WHERE id = ?", [q.post_id, q.text, qid])
+            else:
+                qid = conn.execute(
+                    "INSERT INTO questions (session_id, number, post_id, text) VALUES (?, ?, ?, ?)",
+                    [sid, n, q.post_id, q.text],
+                ).lastrowid
+            qid_of[n] = qid
+        if existing:
+            gone = list(existing.values())
+            conn.execute(f"DELETE FROM questions WHERE id IN ({','.join('?' * len(gone))})", gone)
+        q_updates.extend((qid_of[n], pid) for pid, n in res.question_of.items())
+        a_updates.extend((qid_of[n], pid) for pid, n in res.answer_of.items())
+        conn.execute("UPDATE sessions SET hosts = ? WHERE id = ?", [json.dumps(res.hosts), sid])
+        totals["questions"] += len(res.questions)
+        totals["answers"] += len(res.answer_of)
+    results.clear()

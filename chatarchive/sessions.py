@@ -1,0 +1,792 @@
+"""Sessions: where each chat begins and ends, and which posts belong to it.
+
+A session is one sitting of a chat hashtag (case-insensitive, across every
+platform: the same hour on X, Mastodon and Bluesky is one session).  They
+come from:
+
+* detection (``source='detected'``): a hashtag's matched posts in time
+  order, split where the silence exceeds ``gap`` (default 45 min); groups of
+  fewer than ``min_posts`` (default 10) are strays;
+* a weekly schedule (``'scheduled'``): one session per occurrence of, say,
+  "wed 20:00" in America/New_York that has posts, computed in the chat's
+  own zone so daylight-saving changes move the UTC hour with it;
+* an explicit window (``'manual'``, or ``'capture'`` from live capture).
+
+Manual and scheduled sessions are never replaced by detection; detection
+keeps session ids stable by matching new groups to existing sessions whose
+window overlaps.  Membership (``session_posts``): posts carrying the hashtag
+inside the window (``via='tag'``), plus untagged posts that reply into those
+threads and untagged parents posted during the session (``via='thread'``).
+
+Which hashtags are chats: those the user named (``sessions detect
+--hashtag``, ``add``, ``schedule``; remembered in table ``chats``).  While
+none is named, every hashtag is tried and a group is dropped when most of
+its posts also carry a hashtag used at least as often in that window (so
+``#edtech`` inside ``#edchat`` is not a chat of its own).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Iterable
+
+import sqlite_utils
+
+from .errors import ChatArchiveError, NotFoundError
+from .timeutil import get_zone, iso_utc, parse_iso
+
+DEFAULT_GAP = timedelta(minutes=45)
+DEFAULT_MIN_POSTS = 10
+SUBSUME_SHARE = 0.8  # share of a group's posts that also carry the bigger tag
+ANCESTOR_LEAD = timedelta(hours=1)  # untagged parents this long before the window join it
+_EPOCH = datetime(1970, 1, 1)
+_CHUNK = 500
+
+
+# --------------------------------------------------------------------------
+# Small helpers
+
+
+def to_ts(value: str) -> float:
+    """Archive time (``YYYY-MM-DDTHH:MM:SS.fffZ``) to epoch seconds, fast."""
+    if len(value) == 24 and value[-1] == "Z":
+        return (datetime.fromisoformat(value[:23]) - _EPOCH).total_seconds()
+    return parse_iso(value).timestamp()
+
+
+def from_ts(ts: float) -> str:
+    return iso_utc(datetime.fromtimestamp(ts, timezone.utc))
+
+
+def clean_tag(tag: str) -> str:
+    tag = (tag or "").strip().lstrip("#")
+    if not tag or not re.fullmatch(r"\w+", tag):
+        raise ChatArchiveError(f"Invalid hashtag: {tag!r} (letters, digits and _ only, e.g. cmgrchat)")
+    return tag
+
+
+def slugify(tag: str) -> str:
+    return re.sub(r"[^\w]+", "-", tag.lower()).strip("-_") or "chat"
+
+
+def local_date(iso: str, tz: str | None) -> date:
+    dt = parse_iso(iso)
+    if tz:
+        dt = dt.astimezone(get_zone(tz))
+    return dt.date()
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _chunks(seq: list, n: int = _CHUNK):
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def _overlaps(a0: str, a1: str, b0: str, b1: str) -> bool:
+    return a0 <= b1 and b0 <= a1
+
+
+# --------------------------------------------------------------------------
+# Chat settings (table chats)
+
+
+@dataclass
+class Chat:
+    hashtag: str
+    explicit: bool = False
+    timezone: str | None = None
+    hosts: list[str] = field(default_factory=list)
+    gap_seconds: int | None = None
+    min_posts: int | None = None
+    question_pattern: str | None = None
+    answer_pattern: str | None = None
+    schedules: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def gap(self) -> float:
+        return float(self.gap_seconds) if self.gap_seconds else DEFAULT_GAP.total_seconds()
+
+    @property
+    def min_count(self) -> int:
+        return self.min_posts if self.min_posts else DEFAULT_MIN_POSTS
+
+
+def get_chat(db: sqlite_utils.Database, hashtag: str) -> Chat:
+    row = db.execute(
+        """SELECT hashtag, explicit, timezone, hosts, gap_seconds, min_posts, question_pattern,
+                  answer_pattern, schedules FROM chats WHERE hashtag = ?""",
+        [hashtag],
+    ).fetchone()
+    if row is None:
+        return Chat(hashtag=hashtag)
+    return Chat(
+        hashtag=row[0], explicit=bool(row[1]), timezone=row[2], hosts=json.loads(row[3] or "[]"),
+        gap_seconds=row[4], min_posts=row[5], question_pattern=row[6], answer_pattern=row[7],
+        schedules=json.loads(row[8] or "[]"),
+    )
+
+
+def save_chat(db: sqlite_utils.Database, chat: Chat) -> None:
+    db.execute(
+        """INSERT INTO chats (hashtag, explicit, timezone, hosts, gap_seconds, min_posts,
+                              question_pattern, answer_pattern, schedules)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(hashtag) DO UPDATE SET explicit = excluded.explicit,
+             timezone = excluded.timezone, hosts = excluded.hosts,
+             gap_seconds = excluded.gap_seconds, min_posts = excluded.min_posts,
+             question_pattern = excluded.question_pattern, answer_pattern = excluded.answer_pattern,
+             schedules = excluded.schedules""",
+        [chat.hashtag, int(chat.explicit), chat.timezone, json.dumps(chat.hosts), chat.gap_seconds,
+         chat.min_posts, chat.question_pattern, chat.answer_pattern, json.dumps(chat.schedules)],
+    )
+
+
+def explicit_chats(db: sqlite_utils.Database) -> list[str]:
+    return [r[0] for r in db.execute("SELECT hashtag FROM chats WHERE explicit = 1 ORDER BY hashtag")]
+
+
+def hashtag_id(db: sqlite_utils.Database, tag: str) -> int | None:
+    row = db.execute("SELECT id FROM hashtags WHERE tag = ?", [tag]).fetchone()
+    return row[0] if row else None
+
+
+def display_tag(db: sqlite_utils.Database, tag: str) -> str:
+    """The hashtag as users write it: the chat's own spelling, else the first seen."""
+    row = db.execute("SELECT hashtag FROM chats WHERE hashtag = ?", [tag]).fetchone()
+    if row:
+        return row[0]
+    row = db.execute("SELECT tag FROM hashtags WHERE tag = ?", [tag]).fetchone()
+    return row[0] if row else tag
+
+
+# --------------------------------------------------------------------------
+# Reading sessions
+
+SESSION_COLUMNS = ["id", "slug", "hashtag", "title", "start", "end", "hosts", "source", "timezone",
+                   "platforms", "post_count", "window_start", "window_end", "configured_hosts"]
+_SESSION_SELECT = "SELECT " + ", ".join(f'"{c}"' for c in SESSION_COLUMNS) + " FROM sessions"
+
+
+def _session_rows(db, where: str = "", params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    return [dict(zip(SESSION_COLUMNS, r)) for r in db.execute(f"{_SESSION_SELECT} {where}", list(params))]
+
+
+def get_session(db: sqlite_utils.Database, id_or_slug: str | int) -> dict[str, Any]:
+    """A session row (columns as stored; hosts/platforms are JSON text) by id or slug."""
+    key = str(id_or_slug).strip()
+    rows = _session_rows(db, "WHERE slug = ? OR CAST(id AS TEXT) = ? ORDER BY slug = ? DESC", [key, key, key])
+    if not rows:
+        raise NotFoundError(f"No session {key!r} (see: chatarchive sessions list DB)")
+    return rows[0]
+
+
+def list_sessions(db: sqlite_utils.Database, hashtag: str | None = None) -> list[dict[str, Any]]:
+    """Sessions in time order with their counts, hosts and platforms decoded."""
+    where, params = "", []
+    if hashtag:
+        where, params = "WHERE s.hashtag = ? COLLATE NOCASE", [hashtag.lstrip("#")]
+    cur = db.execute(
+        f"""SELECT s.id, s.slug, s.hashtag, s.title, s.start, s."end", s.timezone, s.source, s.hosts,
+                   s.platforms, s.post_count,
+                   (SELECT count(DISTINCT p.author_id) FROM session_posts sp JOIN posts p ON p.id = sp.post_id
+                    WHERE sp.session_id = s.id) AS participants,
+                   (SELECT count(*) FROM questions q WHERE q.session_id = s.id) AS questions
+            FROM sessions s {where} ORDER BY s.start, s.id""",
+        params,
+    )
+    out = []
+    for r in cur:
+        out.append({
+            "id": r[0], "slug": r[1], "hashtag": r[2], "title": r[3], "start": r[4], "end": r[5],
+            "timezone": r[6], "source": r[7], "hosts": json.loads(r[8] or "[]"),
+            "platforms": json.loads(r[9] or "[]"), "posts": r[10] or 0, "participants": r[11],
+            "questions": r[12],
+        })
+    return out
+
+
+# --------------------------------------------------------------------------
+# Writing sessions
+
+
+class Changes:
+    """What a step did to sessions, so later steps touch only those."""
+
+    def __init__(self) -> None:
+        self.changed: set[int] = set()
+        self.deleted: set[int] = set()
+        self.created: set[int] = set()
+
+    def merge(self, other: "Changes") -> None:
+        self.changed |= other.changed
+        self.deleted |= other.deleted
+        self.created |= other.created
+
+
+def unique_slug(db: sqlite_utils.Database, tag: str, day: date, current: str | None = None,
+                session_id: int | None = None) -> str:
+    base = f"{slugify(tag)}-{day.isoformat()}"
+    if current and (current == base or re.fullmatch(re.escape(base) + r"-\d+", current)):
+        return current
+    n = 1
+    while True:
+        slug = base if n == 1 else f"{base}-{n}"
+        row = db.execute("SELECT id FROM sessions WHERE slug = ?", [slug]).fetchone()
+        if row is None or row[0] == session_id:
+            return slug
+        n += 1
+
+
+def delete_sessions(db: sqlite_utils.Database, ids: Iterable[int]) -> None:
+    ids = sorted(set(ids))
+    for chunk in _chunks(ids):
+        m = _marks(len(chunk))
+        db.execute(f"UPDATE posts SET question_id = NULL WHERE question_id IN "
+                   f"(SELECT id FROM questions WHERE session_id IN ({m}))", chunk)
+        db.execute(f"UPDATE posts SET answer_to_id = NULL WHERE answer_to_id IN "
+                   f"(SELECT id FROM questions WHERE session_id IN ({m}))", chunk)
+        db.execute(f"DELETE FROM questions WHERE session_id IN ({m})", chunk)
+        db.execute(f"DELETE FROM session_posts WHERE session_id IN ({m})", chunk)
+        db.execute(f"UPDATE conversations SET session_id = NULL WHERE session_id IN ({m})", chunk)
+        db.execute(f"DELETE FROM sessions WHERE id IN ({m})", chunk)
+
+
+def _write_session(db, existing: dict | None, values: dict[str, Any], tz: str | None) -> int:
+    """Insert or update one session; the slug follows its local date."""
+    day = local_date(values["start"], tz)
+    if existing is None:
+        slug = unique_slug(db, values["hashtag"], day)
+        cols = ["slug"] + list(values)
+        cur = db.execute(
+            f"INSERT INTO sessions ({', '.join(chr(34) + c + chr(34) for c in cols)}) VALUES ({_marks(len(cols))})",
+            [slug] + list(values.values()),
+        )
+        return cur.lastrowid
+    sid = existing["id"]
+    values = dict(values)
+    values["slug"] = unique_slug(db, values["hashtag"], day, existing["slug"], sid)
+    sets = ", ".join(f'"{c}" = ?' for c in values)
+    db.execute(f"UPDATE sessions SET {sets} WHERE id = ?", list(values.values()) + [sid])
+    return sid
+
+
+def add_session(
+    db: sqlite_utils.Database,
+    hashtag: str,
+    start: str,
+    end: str,
+    *,
+    hosts: Iterable[str] = (),
+    title: str | None = None,
+    source: str = "manual",
+    tz: str | None = None,
+) -> int:
+    """Create (or, for an overlapping window of the same hashtag, take over)
+    a session with an explicit window.  Returns its id; membership and Q&A
+    follow in ``analyse.analyse_archive``."""
+    tag = clean_tag(hashtag)
+    if end <= start:
+        raise ChatArchiveError(f"The session must end after it starts ({start} .. {end})")
+    chat = get_chat(db, tag)
+    if not chat.explicit:
+        chat.explicit = True
+        if tz and not chat.timezone:
+            chat.timezone = tz
+        save_chat(db, chat)
+    tz = tz or chat.timezone
+    tag = display_tag(db, tag)
+    overlapping = [
+        s for s in _session_rows(db, 'WHERE hashtag = ? COLLATE NOCASE ORDER BY id', [tag])
+        if _overlaps(s["window_start"] or s["start"], s["window_end"] or s["end"], start, end)
+    ]
+    keep = overlapping[0] if overlapping else None
+    delete_sessions(db, [s["id"] for s in overlapping[1:]])
+    host_list = [h.lstrip("@") for h in hosts if h.strip()]
+    values = {
+        "hashtag": tag, "title": title if title is not None else (keep or {}).get("title"),
+        "start": start, "end": end, "window_start": start, "window_end": end, "source": source,
+        "timezone": tz, "hosts": json.dumps(host_list),
+        "configured_hosts": json.dumps(host_list) if host_list else None,
+    }
+    return _write_session(db, keep, values, tz)
+
+
+def remove_session(db: sqlite_utils.Database, id_or_slug: str) -> dict[str, Any]:
+    s = get_session(db, id_or_slug)
+    delete_sessions(db, [s["id"]])
+    return s
+
+
+# --------------------------------------------------------------------------
+# Schedules
+
+_WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_EVERY = re.compile(r"^\s*([a-z]+)\s+(\d{1,2})(?::(\d{2}))?\s*(am|pm)?\s*$", re.I)
+
+
+def parse_every(value: str) -> tuple[int, int, int]:
+    """'wed 20:00', 'Wednesday 8pm', 'thu 12:30' -> (weekday, hour, minute)."""
+    m = _EVERY.match(value or "")
+    day = m and m.group(1).lower()
+    wd = next((i for i, d in enumerate(_WEEKDAYS) if day and len(day) >= 3 and
+               ("monday tuesday wednesday thursday friday saturday sunday".split()[i]).startswith(day)), None)
+    if not m or wd is None:
+        raise ChatArchiveError(f"Invalid --every {value!r} (use a weekday and a time, e.g. \"wed 20:00\")")
+    hour, minute = int(m.group(2)), int(m.group(3) or 0)
+    if m.group(4):
+        if not 1 <= hour <= 12:
+            raise ChatArchiveError(f"Invalid --every {value!r}: hour must be 1-12 with am/pm")
+        hour = hour % 12 + (12 if m.group(4).lower() == "pm" else 0)
+    if hour > 23 or minute > 59:
+        raise ChatArchiveError(f"Invalid --every {value!r}: no such time of day")
+    return wd, hour, minute
+
+
+def occurrences(every: str, tz: str, duration: timedelta, first: str, last: str) -> list[tuple[date, str, str]]:
+    """Every occurrence (local date, UTC start, UTC end) from the local day
+    before ``first`` to the day after ``last``.  Each one is built in the
+    zone's wall-clock time, so it stays at 20:00 local across DST changes."""
+    wd, hour, minute = parse_every(every)
+    zone = get_zone(tz)
+    day = parse_iso(first).astimezone(zone).date() - timedelta(days=1)
+    stop = parse_iso(last).astimezone(zone).date() + timedelta(days=1)
+    day += timedelta(days=(wd - day.weekday()) % 7)
+    out = []
+    while day <= stop:
+        start = datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(timezone.utc)
+        out.append((day, iso_utc(start), iso_utc(start + duration)))
+        day += timedelta(days=7)
+    return out
+
+
+def set_schedule(db: sqlite_utils.Database, hashtag: str, every: str, tz: str, duration: timedelta,
+                 before: timedelta = timedelta(0), after: timedelta = timedelta(0),
+                 hosts: Iterable[str] = (), title: str | None = None) -> Chat:
+    """Remember a weekly schedule for a chat (replacing one on the same weekday and time)."""
+    tag = clean_tag(hashtag)
+    get_zone(tz)
+    parse_every(every)
+    if duration <= timedelta(0):
+        raise ChatArchiveError("--duration must be positive")
+    chat = get_chat(db, tag)
+    chat.hashtag = display_tag(db, chat.hashtag)
+    chat.explicit = True
+    chat.timezone = tz
+    if hosts:
+        chat.hosts = [h.lstrip("@") for h in hosts]
+    entry = {"every": every, "timezone": tz, "duration": duration.total_seconds(),
+             "before": before.total_seconds(), "after": after.total_seconds(), "title": title}
+    key = parse_every(every)
+    chat.schedules = [s for s in chat.schedules if parse_every(s["every"]) != key] + [entry]
+    save_chat(db, chat)
+    return chat
+
+
+def apply_schedules(db: sqlite_utils.Database, tag: str, tag_id: int | None,
+                    span: tuple[str, str] | None = None) -> Changes:
+    """Create or update one session per scheduled occurrence with posts.
+    ``span`` limits the work to occurrences around new posts."""
+    changes = Changes()
+    chat = get_chat(db, tag)
+    if not chat.schedules or tag_id is None:
+        return changes
+    if span is None:
+        row = db.execute(
+            """SELECT min(p.created_at), max(p.created_at) FROM post_hashtags ph
+               JOIN posts p ON p.id = ph.post_id WHERE ph.hashtag_id = ? AND p.matched = 1""",
+            [tag_id],
+        ).fetchone()
+        if row[0] is None:
+            return changes
+        span = (row[0], row[1])
+    display = display_tag(db, tag)
+    for sched in chat.schedules:
+        before, after = timedelta(seconds=sched.get("before") or 0), timedelta(seconds=sched.get("after") or 0)
+        duration = timedelta(seconds=sched["duration"])
+        for day, start, end in occurrences(sched["every"], sched["timezone"], duration, span[0], span[1]):
+            w0 = iso_utc(parse_iso(start) - before)
+            w1 = iso_utc(parse_iso(end) + after)
+            if _count_tagged(db, tag_id, w0, w1) == 0:
+                continue
+            overlapping = [
+                s for s in _session_rows(db, "WHERE hashtag = ? COLLATE NOCASE ORDER BY id", [tag])
+                if _overlaps(s["window_start"] or s["start"], s["window_end"] or s["end"], w0, w1)
+            ]
+            if any(s["source"] == "manual" for s in overlapping):
+                continue  # an explicit window wins over the schedule
+            keep = overlapping[0] if overlapping else None
+            extra = [s["id"] for s in overlapping[1:] if s["source"] == "detected"]
+            delete_sessions(db, extra)
+            changes.deleted.update(extra)
+            values = {
+                "hashtag": display, "title": sched.get("title") or (keep or {}).get("title"),
+                "start": start, "end": end, "window_start": w0, "window_end": w1,
+                "source": "scheduled", "timezone": sched["timezone"],
+            }
+            if keep and all(keep.get(k) == v for k, v in values.items()):
+                continue
+            sid = _write_session(db, keep, values, sched["timezone"])
+            changes.changed.add(sid)
+            if keep is None:
+                changes.created.add(sid)
+    return changes
+
+
+def _count_tagged(db, tag_id: int, lo: str, hi: str) -> int:
+    return db.execute(
+        """SELECT count(*) FROM posts p INDEXED BY idx_posts_created_at
+           WHERE p.created_at BETWEEN ? AND ? AND p.matched = 1
+             AND EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.post_id = p.id AND ph.hashtag_id = ?)""",
+        [lo, hi, tag_id],
+    ).fetchone()[0]
+
+
+# --------------------------------------------------------------------------
+# Detection
+
+
+@dataclass
+class Group:
+    tag_id: int
+    start: str
+    end: str
+    count: int
+
+
+def split_groups(times: Iterable[str], gap: float, min_posts: int, tag_id: int = 0) -> list[Group]:
+    """Split sorted times where the silence exceeds ``gap`` seconds; keep
+    groups of at least ``min_posts`` posts."""
+    out: list[Group] = []
+    first = last = None
+    last_ts = 0.0
+    count = 0
+    for t in times:
+        ts = to_ts(t)
+        if first is not None and ts - last_ts > gap:
+            if count >= min_posts:
+                out.append(Group(tag_id, first, last, count))
+            first, count = None, 0
+        if first is None:
+            first = t
+        last, last_ts = t, ts
+        count += 1
+    if first is not None and count >= min_posts:
+        out.append(Group(tag_id, first, last, count))
+    return out
+
+
+def scan_all_groups(db: sqlite_utils.Database, tag_ids: set[int] | None,
+                    settings: dict[int, tuple[float, int]], default: tuple[float, int]) -> list[Group]:
+    """One pass over every matched tagged post in time order, splitting
+    every hashtag's timeline at once (full detection)."""
+    conn = db.conn
+    state: dict[int, list] = {}  # tag -> [first, last, last_ts, count]
+    out: list[Group] = []
+    where = ""
+    params: list[Any] = []
+    if tag_ids is not None:
+        if not tag_ids:
+            return []
+        where = f"AND ph.hashtag_id IN ({_marks(len(tag_ids))})"
+        params = sorted(tag_ids)
+    cur = conn.execute(
+        f"""SELECT ph.hashtag_id, p.created_at FROM posts p INDEXED BY idx_posts_created_at
+            JOIN post_hashtags ph ON ph.post_id = p.id
+            WHERE p.matched = 1 AND p.created_at IS NOT NULL {where}
+            ORDER BY p.created_at""",
+        params,
+    )
+    last_t = None
+    last_ts = 0.0
+    for tag, t in cur:
+        if t != last_t:
+            last_ts = to_ts(t)
+            last_t = t
+        st = state.get(tag)
+        if st is None:
+            state[tag] = [t, t, last_ts, 1]
+            continue
+        gap, min_posts = settings.get(tag, default)
+        if last_ts - st[2] > gap:
+            if st[3] >= min_posts:
+                out.append(Group(tag, st[0], st[1], st[3]))
+            st[0], st[3] = t, 0
+        st[1], st[2] = t, last_ts
+        st[3] += 1
+    for tag, st in state.items():
+        if st[3] >= settings.get(tag, default)[1]:
+            out.append(Group(tag, st[0], st[1], st[3]))
+    out.sort(key=lambda g: (g.start, g.tag_id))
+    return out
+
+
+def _tag_times(db, tag_id: int, lo: str, hi: str) -> list[str]:
+    return [r[0] for r in db.execute(
+        """SELECT p.created_at FROM posts p INDEXED BY idx_posts_created_at
+           WHERE p.created_at BETWEEN ? AND ? AND p.matched = 1
+             AND EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.post_id = p.id AND ph.hashtag_id = ?)
+           ORDER BY p.created_at""",
+        [lo, hi, tag_id],
+    )]
+
+
+def _neighbour(db, tag_id: int, t: str, before: bool) -> str | None:
+    op, order = ("<", "DESC") if before else (">", "ASC")
+    row = db.execute(
+        f"""SELECT p.created_at FROM posts p INDEXED BY idx_posts_created_at
+            WHERE p.created_at {op} ? AND p.matched = 1
+              AND EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.post_id = p.id AND ph.hashtag_id = ?)
+            ORDER BY p.created_at {order} LIMIT 1""",
+        [t, tag_id],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def window_groups(db: sqlite_utils.Database, tag: str, tag_id: int, lo: str, hi: str,
+                  gap: float, min_posts: int) -> tuple[str, str, list[Group]]:
+    """Groups of one hashtag around [lo, hi] (incremental detection): the
+    range grows until both ends meet a silence longer than ``gap`` and
+    covers every detected session it touches."""
+    while True:
+        grown = False
+        for s in _session_rows(db, "WHERE hashtag = ? COLLATE NOCASE AND source = 'detected' "
+                               "AND start <= ? AND \"end\" >= ?", [tag, hi, lo]):
+            if s["start"] < lo:
+                lo, grown = s["start"], True
+            if s["end"] > hi:
+                hi, grown = s["end"], True
+        while True:
+            prev = _neighbour(db, tag_id, lo, before=True)
+            if prev is None or to_ts(lo) - to_ts(prev) > gap:
+                break
+            lo, grown = prev, True
+        while True:
+            nxt = _neighbour(db, tag_id, hi, before=False)
+            if nxt is None or to_ts(nxt) - to_ts(hi) > gap:
+                break
+            hi, grown = nxt, True
+        if not grown:
+            break
+    return lo, hi, split_groups(_tag_times(db, tag_id, lo, hi), gap, min_posts, tag_id)
+
+
+def drop_subsumed(db: sqlite_utils.Database, groups: list[Group], keep_tags: set[int]) -> list[Group]:
+    """Drop a group when most of its posts also carry another hashtag that
+    is used at least as often in the same window (``#edtech`` in ``#edchat``;
+    of twin tags used on every post, the alphabetically first stays)."""
+    if len(groups) == 0:
+        return groups
+    names = dict(db.execute("SELECT id, lower(tag) FROM hashtags"
+                            f" WHERE id IN ({_marks(len({g.tag_id for g in groups}))})",
+                            sorted({g.tag_id for g in groups})).fetchall())
+    out = []
+    for g in groups:
+        if g.tag_id in keep_tags:
+            out.append(g)
+            continue
+        co = db.execute(
+            """SELECT ph2.hashtag_id, count(*) FROM posts p INDEXED BY idx_posts_created_at
+               JOIN post_hashtags ph ON ph.post_id = p.id AND ph.hashtag_id = ?
+               JOIN post_hashtags ph2 ON ph2.post_id = p.id AND ph2.hashtag_id != ?
+               WHERE p.created_at BETWEEN ? AND ? AND p.matched = 1
+               GROUP BY ph2.hashtag_id HAVING count(*) >= ?""",
+            [g.tag_id, g.tag_id, g.start, g.end, math.ceil(SUBSUME_SHARE * g.count)],
+        ).fetchall()
+        subsumed = False
+        for other, _ in co:
+            total = _count_tagged(db, other, g.start, g.end)
+            if total > g.count:
+                subsumed = True
+            elif total == g.count:
+                if other not in names:
+                    names[other] = db.execute("SELECT lower(tag) FROM hashtags WHERE id = ?", [other]).fetchone()[0]
+                subsumed = names[other] < names[g.tag_id]
+            if subsumed:
+                break
+        if not subsumed:
+            out.append(g)
+    return out
+
+
+def reconcile(db: sqlite_utils.Database, tag: str, groups: list[Group], lo: str | None, hi: str | None,
+              tz: str | None) -> Changes:
+    """Make the detected sessions of ``tag`` within [lo, hi] (everything
+    when None) match ``groups``: overlapping sessions keep their id and
+    slug, new groups become sessions, detected sessions left over are
+    deleted.  Groups overlapping a manual/scheduled/capture session are
+    that session's posts, not a session of their own."""
+    changes = Changes()
+    rows = _session_rows(db, "WHERE hashtag = ? COLLATE NOCASE ORDER BY id", [tag])
+    if lo is not None:
+        rows = [s for s in rows if _overlaps(s["window_start"] or s["start"], s["window_end"] or s["end"], lo, hi)]
+    fixed = [s for s in rows if s["source"] != "detected"]
+    detected = [s for s in rows if s["source"] == "detected"]
+    display = display_tag(db, tag)
+    used: set[int] = set()
+    for g in groups:
+        if any(_overlaps(s["window_start"] or s["start"], s["window_end"] or s["end"], g.start, g.end)
+               for s in fixed):
+            continue
+        match = next((s for s in detected if s["id"] not in used
+                      and _overlaps(s["start"], s["end"], g.start, g.end)), None)
+        values = {"hashtag": display, "start": g.start, "end": g.end, "window_start": g.start,
+                  "window_end": g.end, "source": "detected", "timezone": tz}
+        if match is not None:
+            used.add(match["id"])
+            if all(match.get(k) == v for k, v in values.items()) and \
+                    match["slug"] == unique_slug(db, display, local_date(g.start, tz), match["slug"], match["id"]):
+                continue
+        sid = _write_session(db, match, values, tz)
+        changes.changed.add(sid)
+        if match is None:
+            changes.created.add(sid)
+    gone = [s["id"] for s in detected if s["id"] not in used]
+    delete_sessions(db, gone)
+    changes.deleted.update(gone)
+    return changes
+
+
+# --------------------------------------------------------------------------
+# Membership
+
+
+def refresh_membership(db: sqlite_utils.Database, session_ids: set[int] | None) -> set[int]:
+    """Recompute session_posts for these sessions (all when None).
+
+    Returns the sessions actually recomputed: also those sharing a
+    conversation with them, since a post's thread membership follows its
+    nearest tagged ancestor, which may have changed."""
+    conn = db.conn
+    conn.execute("DROP TABLE IF EXISTS temp._aff")
+    conn.execute("CREATE TEMP TABLE _aff (id INTEGER PRIMARY KEY)")
+    if session_ids is None:
+        conn.execute("INSERT INTO _aff SELECT id FROM sessions")
+        conn.execute("DELETE FROM session_posts")
+    else:
+        conn.executemany("INSERT OR IGNORE INTO _aff VALUES (?)", [(i,) for i in session_ids])
+        # Conversations of the old members: their other sessions may gain or
+        # lose thread posts too.
+        conn.execute("DROP TABLE IF EXISTS temp._convs")
+        conn.execute("CREATE TEMP TABLE _convs (id TEXT PRIMARY KEY)")
+        conn.execute(
+            """INSERT OR IGNORE INTO _convs SELECT p.conversation_id FROM _aff a
+               JOIN session_posts sp ON sp.session_id = a.id JOIN posts p ON p.id = sp.post_id
+               WHERE p.conversation_id IS NOT NULL"""
+        )
+        conn.execute("DELETE FROM session_posts WHERE session_id IN (SELECT id FROM _aff)")
+    _insert_tagged(conn)
+    if session_ids is not None:
+        conn.execute(
+            """INSERT OR IGNORE INTO _convs SELECT p.conversation_id FROM _aff a
+               JOIN session_posts sp ON sp.session_id = a.id JOIN posts p ON p.id = sp.post_id
+               WHERE p.conversation_id IS NOT NULL"""
+        )
+        more = [r[0] for r in conn.execute(
+            """SELECT DISTINCT sp.session_id FROM _convs c
+               JOIN posts p INDEXED BY idx_posts_conversation_id ON p.conversation_id = c.id
+               JOIN session_posts sp ON sp.post_id = p.id
+               WHERE sp.session_id NOT IN (SELECT id FROM _aff)""")]
+        if more:
+            conn.executemany("INSERT OR IGNORE INTO _aff VALUES (?)", [(i,) for i in more])
+            conn.execute(f"DELETE FROM session_posts WHERE session_id IN ({_marks(len(more))})", more)
+            _insert_tagged(conn, more)
+        conn.execute("DROP TABLE temp._convs")
+    lead = f"-{int(ANCESTOR_LEAD.total_seconds())} seconds"
+    # Untagged parents posted during the session (or just before it).
+    conn.execute(
+        f"""WITH RECURSIVE up(session_id, post_id, lo, hi) AS (
+              SELECT s.id, p.reply_to_id, strftime('%Y-%m-%dT%H:%M:%fZ', s.window_start, '{lead}'), s.window_end
+              FROM _aff a JOIN sessions s ON s.id = a.id
+              JOIN session_posts sp ON sp.session_id = s.id JOIN posts p ON p.id = sp.post_id
+              WHERE p.reply_to_id IS NOT NULL AND p.reply_to_id != p.id
+              UNION
+              SELECT up.session_id, q.reply_to_id, up.lo, up.hi FROM up JOIN posts q ON q.id = up.post_id
+              WHERE q.reply_to_id IS NOT NULL AND q.reply_to_id != q.id
+                AND q.created_at BETWEEN up.lo AND up.hi
+                AND NOT EXISTS (SELECT 1 FROM session_posts x WHERE x.post_id = q.id AND x.via = 'tag')
+            )
+            INSERT OR IGNORE INTO session_posts (session_id, post_id, via)
+            SELECT DISTINCT up.session_id, q.id, 'thread' FROM up JOIN posts q ON q.id = up.post_id
+            WHERE q.created_at BETWEEN up.lo AND up.hi
+              AND NOT EXISTS (SELECT 1 FROM session_posts x WHERE x.post_id = q.id AND x.via = 'tag')"""
+    )
+    # Replies into the session's threads, down to the next tagged post.
+    conn.execute(
+        """WITH RECURSIVE down(session_id, post_id) AS (
+              SELECT sp.session_id, sp.post_id FROM _aff a JOIN session_posts sp ON sp.session_id = a.id
+              UNION
+              SELECT down.session_id, c.id FROM down JOIN posts c ON c.reply_to_id = down.post_id
+              WHERE c.id != down.post_id
+                AND NOT EXISTS (SELECT 1 FROM session_posts x WHERE x.post_id = c.id AND x.via = 'tag')
+            )
+            INSERT OR IGNORE INTO session_posts (session_id, post_id, via)
+            SELECT session_id, post_id, 'thread' FROM down"""
+    )
+    conn.execute(
+        """UPDATE sessions SET
+             post_count = (SELECT count(*) FROM session_posts sp WHERE sp.session_id = sessions.id),
+             platforms = (SELECT json_group_array(platform) FROM (
+                 SELECT DISTINCT p.platform FROM session_posts sp JOIN posts p ON p.id = sp.post_id
+                 WHERE sp.session_id = sessions.id ORDER BY p.platform))
+           WHERE id IN (SELECT id FROM _aff)"""
+    )
+    done = {r[0] for r in conn.execute("SELECT id FROM _aff")}
+    conn.execute("DROP TABLE temp._aff")
+    return done
+
+
+def _insert_tagged(conn, only: list[int] | None = None) -> None:
+    where = f"WHERE a.id IN ({_marks(len(only))})" if only else ""
+    conn.execute(
+        f"""INSERT OR IGNORE INTO session_posts (session_id, post_id, via)
+            SELECT s.id, p.id, 'tag'
+            FROM _aff a CROSS JOIN sessions s ON s.id = a.id
+            CROSS JOIN hashtags h ON h.tag = s.hashtag
+            CROSS JOIN posts p INDEXED BY idx_posts_created_at
+                 ON p.created_at BETWEEN s.window_start AND s.window_end
+            CROSS JOIN post_hashtags ph ON ph.post_id = p.id AND ph.hashtag_id = h.id
+            {where}""",
+        only or [],
+    )
+
+
+def refresh_conversation_sessions(db: sqlite_utils.Database, session_ids: set[int] | None) -> None:
+    """conversations.session_id: the session holding most of the thread's posts."""
+    conn = db.conn
+    if session_ids is None:
+        conn.execute("UPDATE conversations SET session_id = NULL WHERE session_id IS NOT NULL")
+        rows = conn.execute(
+            """SELECT p.conversation_id, sp.session_id, count(*) FROM session_posts sp
+               JOIN posts p ON p.id = sp.post_id GROUP BY 1, 2"""
+        )
+    else:
+        ids = sorted(session_ids)
+        convs: set[str] = set()
+        for chunk in _chunks(ids):
+            convs.update(r[0] for r in conn.execute(
+                f"""SELECT DISTINCT p.conversation_id FROM session_posts sp JOIN posts p ON p.id = sp.post_id
+                    WHERE sp.session_id IN ({_marks(len(chunk))})""", chunk))
+            convs.update(r[0] for r in conn.execute(
+                f"SELECT id FROM conversations WHERE session_id IN ({_marks(len(chunk))})", chunk))
+        convs.discard(None)
+        rows = []
+        for chunk in _chunks(sorted(convs)):
+            conn.execute(f"UPDATE conversations SET session_id = NULL WHERE id IN ({_marks(len(chunk))})", chunk)
+            rows.extend(conn.execute(
+                f"""SELECT p.conversation_id, sp.session_id, count(*) FROM posts p
+                    JOIN session_posts sp ON sp.post_id = p.id
+                    WHERE p.conversation_id IN ({_marks(len(chunk))}) GROUP BY 1, 2""", chunk))
+    best: dict[str, tuple[int, int]] = {}
+    for conv, sid, n in rows:
+        cur = best.get(conv)
+        if cur is None or (n, -sid) > (cur[1], -cur[0]):
+            best[conv] = (sid, n)
+    conn.executemany("UPDATE conversations SET session_id = ? WHERE id = ?",
+                     [(sid, conv) for conv, (sid, _) in best.items()])

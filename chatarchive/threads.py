@@ -1,0 +1,380 @@
+"""Conversations: the reply forest of the archive.
+
+Every post gets ``posts.conversation_id``: the id of its root, the earliest
+ancestor present in the archive.  When a post's parent is missing, the
+source's own root id (X ``conversation_id``, Bluesky ``reply.root``) names
+the conversation when the source gives one, else the missing parent's id,
+so siblings whose parent was never archived still share a conversation and
+the id does not change when that parent arrives later.
+
+Everything here is iterative (a 10,000-deep reply chain is just a loop) and
+safe with self-replies and cycles (the earliest post of a cycle becomes its
+root).  Quotes are links between posts, never tree edges.
+
+Two modes share one solver:
+
+* full: parent links of the whole archive are read as integer rowids into
+  compact arrays (``array('q')``), so a million posts cost a few MB;
+* incremental: only the new or changed posts (``conversation_id IS NULL`` or
+  listed in ``analysis_dirty``) and the conversations they touch are read
+  and rewritten, so re-analysis costs time in proportion to what arrived.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, MutableMapping, Sequence
+
+import sqlite_utils
+
+# Full mode above this share of unanalysed posts: reading everything once is
+# cheaper than chasing many small closures.
+FULL_RATIO = 0.2
+_CHUNK = 500
+
+# One thread in reply order (depth-first, siblings by time), with depth.
+# The priority queue ordered by "lvl DESC" makes SQLite walk depth-first
+# (see "Controlling Depth-First Versus Breadth-First Search Of a Tree Using
+# ORDER BY" in SQLite's WITH documentation); the walk is iterative inside
+# SQLite, so deep chains are fine.  Roots of sub-trees whose parent is
+# missing start at lvl 0 too, in time order with the root.
+THREAD_SQL = """
+WITH RECURSIVE t(lvl, depth, id, created_at, reply_to_id, quote_of_id, platform, author_id,
+                 author_handle, author_name, text, url, question_id, answer_to_id, is_repost) AS (
+  SELECT 0, CASE WHEN p.id = :conversation THEN 0 ELSE 1 END, p.id, p.created_at, p.reply_to_id,
+         p.quote_of_id, p.platform, p.author_id, p.author_handle, p.author_name, p.text, p.url,
+         p.question_id, p.answer_to_id, p.is_repost
+  FROM posts p
+  WHERE p.conversation_id = :conversation
+    AND (p.id = :conversation OR p.reply_to_id IS NULL OR p.reply_to_id = p.id
+         OR NOT EXISTS (SELECT 1 FROM posts q
+                        WHERE q.id = p.reply_to_id AND q.conversation_id = :conversation))
+  UNION ALL
+  SELECT t.lvl + 1, t.depth + 1, c.id, c.created_at, c.reply_to_id, c.quote_of_id, c.platform,
+         c.author_id, c.author_handle, c.author_name, c.text, c.url, c.question_id, c.answer_to_id,
+         c.is_repost
+  FROM t JOIN posts c ON c.reply_to_id = t.id
+  WHERE c.conversation_id = :conversation AND c.id != :conversation AND c.id != t.id
+  ORDER BY 1 DESC, 4, 3
+)
+SELECT depth, id, created_at, reply_to_id, quote_of_id, platform, author_id, author_handle,
+       author_name, text, url, question_id, answer_to_id, is_repost
+FROM t
+"""
+
+
+@dataclass
+class ThreadUpdate:
+    full: bool = False
+    posts: int = 0  # posts whose conversation was (re)computed
+    dirty_ids: list[str] = field(default_factory=list)  # new/changed posts (incremental only)
+    conversations: set[str] = field(default_factory=set)  # conversation ids now holding them
+    removed: set[str] = field(default_factory=set)  # conversation ids that no longer exist
+
+
+# --------------------------------------------------------------------------
+# The solver
+
+
+def solve_forest(
+    nodes: Iterable[int],
+    parent: Sequence[int] | MutableMapping[int, int],
+    root: MutableMapping[int, int] | array,
+    depth: MutableMapping[int, int] | array,
+    state: MutableMapping[int, int] | bytearray,
+    earliest: Callable[[list[int]], int],
+) -> int:
+    """Find each node's root and depth, iteratively.
+
+    ``parent[n]``: > 0 the parent's key, 0 none, < 0 a missing parent (a
+    virtual root code).  ``root[n]`` receives the root's key (or the
+    negative code), ``depth[n]`` the number of reply steps from it (a post
+    under a missing parent has depth 1).  ``state`` starts at 0 for every
+    node.  ``earliest(cycle)`` picks the member that becomes a cycle's root.
+    Returns the number of cycles broken.
+    """
+    cycles = 0
+    for start in nodes:
+        if state[start] == 2:
+            continue
+        stack: list[int] = []
+        j = start
+        while True:
+            s = state[j]
+            if s == 2:
+                break
+            if s == 1:  # j is on the stack: a cycle
+                cycles += 1
+                at = stack.index(j)
+                ring = stack[at:]
+                del stack[at:]
+                r = earliest(ring)
+                pos = ring.index(r)
+                n = len(ring)
+                for k, m in enumerate(ring):
+                    root[m] = r
+                    depth[m] = (pos - k) % n
+                    state[m] = 2
+                break
+            state[j] = 1
+            stack.append(j)
+            pj = parent[j]
+            if pj == 0:
+                root[j] = j
+                depth[j] = 0
+                state[j] = 2
+                stack.pop()
+                break
+            if pj < 0:
+                root[j] = pj
+                depth[j] = 1
+                state[j] = 2
+                stack.pop()
+                break
+            j = pj
+        while stack:
+            k = stack.pop()
+            p = parent[k]
+            root[k] = root[p]
+            depth[k] = depth[p] + 1
+            state[k] = 2
+    return cycles
+
+
+def _earliest_by_db(conn) -> Callable[[list[int]], int]:
+    def earliest(ring: list[int]) -> int:
+        marks = ",".join("?" * len(ring))
+        row = conn.execute(
+            f"SELECT rowid FROM posts WHERE rowid IN ({marks}) ORDER BY created_at, id LIMIT 1", ring
+        ).fetchone()
+        return row[0] if row else min(ring)
+
+    return earliest
+
+
+# Parent links as rowids: the parent when present; else the source's root
+# when *it* is present (a middle post is missing); else an orphan key (the
+# source's root id, or the missing parent's id) that names the conversation.
+_LINKS_SELECT = """
+SELECT p.rowid, q.rowid,
+       CASE WHEN q.rowid IS NULL AND p.reply_to_id IS NOT NULL AND p.reply_to_id != p.id
+            THEN (SELECT r.rowid FROM posts r WHERE r.id = p.root_id) END,
+       CASE WHEN q.rowid IS NULL AND p.reply_to_id IS NOT NULL AND p.reply_to_id != p.id
+            THEN coalesce(nullif(p.root_id, p.id), p.reply_to_id) END,
+       p.conversation_id
+FROM posts p LEFT JOIN posts q ON q.id = p.reply_to_id AND p.reply_to_id != p.id
+"""
+
+
+def _parent_code(rowid: int, prow: int | None, rrow: int | None, okey: str | None,
+                 okeys: dict[str, int]) -> int:
+    if prow is not None and prow != rowid:
+        return prow
+    if rrow is not None and rrow != rowid:
+        return rrow
+    if okey is not None:
+        code = okeys.get(okey)
+        if code is None:
+            code = okeys[okey] = -(len(okeys) + 1)
+        return code
+    return 0
+
+
+# --------------------------------------------------------------------------
+# Entry point
+
+
+def update_threads(db: sqlite_utils.Database, *, full: bool = False) -> ThreadUpdate:
+    """Bring posts.conversation_id and the conversations table up to date."""
+    conn = db.conn
+    total = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
+    if total == 0:
+        conn.execute("DELETE FROM conversations")
+        conn.execute("DELETE FROM analysis_dirty")
+        return ThreadUpdate(full=True)
+    if not full:
+        new = conn.execute("SELECT count(*) FROM posts WHERE conversation_id IS NULL").fetchone()[0]
+        changed = conn.execute("SELECT count(*) FROM analysis_dirty").fetchone()[0]
+        full = (new + changed) > FULL_RATIO * total
+        if new + changed == 0:
+            return ThreadUpdate()
+    result = _full(db) if full else _incremental(db)
+    conn.execute("DELETE FROM analysis_dirty")
+    return result
+
+
+def _full(db: sqlite_utils.Database) -> ThreadUpdate:
+    conn = db.conn
+    maxrow = conn.execute("SELECT max(rowid) FROM posts").fetchone()[0]
+    n = maxrow + 1
+    parent = array("q", bytes(8 * n))
+    present = bytearray(n)
+    okeys: dict[str, int] = {}
+    for rowid, prow, rrow, okey, _ in conn.execute(_LINKS_SELECT):
+        present[rowid] = 1
+        parent[rowid] = _parent_code(rowid, prow, rrow, okey, okeys)
+    root = array("q", bytes(8 * n))
+    depth = array("l", bytes(array("l").itemsize * n))
+    state = bytearray(n)
+    nodes = (i for i in range(1, n) if present[i])
+    solve_forest(nodes, parent, root, depth, state, _earliest_by_db(conn))
+    key_of = {code: key for key, code in okeys.items()}
+
+    conn.execute("DROP TABLE IF EXISTS temp._conv")
+    conn.execute("CREATE TEMP TABLE _conv (rid INTEGER PRIMARY KEY, root INTEGER, okey TEXT, depth INTEGER)")
+
+    def rows():
+        for i in range(1, n):
+            if present[i]:
+                r = root[i]
+                if r > 0:
+                    yield (i, r, None, depth[i])
+                else:
+                    yield (i, None, key_of[r], depth[i])
+
+    conn.executemany("INSERT INTO _conv VALUES (?, ?, ?, ?)", rows())
+    del parent, root, depth, state, present
+    conn.execute(
+        """UPDATE posts SET conversation_id = x.cid
+           FROM (SELECT c.rid AS rid, coalesce(r.id, c.okey) AS cid
+                 FROM _conv c LEFT JOIN posts r ON r.rowid = c.root) AS x
+           WHERE posts.rowid = x.rid AND posts.conversation_id IS NOT x.cid"""
+    )
+    conn.execute("DELETE FROM conversations")
+    conn.execute(
+        """INSERT INTO conversations (id, session_id, size, depth, participants, started, ended)
+           SELECT p.conversation_id, NULL, count(*), max(c.depth), count(DISTINCT p.author_id),
+                  min(p.created_at), max(p.created_at)
+           FROM posts p JOIN _conv c ON c.rid = p.rowid
+           GROUP BY p.conversation_id"""
+    )
+    conn.execute("DROP TABLE temp._conv")
+    return ThreadUpdate(full=True, posts=maxrow)
+
+
+def _incremental(db: sqlite_utils.Database) -> ThreadUpdate:
+    conn = db.conn
+    dirty_rows = conn.execute(
+        "SELECT rowid, id, conversation_id, reply_to_id, root_id FROM posts WHERE conversation_id IS NULL"
+    ).fetchall()
+    dirty_rows += conn.execute(
+        """SELECT p.rowid, p.id, p.conversation_id, p.reply_to_id, p.root_id
+           FROM analysis_dirty d JOIN posts p ON p.id = d.post_id"""
+    ).fetchall()
+    dirty_ids = list(dict.fromkeys(r[1] for r in dirty_rows))
+    pending: set[str] = {r[2] for r in dirty_rows if r[2]}
+    # Conversations that may be re-rooted by the newcomers: posts replying to
+    # them (or keyed by their id while they were missing), and the
+    # conversations of their parents and sources' roots.
+    keys = set(dirty_ids) | {r[3] for r in dirty_rows if r[3]} | {r[4] for r in dirty_rows if r[4]}
+    for chunk in _chunks(sorted(keys), _CHUNK):
+        marks = ",".join("?" * len(chunk))
+        pending.update(r[0] for r in conn.execute(
+            f"SELECT DISTINCT conversation_id FROM posts WHERE conversation_id IN ({marks})", chunk))
+        pending.update(r[0] for r in conn.execute(
+            f"""SELECT DISTINCT conversation_id FROM posts
+                WHERE (reply_to_id IN ({marks}) OR id IN ({marks})) AND conversation_id IS NOT NULL""",
+            chunk + chunk))
+    pending.discard(None)
+
+    parent: dict[int, int] = {}
+    old_conv: dict[int, str | None] = {}
+    okeys: dict[str, int] = {}
+    loaded_convs: set[str] = set()
+
+    def take(rows: Iterable[tuple]) -> None:
+        for rowid, prow, rrow, okey, conv in rows:
+            if rowid in parent:
+                continue
+            parent[rowid] = _parent_code(rowid, prow, rrow, okey, okeys)
+            old_conv[rowid] = conv
+            if conv and conv not in loaded_convs:
+                pending.add(conv)
+
+    dirty_rowids = [r[0] for r in dirty_rows]
+    for chunk in _chunks(dirty_rowids, _CHUNK):
+        take(conn.execute(f"{_LINKS_SELECT} WHERE p.rowid IN ({','.join('?' * len(chunk))})", chunk))
+    while True:
+        todo = sorted(pending - loaded_convs)
+        pending.clear()
+        for chunk in _chunks(todo, _CHUNK):
+            loaded_convs.update(chunk)
+            take(conn.execute(
+                f"{_LINKS_SELECT} WHERE p.conversation_id IN ({','.join('?' * len(chunk))})", chunk))
+        missing = sorted({p for p in parent.values() if p > 0 and p not in parent})
+        for chunk in _chunks(missing, _CHUNK):
+            take(conn.execute(f"{_LINKS_SELECT} WHERE p.rowid IN ({','.join('?' * len(chunk))})", chunk))
+        if not (pending - loaded_convs) and not missing:
+            break
+
+    root: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    state = dict.fromkeys(parent, 0)
+    solve_forest(list(parent), parent, root, depth, state, _earliest_by_db(conn))
+    key_of = {code: key for key, code in okeys.items()}
+    root_rowids = sorted({r for r in root.values() if r > 0})
+    id_of: dict[int, str] = {}
+    for chunk in _chunks(root_rowids, _CHUNK):
+        id_of.update(conn.execute(
+            f"SELECT rowid, id FROM posts WHERE rowid IN ({','.join('?' * len(chunk))})", chunk))
+    new_conv = {k: (id_of[r] if r > 0 else key_of[r]) for k, r in root.items()}
+    updates = [(c, k) for k, c in new_conv.items() if old_conv.get(k) != c]
+    conn.executemany("UPDATE posts SET conversation_id = ? WHERE rowid = ?", updates)
+
+    new_ids = set(new_conv.values())
+    old_ids = {c for c in old_conv.values() if c}
+    removed = old_ids - new_ids
+    max_depth: dict[str, int] = {}
+    for k, c in new_conv.items():
+        if depth[k] > max_depth.get(c, -1):
+            max_depth[c] = depth[k]
+    for chunk in _chunks(sorted(old_ids | new_ids), _CHUNK):
+        conn.execute(f"DELETE FROM conversations WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+    for chunk in _chunks(sorted(new_ids), _CHUNK):
+        rows = conn.execute(
+            f"""SELECT conversation_id, count(*), count(DISTINCT author_id), min(created_at), max(created_at)
+                FROM posts WHERE conversation_id IN ({','.join('?' * len(chunk))})
+                GROUP BY conversation_id""",
+            chunk,
+        ).fetchall()
+        conn.executemany(
+            """INSERT INTO conversations (id, session_id, size, depth, participants, started, ended)
+               VALUES (?, NULL, ?, ?, ?, ?, ?)""",
+            [(c, size, max_depth.get(c, 0), parts, started, ended) for c, size, parts, started, ended in rows],
+        )
+    return ThreadUpdate(full=False, posts=len(parent), dirty_ids=dirty_ids, conversations=new_ids,
+                        removed=removed)
+
+
+def _chunks(seq: list, n: int):
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+# --------------------------------------------------------------------------
+# Reading threads
+
+
+def conversation_of(db: sqlite_utils.Database, post_id: str) -> str | None:
+    row = db.execute("SELECT conversation_id FROM posts WHERE id = ?", [post_id]).fetchone()
+    if row is not None:
+        return row[0]
+    row = db.execute("SELECT id FROM conversations WHERE id = ?", [post_id]).fetchone()
+    return row[0] if row else None
+
+
+def thread(db: sqlite_utils.Database, post_id: str) -> list[dict[str, Any]]:
+    """The whole thread a post belongs to, in reply order, each row with its depth.
+
+    ``post_id`` may be any post of the thread or the conversation id.
+    Raises NotFoundError when neither is in the archive.
+    """
+    from .errors import NotFoundError
+
+    conv = conversation_of(db, post_id)
+    if conv is None:
+        raise NotFoundError(f"No post or conversation {post_id!r} in the archive (run the analysis first?)")
+    cur = db.execute(THREAD_SQL, {"conversation": conv})
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur]
