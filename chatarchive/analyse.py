@@ -1,13 +1,312 @@
-"""Run the whole analysis (sessions, conversations, Q&A) after new posts arrive.
+"""Run the whole analysis (threads, sessions, membership, Q&A) after new posts arrive.
 
-Placeholder until the analysis lands: import and capture call
-``analyse_archive(db)`` so a user never sees stale sessions.
+``analyse_archive(db)`` is called after every import (and capture) so a
+user never sees stale sessions.  It is incremental: posts not analysed yet
+(``posts.conversation_id IS NULL``) and posts a later sighting changed
+(table ``analysis_dirty``) are the work list; only their conversations,
+their hashtags' time windows and the sessions those touch are recomputed.
+When most of the archive is new (the first run) it switches to full mode,
+which reads the whole archive once with set-based SQL and compact arrays.
+
+Everything runs in one transaction: an interrupted analysis leaves the
+previous one intact.
 """
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+from typing import Any, Iterable
+
 import sqlite_utils
 
+from . import qa, sessions, threads
+from .errors import ChatArchiveError
+from .sessions import Changes, Chat, get_chat, save_chat
+from .timeutil import get_zone
 
-def analyse_archive(db: sqlite_utils.Database, **options) -> dict:
-    return {}
+DEFAULTS_ROW = "*"  # chats row holding defaults for every hashtag
+
+
+class _Transaction:
+    def __init__(self, db: sqlite_utils.Database):
+        self.conn = db.conn
+        self.nested = self.conn.in_transaction
+
+    def __enter__(self):
+        self.conn.execute("SAVEPOINT analyse" if self.nested else "BEGIN")
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.nested:
+            if exc_type:
+                self.conn.execute("ROLLBACK TO analyse")
+            self.conn.execute("RELEASE analyse")
+        else:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False
+
+
+def settings_for(db: sqlite_utils.Database, tag: str) -> Chat:
+    """A chat's settings, with the defaults row filling what it leaves open."""
+    chat = get_chat(db, tag)
+    base = get_chat(db, DEFAULTS_ROW)
+    for attr in ("timezone", "gap_seconds", "min_posts", "question_pattern", "answer_pattern"):
+        if getattr(chat, attr) is None:
+            setattr(chat, attr, getattr(base, attr))
+    if not chat.hosts:
+        chat.hosts = base.hosts
+    return chat
+
+
+def _remember(db, tags: list[str] | None, *, gap, min_posts, tz, hosts, question_pattern,
+              answer_pattern) -> list[str]:
+    """Store the options the user gave, per hashtag (or as defaults)."""
+    names = [sessions.clean_tag(t) for t in tags] if tags else [DEFAULTS_ROW]
+    out = []
+    for name in names:
+        chat = get_chat(db, name)
+        if name != DEFAULTS_ROW:
+            chat.hashtag = sessions.display_tag(db, chat.hashtag)
+            chat.explicit = True
+        if gap is not None:
+            chat.gap_seconds = int(gap.total_seconds())
+        if min_posts is not None:
+            chat.min_posts = min_posts
+        if tz is not None:
+            chat.timezone = tz
+        if hosts:
+            chat.hosts = [h.lstrip("@") for h in hosts]
+        if question_pattern is not None:
+            chat.question_pattern = question_pattern or None
+        if answer_pattern is not None:
+            chat.answer_pattern = answer_pattern or None
+        save_chat(db, chat)
+        out.append(chat.hashtag)
+    return out if tags else []
+
+
+def analyse_archive(
+    db: sqlite_utils.Database,
+    *,
+    hashtags: Iterable[str] | None = None,
+    gap: timedelta | None = None,
+    min_posts: int | None = None,
+    tz: str | None = None,
+    hosts: Iterable[str] | None = None,
+    question_pattern: str | None = None,
+    answer_pattern: str | None = None,
+    full: bool = False,
+    redetect: bool = False,
+    refresh_sessions: Iterable[int] | None = None,
+    **_ignored: Any,
+) -> dict[str, Any]:
+    """Analyse what is new (or, with ``full``/``redetect``, everything).
+
+    ``hashtags`` names chat hashtags (remembered, then always analysed) and
+    re-detects their sessions; ``gap``/``min_posts``/``tz``/``hosts``/the
+    patterns are remembered for those hashtags (for every hashtag when none
+    is named).  ``refresh_sessions`` recomputes membership and Q&A of those
+    sessions (after ``sessions add``).  Returns counts and a one-line
+    ``summary``."""
+    t0 = time.monotonic()
+    tags = list(hashtags or [])
+    if gap is not None and gap.total_seconds() <= 0:
+        raise ChatArchiveError("--gap must be positive")
+    if min_posts is not None and min_posts < 1:
+        raise ChatArchiveError("--min-posts must be at least 1")
+    if tz:
+        get_zone(tz)
+    qa.compile_pattern(question_pattern, "question")
+    qa.compile_pattern(answer_pattern, "answer")
+    options_given = any(v is not None for v in (gap, min_posts, tz, question_pattern, answer_pattern)) or bool(hosts)
+    conn = db.conn
+    with _Transaction(db):
+        if tags or options_given:
+            tags = _remember(db, tags, gap=gap, min_posts=min_posts, tz=tz, hosts=hosts,
+                             question_pattern=question_pattern, answer_pattern=answer_pattern)
+        redetect = redetect or bool(tags) or options_given
+        th = threads.update_threads(db, full=full)
+        explicit = sessions.explicit_chats(db)
+        chosen = tags or explicit or None  # None: every hashtag, guessing which are chats
+        changes = Changes()
+        affected: set[int] | None = set(refresh_sessions or [])
+        if full or th.full or redetect:
+            changes = _detect_full(db, chosen, guess=not (tags or explicit))
+            affected = None if (full or th.full or not tags) else _sessions_of(db, tags) | changes.changed | affected
+        elif th.dirty_ids:
+            changes, touched = _detect_incremental(db, th, chosen, guess=not explicit)
+            affected |= changes.changed | touched
+        if affected is None:
+            sessions.refresh_membership(db, None)
+            sessions.refresh_conversation_sessions(db, None)
+            qa_totals = qa.apply_qa(db, None)
+            done: set[int] | None = None
+        elif affected:
+            affected -= changes.deleted
+            done = sessions.refresh_membership(db, affected)
+            sessions.refresh_conversation_sessions(db, done)
+            qa_totals = qa.apply_qa(db, done)
+        else:
+            done = set()
+            qa_totals = {"questions": 0, "answers": 0}
+    total_sessions = conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
+    threads_n = conn.execute("SELECT count(*) FROM conversations WHERE size > 1").fetchone()[0]
+    questions_n = conn.execute("SELECT count(*) FROM questions").fetchone()[0]
+    answers_n = conn.execute("SELECT count(*) FROM posts WHERE answer_to_id IS NOT NULL").fetchone()[0]
+    elapsed = time.monotonic() - t0
+    result = {
+        "full": bool(full or th.full),
+        "posts_threaded": th.posts,
+        "new_or_changed_posts": len(th.dirty_ids) if not th.full else th.posts,
+        "sessions": total_sessions,
+        "sessions_created": len(changes.created),
+        "sessions_updated": len(changes.changed - changes.created),
+        "sessions_deleted": len(changes.deleted),
+        "sessions_analysed": total_sessions if done is None else len(done),
+        "threads": threads_n,
+        "questions": questions_n,
+        "answers": answers_n,
+        "seconds": round(elapsed, 3),
+    }
+    parts = [f"{total_sessions:,} session{'s' if total_sessions != 1 else ''}"]
+    news = []
+    if changes.created:
+        news.append(f"{len(changes.created)} new")
+    if result["sessions_updated"]:
+        news.append(f"{result['sessions_updated']} updated")
+    if changes.deleted:
+        news.append(f"{len(changes.deleted)} removed")
+    if news:
+        parts[0] += f" ({', '.join(news)})"
+    parts.append(f"{threads_n:,} threads")
+    parts.append(f"{questions_n:,} questions, {answers_n:,} answers")
+    result["summary"] = "Analysis: " + "; ".join(parts) + f" ({elapsed:.1f} s)"
+    result["qa"] = qa_totals
+    return result
+
+
+def _sessions_of(db, tags: list[str]) -> set[int]:
+    out: set[int] = set()
+    for t in tags:
+        out.update(r[0] for r in db.execute("SELECT id FROM sessions WHERE hashtag = ? COLLATE NOCASE", [t]))
+    return out
+
+
+def _tag_names(db, ids: Iterable[int]) -> dict[int, str]:
+    ids = sorted(set(ids))
+    out: dict[int, str] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        out.update(db.execute(f"SELECT id, tag FROM hashtags WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+    return out
+
+
+def _detect_full(db: sqlite_utils.Database, chosen: list[str] | None, guess: bool) -> Changes:
+    changes = Changes()
+    if chosen is not None:
+        ids = {t: sessions.hashtag_id(db, t) for t in chosen}
+        tag_ids: set[int] | None = {i for i in ids.values() if i is not None}
+    else:
+        tag_ids = None
+    # Schedules first: detection leaves their occurrences alone.
+    sched_tags = [r[0] for r in db.execute("SELECT hashtag FROM chats WHERE schedules IS NOT NULL AND schedules != '[]'")]
+    for t in sched_tags:
+        if chosen is None or any(t.lower() == c.lower() for c in chosen):
+            changes.merge(sessions.apply_schedules(db, t, sessions.hashtag_id(db, t)))
+    default_chat = settings_for(db, DEFAULTS_ROW)
+    default = (default_chat.gap, default_chat.min_count)
+    per_tag: dict[int, tuple[float, int]] = {}
+    tz_of: dict[int, str | None] = {}
+    for t, explicit in db.execute("SELECT hashtag, explicit FROM chats WHERE hashtag != ?", [DEFAULTS_ROW]).fetchall():
+        i = sessions.hashtag_id(db, t)
+        if i is not None:
+            c = settings_for(db, t)
+            per_tag[i] = (c.gap, c.min_count)
+            tz_of[i] = c.timezone
+    groups = sessions.scan_all_groups(db, tag_ids, per_tag, default)
+    if guess:
+        groups = sessions.drop_subsumed(db, groups, keep_tags=set())
+    by_tag: dict[int, list] = {}
+    for g in groups:
+        by_tag.setdefault(g.tag_id, []).append(g)
+    # Tags that had detected sessions must be reconciled too (to drop them).
+    if tag_ids is None:
+        stale = {r[0] for r in db.execute("SELECT DISTINCT h.id FROM sessions s JOIN hashtags h ON h.tag = s.hashtag "
+                                          "WHERE s.source = 'detected'")}
+        todo = set(by_tag) | stale
+    else:
+        todo = set(tag_ids)
+    names = _tag_names(db, todo)
+    for i in sorted(todo):
+        name = names.get(i)
+        if name is None:
+            continue
+        tz = tz_of.get(i, default_chat.timezone)
+        changes.merge(sessions.reconcile(db, name, by_tag.get(i, []), None, None, tz))
+    return changes
+
+
+def _detect_incremental(db: sqlite_utils.Database, th: threads.ThreadUpdate, chosen: list[str] | None,
+                        guess: bool) -> tuple[Changes, set[int]]:
+    """Re-detect only around the new posts; return the changes and the other
+    sessions they touch (same window, same conversations, old members)."""
+    changes = Changes()
+    touched: set[int] = set()
+    spans: dict[int, list[str]] = {}
+    dirty = th.dirty_ids
+    chosen_ids = None
+    if chosen is not None:
+        chosen_ids = {i for i in (sessions.hashtag_id(db, t) for t in chosen) if i is not None}
+    for i in range(0, len(dirty), 500):
+        chunk = dirty[i : i + 500]
+        m = ",".join("?" * len(chunk))
+        for tag_id, t in db.execute(
+            f"""SELECT ph.hashtag_id, p.created_at FROM posts p JOIN post_hashtags ph ON ph.post_id = p.id
+                WHERE p.id IN ({m}) AND p.matched = 1 AND p.created_at IS NOT NULL""", chunk):
+            if chosen_ids is not None and tag_id not in chosen_ids:
+                continue
+            span = spans.setdefault(tag_id, [t, t])
+            span[0], span[1] = min(span[0], t), max(span[1], t)
+        # sessions the changed posts belonged to, and windows they fall in
+        for (sid,) in db.execute(f"SELECT DISTINCT session_id FROM session_posts WHERE post_id IN ({m})", chunk):
+            touched.add(sid)
+        for sid, tag_id, s0, s1 in db.execute(
+            f"""SELECT DISTINCT s.id, h.id, s.start, s."end" FROM posts p
+                JOIN post_hashtags ph ON ph.post_id = p.id JOIN hashtags h ON h.id = ph.hashtag_id
+                JOIN sessions s ON s.hashtag = h.tag AND p.created_at BETWEEN s.window_start AND s.window_end
+                WHERE p.id IN ({m})""", chunk):
+            touched.add(sid)
+    for sid, tag, s0, s1 in db.execute(
+            "SELECT id, hashtag, start, \"end\" FROM sessions WHERE id IN (%s)" % ",".join("?" * len(touched)),
+            sorted(touched)).fetchall() if touched else []:
+        tag_id = sessions.hashtag_id(db, tag)
+        if tag_id is not None and (chosen_ids is None or tag_id in chosen_ids):
+            span = spans.setdefault(tag_id, [s0, s1])
+            span[0], span[1] = min(span[0], s0), max(span[1], s1)
+    names = _tag_names(db, spans)
+    all_groups: list[tuple[int, str, str, list]] = []
+    for tag_id, (lo, hi) in sorted(spans.items()):
+        name = names[tag_id]
+        chat = settings_for(db, name)
+        if chat.schedules:
+            changes.merge(sessions.apply_schedules(db, name, tag_id, (lo, hi)))
+        lo2, hi2, groups = sessions.window_groups(db, name, tag_id, lo, hi, chat.gap, chat.min_count)
+        all_groups.append((tag_id, lo2, hi2, groups))
+    if guess:
+        flat = [g for _, _, _, gs in all_groups for g in gs]
+        kept = {id(g) for g in sessions.drop_subsumed(db, flat, keep_tags=set())}
+        all_groups = [(t, lo, hi, [g for g in gs if id(g) in kept]) for t, lo, hi, gs in all_groups]
+    for tag_id, lo, hi, groups in all_groups:
+        name = names[tag_id]
+        changes.merge(sessions.reconcile(db, name, groups, lo, hi, settings_for(db, name).timezone))
+    # Sessions holding posts of the conversations the new posts joined.
+    convs = sorted(th.conversations)
+    for i in range(0, len(convs), 500):
+        chunk = convs[i : i + 500]
+        touched.update(r[0] for r in db.execute(
+            f"""SELECT DISTINCT sp.session_id FROM posts p INDEXED BY idx_posts_conversation_id
+                JOIN session_posts sp ON sp.post_id = p.id
+                WHERE p.conversation_id IN ({','.join('?' * len(chunk))})""", chunk))
+    touched -= changes.deleted
+    return changes, touched

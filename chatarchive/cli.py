@@ -460,6 +460,359 @@ def serve(db, host, port, open_browser, no_sql, title, live, settings, metadata_
 
 
 # --------------------------------------------------------------------------
+# sessions and show (analysis: sessions.py, threads.py, qa.py, stats.py)
+
+
+def parse_duration_option(value, name):
+    from .timeutil import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ChatArchiveError as e:
+        raise click.BadParameter(str(e), param_hint=name)
+
+
+def qa_options(f):
+    f = click.option("--answer-pattern", metavar="REGEX",
+                     help="Answer marker: a regex with a group n for the number (default A1 / A 1 / a1) / A1a).")(f)
+    f = click.option("--question-pattern", metavar="REGEX",
+                     help="Question marker: a regex with a group n, e.g. 'T(?P<n>\\d+):' for T1/T2 chats.")(f)
+    f = click.option("--host", "hosts", multiple=True, metavar="HANDLE",
+                     help="A host of the chat (repeatable); only hosts' posts are questions. Default: detected.")(f)
+    return f
+
+
+@cli.group()
+def sessions():
+    """Find, add and list the sessions (sittings) of a chat hashtag.
+
+    Sessions are detected automatically after every import; these commands
+    tune detection, add explicit windows and weekly schedules.
+
+    \b
+    Example:
+        chatarchive sessions detect chats.db --hashtag cmgrchat --gap 45m
+        chatarchive sessions list chats.db
+    """
+
+
+@sessions.command("detect")
+@db_argument
+@click.option("--hashtag", "hashtags", multiple=True, metavar="TAG",
+              help="Chat hashtag (repeatable). Named hashtags are remembered; without any, every hashtag is tried.")
+@click.option("--gap", metavar="DURATION", help="Silence that splits two sessions [45m].")
+@click.option("--min-posts", type=click.IntRange(min=1), help="Fewer posts than this are strays, not a session [10].")
+@click.option("--tz", metavar="ZONE", help="The chat's time zone, for slugs and display, e.g. America/New_York.")
+@qa_options
+@click.option("--json", "as_json", is_flag=True, help="Print the analysis summary and sessions as JSON.")
+def sessions_detect(db, hashtags, gap, min_posts, tz, hosts, question_pattern, answer_pattern, as_json):
+    """Detect sessions from gaps in a hashtag's activity, then threads and Q&A.
+
+    Re-running is safe: sessions keep their ids and slugs, manual and
+    scheduled sessions are left alone. Options are remembered per hashtag
+    and applied again after later imports.
+
+    \b
+    Example:
+        chatarchive sessions detect chats.db --hashtag cmgrchat --gap 45m --min-posts 10
+        chatarchive sessions detect chats.db --hashtag tchat --question-pattern 'T(?P<n>\\d+):'
+    """
+    from .analyse import analyse_archive
+    from .sessions import list_sessions
+
+    archive = open_archive(db)
+    result = analyse_archive(
+        archive, hashtags=list(hashtags), gap=parse_duration_option(gap, "--gap"), min_posts=min_posts,
+        tz=tz, hosts=list(hosts), question_pattern=question_pattern, answer_pattern=answer_pattern,
+        redetect=True,
+    )
+    rows = [s for s in list_sessions(archive)
+            if not hashtags or any(s["hashtag"].lower() == h.lstrip("#").lower() for h in hashtags)]
+    if as_json:
+        json_out({"analysis": result, "sessions": rows})
+        return
+    click.echo(result["summary"])
+    print_sessions(rows)
+
+
+@sessions.command("add")
+@db_argument
+@click.option("--hashtag", required=True, metavar="TAG", help="The chat hashtag.")
+@click.option("--start", required=True, metavar="TIME", help="Start (ISO-8601; UTC unless an offset or --tz is given).")
+@click.option("--end", metavar="TIME", help="End (ISO-8601).")
+@click.option("--duration", metavar="DURATION", help="Length instead of --end, e.g. 1h.")
+@click.option("--tz", metavar="ZONE", help="Time zone of --start/--end without an offset, and of the slug's date.")
+@click.option("--host", "hosts", multiple=True, metavar="HANDLE", help="A host of this session (repeatable).")
+@click.option("--title", help="A title for the recap.")
+@click.option("--json", "as_json", is_flag=True, help="Print the session as JSON.")
+def sessions_add(db, hashtag, start, end, duration, tz, hosts, title, as_json):
+    """Add a session with an explicit window (or update the one overlapping it).
+
+    \b
+    Example:
+        chatarchive sessions add chats.db --hashtag cmgrchat --start 2026-11-18T20:00 \\
+            --duration 1h --tz America/New_York --host cmgrhost --title "Onboarding"
+    """
+    from .analyse import analyse_archive
+    from .sessions import add_session, get_session
+    from .store import transaction
+    from .timeutil import get_zone, iso_utc, parse_time
+
+    if (end is None) == (duration is None):
+        raise click.UsageError("Give exactly one of --end and --duration.")
+    if tz:
+        get_zone(tz)
+    t0 = parse_time(start, tz)
+    t1 = parse_time(end, tz) if end else t0 + parse_duration_option(duration, "--duration")
+    archive = open_archive(db)
+    with transaction(archive):
+        sid = add_session(archive, hashtag, iso_utc(t0), iso_utc(t1), hosts=hosts, title=title, tz=tz)
+        analyse_archive(archive, refresh_sessions=[sid])
+    show_session_line(get_session(archive, sid), as_json)
+
+
+@sessions.command("schedule")
+@db_argument
+@click.option("--hashtag", required=True, metavar="TAG", help="The chat hashtag.")
+@click.option("--every", required=True, metavar='"WEEKDAY HH:MM"', help='When the chat meets, e.g. "wed 20:00".')
+@click.option("--tz", required=True, metavar="ZONE", help="The chat's time zone, e.g. America/New_York.")
+@click.option("--duration", required=True, metavar="DURATION", help="Length of the chat, e.g. 1h.")
+@click.option("--before", default="0m", show_default=True, metavar="DURATION", help="Posts this early belong to it too.")
+@click.option("--after", default="0m", show_default=True, metavar="DURATION", help="Posts this late belong to it too.")
+@click.option("--host", "hosts", multiple=True, metavar="HANDLE", help="A host of the chat (repeatable).")
+@click.option("--title", help="A title for every occurrence.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary and sessions as JSON.")
+def sessions_schedule(db, hashtag, every, tz, duration, before, after, hosts, title, as_json):
+    """Make one session per weekly occurrence that has posts (DST-safe).
+
+    The schedule is remembered: later imports get their sessions from it.
+
+    \b
+    Example:
+        chatarchive sessions schedule chats.db --hashtag cmgrchat --every "wed 20:00" \\
+            --tz America/New_York --duration 1h --before 15m --after 30m
+    """
+    from .analyse import analyse_archive
+    from .sessions import list_sessions, set_schedule
+    from .store import transaction
+
+    archive = open_archive(db)
+    with transaction(archive):
+        chat = set_schedule(
+            archive, hashtag, every, tz, parse_duration_option(duration, "--duration"),
+            parse_duration_option(before, "--before"), parse_duration_option(after, "--after"),
+            hosts=hosts, title=title,
+        )
+        result = analyse_archive(archive, hashtags=[chat.hashtag])
+    rows = [s for s in list_sessions(archive, chat.hashtag) if s["source"] == "scheduled"]
+    if as_json:
+        json_out({"analysis": result, "sessions": rows})
+        return
+    click.echo(f"{len(rows)} scheduled session(s) of #{chat.hashtag}. {result['summary']}")
+    print_sessions(rows)
+
+
+@sessions.command("list")
+@db_argument
+@click.option("--hashtag", metavar="TAG", help="Only sessions of this hashtag.")
+@click.option("--json", "as_json", is_flag=True, help="Print sessions as JSON.")
+def sessions_list(db, hashtag, as_json):
+    """List sessions with their posts, participants and questions.
+
+    \b
+    Example:
+        chatarchive sessions list chats.db --hashtag cmgrchat
+    """
+    from .sessions import list_sessions
+
+    rows = list_sessions(open_archive(db), hashtag)
+    if as_json:
+        json_out(rows)
+        return
+    if not rows:
+        click.echo("No sessions. Import a chat, or: chatarchive sessions detect DB --hashtag TAG", err=True)
+        return
+    print_sessions(rows)
+
+
+@sessions.command("remove")
+@db_argument
+@click.argument("session")
+def sessions_remove(db, session):
+    """Delete a session (its posts stay in the archive).
+
+    A detected session comes back on the next detection unless its
+    hashtag's settings change; use it for manual sessions added by mistake.
+
+    \b
+    Example:
+        chatarchive sessions remove chats.db cmgrchat-2026-11-18
+    """
+    from .sessions import remove_session
+    from .store import transaction
+
+    archive = open_archive(db)
+    with transaction(archive):
+        s = remove_session(archive, session)
+    click.echo(f"Removed session {s['slug']}.")
+
+
+def _local(iso: str | None, tz: str | None, fmt: str = "%a %Y-%m-%d %H:%M") -> str:
+    from .timeutil import get_zone, parse_iso
+
+    if not iso:
+        return ""
+    dt = parse_iso(iso)
+    if tz:
+        try:
+            return dt.astimezone(get_zone(tz)).strftime(fmt)
+        except ChatArchiveError:
+            pass
+    return dt.strftime(fmt) + " UTC"
+
+
+def print_sessions(rows) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console()
+    if not console.is_terminal:
+        for s in rows:
+            click.echo("\t".join(str(x) for x in (
+                s["slug"], s["start"], "#" + (s["hashtag"] or ""), s["posts"], s["participants"], s["questions"],
+                s["source"], ",".join(s["platforms"]), ",".join(s["hosts"]))))
+        return
+    table = Table(expand=False)
+    for name, kw in (("Session", {"style": "cyan", "no_wrap": True}), ("When", {"no_wrap": True}),
+                     ("Posts", {"justify": "right"}), ("People", {"justify": "right"}),
+                     ("Q", {"justify": "right"}), ("Hosts", {}), ("Platforms", {}), ("Source", {"style": "dim"})):
+        table.add_column(name, **kw)
+    for s in rows:
+        table.add_row(Text(s["slug"]), Text(_local(s["start"], s["timezone"])), f"{s['posts']:,}",
+                      f"{s['participants']:,}", str(s["questions"]),
+                      Text(", ".join("@" + h for h in s["hosts"])), Text(", ".join(s["platforms"])), s["source"])
+    console.print(table)
+
+
+def show_session_line(s, as_json: bool) -> None:
+    if as_json:
+        out = dict(s)
+        for k in ("hosts", "platforms", "configured_hosts"):
+            out[k] = json.loads(out[k]) if out.get(k) else []
+        json_out(out)
+        return
+    click.echo(f"Session {s['slug']} (#{s['hashtag']}, {s['source']}): {s['start']} .. {s['end']}, "
+               f"{s['post_count'] or 0:,} posts")
+
+
+@cli.command()
+@db_argument
+@click.argument("session")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(1, 1000), help="How many participants and posts.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full statistics (stats.session_stats) as JSON.")
+def show(db, session, top, as_json):
+    """A terminal recap of one session: counts, hosts, questions with answer
+    counts, top participants and the busiest minutes.
+
+    SESSION is a session id or slug (see: chatarchive sessions list DB).
+
+    \b
+    Example:
+        chatarchive show chats.db cmgrchat-2026-11-18
+        chatarchive show chats.db cmgrchat-2026-11-18 --json
+    """
+    from .stats import session_stats
+
+    st = session_stats(open_archive(db), session, top=top)
+    if as_json:
+        json_out(st)
+        return
+    render_recap(st)
+
+
+sessions.add_command(show, "show")
+
+
+def render_recap(st) -> None:
+    """Rich tables for a session's statistics; every user text is a Text (never markup)."""
+    from rich.console import Console, Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    s = st["session"]
+    tz = s["timezone"]
+    head = Text()
+    head.append(f"#{s['hashtag']}", style="bold magenta")
+    if s["title"]:
+        head.append("  ")
+        head.append(s["title"], style="bold")
+    head.append("\n")
+    head.append(f"{_local(s['start'], tz)} – {_local(s['end'], tz, '%H:%M')}")
+    if tz:
+        head.append(f" {tz}", style="dim")
+    head.append(f"  ·  {s['source']}  ·  {', '.join(s['platforms']) or 'no posts'}\n")
+    head.append("Hosts: ")
+    head.append(", ".join("@" + h for h in s["hosts"]) or "none detected", style="cyan")
+    head.append("\n")
+    q_answers = sum(q["answers"] for q in st["questions"])
+    head.append(
+        f"{st['posts']:,} posts ({st['matched_posts']:,} matched, {st['context_posts']:,} context) · "
+        f"{st['participants']:,} participants ({len(st['first_timers']):,} first-timers, "
+        f"{len(st['returning']):,} returning) · {st['replies']:,} replies · "
+        f"{len(st['questions'])} questions, {q_answers:,} answers"
+    )
+    console.print(Panel(head, title=Text(s["slug"]), title_align="left", expand=False))
+
+    if st["questions"]:
+        qt = Table(title="Questions", title_justify="left", expand=False)
+        qt.add_column("#", justify="right", style="bold")
+        qt.add_column("Question", max_width=70)
+        qt.add_column("Answers", justify="right")
+        qt.add_column("First answer", justify="right", style="dim")
+        for q in st["questions"]:
+            secs = q["first_answer_seconds"]
+            first = "" if secs is None else (f"{secs / 60:.1f} min" if secs >= 60 else f"{secs:.0f} s")
+            qt.add_row(f"Q{q['number']}", Text(" ".join((q["text"] or "").split())), str(q["answers"]), first)
+        console.print(qt)
+
+    tables = []
+    if st["top_participants"]:
+        pt = Table(title="Top participants", title_justify="left", expand=False)
+        pt.add_column("Handle", style="cyan")
+        pt.add_column("Posts", justify="right")
+        pt.add_column("Replies received", justify="right")
+        pt.add_column("First time", justify="center")
+        for a in st["top_participants"]:
+            pt.add_row(Text("@" + a["handle"]), str(a["posts"]), str(a["replies_received"]),
+                       "★" if a["first_timer"] else "")
+        tables.append(pt)
+    if st["busiest_minutes"]:
+        bt = Table(title="Busiest minutes", title_justify="left", expand=False)
+        bt.add_column("Minute")
+        bt.add_column("Posts", justify="right")
+        bt.add_column("")
+        peak = max(m["posts"] for m in st["busiest_minutes"])
+        for m in st["busiest_minutes"]:
+            bt.add_row(_local(m["minute"] + ":00Z", tz, "%H:%M"), str(m["posts"]),
+                       Text("█" * max(1, round(20 * m["posts"] / peak)), style="green"))
+        tables.append(bt)
+    if tables:
+        console.print(Group(*tables))
+    if st["links"]:
+        lt = Table(title="Links shared", title_justify="left", expand=False)
+        lt.add_column("Count", justify="right")
+        lt.add_column("URL", overflow="fold")
+        for link in st["links"][:5]:
+            lt.add_row(str(link["count"]), Text(link["url"]))
+        console.print(lt)
+
+
+# --------------------------------------------------------------------------
 # demo
 
 

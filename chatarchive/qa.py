@@ -192,19 +192,22 @@ def analyse_posts(
         candidates = [(p, n) for p, n in candidates if any(handle_matches(p.handle, h) for h in host_list)]
         shown_hosts = host_list
     else:
-        owners: dict[int, QAPost] = {}
-        for p, n in candidates:
-            owners.setdefault(n, p)
-        count: dict[str, int] = {}
+        # Hosts ask many of the numbers (on every platform they post to);
+        # a participant who once types "Q2: …" asks few and owns none.
+        owners: dict[int, str] = {}
+        numbers: dict[str, set[int]] = {}
         handle_of: dict[str, str] = {}
-        for p in owners.values():
+        for p, n in candidates:
             key = p.author_id or p.handle or ""
-            count[key] = count.get(key, 0) + 1
+            owners.setdefault(n, key)
+            numbers.setdefault(key, set()).add(n)
             handle_of[key] = p.handle or key
-        top = max(count.values(), default=0)
-        keep = {k for k, c in count.items() if c >= max(1, math.ceil(HOST_SHARE * top))}
+        owned = set(owners.values())
+        top = max((len(v) for v in numbers.values()), default=0)
+        need = max(1, math.ceil(HOST_SHARE * top))
+        keep = {k for k, v in numbers.items() if len(v) >= need and (k in owned or len(v) >= 2)}
         candidates = [(p, n) for p, n in candidates if (p.author_id or p.handle or "") in keep]
-        shown_hosts = [handle_of[k] for k in sorted(keep, key=lambda k: (-count[k], handle_of[k]))]
+        shown_hosts = [handle_of[k] for k in sorted(keep, key=lambda k: (-len(numbers[k]), handle_of[k]))]
 
     questions: dict[int, Question] = {}
     question_of: dict[str, int] = {}
@@ -272,68 +275,37 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
                              (SELECT id FROM questions WHERE session_id IN ({m}))""", chunk)
     if not ids:
         return {"questions": 0, "answers": 0}
-    info = {r[0]: r[1:] for r in conn.execute(
-        f"SELECT id, hashtag, configured_hosts FROM sessions WHERE id IN ({','.join('?' * len(ids))})", ids
-    )} if len(ids) <= 30000 else {r[0]: r[1:] for r in conn.execute(
-        "SELECT id, hashtag, configured_hosts FROM sessions")}
+    info = {r[0]: r[1:] for r in conn.execute("SELECT id, hashtag, configured_hosts FROM sessions")}
     chats: dict[str, Any] = {}
     totals = {"questions": 0, "answers": 0}
     q_updates: list[tuple[int, str]] = []
     a_updates: list[tuple[int, str]] = []
-
-    def flush() -> None:
-        conn.executemany("UPDATE posts SET question_id = ? WHERE id = ?", q_updates)
-        conn.executemany("UPDATE posts SET answer_to_id = ? WHERE id = ?", a_updates)
-        q_updates.clear()
-        a_updates.clear()
-
-    # One streaming query, session by session: memory stays one session.
-    conn.execute("DROP TABLE IF EXISTS temp._qa")
-    conn.execute("CREATE TEMP TABLE _qa (id INTEGER PRIMARY KEY)")
-    conn.executemany("INSERT INTO _qa VALUES (?)", [(i,) for i in ids])
-    cur = conn.execute(
-        """SELECT sp.session_id, p.id, p.author_id, coalesce(p.author_handle, a.handle), p.text, p.created_at,
-                  p.reply_to_id, p.quote_of_id, p.is_repost
-           FROM _qa CROSS JOIN session_posts sp ON sp.session_id = _qa.id
-           CROSS JOIN posts p ON p.id = sp.post_id LEFT JOIN authors a ON a.id = p.author_id
-           ORDER BY sp.session_id, p.created_at, p.id"""
-    )
     results: list[tuple[int, QAResult]] = []
-    current: int | None = None
-    batch: list[QAPost] = []
-
-    def finish(sid: int, batch: list[QAPost]) -> None:
+    for sid in ids:
         tag, configured = info.get(sid, (None, None))
         chat = chats.get(tag)
-        if chat is None:
-            chat = chats[tag] = get_chat(db, tag) if tag else None
-            if chat is not None:
-                chat._q = compile_pattern(chat.question_pattern, "question")  # type: ignore[attr-defined]
-                chat._a = compile_pattern(chat.answer_pattern, "answer")  # type: ignore[attr-defined]
+        if chat is None and tag:
+            chat = chats[tag] = get_chat(db, tag)
+            chat._q = compile_pattern(chat.question_pattern, "question")  # type: ignore[attr-defined]
+            chat._a = compile_pattern(chat.answer_pattern, "answer")  # type: ignore[attr-defined]
         hosts = json.loads(configured) if configured else (chat.hosts if chat and chat.hosts else None)
+        batch = [
+            QAPost(r[0], r[1], r[2], r[3] or "", r[4] or "", r[5], r[6], bool(r[7]))
+            for r in conn.execute(
+                """SELECT p.id, p.author_id, coalesce(p.author_handle, a.handle), p.text, p.created_at,
+                          p.reply_to_id, p.quote_of_id, p.is_repost
+                   FROM session_posts sp JOIN posts p ON p.id = sp.post_id
+                   LEFT JOIN authors a ON a.id = p.author_id
+                   WHERE sp.session_id = ?""",
+                [sid],
+            )
+        ]
         res = analyse_posts(batch, hosts=hosts, question_pattern=getattr(chat, "_q", None),
                             answer_pattern=getattr(chat, "_a", None))
         results.append((sid, res))
-
-    seen_sessions: set[int] = set()
-    for sid, *row in cur:
-        if sid != current:
-            if current is not None:
-                finish(current, batch)
-            current, batch = sid, []
-            seen_sessions.add(sid)
-        batch.append(QAPost(row[0], row[1], row[2], row[3] or "", row[4] or "", row[5], row[6], bool(row[7])))
         if len(results) >= 200:
             _write_results(conn, results, q_updates, a_updates, totals)
-            flush()
-    if current is not None:
-        finish(current, batch)
-    for sid in ids:
-        if sid not in seen_sessions:
-            results.append((sid, QAResult([], {}, {}, {})))
     _write_results(conn, results, q_updates, a_updates, totals)
-    flush()
-    conn.execute("DROP TABLE temp._qa")
     return totals
 
 
@@ -361,3 +333,7 @@ def _write_results(conn, results, q_updates, a_updates, totals) -> None:
         totals["questions"] += len(res.questions)
         totals["answers"] += len(res.answer_of)
     results.clear()
+    conn.executemany("UPDATE posts SET question_id = ? WHERE id = ?", q_updates)
+    conn.executemany("UPDATE posts SET answer_to_id = ? WHERE id = ?", a_updates)
+    q_updates.clear()
+    a_updates.clear()

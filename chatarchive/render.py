@@ -88,6 +88,12 @@ def make_env(templates: str | Path | None = None) -> Environment:
     return env
 
 
+FAVICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 26 26"><rect width="26" height="26" rx="8" fill="#4b3fd0"/>'
+    '<path d="M7 8.5h12a1.5 1.5 0 0 1 1.5 1.5v6a1.5 1.5 0 0 1-1.5 1.5h-6.2L9 20v-2.5H7A1.5 1.5 0 0 1 5.5 16v-6A1.5 '
+    '1.5 0 0 1 7 8.5z" fill="#fff"/></svg>\n'
+)
+
 PLATFORM_NAMES = {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky"}
 
 # The only script of the site (on search.html): Pagefind's UI, started only
@@ -851,6 +857,7 @@ class Site:
             "title": self.session_title(s),
             "date": start.strftime("%A, %-d %B %Y") if start else "",
             "day": start.strftime("%-d") if start else "",
+            "short": start.strftime("%-d %b %Y") if start else "",
             "month": start.strftime("%b %Y") if start else "",
             "start_time": start.strftime("%H:%M") if start else "",
             "end_time": end.strftime("%H:%M") if end else "",
@@ -998,7 +1005,7 @@ def build_site(
         summaries.append({
             "id": sid, "page": page, "slug": s["slug"], "hashtag": s.get("hashtag") or "", "title": ctx["title"],
             "start": s.get("start") or "", "date": ctx["date"], "time": ctx["start_time"], "zone": ctx["zone_abbr"],
-            "day": ctx["day"], "month": ctx["month"],
+            "day": ctx["day"], "month": ctx["month"], "short": ctx["short"],
             "posts": data.stats.get("matched_posts", data.stats.get("posts", 0)),
             "participants": data.stats.get("participants", len(data.participants)),
             "first_timers": ctx["first_timers"], "questions": len(data.questions),
@@ -1010,6 +1017,7 @@ def build_site(
     _write_hashtag_pages(site, writer, summaries, result)
     _write_people_pages(site, writer, ids, summaries, result)
     _write_index(site, writer, summaries, result)
+    writer.write("favicon.svg", FAVICON)
     result.removed = writer.finish()
     # Search last: it indexes the pages, and search.html says whether it worked.
     if search:
@@ -1050,7 +1058,7 @@ def _write_hashtag_pages(site: Site, writer: SiteWriter, summaries: list[dict], 
         for i, s in enumerate(ordered):
             total = 100.0 * s["participants"] / peak
             new = 100.0 * s["first_timers"] / peak
-            bars.append({"x": i, "total": total, "new": new, "label": f"{s['date']}: {s['participants']} participants, "
+            bars.append({"x": i, "total": total, "new": new, "label": f"{s['short']}: {s['participants']} participants, "
                          f"{s['first_timers']} first-timers", "href": "../" + s["page"]})
         regulars = []
         for r in hs.get("regulars") or []:
@@ -1063,7 +1071,7 @@ def _write_hashtag_pages(site: Site, writer: SiteWriter, summaries: list[dict], 
             "hashtag.html", root="../", page_title=f"#{tag}", tag=tag,
             sessions=sorted(sess, key=lambda s: s["start"], reverse=True),
             growth={"bars": bars, "n": n, "peak": peak,
-                    "first": ordered[0]["date"] if ordered else "", "last": ordered[-1]["date"] if ordered else ""},
+                    "first": ordered[0]["short"] if ordered else "", "last": ordered[-1]["short"] if ordered else ""},
             regulars=regulars[:60], total_posts=sum(s["posts"] for s in sess),
             avatar_css=site.avatar_css(people, "../"),
         ))
@@ -1282,7 +1290,8 @@ def index_site(out: Path, needed: bool = True) -> tuple[bool, str]:
     with tempfile.TemporaryDirectory(prefix="chatarchive-pagefind-") as tmp:
         try:
             proc = subprocess.run(
-                [exe, "--site", str(out), "--output-path", tmp, "--silent"],
+                [exe, "--site", str(out), "--output-path", tmp, "--silent",
+                 "--exclude-selectors", ".av,.pf,.qmeta,.deep,.b"],
                 capture_output=True, text=True, timeout=600,
             )
         except (OSError, subprocess.SubprocessError) as e:

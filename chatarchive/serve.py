@@ -56,7 +56,7 @@ ARCHIVE_TABLES = frozenset({"posts", "authors", "sessions", "session_posts", "po
 
 # Internal tables: raw source objects, bookkeeping, FTS shadow tables.
 HIDDEN_TABLES = (
-    "raw", "_sqlite_migrations", "imports", "captures", "chats", "analysis_dirty",
+    "raw", "_sqlite_migrations", "imports", "captures", "capture_pages", "chats", "analysis_dirty",
     "posts_fts", "posts_fts_data", "posts_fts_idx", "posts_fts_docsize", "posts_fts_config",
 )
 
@@ -308,6 +308,7 @@ def table_metadata() -> dict[str, dict[str, Any]]:
                 "start": "Start (UTC).",
                 "end": "End (UTC).",
                 "hosts": "JSON array of the hosts' handles.",
+                "configured_hosts": "JSON array of the hosts given with --host for this session.",
                 "source": "How the session was found: detected, scheduled, manual or capture.",
                 "timezone": "The chat's own time zone, when known.",
                 "platforms": "JSON array of the platforms the chat took place on.",
@@ -377,6 +378,9 @@ def table_metadata() -> dict[str, dict[str, Any]]:
         **{name: {"hidden": True} for name in HIDDEN_TABLES},
         "imports": {"hidden": True, "description": "One row per import run (file, counts)."},
         "captures": {"hidden": True, "description": "One row per live capture run."},
+        "capture_pages": {"hidden": True, "description": "API response pages as received by capture."},
+        "raw": {"hidden": True, "description": "Each post's source object as read, for re-normalizing."},
+        "chats": {"hidden": True, "description": "Per-hashtag analysis settings (hosts, schedules)."},
     }
 
 

@@ -537,14 +537,18 @@ def _tag_times(db, tag_id: int, lo: str, hi: str) -> list[str]:
     )]
 
 
-def _neighbour(db, tag_id: int, t: str, before: bool) -> str | None:
-    op, order = ("<", "DESC") if before else (">", "ASC")
+def _reach(db, tag_id: int, t: str, gap: float, before: bool) -> str | None:
+    """The farthest tagged post within ``gap`` of ``t`` on one side (a
+    bounded range scan: rare hashtags never scan the whole archive)."""
+    if before:
+        lo, hi, agg, op_lo, op_hi = from_ts(to_ts(t) - gap), t, "min", ">=", "<"
+    else:
+        lo, hi, agg, op_lo, op_hi = t, from_ts(to_ts(t) + gap), "max", ">", "<="
     row = db.execute(
-        f"""SELECT p.created_at FROM posts p INDEXED BY idx_posts_created_at
-            WHERE p.created_at {op} ? AND p.matched = 1
-              AND EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.post_id = p.id AND ph.hashtag_id = ?)
-            ORDER BY p.created_at {order} LIMIT 1""",
-        [t, tag_id],
+        f"""SELECT {agg}(p.created_at) FROM posts p INDEXED BY idx_posts_created_at
+            WHERE p.created_at {op_lo} ? AND p.created_at {op_hi} ? AND p.matched = 1
+              AND EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.post_id = p.id AND ph.hashtag_id = ?)""",
+        [lo, hi, tag_id],
     ).fetchone()
     return row[0] if row else None
 
@@ -563,13 +567,13 @@ def window_groups(db: sqlite_utils.Database, tag: str, tag_id: int, lo: str, hi:
             if s["end"] > hi:
                 hi, grown = s["end"], True
         while True:
-            prev = _neighbour(db, tag_id, lo, before=True)
-            if prev is None or to_ts(lo) - to_ts(prev) > gap:
+            prev = _reach(db, tag_id, lo, gap, before=True)
+            if prev is None or prev >= lo:
                 break
             lo, grown = prev, True
         while True:
-            nxt = _neighbour(db, tag_id, hi, before=False)
-            if nxt is None or to_ts(nxt) - to_ts(hi) > gap:
+            nxt = _reach(db, tag_id, hi, gap, before=False)
+            if nxt is None or nxt <= hi:
                 break
             hi, grown = nxt, True
         if not grown:

@@ -212,6 +212,13 @@ def test_tweets_js_is_read_element_by_element_whatever_the_chunks(size):
     assert text.splitlines()[lines[1] - 1].strip() == "{"
 
 
+def test_tweets_js_bare_array_without_prefix():
+    text = (X / "archive" / "data" / "tweets.js").read_text(encoding="utf-8")
+    bare = text[text.index("=") + 1:]
+    got = [v for _, v in tweets_js.iter_elements(iter([bare]), "t.json")]
+    assert got == archive_elements(X / "archive" / "data" / "tweets.js")
+
+
 def test_tweets_js_never_executes_and_survives_a_cut():
     text = (X / "archive" / "data" / "tweets.js").read_text(encoding="utf-8")
     cut = text[: text.index('"1790000000000000011"') + 5]  # inside the third element
@@ -355,6 +362,24 @@ def test_archiver_mangled_ids_are_refused_row_by_row():
 def test_archiver_without_tz_is_refused():
     with pytest.raises(InputError, match="--tz"):
         list(csv_sheets.normalize_archiver(archiver_rows()["1790000000000000020"], ctx()))
+
+
+@pytest.mark.parametrize("value, tz, expected", [
+    ("2/7/2020 14:33", "America/New_York", "2020-02-07T19:33:00.000Z"),  # the add-on's form (EST)
+    ("5/13/2024 15:11:00", "America/New_York", "2024-05-13T19:11:00.000Z"),  # EDT
+    ("5/13/2024 3:11 PM", "America/New_York", "2024-05-13T19:11:00.000Z"),
+    ("2/7/20 14:33", "America/New_York", "2020-02-07T19:33:00.000Z"),  # re-saved by Excel
+    ("13/5/2024 15:11:00", "America/New_York", "2024-05-13T19:11:00.000Z"),  # day first: 13 is no month
+    ("2020-04-19T20:22:23Z", "Europe/London", "2020-04-19T19:22:23.000Z"),  # R's fake "Z" (sources.md §5.2)
+    ("2024-05-13 20:25:00", "Asia/Kolkata", "2024-05-13T14:55:00.000Z"),
+])
+def test_local_sheet_dates(value, tz, expected):
+    assert csv_sheets.parse_local(value, tz) == expected
+
+
+def test_local_sheet_dates_refuse_nonsense():
+    with pytest.raises(Skip, match="unreadable date"):
+        csv_sheets.parse_local("next Tuesday", "UTC")
 
 
 def test_text_entities_for_exports_without_entities():
@@ -656,3 +681,36 @@ def test_real_archiver_file_mangled_ids_are_reported_and_never_stored(runner, db
     assert all("Excel-mangled id" in p for p in r["problems"])
     assert "99 malformed record(s) and no posts" in r["error"]
     assert counts(db_path)["posts"] == 0 and counts(db_path)["authors"] == 0
+
+
+MY_JSON_FORMATS = ("twitter_v1",)
+
+
+def first_value(path: Path):
+    """What detection sniffs: the first JSONL record, or the whole document."""
+    text = path.read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                return json.loads(line)
+            except ValueError:
+                break
+    return json.loads(text)
+
+
+@needs_shared_fixtures()
+def test_real_files_of_other_formats_are_not_claimed_and_vice_versa():
+    others = [p for folder in ("twarc2", "mastodon", "bluesky")
+              for p in sorted((SHARED_FIXTURES / folder).glob("*.json*"))]
+    others += [p for p in sorted((SHARED_FIXTURES / "reject").glob("*")) if p.stat().st_size]
+    assert len(others) > 20
+    for path in others:
+        head = path.read_bytes()[:65536]
+        assert not sources.FORMATS["tweets_js"].sniff(head), path
+        value = first_value(path)
+        for name in MY_JSON_FORMATS:
+            assert not sources.FORMATS[name].sniff(value), (name, path)
+    for path in sorted((SHARED_FIXTURES / "twitter-v1").glob("*")):
+        value = first_value(path)
+        claimed = [f.name for f in sources.FORMATS.values() if f.kind == "json" and f.sniff(value)]
+        assert claimed == ["twitter_v1"], path

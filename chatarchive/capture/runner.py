@@ -262,7 +262,8 @@ class CaptureRun:
         with transaction(self.db):
             writer.add(page.posts)
             stats = writer.flush()
-            if page.body is not None:
+            if page.body is not None and (page.posts or page.problems):
+                # empty answers (a quiet poll) are not worth a row
                 self.db.conn.execute(
                     """INSERT INTO capture_pages (capture_id, platform, kind, url, retrieved_at, posts, json)
                        VALUES (?, ?, ?, ?, ?, ?, ?)""",

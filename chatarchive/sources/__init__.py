@@ -401,10 +401,10 @@ def describe_non_posts(value: Any) -> str:
         return "compliance output (deleted/protected ids), not posts; nothing to import"
     if {"owner_id", "follower_count"} & keys or "member_count" in keys:
         return "Twitter lists output, not posts; nothing to import"
+    if "acct" in keys:  # before "username": Mastodon accounts have both
+        return "Mastodon accounts, not statuses; nothing to import"
     if "username" in keys and "text" not in keys:
         return "user profiles (twarc2 users output), not posts; nothing to import"
-    if "acct" in keys:
-        return "Mastodon accounts, not statuses; nothing to import"
     if "did" in keys and "handle" in keys:
         return "Bluesky profiles, not posts; nothing to import"
     shown = ", ".join(sorted(keys)[:8])

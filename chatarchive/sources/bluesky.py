@@ -38,9 +38,10 @@ earlier in the file), else the DID.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from json.decoder import scanstring
-from typing import Any, Iterator
+from json.decoder import scanstring  # type: ignore[attr-defined]
+from typing import Any
 
 import orjson
 
@@ -465,7 +466,23 @@ def _emit(views: list[tuple[dict, bool]], handles: dict[str, str]) -> Iterator[P
         yield from postview_to_posts(view, matched=matched, handles=handles)
 
 
+def dedupe(posts: Iterator[Post]) -> Iterator[Post]:
+    """Each id once per record: a post that is both a hit and quoted (or a
+    reply parent) in the same response keeps its matched sighting."""
+    out: dict[str, Post] = {}
+    for p in posts:
+        prior = out.get(p.id)
+        if prior is None or (p.matched and not prior.matched):
+            out[p.id] = p
+    return iter(out.values())
+
+
 def normalize(value: Any, ctx: Context) -> Iterator[Post]:
+    """One record: {posts}, {thread}, {feed}, a feed item, a PostView or a list."""
+    return dedupe(_normalize(value, ctx))
+
+
+def _normalize(value: Any, ctx: Context) -> Iterator[Post]:
     handles = _state(ctx).handles
     if isinstance(value, dict) and "thread" in value:
         views = thread_views(value["thread"])
@@ -546,10 +563,15 @@ _LITERALS = {"true": True, "false": False, "null": None}
 def loads_deep(text: str) -> Any:
     """JSON to Python without recursion (any nesting depth).  Slower than
     orjson; used only when orjson refuses a document for its depth."""
-    ws = _WS.match
-    stack: list[tuple[Any, str | None]] = []  # open containers (+ pending key)
+    ws_match = _WS.match
+
+    def skip(j: int) -> int:  # past whitespace (the pattern always matches)
+        m = ws_match(text, j)
+        return m.end() if m else j
+
+    stack: list[tuple[Any, str]] = []  # open containers (+ pending key, "" for lists)
     n = len(text)
-    i = ws(text, 0).end()
+    i = skip(0)
 
     def fail(msg: str, at: int) -> ValueError:
         return ValueError(f"{msg} at char {at}")
@@ -558,17 +580,17 @@ def loads_deep(text: str) -> Any:
         if j >= n or text[j] != '"':
             raise fail("expected a string key", j)
         k, j = scanstring(text, j + 1)
-        j = ws(text, j).end()
+        j = skip(j)
         if j >= n or text[j] != ":":
             raise fail("expected ':'", j)
-        return k, ws(text, j + 1).end()
+        return k, skip(j + 1)
 
     while True:
         if i >= n:
             raise fail("unexpected end of data", i)
         c = text[i]
         if c == "{":
-            i = ws(text, i + 1).end()
+            i = skip(i + 1)
             if i < n and text[i] == "}":
                 value: Any = {}
                 i += 1
@@ -577,12 +599,12 @@ def loads_deep(text: str) -> Any:
                 stack.append(({}, key))
                 continue
         elif c == "[":
-            i = ws(text, i + 1).end()
+            i = skip(i + 1)
             if i < n and text[i] == "]":
                 value = []
                 i += 1
             else:
-                stack.append(([], None))
+                stack.append(([], ""))
                 continue
         elif c == '"':
             value, i = scanstring(text, i + 1)
@@ -601,7 +623,7 @@ def loads_deep(text: str) -> Any:
                     raise fail("unexpected character", i)
         # a value is complete: put it in its container, close finished ones
         while True:
-            i = ws(text, i).end()
+            i = skip(i)
             if not stack:
                 if i != n:
                     raise fail("extra data", i)
@@ -615,7 +637,7 @@ def loads_deep(text: str) -> Any:
                 raise fail("unexpected end of data", i)
             c = text[i]
             if c == ",":
-                i = ws(text, i + 1).end()
+                i = skip(i + 1)
                 if isinstance(container, dict):
                     key, i = key_at(i)
                     stack[-1] = (container, key)

@@ -65,7 +65,7 @@ def post_id(value: str | None, column: str, *urls: str | None) -> str:
     """A post id from an id cell, refusing ids a spreadsheet has mangled;
     a permalink in ``urls`` (e.g. TAGS status_url) can stand in for it."""
     from_url = next((sid for sid in map(status_id_from_url, urls) if sid), None)
-    v = (value or "").strip()
+    v = (value or "").strip().lstrip("'")  # a sheet's "as text" marker
     if v.isdigit():
         # Excel keeps 15 significant digits: 1225866843658424320 becomes
         # 1225866843658420000.  Such an id names another post.
@@ -112,6 +112,7 @@ def _https_avatar(url: str | None) -> str | None:
 _LOCAL_FORMATS = (
     "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p",
     "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M",
+    "%m/%d/%y %H:%M:%S", "%m/%d/%y %H:%M",  # Excel re-saves with 2-digit years
 )
 
 
@@ -121,7 +122,7 @@ def parse_local(value: str, tz: str) -> str:
     s = re.sub(r"\s+", " ", value.strip())
     s = re.sub(r"(?<=\d)Z$", "", s)  # R adds a "Z" to local sheet times (sources.md §5.2)
     s = re.sub(r"\.\d+$", "", s)
-    m = re.match(r"^(\d{1,2})/(\d{1,2})/(\d{4})(.*)$", s)
+    m = re.match(r"^(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})(.*)$", s)
     if m and int(m.group(1)) > 12 >= int(m.group(2)):
         s = f"{m.group(2)}/{m.group(1)}/{m.group(3)}{m.group(4)}"
     for fmt in _LOCAL_FORMATS:

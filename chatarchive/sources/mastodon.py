@@ -55,9 +55,10 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import nh3
@@ -403,7 +404,7 @@ def status_to_post(
     local_id = str(status["id"]) if status.get("id") is not None else None
     author = account_to_author(status["account"], instance)
     reblog = status.get("reblog")
-    shown = reblog if _is_status(reblog) else status  # boosts show the original
+    shown: dict = reblog if isinstance(reblog, dict) and _is_status(reblog) else status  # a boost shows the original
     quoted = _quoted_status(shown)
     quoted_local = _quoted_local_id(shown)
     content = parse_content(shown.get("content"), drop_quote_inline=bool(quoted or quoted_local))
@@ -415,7 +416,7 @@ def status_to_post(
         name = tag.get("name") if isinstance(tag, dict) else None
         if name and name.lower() not in seen_tags:
             seen_tags.add(name.lower())
-            hashtags.append(written.get(name.lower(), name))
+            hashtags.append(written.get(name.lower()) or str(name))
     for t in content.hashtags:  # anchors a server did not list in tags[]
         if t.lower() not in seen_tags:
             seen_tags.add(t.lower())
@@ -627,7 +628,18 @@ def records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
 
 
 def normalize(value: Any, ctx: Context) -> Iterator[Post]:
-    """One record: a status list, a status, a context or a search result."""
+    """One record: a status list, a status, a context or a search result.
+    Each id is yielded once; a status both listed and quoted/boosted in the
+    same record keeps its matched sighting."""
+    out: dict[str, Post] = {}
+    for p in _normalize(value, ctx):
+        prior = out.get(p.id)
+        if prior is None or (p.matched and not prior.matched):
+            out[p.id] = p
+    return iter(out.values())
+
+
+def _normalize(value: Any, ctx: Context) -> Iterator[Post]:
     state = _state(ctx)
     if isinstance(value, dict) and ("ancestors" in value or "descendants" in value):
         ancestors = value.get("ancestors") or []
@@ -648,6 +660,9 @@ def normalize(value: Any, ctx: Context) -> Iterator[Post]:
             return  # an empty search result
         if not statuses or not any(_is_status(s) for s in statuses):
             raise Skip("not a Mastodon status, status list or context")
+    if state.explicit is None and state.guessed is None:
+        # called without records() (live capture, tests): this record's evidence
+        state.guessed = next(filter(None, (instance_evidence(s) for s in statuses if isinstance(s, dict))), None)
     for s in statuses:
         state.remember(s)
     for s in statuses:

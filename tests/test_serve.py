@@ -1,0 +1,794 @@
+"""`chatarchive serve`: the Datasette configuration, the plugin's pages and
+cells, canned queries (through Datasette(...).client), the CLI and one real
+server over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import parse_qs, quote, urlparse
+
+import httpx
+import pytest
+from bs4 import BeautifulSoup
+
+from chatarchive import serve
+from chatarchive.cli import cli
+from chatarchive.models import Author, Post
+from chatarchive.store import open_db, save_posts
+
+from conftest import FIXTURES
+
+CHAT = FIXTURES / "serve" / "growthchat.jsonl"
+HOSTILE_ID = "1850000000000000008"  # mallory's <script>/onerror/javascript: post
+LATE_ANSWER_ID = "1850000000000000011"  # "A1 (late)", posted after Q2
+MASTODON_ID = "https://masto.example/users/zoe/statuses/109"
+
+
+def mastodon_post() -> Post:
+    # Mastodon keeps sanitized HTML next to the text; the plugin must render
+    # the text, never this HTML (here deliberately unsanitized).
+    return Post(
+        id=MASTODON_ID, platform="mastodon", source="mastodon",
+        created_at="2026-10-21T20:15:00.000Z",
+        author=Author(id="https://masto.example/users/zoe", platform="mastodon",
+                      handle="zoe@masto.example", name="Zoë",
+                      avatar_url="https://masto.example/avatars/zoe.png",
+                      url="https://masto.example/@zoe"),
+        text="A2: first replies, from the fediverse #growthchat @bob@masto.example",
+        html='<p>A2: first replies <script>window.__html_ran = 1</script><img src=x onerror="window.__html_ran=2"></p>',
+        url="https://masto.example/@zoe/109", hashtags=["growthchat"], local_id="109",
+        instance="masto.example",
+    )
+
+
+def add_sessions_by_hand(db) -> None:
+    """Sessions, questions and answers as the analysis would record them
+    (used while chatarchive.analyse is a stub)."""
+    c = db.conn
+    days = sorted({r[0] for r in c.execute(
+        "select substr(created_at, 1, 10) from posts where matched = 1")})
+    for n, day in enumerate(days, 1):
+        c.execute(
+            """insert into sessions (id, slug, hashtag, title, start, "end", hosts, source,
+               timezone, platforms, post_count) values (?, ?, 'growthchat', ?, ?, ?, '["hostann"]',
+               'manual', 'Europe/London', ?, 0)""",
+            (n, f"growthchat-{day}", "Measuring community health" if n == 1 else None,
+             f"{day}T20:00:00.000Z", f"{day}T21:00:00.000Z",
+             json.dumps(sorted({r[0] for r in c.execute(
+                 "select platform from posts where created_at like ?", (day + "%",))}))),
+        )
+        c.execute("insert into session_posts (session_id, post_id) select ?, id from posts "
+                  "where created_at like ? and matched = 1", (n, day + "%"))
+        c.execute("update sessions set post_count = (select count(*) from session_posts "
+                  "where session_id = ?) where id = ?", (n, n))
+        rows = c.execute("select id, author_handle, text from posts where created_at like ? "
+                         "order by created_at", (day + "%",)).fetchall()
+        numbers = {}
+        for pid, handle, text in rows:
+            m = re.match(r"Q(\d+):", text)
+            if handle == "hostann" and m:
+                qid = c.execute("insert into questions (session_id, number, post_id, text) "
+                                "values (?, ?, ?, ?)", (n, int(m[1]), pid, text)).lastrowid
+                numbers[int(m[1])] = qid
+                c.execute("update posts set question_id = ? where id = ?", (qid, pid))
+        for pid, handle, text in rows:
+            m = re.match(r"A(\d+)", text)
+            if m and int(m[1]) in numbers:
+                c.execute("update posts set answer_to_id = ? where id = ?", (numbers[int(m[1])], pid))
+
+
+def build_archive(path: Path) -> Path:
+    from chatarchive.analyse import analyse_archive
+    from chatarchive.importer import import_files
+
+    db = open_db(path)
+    results = import_files(db, [str(CHAT)])
+    assert not results[0].error and results[0].added > 20
+    save_posts(db, [mastodon_post()])
+    analyse_archive(db)
+    if db.execute("select count(*) from sessions").fetchone()[0] == 0:
+        add_sessions_by_hand(db)
+    db.conn.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> SimpleNamespace:
+    path = build_archive(tmp_path_factory.mktemp("serve") / "chats.db")
+    conn = sqlite3.connect(path)
+    slugs = [r[0] for r in conn.execute("select slug from sessions order by start")]
+    conn.close()
+    return SimpleNamespace(path=path, name="chats", slugs=slugs)
+
+
+def make_client(ds):
+    loop = asyncio.new_event_loop()
+
+    def get(path: str):
+        return loop.run_until_complete(ds.client.get(path))
+
+    get.loop = loop
+    get.ds = ds
+    return get
+
+
+@pytest.fixture(scope="module")
+def get(archive):
+    client = make_client(serve.make_datasette(archive.path))
+    yield client
+    client.loop.close()
+
+
+def rows_of(get, path: str) -> list[dict]:
+    sep = "&" if "?" in path else "?"
+    r = get(f"{path}{sep}_shape=array&_size=max" if ".json" in path else path)
+    assert r.status_code == 200, r.text[:500]
+    return r.json()
+
+
+def soup(response) -> BeautifulSoup:
+    assert response.status_code == 200, response.text[:500]
+    return BeautifulSoup(response.text, "html.parser")
+
+
+def assert_inert(page: BeautifulSoup) -> None:
+    """No markup from post text: no script elements but Datasette's own, no
+    event handler attributes, no javascript:/data: URLs in href or src."""
+    for script in page.find_all("script"):
+        assert "alert" not in script.text and "__html_ran" not in script.text
+    for tag in page.find_all(True):
+        for attr, value in tag.attrs.items():
+            assert not attr.lower().startswith("on"), (tag.name, attr)
+            if attr in ("href", "src"):
+                assert not str(value).strip().lower().startswith(("javascript:", "data:")), value
+    assert not page.find("svg", attrs={"onload": True})
+    assert not page.find("img", src="x")
+
+
+# --------------------------------------------------------------------------
+# Configuration
+
+
+def test_metadata_describes_hides_labels_sorts_and_facets(archive):
+    meta = serve.build_metadata(archive.path)
+    json.dumps(meta)  # serializable as the --metadata-out file
+    assert meta["title"] == "Chat archive: #growthchat"
+    assert "26 posts by 9 people in 2 chat sessions from 2026-10-01 to 2026-10-21" in meta["description_html"]
+    assert meta["license"] and meta["source"]
+    db = meta["databases"]["chats"]
+    tables = db["tables"]
+    for hidden in ("raw", "_sqlite_migrations", "posts_fts", "posts_fts_data", "posts_fts_idx",
+                   "posts_fts_docsize", "posts_fts_config", "imports"):
+        assert tables[hidden]["hidden"] is True
+    assert tables["authors"]["label_column"] == "handle"
+    assert tables["sessions"]["label_column"] == "slug"
+    assert tables["posts"]["sort_desc"] == "created_at"
+    assert tables["sessions"]["sort_desc"] == "start"
+    assert {"platform", "author_id", "answer_to_id"} <= set(tables["posts"]["facets"])
+    assert {"session", "question", "author", "platform"} <= set(tables["posts_in_sessions"]["facets"])
+    assert "hashtag" in tables["posts_by_hashtag"]["facets"]
+    assert all(tables["posts"]["columns"].values())
+    assert set(db["queries"]) >= {"session_transcript", "question_answers", "participant_history",
+                                  "conversation_thread", "search_posts", "search_everything"}
+    assert "allow_sql" not in meta
+    assert serve.build_metadata(archive.path, allow_sql=False, title="Our chats")["allow_sql"] is False
+    assert serve.build_metadata(archive.path, title="Our chats")["title"] == "Our chats"
+
+
+# The public schema (DESIGN.md) must be described; tables other parts add
+# later show up undescribed until serve.py learns about them.
+PUBLIC_TABLES = ["posts", "authors", "hashtags", "post_hashtags", "mentions", "links", "post_links",
+                 "media", "post_media", "sessions", "session_posts", "conversations", "questions",
+                 "posts_in_sessions", "posts_by_hashtag"]
+DESCRIBED_COLUMNS = {
+    "posts": ["id", "platform", "url", "author_id", "text", "html", "created_at", "reply_to_id",
+              "reply_to_author", "quote_of_id", "is_repost", "lang", "like_count", "repost_count",
+              "reply_count", "quote_count", "conversation_id", "matched", "question_id", "answer_to_id"],
+    "authors": ["id", "platform", "handle", "name", "avatar_url", "url"],
+    "sessions": ["id", "slug", "hashtag", "title", "start", "end", "hosts", "source"],
+    "conversations": ["id", "session_id", "size", "depth", "participants", "started", "ended"],
+    "questions": ["id", "session_id", "number", "post_id", "text"],
+}
+
+
+def test_public_tables_and_columns_have_descriptions(archive):
+    meta = serve.build_metadata(archive.path)["databases"]["chats"]["tables"]
+    conn = sqlite3.connect(archive.path)
+    names = {r[0] for r in conn.execute("select name from sqlite_master where type in ('table', 'view')")}
+    for name in PUBLIC_TABLES:
+        assert name in names and meta[name]["description"], name
+        assert not meta[name].get("hidden"), name
+    for table, columns in DESCRIBED_COLUMNS.items():
+        missing = [c for c in columns if not meta[table]["columns"].get(c)]
+        assert not missing, f"{table}: undescribed columns {missing}"
+
+
+def test_datasette_is_immutable_and_uses_the_tuned_settings(get):
+    dbs = get("/-/databases.json").json()
+    assert [d["is_mutable"] for d in dbs] == [False]
+    settings = get("/-/settings.json").json()
+    assert settings["suggest_facets"] is False
+    assert settings["facet_time_limit_ms"] == serve.SETTINGS["facet_time_limit_ms"]
+
+
+def test_index_and_database_pages_hide_internal_tables(get, archive):
+    page = soup(get("/"))
+    assert "Chat archive: #growthchat" in page.title.text
+    search = page.find("a", string="Search sessions, people and posts")
+    assert get("/" + search["href"].lstrip("/")).status_code == 200
+    info = get("/chats.json").json()
+    hidden = {t["name"] for t in info["tables"] if t["hidden"]}
+    visible = {t["name"] for t in info["tables"] if not t["hidden"]}
+    assert {"raw", "_sqlite_migrations", "posts_fts", "posts_fts_data", "imports"} <= hidden
+    assert {"posts", "authors", "sessions", "questions", "session_posts"} <= visible
+    assert {"posts_in_sessions", "posts_by_hashtag"} <= {v["name"] for v in info["views"]}
+    links = {a["href"] for a in soup(get("/chats")).find_all("a")}
+    assert "/chats/posts" in links and "/chats/raw" not in links
+
+
+def test_menu_links_to_the_search_page(get):
+    menu = soup(get("/chats/posts")).find("details", class_="nav-menu")
+    assert menu.find("a", href="/chats/-/search")
+
+
+# --------------------------------------------------------------------------
+# Tables: sort, facets, labels, full-text search, rendered cells
+
+
+def test_posts_newest_first_with_facets(get):
+    data = get("/chats/posts.json?_shape=objects&_size=max").json()
+    times = [r["created_at"] for r in data["rows"]]
+    assert times == sorted(times, reverse=True) and len(times) == 26
+    facets = data["facet_results"]
+    assert {"platform", "author_id", "answer_to_id"} <= set(facets)
+    platforms = {f["value"]: f["count"] for f in facets["platform"]["results"]}
+    assert platforms == {"x": 25, "mastodon": 1}
+    authors = {f["label"]: f["count"] for f in facets["author_id"]["results"]}
+    assert authors["hostann"] == 7 and authors["bob"] == 6  # labels are handles
+    questions = {f["label"]: f["count"] for f in facets["answer_to_id"]["results"]}
+    q1 = next(k for k in questions if k.startswith("Q1: Which metrics"))
+    assert questions[q1] == 4  # bob, carla, mallory and dave's late answer
+
+
+def test_sessions_facet_views(get, archive):
+    first = archive.slugs[0]
+    data = get(f"/chats/posts_in_sessions.json?session={first}&_shape=objects&_size=max").json()
+    assert {r["session"] for r in data["rows"]} == {first}
+    roles = {r["post_id"]: r["role"] for r in data["rows"]}
+    assert roles["1850000000000000004"] == "question" and roles[LATE_ANSWER_ID] == "answer"
+    question = {f["value"]: f["count"] for f in data["facet_results"]["question"]["results"]}
+    assert question[1] == 5 and question[2] == 3  # Q1 + 4 answers; Q2 + 2 answers
+    tags = get("/chats/posts_by_hashtag.json?hashtag=datasette&_shape=array").json()
+    assert [r["post_id"] for r in tags] == ["1850000000000000012"]
+
+
+def test_label_columns_show_names_for_foreign_keys(get):
+    page = soup(get("/chats/posts/1850000000000000005"))
+    author = page.find("td", class_="col-author_id")
+    assert author.find("a").text == "bob"
+    sp = soup(get("/chats/session_posts"))
+    assert any(a.text.startswith("growthchat-") for a in sp.select("td.col-session_id a"))
+
+
+def test_posts_table_full_text_search(get):
+    rows = get("/chats/posts.json?_search=spreadsheet&_shape=array").json()
+    assert [r["id"] for r in rows] == ["1850000000000000010"]
+    rows = get("/chats/posts.json?_search=retention&_shape=array").json()
+    assert {r["id"] for r in rows} == {"1850000000000000005", "1852000000000000004"}
+    # Handles and names are indexed too; the default search mode escapes syntax.
+    assert get("/chats/posts.json?_search=Leeds&_shape=array").json()
+    assert get('/chats/posts.json?_search=%22unbalanced&_shape=array').status_code == 200
+
+
+def test_post_text_is_rendered_as_safe_linked_html(get):
+    page = soup(get("/chats/posts?_size=max"))
+    assert_inert(page)
+    cells = {td.find_parent("tr").find("td", class_="col-id").text.strip(): td
+             for td in page.select("td.col-text")}
+    hostile = cells[HOSTILE_ID]
+    assert "<script>alert('xss')</script>" in hostile.text
+    assert "javascript:alert(2)" in hostile.text
+    assert [a["href"] for a in hostile.find_all("a", class_="ca-link")] == ["https://evil.example/"]
+    linked = cells["1850000000000000005"]
+    assert linked.find("a", class_="ca-link")["href"] == "https://example.com/retention-guide"
+    tag = linked.find("a", class_="ca-tag")
+    assert tag.text == "#growthchat" and tag["href"] == "/chats/posts_by_hashtag?hashtag=growthchat"
+    mention = cells["1850000000000000007"].find("a", class_="ca-mention")
+    assert mention.text == "@carla" and mention["href"] == "/chats/participant_history?handle=carla"
+    masto = cells[MASTODON_ID]
+    assert masto.find("a", class_="ca-mention")["href"].endswith("handle=bob%40masto.example")
+    # The stored source HTML is shown as text, never as markup.
+    html_cell = next(td for td in page.select("td.col-html") if "__html_ran" in td.text)
+    assert not html_cell.find(["p", "script", "img"])
+
+
+def test_permalinks_and_avatars(get):
+    page = soup(get("/chats/posts/1850000000000000005"))
+    permalink = page.find("a", class_="ca-permalink")
+    assert permalink["href"] == "https://x.com/bob/status/1850000000000000005"
+    authors = soup(get("/chats/authors?_size=max"))
+    assert_inert(authors)
+    srcs = [img["src"] for img in authors.select("td.col-avatar_url img")]
+    assert "https://pbs.example.com/bob.jpg" in srcs
+    assert not any("alert" in s for s in srcs)
+    # mallory's javascript: avatar became an initials badge
+    assert authors.find("span", class_="ca-initials", string="M")
+
+
+def test_session_slugs_link_to_session_pages(get, archive):
+    page = soup(get("/chats/sessions"))
+    hrefs = [a["href"] for a in page.select("td.col-slug a.ca-session")]
+    assert hrefs == [f"/chats/-/session/{s}" for s in reversed(archive.slugs)]  # newest first
+    for href in hrefs:
+        assert get(href).status_code == 200
+
+
+# --------------------------------------------------------------------------
+# Canned queries
+
+
+def test_canned_queries_have_parameter_forms(get):
+    for name, params in [("session_transcript", ["session"]), ("question_answers", ["session", "number"]),
+                         ("participant_history", ["handle"]), ("conversation_thread", ["post"]),
+                         ("search_posts", ["q"]), ("search_everything", ["q"])]:
+        form = soup(get(f"/chats/{name}")).find("form", class_="sql")
+        assert form is not None, name
+        assert sorted(i["name"] for i in form.find_all("input", type="text")) == sorted(params), name
+
+
+def test_session_transcript_query(get, archive):
+    first = archive.slugs[0]
+    rows = rows_of(get, f"/chats/session_transcript.json?session={first}")
+    assert len(rows) == 13
+    assert [r["created_at"] for r in rows] == sorted(r["created_at"] for r in rows)
+    by_id = {r["post_id"]: r for r in rows}
+    assert by_id["1850000000000000004"]["role"] == "question"
+    assert by_id[LATE_ANSWER_ID]["question"] == 1 and by_id[LATE_ANSWER_ID]["role"] == "answer"
+    # by numeric id as well as by slug
+    sid = get(f"/chats/sessions.json?slug={first}&_shape=array").json()[0]["id"]
+    assert rows_of(get, f"/chats/session_transcript.json?session={sid}") == rows
+    assert rows_of(get, "/chats/session_transcript.json?session=no-such-session") == []
+    html = soup(get(f"/chats/session_transcript?session={first}"))
+    assert_inert(html)
+    texts = [td.text for td in html.select("td.col-text")]
+    assert any("<script>alert('xss')</script>" in t for t in texts)
+    assert len(html.select("td.col-text a.ca-tag")) == 13
+    assert html.select("td.col-avatar_url img.ca-avatar")
+
+
+def test_question_answers_query_includes_late_answers(get, archive):
+    rows = rows_of(get, f"/chats/question_answers.json?session={archive.slugs[0]}&number=1")
+    assert [r["post_id"] for r in rows] == [
+        "1850000000000000005", "1850000000000000006", HOSTILE_ID, LATE_ANSWER_ID]
+    assert all(r["question"].startswith("Q1: Which metrics") for r in rows)
+    two = rows_of(get, f"/chats/question_answers.json?session={archive.slugs[1]}&number=2")
+    assert {r["author_handle"] for r in two} >= {"frank", "bob"}
+    assert rows_of(get, f"/chats/question_answers.json?session={archive.slugs[0]}&number=9") == []
+
+
+def test_participant_history_across_sessions(get, archive):
+    rows = rows_of(get, "/chats/participant_history.json?handle=%40BOB")
+    assert len(rows) == 6
+    assert [r["created_at"] for r in rows] == sorted((r["created_at"] for r in rows), reverse=True)
+    assert {r["session"] for r in rows} == set(archive.slugs)
+    sessions = rows_of(get, "/chats/participant_sessions.json?handle=bob")
+    assert [(r["session"], r["posts"]) for r in sessions] == [(archive.slugs[1], 3), (archive.slugs[0], 3)]
+    page = soup(get("/chats/participant_history?handle=bob"))
+    assert [a["href"] for a in page.select("td.col-session a.ca-session")][:1] == [
+        f"/chats/-/session/{archive.slugs[1]}"]
+
+
+def test_conversation_thread_in_order(get):
+    # From the reply: the thread root (carla's answer) and the reply, in order.
+    rows = rows_of(get, "/chats/conversation_thread.json?post=1850000000000000007")
+    assert [r["post_id"] for r in rows] == ["1850000000000000006", "1850000000000000007"]
+    # From the root as well; a context parent (not tagged) starts its thread.
+    assert [r["post_id"] for r in rows_of(get, "/chats/conversation_thread.json?post=1850000000000000006")] == [
+        "1850000000000000006", "1850000000000000007"]
+    rows = rows_of(get, "/chats/conversation_thread.json?post=1852000000000000007")
+    assert [r["post_id"] for r in rows] == ["1849000000000000001", "1852000000000000007"]
+
+
+def test_conversation_thread_survives_reply_cycles(tmp_path):
+    path = tmp_path / "cycle.db"
+    db = open_db(path)
+    author = Author(id="1", platform="x", handle="a")
+    save_posts(db, [
+        Post(id="1", platform="x", source="t", created_at="2026-01-01T00:00:00.000Z", author=author,
+             text="one", reply_to_id="2"),
+        Post(id="2", platform="x", source="t", created_at="2026-01-01T00:01:00.000Z", author=author,
+             text="two", reply_to_id="1"),
+    ])
+    db.conn.close()
+    client = make_client(serve.make_datasette(path))
+    try:
+        rows = rows_of(client, "/cycle/conversation_thread.json?post=2")
+        assert [r["post_id"] for r in rows] == ["1", "2"]
+    finally:
+        client.loop.close()
+
+
+def test_search_posts_query_returns_snippets_and_sessions(get, archive):
+    rows = rows_of(get, "/chats/search_posts.json?q=retention")
+    assert {r["post_id"] for r in rows} == {"1850000000000000005", "1852000000000000004"}
+    assert all("\x02retention\x03" in r["snippet"] for r in rows)
+    assert {r["session"] for r in rows} == set(archive.slugs)
+    page = soup(get("/chats/search_posts?q=retention"))
+    assert [m.text for m in page.select("td.col-snippet mark")] == ["retention"] * 3
+    # FTS5 syntax is available…
+    assert len(rows_of(get, "/chats/search_posts.json?q=retention%20NOT%20signups")) == 1
+    # …and a syntax error is a clear 400, not a crash.
+    bad = get("/chats/search_posts.json?q=%22retention")
+    assert bad.status_code == 400 and bad.json()["error"]
+
+
+def test_search_everything_query(get, archive):
+    rows = rows_of(get, "/chats/search_everything.json?q=bob")
+    kinds = [r["kind"] for r in rows]
+    assert kinds == sorted(kinds, key=["session", "person", "post"].index)
+    assert {r["handle"] for r in rows if r["kind"] == "person"} == {"bob"}
+    # posts match on the author handle and on mentions of bob
+    assert {r["post_id"] for r in rows if r["kind"] == "post"} >= {"1850000000000000005", MASTODON_ID}
+    sessions = rows_of(get, "/chats/search_everything.json?q=%23growthchat")
+    assert {r["session"] for r in sessions if r["kind"] == "session"} == set(archive.slugs)
+    # Punctuation and quotes never break it.
+    for q in ["what's  up?!", '"', "a AND (", "<script>"]:
+        r = get("/chats/search_everything.json?_shape=array&q=" + quote(q, safe=""))
+        assert r.status_code == 200, (q, r.text[:300])
+    multi = rows_of(get, "/chats/search_everything.json?q=spreadsheet%20%20patience")
+    assert [r["post_id"] for r in multi if r["kind"] == "post"] == ["1850000000000000010"]
+
+
+# --------------------------------------------------------------------------
+# Plugin pages
+
+
+def test_search_page_finds_sessions_people_and_posts(get, archive):
+    page = soup(get("/chats/-/search?q=retention"))
+    assert_inert(page)
+    posts = page.select("article.ca-post")
+    assert len(posts) == 2
+    assert [m.text for m in page.select("article.ca-post mark")] == ["retention"] * 3
+    assert {a["href"] for a in page.select("article.ca-post a.ca-session")} == {
+        f"/chats/-/session/{s}" for s in archive.slugs}
+    assert "2 posts match" in page.find("p", class_="ca-count").text
+    people = soup(get("/chats/-/search?q=bob"))
+    assert [a.text for a in people.select("ul.ca-people a.ca-handle")] == ["@bob"]
+    assert people.select("ul.ca-people img.ca-avatar")[0]["src"] == "https://pbs.example.com/bob.jpg"
+    sessions = soup(get("/chats/-/search?q=%23growthchat"))
+    assert [a.text for a in sessions.select("section ul.ca-list a.ca-session")] == list(reversed(archive.slugs))
+
+
+def test_search_page_orders_and_pages(get, monkeypatch):
+    newest = soup(get("/chats/-/search?q=retention&order=newest"))
+    times = [t["datetime"] for t in newest.select("article.ca-post time")]
+    assert times == sorted(times, reverse=True)
+    monkeypatch.setattr(serve, "SEARCH_PAGE_SIZE", 1)
+    first = soup(get("/chats/-/search?q=retention&order=newest"))
+    assert len(first.select("article.ca-post")) == 1
+    nxt = first.find("a", rel="next")["href"]
+    assert parse_qs(urlparse(nxt).query) == {"q": ["retention"], "order": ["newest"], "page": ["2"]}
+    second = soup(get(nxt))
+    assert second.select("article.ca-post time")[0]["datetime"] == times[1]
+    assert second.find("a", rel="prev") and not second.find("a", rel="next")
+
+
+def test_search_page_bad_syntax_and_hostile_queries(get):
+    page = soup(get("/chats/-/search?q=%22retention"))
+    assert "not valid FTS5 syntax" in page.find("p", class_="message-warning").text
+    assert len(page.select("article.ca-post")) == 2
+    page = soup(get("/chats/-/search?q=%3Cscript%3Ealert(1)%3C/script%3E"))
+    assert_inert(page)
+    assert page.find("input", id="ca-q")["value"] == "<script>alert(1)</script>"
+    hostile = soup(get("/chats/-/search?q=onerror"))
+    assert_inert(hostile)
+    assert "<img src=x onerror=alert(1)>" in hostile.find("article", class_="ca-post").text
+    none = soup(get("/chats/-/search?q=zebra"))
+    assert "No posts match" in none.find("p", class_="ca-none").text
+    empty = soup(get("/chats/-/search"))
+    assert [a.text for a in empty.select("a.ca-session")] == sorted(
+        [a.text for a in empty.select("a.ca-session")], reverse=True)
+    assert get("/chats/-/search?q=x&page=abc").status_code == 200
+
+
+def test_session_page_groups_the_transcript_by_question(get, archive):
+    page = soup(get(f"/chats/-/session/{archive.slugs[0]}"))
+    assert_inert(page)
+    assert page.h1.text == "Measuring community health"
+    toc = [a["href"] for a in page.select("nav.ca-toc a")]
+    assert toc[:2] == ["#q1", "#q2"]
+    q1 = page.find("section", id="q1")
+    assert q1.find("article", class_="ca-question").find("div", class_="ca-text").text.startswith("Q1: Which metrics")
+    answers = [a["id"] for a in q1.select("article.ca-answer")]
+    assert answers == [serve.anchor_for(i) for i in
+                       ["1850000000000000005", "1850000000000000006", HOSTILE_ID, LATE_ANSWER_ID]]
+    # a reply to an answer stays with that question (posted before Q2)
+    assert q1.find("article", id=serve.anchor_for("1850000000000000007"))
+    q2 = page.find("section", id="q2")
+    assert [a["id"] for a in q2.select("article.ca-answer")] == [
+        serve.anchor_for("1850000000000000010"), serve.anchor_for("1850000000000000012")]
+    assert "4 answers" in q1.h2.text and "2 answers" in q2.h2.text
+    before = page.find("section", id="before")
+    assert len(before.select("article.ca-post")) == 3
+    hostile = page.find("article", id=serve.anchor_for(HOSTILE_ID))
+    assert "<script>alert('xss')</script>" in hostile.find("div", class_="ca-text").text
+    assert hostile.find("span", class_="ca-name").text.startswith("<b>Mallory</b>")
+    assert hostile.find("span", class_="ca-initials")  # javascript: avatar refused
+    bob = page.find("article", id=serve.anchor_for("1850000000000000005"))
+    assert bob.find("a", class_="ca-permalink")["href"] == "https://x.com/bob/status/1850000000000000005"
+    assert bob.find("img", class_="ca-avatar")["src"] == "https://pbs.example.com/bob.jpg"
+    participants = [a.text for a in page.select("section.ca-participants a.ca-handle")]
+    assert participants[0] == "@hostann" and len(participants) == 6
+
+
+def test_session_page_by_id_and_missing_sessions(get, archive):
+    sid = get(f"/chats/sessions.json?slug={archive.slugs[1]}&_shape=array").json()[0]["id"]
+    page = soup(get(f"/chats/-/session/{sid}"))
+    assert archive.slugs[1] in page.title.text
+    assert page.find("article", id=serve.anchor_for(MASTODON_ID))
+    assert get("/chats/-/session/no-such-session").status_code == 404
+    assert get("/nodb/-/session/1").status_code == 404
+
+
+def test_internal_links_on_plugin_pages_resolve(get, archive):
+    seen = set()
+    for start in (f"/chats/-/session/{archive.slugs[0]}", "/chats/-/search?q=growthchat", "/"):
+        for a in soup(get(start)).find_all("a", href=True):
+            href = a["href"]
+            if href.startswith(("http", "#")) or href in seen:
+                continue
+            seen.add(href)
+            target = href if href.startswith("/") else "/" + href
+            assert get(target).status_code == 200, (start, href)
+    assert len(seen) > 15
+
+
+def test_css_is_served_and_linked(get):
+    assert get(serve.CSS_PATH).headers["content-type"].startswith("text/css")
+    page = soup(get("/chats/posts"))
+    assert any(l["href"].startswith(serve.CSS_PATH) for l in page.find_all("link", rel="stylesheet"))
+
+
+# --------------------------------------------------------------------------
+# Safety and other databases
+
+
+def test_no_sql_turns_off_arbitrary_sql_only(archive):
+    client = make_client(serve.make_datasette(archive.path, allow_sql=False))
+    try:
+        assert client("/chats.json?sql=select+1").status_code == 403
+        assert client("/chats/posts?_where=1%3D1").status_code == 403
+        assert client("/chats/posts.json?_search=retention").status_code == 200
+        assert client("/chats/search_posts.json?q=retention").status_code == 200
+        assert client("/chats/-/search?q=retention").status_code == 200
+        assert client(f"/chats/-/session/{archive.slugs[0]}").status_code == 200
+    finally:
+        client.loop.close()
+    client = make_client(serve.make_datasette(archive.path))
+    try:
+        assert client("/chats.json?sql=select+1").status_code == 200
+    finally:
+        client.loop.close()
+
+
+def test_plugin_leaves_other_databases_alone(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("create table posts (id integer primary key, text text, session text)")
+    conn.execute("insert into posts (text, session) values ('hi @bob #tag https://example.com', 'x')")
+    conn.commit()
+    conn.close()
+    from datasette.app import Datasette
+
+    serve.ensure_plugin_registered()
+    client = make_client(Datasette([str(path)]))
+    try:
+        page = soup(client("/other/posts"))
+        assert not page.select("a.ca-mention, a.ca-tag, a.ca-session")
+        assert page.find("td", class_="col-text").text.strip() == "hi @bob #tag https://example.com"
+        assert client("/other/-/search").status_code == 404
+        assert not soup(client("/")).find("a", href="/other/-/search")
+    finally:
+        client.loop.close()
+
+
+def test_recap_templates_never_replace_datasette_templates(tmp_path):
+    from jinja2 import ChoiceLoader, Environment, FileSystemLoader
+
+    recap = tmp_path / "templates"
+    recap.mkdir()
+    (recap / "base.html").write_text("recap base")
+    env = Environment(loader=ChoiceLoader([FileSystemLoader([str(recap), str(serve.TEMPLATES_DIR)])]))
+    assert env.get_template("base.html").render() == "recap base"
+    serve.fix_template_loader(env, recap)
+    assert env.loader.loaders[0].searchpath == [str(serve.TEMPLATES_DIR)]
+
+
+# --------------------------------------------------------------------------
+# Rendering helpers
+
+
+@pytest.mark.parametrize("text, html", [
+    ("see https://example.com/a.", 'see <a class="ca-link" href="https://example.com/a" rel="nofollow noopener noreferrer">example.com/a</a>.'),
+    ("(https://en.wikipedia.org/wiki/Foo_(bar))", '(<a class="ca-link" href="https://en.wikipedia.org/wiki/Foo_(bar)" rel="nofollow noopener noreferrer">en.wikipedia.org/wiki/Foo_(bar)</a>)'),
+    ("mail bob@example.com", "mail bob@example.com"),
+    ("#1 and #2024 are not tags", "#1 and #2024 are not tags"),
+    ("javascript:alert(1)", "javascript:alert(1)"),
+    ("a\nb & <c>", "a<br>b &amp; &lt;c&gt;"),
+    ('https://x.example/"onmouseover="alert(1)', '<a class="ca-link" href="https://x.example/" rel="nofollow noopener noreferrer">x.example/</a>&#34;onmouseover=&#34;alert(1)'),
+])
+def test_linkify_plain(text, html):
+    assert str(serve.linkify(text)) == html
+
+
+def test_linkify_mentions_and_tags():
+    html = str(serve.linkify(
+        "hi @alice, @bob@masto.example and @carol. #Café #growth_chat",
+        mention_url=lambda h: f"/p?h={h}", tag_url=lambda t: f"/t?t={t}"))
+    assert html == (
+        'hi <a class="ca-mention" href="/p?h=alice">@alice</a>, '
+        '<a class="ca-mention" href="/p?h=bob@masto.example">@bob@masto.example</a> and '
+        '<a class="ca-mention" href="/p?h=carol">@carol</a>. '
+        '<a class="ca-tag" href="/t?t=Café">#Café</a> <a class="ca-tag" href="/t?t=growth_chat">#growth_chat</a>'
+    )
+    long = serve.linkify("https://example.com/" + "x" * 100)
+    assert "…" in long and long.count("x") > 100  # shown shortened, href complete
+
+
+def test_highlight_avatar_and_initials():
+    assert str(serve.highlight("a \x02<b>\x03 c")) == "a <mark>&lt;b&gt;</mark> c"
+    assert "img" in serve.avatar("https://e.example/a.png", "bob")
+    assert "img" not in serve.avatar("javascript:alert(1)", "bob")
+    assert "img" not in serve.avatar('https://e.example/a.png" onerror="x', "bob")
+    assert serve.initials("bob", "<b>Mallory Q</b>") == "BM"
+    assert serve.initials("zoe@masto.example", None) == "ZM"
+    assert serve.initials(None, "!!") == "?"
+
+
+# --------------------------------------------------------------------------
+# CLI
+
+
+def test_cli_metadata_out_matches_what_serve_uses(runner, archive, tmp_path):
+    out = tmp_path / "metadata.json"
+    result = runner.invoke(cli, ["serve", str(archive.path), "--no-sql", "--metadata-out", str(out),
+                                 "--setting", "default_page_size", "20"])
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text())
+    assert written == serve.build_metadata(archive.path, allow_sql=False)
+    assert f"datasette serve -i {archive.path} -m {out}" in result.output
+    assert "--setting default_page_size 20" in result.output
+    assert "--setting suggest_facets off" in result.output
+    stdout = runner.invoke(cli, ["serve", str(archive.path), "--metadata-out", "-"])
+    assert json.loads(stdout.stdout) == serve.build_metadata(archive.path)
+
+
+def test_datasette_itself_serves_the_same_site_from_the_metadata_file(runner, archive, tmp_path):
+    # `datasette serve -i DB -m FILE` with the plugin from the entry point.
+    from datasette.cli import cli as datasette_cli
+
+    out = tmp_path / "metadata.json"
+    runner.invoke(cli, ["serve", str(archive.path), "--metadata-out", str(out)], catch_exceptions=False)
+    result = runner.invoke(datasette_cli, ["serve", "-i", str(archive.path), "-m", str(out),
+                                           "--get", "/chats/-/search?q=retention"])
+    assert result.exit_code == 0, result.output
+    assert "<mark>retention</mark>" in result.output
+    result = runner.invoke(datasette_cli, ["serve", "-i", str(archive.path), "-m", str(out),
+                                           "--get", f"/chats/question_answers.json?session={archive.slugs[0]}&number=2&_shape=array"])
+    assert [r["post_id"] for r in json.loads(result.output)] == ["1850000000000000010", "1850000000000000012"]
+
+
+@pytest.mark.parametrize("setup, args, message", [
+    ("missing", [], "no such file"),
+    ("text", [], "not an SQLite database"),
+    ("foreign", [], "not a chatarchive archive"),
+    ("archive", ["--setting", "no_such_setting", "1"], "Unknown Datasette setting"),
+    ("archive", ["--setting", "default_page_size", "many"], "takes a number"),
+])
+def test_cli_serve_errors_are_one_line(runner, archive, tmp_path, setup, args, message):
+    path = tmp_path / "x.db"
+    if setup == "text":
+        path.write_text("not a database")
+    elif setup == "foreign":
+        sqlite3.connect(path).execute("create table t (x)").connection.commit()
+    elif setup == "archive":
+        path = archive.path
+    result = runner.invoke(cli, ["serve", str(path), "--port", "0"] + args)
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    if setup == "foreign":  # never migrated into a chatarchive
+        names = {r[0] for r in sqlite3.connect(path).execute("select name from sqlite_master")}
+        assert names == {"t"}
+
+
+def test_cli_serve_port_in_use(runner, archive):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = runner.invoke(cli, ["serve", str(archive.path), "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"Cannot listen on 127.0.0.1:{port}" in result.output
+
+
+def test_serve_help_has_an_example(runner):
+    result = runner.invoke(cli, ["serve", "--help"])
+    assert "chatarchive serve chats.db" in result.output and "--no-sql" in result.output
+
+
+# --------------------------------------------------------------------------
+# The real server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(db_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """`chatarchive serve` in a subprocess on a free loopback port; returns
+    once it answers."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from chatarchive.cli import cli; cli()", "serve", str(db_path),
+         "--port", str(port), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stdout.read()}")
+        try:
+            if httpx.get(f"{base}/-/versions.json", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("server did not start")
+        time.sleep(0.1)
+
+
+def stop_server(proc: subprocess.Popen) -> tuple[int, str]:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        output, _ = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return proc.returncode, output
+
+
+def test_real_server_over_http_and_ctrl_c(archive):
+    proc, base = start_server(archive.path, "--no-sql")
+    try:
+        with httpx.Client(base_url=base, timeout=10) as http:
+            search = http.get("/chats/-/search", params={"q": "retention"})
+            assert search.status_code == 200
+            assert BeautifulSoup(search.text, "html.parser").select("article.ca-post mark")
+            session = http.get(f"/chats/-/session/{archive.slugs[0]}")
+            assert session.status_code == 200 and 'id="q1"' in session.text
+            assert http.get("/chats.json", params={"sql": "select 1"}).status_code == 403
+    finally:
+        code, output = stop_server(proc)
+    assert code == 0, output
+    assert "Serving" in output and f"{base}/" in output and "Stopped." in output
+    assert "Traceback" not in output
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(base, timeout=1)
