@@ -9,7 +9,7 @@ resulting archive.  Targets (issue 2): ratio <= 3 at 1,000,000 posts, peak
 RSS < 300 MB, FTS median < 50 ms.
 
     python bench/import_bench.py 100000
-    python bench/import_bench.py 1000000 --workdir /tmp/bench --keep
+    python bench/import_bench.py 1000000 --workdir /tmp/chatarchive-import-bench --keep
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def query_latencies(db_path: Path, repeat: int) -> list[tuple[str, float, int]]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("posts", type=int, nargs="?", default=100_000)
-    ap.add_argument("--workdir", default="/tmp/chatarchive-bench")
+    ap.add_argument("--workdir", default="/tmp/chatarchive-import-bench")
     ap.add_argument("--file", help="use this twarc2 file instead of generating one")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     ap.add_argument("--repeat", type=int, default=3, help="runs per query (median taken)")

@@ -101,7 +101,27 @@ def step_summary(run: DemoRun) -> None:
         run.echo(f"  chatarchive show {run.db_path} {s['sessions'][-1]['slug']}")
 
 
-STEPS: list[DemoStep] = [step_import, step_analyse, step_summary]
+def step_recap(run: DemoRun) -> None:
+    """Write the recap site of every session into DIRECTORY/recap and say where to open it."""
+    from .render import build_site
+
+    assert run.db is not None
+    if not run.db.conn.execute("SELECT count(*) FROM sessions").fetchone()[0]:
+        run.echo("No sessions found, so no recap site was written.")
+        return
+    result = build_site(run.db, run.directory / "recap")
+    run.outputs["recap"] = result.index
+    run.echo("")
+    run.echo(f"Recap site: {result.pages} pages in {result.out} ({result.seconds:.1f} s)")
+    if not result.search_ok:
+        run.echo(f"  ({result.search})")
+    run.echo(f"  Open {result.index.resolve().as_uri()}")
+    if result.search_ok:
+        run.echo(f"  Search needs http: python3 -m http.server -d {result.out} 8000, "
+                 "then http://localhost:8000/search.html")
+
+
+STEPS: list[DemoStep] = [step_import, step_analyse, step_summary, step_recap]
 
 
 def run_demo(directory: Path, echo: Callable[[str], None] = print,
@@ -203,4 +223,4 @@ def _when(start: str | None, tz: str | None) -> str:
 
 
 __all__ = ["DemoRun", "DemoStep", "STEPS", "archive_summary", "run_demo", "sample_files",
-           "step_analyse", "step_import", "step_summary"]
+           "step_analyse", "step_import", "step_recap", "step_summary"]

@@ -49,9 +49,10 @@ TEASER = re.compile(
 )
 HOST_SHARE = 0.25  # a co-host asks at least this share of the top host's questions
 
-_MENTION = re.compile(r"^\s*\.?@[\w.\-]+(?:@[\w.\-]+)?[:,]?")
-_TAG = re.compile(r"^\s*#\w+[:,]?")
-_SYMBOLS = re.compile(r"^[^\w@#]+")
+# Leading @mentions (".@x", "@x@server", "@x.bsky.social"), hashtags and
+# symbols (emoji, bullets) before a marker.  Each token's first character
+# differs, so trying every length costs little.
+_LEAD = r"(?:\s*(?:\.?@[\w.\-]+(?:@[\w.\-]+)?[:,]?|#\w+[:,]?|[^\w@#\s]))*\s*"
 
 
 def compile_pattern(pattern: str | None, kind: str) -> re.Pattern | None:
@@ -69,33 +70,51 @@ def compile_pattern(pattern: str | None, kind: str) -> re.Pattern | None:
     return rx
 
 
-_DEFAULT_Q = re.compile(DEFAULT_QUESTION, re.I)
-_DEFAULT_A = re.compile(DEFAULT_ANSWER, re.I)
+class Marker:
+    """A marker pattern anchored after the leading mentions/hashtags/symbols:
+    one regex call per post."""
+
+    def __init__(self, pattern: re.Pattern):
+        self.pattern = pattern
+        try:
+            self.rx: re.Pattern | None = re.compile(_LEAD + "(?:" + pattern.pattern + ")", pattern.flags)
+        except re.error:  # e.g. global flags such as (?i) not at the start
+            self.rx = None
+            self.lead = re.compile(_LEAD)
+
+    def match(self, text: str) -> tuple[int, str] | None:
+        """(number, rest of the text) when the text starts with the marker."""
+        if self.rx is not None:
+            m = self.rx.match(text)
+        else:
+            m = None
+            for stop in _lead_stops(text, self.lead):
+                m = self.pattern.match(text, stop)
+                if m:
+                    break
+        if m:
+            n = to_number(m.group("n"))
+            if n is not None:
+                return n, text[m.end():]
+        return None
 
 
-def lead_variants(text: str) -> list[str]:
-    """The text after leading @mentions, and after mentions, hashtags and
-    symbols too (so custom emoji markers still see their emoji)."""
-    t = text or ""
-    while True:
-        m = _MENTION.match(t)
-        if not m:
-            break
-        t = t[m.end():]
-    first = t.lstrip()
-    while True:
-        m = _MENTION.match(t) or _TAG.match(t) or _SYMBOLS.match(t)
-        if not m or m.end() == 0:
-            break
-        t = t[m.end():]
-    second = t.lstrip()
-    return [first] if second == first else [first, second]
+def _lead_stops(text: str, lead: re.Pattern) -> list[int]:
+    stops = [len(text) - len(text.lstrip())]
+    end = lead.match(text).end()
+    return stops if end == stops[0] else stops + [end]
+
+
+_DEFAULT_Q = Marker(re.compile(DEFAULT_QUESTION, re.I))
+_DEFAULT_A = Marker(re.compile(DEFAULT_ANSWER, re.I))
 
 
 def to_number(value: str | None) -> int | None:
     """'12' -> 12, '1️⃣' -> 1, '①' -> 1, '🔟' -> 10."""
     if not value:
         return None
+    if value.isascii():
+        return int(value) if value.isdigit() else None
     if "\U0001f51f" in value:
         return 10
     digits = [unicodedata.digit(c, None) for c in value]
@@ -105,15 +124,11 @@ def to_number(value: str | None) -> int | None:
     return int("".join(str(d) for d in digits))
 
 
-def match_marker(text: str, rx: re.Pattern) -> tuple[int, str] | None:
-    """(number, rest of text) when the text starts with the marker."""
-    for t in lead_variants(text):
-        m = rx.match(t)
-        if m:
-            n = to_number(m.group("n"))
-            if n is not None:
-                return n, t[m.end():]
-    return None
+def match_marker(text: str, rx: re.Pattern | Marker) -> tuple[int, str] | None:
+    """(number, rest of text) when the text starts, after leading mentions,
+    hashtags and symbols, with the marker."""
+    marker = rx if isinstance(rx, Marker) else Marker(rx)
+    return marker.match(text or "")
 
 
 def is_teaser(rest: str) -> bool:
@@ -134,7 +149,7 @@ def handle_matches(handle: str | None, host: str) -> bool:
     return h == k or h.startswith(k + "@") or h.startswith(k + ".") or k.startswith(h + "@")
 
 
-@dataclass
+@dataclass(slots=True)
 class QAPost:
     id: str
     author_id: str | None
@@ -169,22 +184,23 @@ def analyse_posts(
     posts: Sequence[QAPost],
     *,
     hosts: Iterable[str] | None = None,
-    question_pattern: str | re.Pattern | None = None,
-    answer_pattern: str | re.Pattern | None = None,
+    question_pattern: str | re.Pattern | Marker | None = None,
+    answer_pattern: str | re.Pattern | Marker | None = None,
 ) -> QAResult:
     """Find hosts, questions and answers among one session's posts (in time order)."""
-    q_rx = _rx(question_pattern, "question") or _DEFAULT_Q
-    a_rx = _rx(answer_pattern, "answer")
-    embedded = a_rx is None
-    a_rx = a_rx or _DEFAULT_A
+    q_marker = _marker(question_pattern, "question") or _DEFAULT_Q
+    a_marker = _marker(answer_pattern, "answer")
+    embedded = a_marker is None
+    a_marker = a_marker or _DEFAULT_A
     host_list = [h for h in (hosts or []) if h]
     posts = sorted(posts, key=lambda p: (p.created_at or "", p.id))
 
     candidates: list[tuple[QAPost, int]] = []
+    q_match = q_marker.match
     for p in posts:
-        if p.is_repost:
+        if p.is_repost or not p.text:
             continue
-        m = match_marker(p.text, q_rx)
+        m = q_match(p.text)
         if m and not is_teaser(m[1]):
             candidates.append((p, m[0]))
 
@@ -219,17 +235,23 @@ def analyse_posts(
         question_of[p.id] = n
 
     answer_of: dict[str, int] = {}
+    if not questions:
+        return QAResult(shown_hosts, questions, question_of, answer_of)
+    a_match = a_marker.match
     for p in posts:
         if p.is_repost or p.id in question_of:
             continue
         n = None
-        m = match_marker(p.text, a_rx)
+        text = p.text
+        m = a_match(text) if text else None
         if m and m[0] in questions:
             n = m[0]
-        elif embedded:
-            e = EMBEDDED_ANSWER.search((p.text or "")[:EMBEDDED_WITHIN + 8])
-            if e and e.start() <= EMBEDDED_WITHIN and to_number(e.group("n")) in questions:
-                n = to_number(e.group("n"))
+        elif embedded and text:
+            head = text[:EMBEDDED_WITHIN + 8]
+            if ":" in head:
+                e = EMBEDDED_ANSWER.search(head)
+                if e and e.start() <= EMBEDDED_WITHIN and to_number(e.group("n")) in questions:
+                    n = to_number(e.group("n"))
         if n is None:
             for target in (p.reply_to_id, p.quote_of_id):
                 if target and target in question_of:
@@ -242,18 +264,30 @@ def analyse_posts(
     return QAResult(shown_hosts, questions, question_of, answer_of)
 
 
-def _rx(pattern, kind: str) -> re.Pattern | None:
-    if pattern is None or isinstance(pattern, re.Pattern):
+def _marker(pattern, kind: str) -> Marker | None:
+    if pattern is None or isinstance(pattern, Marker):
         return pattern
-    return compile_pattern(pattern, kind)
+    if isinstance(pattern, re.Pattern):
+        return Marker(pattern)
+    rx = compile_pattern(pattern, kind)
+    return Marker(rx) if rx is not None else None
 
 
 # --------------------------------------------------------------------------
 # Applying to sessions
 
+_SESSION_POSTS = """
+SELECT p.rowid, p.id, p.author_id, coalesce(p.author_handle, a.handle), p.text, p.created_at,
+       p.reply_to_id, p.quote_of_id, p.is_repost, p.platform
+FROM session_posts sp JOIN posts p ON p.id = sp.post_id
+LEFT JOIN authors a ON a.id = p.author_id
+WHERE sp.session_id = ?
+"""
+
 
 def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[str, int]:
-    """Recompute questions and answers of these sessions (all when None).
+    """Recompute questions and answers of these sessions (all when None),
+    and the sessions' post_count, platforms and hosts.
 
     Question ids stay stable across re-runs: a question is identified by
     (session, number)."""
@@ -273,50 +307,40 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
                              (SELECT id FROM questions WHERE session_id IN ({m}))""", chunk)
             conn.execute(f"""UPDATE posts SET answer_to_id = NULL WHERE answer_to_id IN
                              (SELECT id FROM questions WHERE session_id IN ({m}))""", chunk)
-    if not ids:
-        return {"questions": 0, "answers": 0}
-    info = {r[0]: r[1:] for r in conn.execute("SELECT id, hashtag, configured_hosts FROM sessions")}
-    chats: dict[str, Any] = {}
     totals = {"questions": 0, "answers": 0}
-    q_updates: list[tuple[int, str]] = []
-    a_updates: list[tuple[int, str]] = []
-    results: list[tuple[int, QAResult]] = []
+    if not ids:
+        return totals
+    info = {r[0]: r[1:] for r in conn.execute("SELECT id, hashtag, configured_hosts FROM sessions")}
+    existing: dict[int, dict[int, int]] = {}
+    for qid, sid, n in conn.execute("SELECT id, session_id, number FROM questions"):
+        existing.setdefault(sid, {})[n] = qid
+    markers: dict[str, tuple[Any, Marker | None, Marker | None]] = {}
+    q_updates: list[tuple[int, int]] = []
+    a_updates: list[tuple[int, int]] = []
     for sid in ids:
         tag, configured = info.get(sid, (None, None))
-        chat = chats.get(tag)
-        if chat is None and tag:
-            chat = chats[tag] = get_chat(db, tag)
-            chat._q = compile_pattern(chat.question_pattern, "question")  # type: ignore[attr-defined]
-            chat._a = compile_pattern(chat.answer_pattern, "answer")  # type: ignore[attr-defined]
-        hosts = json.loads(configured) if configured else (chat.hosts if chat and chat.hosts else None)
-        batch = [
-            QAPost(r[0], r[1], r[2], r[3] or "", r[4] or "", r[5], r[6], bool(r[7]))
-            for r in conn.execute(
-                """SELECT p.id, p.author_id, coalesce(p.author_handle, a.handle), p.text, p.created_at,
-                          p.reply_to_id, p.quote_of_id, p.is_repost
-                   FROM session_posts sp JOIN posts p ON p.id = sp.post_id
-                   LEFT JOIN authors a ON a.id = p.author_id
-                   WHERE sp.session_id = ?""",
-                [sid],
+        if tag not in markers:
+            chat = get_chat(db, tag) if tag else None
+            markers[tag] = (
+                chat,
+                _marker(chat.question_pattern, "question") if chat else None,
+                _marker(chat.answer_pattern, "answer") if chat else None,
             )
-        ]
-        res = analyse_posts(batch, hosts=hosts, question_pattern=getattr(chat, "_q", None),
-                            answer_pattern=getattr(chat, "_a", None))
-        results.append((sid, res))
-        if len(results) >= 200:
-            _write_results(conn, results, q_updates, a_updates, totals)
-    _write_results(conn, results, q_updates, a_updates, totals)
-    return totals
-
-
-def _write_results(conn, results, q_updates, a_updates, totals) -> None:
-    for sid, res in results:
-        existing = {n: qid for qid, n in conn.execute(
-            "SELECT id, number FROM questions WHERE session_id = ?", [sid])}
+        chat, q_marker, a_marker = markers[tag]
+        hosts = json.loads(configured) if configured else (chat.hosts if chat and chat.hosts else None)
+        rowid_of: dict[str, int] = {}
+        platforms: set[str] = set()
+        batch = []
+        for r in conn.execute(_SESSION_POSTS, [sid]):
+            rowid_of[r[1]] = r[0]
+            platforms.add(r[9])
+            batch.append(QAPost(r[1], r[2], r[3], r[4] or "", r[5] or "", r[6], r[7], bool(r[8])))
+        res = analyse_posts(batch, hosts=hosts, question_pattern=q_marker, answer_pattern=a_marker)
+        old = existing.get(sid, {})
         qid_of: dict[int, int] = {}
         for n, q in sorted(res.questions.items()):
-            if n in existing:
-                qid = existing.pop(n)
+            if n in old:
+                qid = old.pop(n)
                 conn.execute("UPDATE questions SET post_id = ?, text = ? WHERE id = ?", [q.post_id, q.text, qid])
             else:
                 qid = conn.execute(
@@ -324,16 +348,25 @@ def _write_results(conn, results, q_updates, a_updates, totals) -> None:
                     [sid, n, q.post_id, q.text],
                 ).lastrowid
             qid_of[n] = qid
-        if existing:
-            gone = list(existing.values())
+        if old:
+            gone = list(old.values())
             conn.execute(f"DELETE FROM questions WHERE id IN ({','.join('?' * len(gone))})", gone)
-        q_updates.extend((qid_of[n], pid) for pid, n in res.question_of.items())
-        a_updates.extend((qid_of[n], pid) for pid, n in res.answer_of.items())
-        conn.execute("UPDATE sessions SET hosts = ? WHERE id = ?", [json.dumps(res.hosts), sid])
+        q_updates.extend((qid_of[n], rowid_of[pid]) for pid, n in res.question_of.items())
+        a_updates.extend((qid_of[n], rowid_of[pid]) for pid, n in res.answer_of.items())
+        conn.execute(
+            "UPDATE sessions SET hosts = ?, post_count = ?, platforms = ? WHERE id = ?",
+            [json.dumps(res.hosts), len(batch), json.dumps(sorted(p for p in platforms if p)), sid],
+        )
         totals["questions"] += len(res.questions)
         totals["answers"] += len(res.answer_of)
-    results.clear()
-    conn.executemany("UPDATE posts SET question_id = ? WHERE id = ?", q_updates)
-    conn.executemany("UPDATE posts SET answer_to_id = ? WHERE id = ?", a_updates)
+        if len(a_updates) > 50000:
+            _flush(conn, q_updates, a_updates)
+    _flush(conn, q_updates, a_updates)
+    return totals
+
+
+def _flush(conn, q_updates: list, a_updates: list) -> None:
+    conn.executemany("UPDATE posts SET question_id = ? WHERE rowid = ?", q_updates)
+    conn.executemany("UPDATE posts SET answer_to_id = ? WHERE rowid = ?", a_updates)
     q_updates.clear()
     a_updates.clear()

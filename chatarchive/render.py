@@ -34,7 +34,8 @@ from urllib.parse import quote, urlsplit
 
 import nh3
 import sqlite_utils
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+from jinja2 import (ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateNotFound,
+                    TemplateSyntaxError, UndefinedError)
 from markupsafe import Markup, escape
 
 from . import __version__
@@ -195,22 +196,27 @@ def css_url(url: str) -> Markup:
 _ALLOWED_TAGS = {"p", "br", "a", "span"}
 
 
+_LINK_KIND = re.compile(r"<a (?![^>]*class=)(?=[^>]*>([#@]))")
+
+
 def sanitize_html(html: str) -> Markup:
     """Re-sanitize Mastodon HTML (it was sanitized on import, but the archive
-    may come from anywhere): paragraphs, line breaks, http(s) links only."""
-    return Markup(
-        nh3.clean(
-            html,
-            tags=_ALLOWED_TAGS,
-            clean_content_tags={"script", "style", "template", "textarea", "title", "noscript", "iframe"},
-            attributes={"a": {"href"}},
-            allowed_classes={"span": {"invisible", "ellipsis"}},
-            url_schemes={"http", "https"},
-            url_relative="deny",
-            link_rel="nofollow noopener noreferrer ugc",
-            strip_comments=True,
-        )
+    may come from anywhere): paragraphs, line breaks, http(s) links only.
+    Links whose text starts with # or @ get a class so they can look like
+    hashtags and mentions (inserted right after ``<a ``: always well formed)."""
+    clean = nh3.clean(
+        html,
+        tags=_ALLOWED_TAGS,
+        clean_content_tags={"script", "style", "template", "textarea", "title", "noscript", "iframe"},
+        attributes={"a": {"href"}},
+        allowed_classes={"span": {"invisible", "ellipsis"}, "a": {"mention", "hashtag"}},
+        url_schemes={"http", "https"},
+        url_relative="deny",
+        link_rel="nofollow noopener noreferrer ugc",
+        strip_comments=True,
     )
+    clean = _LINK_KIND.sub(lambda m: f'<a class="{"hashtag" if m.group(1) == "#" else "mention"}" ', clean)
+    return Markup(clean)
 
 
 _TOKENS = re.compile(
@@ -574,6 +580,7 @@ class SiteWriter:
         self.written = 0
         self.unchanged = 0
         self.changed_pages: list[str] = []
+        self.removed = 0
         self.previous: set[str] = set()
         manifest = out / MANIFEST
         if manifest.is_file():
@@ -604,20 +611,30 @@ class SiteWriter:
     def keep(self, rel: str) -> None:
         self.files.add(rel)
 
-    def finish(self) -> int:
+    def remove_stale(self, keep: Callable[[str], bool] = lambda rel: False) -> int:
+        """Delete files of an earlier run that this run did not produce (except ``keep``)."""
         removed = 0
         for rel in sorted(self.previous - self.files):
-            if rel.startswith(("/", "..")) or "/../" in rel:
+            if rel.startswith(("/", "..")) or "/../" in rel or "\\" in rel or keep(rel):
                 continue
             path = self.out / rel
             if path.is_file():
                 path.unlink()
                 removed += 1
-        if removed:
-            self.changed_pages.append("(removed)")
+                if rel.endswith(".html"):
+                    self.changed_pages.append(rel)
+                parent = path.parent
+                while parent != self.out and self.out in parent.parents and not any(parent.iterdir()):
+                    parent.rmdir()
+                    parent = parent.parent
+        self.removed += removed
+        return removed
+
+    def finish(self) -> int:
+        self.remove_stale()
         self.write(MANIFEST, json.dumps({"generator": f"chatarchive {__version__}", "files": sorted(self.files)},
                                         indent=0) + "\n")
-        return removed
+        return self.removed
 
 
 # --------------------------------------------------------------------------
@@ -793,6 +810,7 @@ class Site:
             "reply_to": None,
             "quote": None,
             "edited": bool(p.get("edited_at")),
+            "on": "",
         }
 
     def mention_href(self, handle: str, root: str) -> str | None:
@@ -805,7 +823,11 @@ class Site:
         root = "../"
         st = data.stats
         s = data.session
+        multi = len({p["platform"] for p in data.posts}) > 1
         views = {p["id"]: self.post_view(p, data, root) for p in data.posts}
+        if multi:
+            for v in views.values():
+                v["on"] = PLATFORM_NAMES.get(v["platform"], v["platform"])
         for pid, v in views.items():
             p = data.by_id[pid]
             parent = data.by_id.get(p["reply_to_id"]) if p["reply_to_id"] else None
@@ -827,7 +849,10 @@ class Site:
                 "answers": [{"post": views[a["post"]["id"]],
                              "thread": [(d, views[t["id"]]) for d, t in a["thread"]]} for a in q["answers"]],
             })
-        convs = [{**c, "items": [(d, views[p["id"]]) for d, p in c["items"]]} for c in data.conversations]
+        # Threads that start at a question are the Q&A above; the rest, biggest first.
+        convs = [{**c, "items": [(d, views[p["id"]]) for d, p in c["items"]]} for c in data.conversations
+                 if not c["items"] or c["items"][0][1]["q_number"] is None]
+        convs.sort(key=lambda c: (-c["size"], c["started"]))
         start = parse_iso(s["start"]).astimezone(data.zone) if s.get("start") else None
         end = parse_iso(s["end"]).astimezone(data.zone) if s.get("end") else None
         people = [self.person_for(p) for p in data.posts]
@@ -876,7 +901,7 @@ class Site:
             "timeline": self.timeline(st, data),
             "transcript": self.transcript_groups([views[p["id"]] for p in data.posts], data),
             "avatar_css": self.avatar_css(people + [h["person"] for h in hosts if h["person"]], root),
-            "multi_platform": len({p["platform"] for p in data.posts}) > 1,
+            "multi_platform": multi,
         }
 
     def transcript_groups(self, posts: list[dict], data: SessionData) -> list[dict[str, Any]]:
@@ -947,7 +972,14 @@ class Site:
                 "busiest": {"time": bt.strftime("%H:%M"), "posts": busiest["posts"]}}
 
     def render(self, template: str, **ctx: Any) -> str:
-        return self.env.get_template(template).render(**ctx)
+        try:
+            return self.env.get_template(template).render(**ctx)
+        except TemplateNotFound as e:
+            raise ChatArchiveError(f"Template {e.name} not found (while rendering {template})")
+        except TemplateSyntaxError as e:
+            raise ChatArchiveError(f"Template {e.filename or e.name}:{e.lineno}: {e.message}")
+        except UndefinedError as e:
+            raise ChatArchiveError(f"Template {template}: {e.message} (a template uses a variable the page does not have)")
 
 
 def _session_ids(db: sqlite_utils.Database, sessions: Iterable[str | int] | None) -> list[int]:
@@ -1018,24 +1050,24 @@ def build_site(
     _write_people_pages(site, writer, ids, summaries, result)
     _write_index(site, writer, summaries, result)
     writer.write("favicon.svg", FAVICON)
-    result.removed = writer.finish()
+    # Stale pages go before indexing (so search never finds them); the old
+    # search bundle and search.html stay until the new ones replace them.
+    writer.remove_stale(keep=lambda rel: rel.startswith("pagefind/") or rel == "search.html")
     # Search last: it indexes the pages, and search.html says whether it worked.
     if search:
         ok, message = index_site(out, needed=bool(writer.changed_pages) or not (out / "pagefind" / "pagefind.js").is_file())
     else:
         ok, message = False, "search disabled (--no-search)"
     result.search_ok, result.search = ok, message
-    if writer.write("search.html", site.render("search.html", root="", page_title="Search",
-                                                 search_ok=ok, search_message=message,
-                                                 hashtags=sorted({s["hashtag"] for s in summaries if s["hashtag"]}),
-                                                 avatar_css=Markup(""))):
-        result.written += 0
-    writer.files.add("search.html")
+    writer.write("search.html", site.render("search.html", root="", page_title="Search",
+                                            search_ok=ok, search_message=message,
+                                            hashtags=sorted({s["hashtag"] for s in summaries if s["hashtag"]}),
+                                            avatar_css=Markup("")))
     if ok:
         for p in (out / "pagefind").rglob("*"):
             if p.is_file():
                 writer.keep(p.relative_to(out).as_posix())
-    writer.finish()
+    result.removed = writer.finish()
     result.pages += 1
     result.written, result.unchanged = writer.written, writer.unchanged
     result.seconds = time.perf_counter() - t0

@@ -197,7 +197,7 @@ order by p.created_at, p.id""",
 from posts_fts
 join posts p on p.rowid = posts_fts.rowid
 left join authors a on a.id = p.author_id
-where posts_fts match :q
+where posts_fts match coalesce(nullif(trim(:q), ''), '""')
 order by bm25(posts_fts, 10.0, 2.0, 1.0)
 limit 100""",
         },
@@ -566,12 +566,13 @@ def make_datasette(
     if metadata is None:
         metadata = build_metadata(db_path, title=title, allow_sql=allow_sql)
     path = str(db_path)
-    return Datasette(
+    ds = Datasette(
         files=[] if immutable else [path],
         immutables=[path] if immutable else [],
         metadata=metadata,
         settings={**SETTINGS, **(settings or {})},
     )
+    return ds
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -610,6 +611,12 @@ def serve(
     """Run Datasette on the archive until Ctrl-C (SIGINT) or SIGTERM."""
     import uvicorn
 
+    # Datasette prints every 4xx (a browser asking for /robots.txt) as a
+    # rich traceback *with local variables*, request headers and cookies
+    # included: secrets must not reach logs, so not in our server process.
+    import datasette.handle_exception as datasette_errors
+
+    datasette_errors.rich = None
     if not prepare_archive(db_path):
         echo(f"Note: {db_path} is read-only; serving it without schema updates.")
     ds = make_datasette(db_path, allow_sql=allow_sql, title=title, immutable=immutable, settings=settings)
@@ -1005,17 +1012,31 @@ async def css_view(datasette, request):
     )
 
 
+class _NotFound(Exception):
+    """Turned into a 404 page by the views (Datasette's NotFound would be
+    logged with a full traceback)."""
+
+
+async def _not_found(datasette, request, message: str):
+    from datasette import Response
+
+    html = await datasette.render_template(
+        "error.html", {"ok": False, "error": message, "status": 404, "title": "Not found"},
+        request=request,
+    )
+    return Response.html(html, status=404)
+
+
 async def _archive_database(datasette, request):
     from datasette.utils import tilde_decode
-    from datasette.utils.asgi import NotFound
 
     route = tilde_decode(request.url_vars["database"])
     try:
         db = datasette.get_database(route=route)
     except KeyError:
-        raise NotFound(f"Database not found: {route}")
+        raise _NotFound(f"Database not found: {route}")
     if not await _detect(datasette, db.name):
-        raise NotFound(f"{db.name} is not a chatarchive archive")
+        raise _NotFound(f"{db.name} is not a chatarchive archive")
     await datasette.ensure_permissions(
         request.actor,
         [("view-table", (db.name, "posts")), ("view-database", db.name), "view-instance"],
@@ -1090,7 +1111,10 @@ def _post_view(row: dict[str, Any], links: _Links, zone: Any = None) -> dict[str
 async def search_page(datasette, request):
     from datasette import Response
 
-    db = await _archive_database(datasette, request)
+    try:
+        db = await _archive_database(datasette, request)
+    except _NotFound as e:
+        return await _not_found(datasette, request, str(e))
     links = _Links(datasette, db.name)
     q = (request.args.get("q") or "").strip()[:500]
     order = "newest" if request.args.get("order") == "newest" else "best"
@@ -1233,9 +1257,11 @@ async def _attach_sessions(db, links: _Links, posts: list[dict[str, Any]]) -> No
 
 async def session_page(datasette, request):
     from datasette import Response
-    from datasette.utils.asgi import NotFound
 
-    db = await _archive_database(datasette, request)
+    try:
+        db = await _archive_database(datasette, request)
+    except _NotFound as e:
+        return await _not_found(datasette, request, str(e))
     links = _Links(datasette, db.name)
     key = urllib.parse.unquote(request.url_vars["session"])
     rows = await db.execute("select * from sessions where slug = ?", [key])
@@ -1243,7 +1269,7 @@ async def session_page(datasette, request):
     if session is None and key.isdigit():
         session = (await db.execute("select * from sessions where id = ?", [int(key)])).first()
     if session is None:
-        raise NotFound(f"No session {key!r}")
+        return await _not_found(datasette, request, f"No session {key!r} in {db.name}.")
     session = dict(session)
     posts_rows = await db.execute(
         f"""select {_POST_COLUMNS_SQL}
@@ -1270,6 +1296,10 @@ async def session_page(datasette, request):
     return Response.html(html)
 
 
+# "Q1:", "@host Q 1 -", "Question 1." at the start of a question's text.
+_QUESTION_MARKER = re.compile(r"^\s*(?:@\S+\s+)*(?:q|question)\s*\d+\s*[:.)\-–—]?\s*", re.IGNORECASE)
+
+
 def build_session_view(
     session: dict[str, Any], posts: list[dict[str, Any]], questions: list[dict[str, Any]], links: _Links
 ) -> dict[str, Any]:
@@ -1292,6 +1322,7 @@ def build_session_view(
             "anchor": f"q{q['number']}" if q["number"] is not None else f"question-{q['id']}",
             "title": f"Q{q['number']}" if q["number"] is not None else "Question",
             "html": links.linkify(q["text"] or ""),
+            "summary": _QUESTION_MARKER.sub("", q["text"] or "", count=1).strip(),
             "post": None,
             "posts": [],
             "answers": 0,

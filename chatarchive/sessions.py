@@ -706,10 +706,12 @@ def refresh_membership(db: sqlite_utils.Database, session_ids: set[int] | None) 
     # Untagged parents posted during the session (or just before it).
     conn.execute(
         f"""WITH RECURSIVE up(session_id, post_id, lo, hi) AS (
-              SELECT s.id, p.reply_to_id, strftime('%Y-%m-%dT%H:%M:%fZ', s.window_start, '{lead}'), s.window_end
+              SELECT s.id, q.id, strftime('%Y-%m-%dT%H:%M:%fZ', s.window_start, '{lead}'), s.window_end
               FROM _aff a JOIN sessions s ON s.id = a.id
               JOIN session_posts sp ON sp.session_id = s.id JOIN posts p ON p.id = sp.post_id
-              WHERE p.reply_to_id IS NOT NULL AND p.reply_to_id != p.id
+              JOIN posts q ON q.id = p.reply_to_id
+              WHERE p.reply_to_id != p.id
+                AND NOT EXISTS (SELECT 1 FROM session_posts x WHERE x.post_id = q.id AND x.via = 'tag')
               UNION
               SELECT up.session_id, q.reply_to_id, up.lo, up.hi FROM up JOIN posts q ON q.id = up.post_id
               WHERE q.reply_to_id IS NOT NULL AND q.reply_to_id != q.id
@@ -722,9 +724,14 @@ def refresh_membership(db: sqlite_utils.Database, session_ids: set[int] | None) 
               AND NOT EXISTS (SELECT 1 FROM session_posts x WHERE x.post_id = q.id AND x.via = 'tag')"""
     )
     # Replies into the session's threads, down to the next tagged post.
+    # Seeds are the untagged children of members, so the walk (and its
+    # de-duplication, which also stops cycles) holds only thread posts.
     conn.execute(
         """WITH RECURSIVE down(session_id, post_id) AS (
-              SELECT sp.session_id, sp.post_id FROM _aff a JOIN session_posts sp ON sp.session_id = a.id
+              SELECT sp.session_id, c.id FROM _aff a JOIN session_posts sp ON sp.session_id = a.id
+              JOIN posts c ON c.reply_to_id = sp.post_id
+              WHERE c.id != sp.post_id
+                AND NOT EXISTS (SELECT 1 FROM session_posts x WHERE x.post_id = c.id AND x.via = 'tag')
               UNION
               SELECT down.session_id, c.id FROM down JOIN posts c ON c.reply_to_id = down.post_id
               WHERE c.id != down.post_id
@@ -732,14 +739,6 @@ def refresh_membership(db: sqlite_utils.Database, session_ids: set[int] | None) 
             )
             INSERT OR IGNORE INTO session_posts (session_id, post_id, via)
             SELECT session_id, post_id, 'thread' FROM down"""
-    )
-    conn.execute(
-        """UPDATE sessions SET
-             post_count = (SELECT count(*) FROM session_posts sp WHERE sp.session_id = sessions.id),
-             platforms = (SELECT json_group_array(platform) FROM (
-                 SELECT DISTINCT p.platform FROM session_posts sp JOIN posts p ON p.id = sp.post_id
-                 WHERE sp.session_id = sessions.id ORDER BY p.platform))
-           WHERE id IN (SELECT id FROM _aff)"""
     )
     done = {r[0] for r in conn.execute("SELECT id FROM _aff")}
     conn.execute("DROP TABLE temp._aff")
@@ -762,35 +761,32 @@ def _insert_tagged(conn, only: list[int] | None = None) -> None:
 
 
 def refresh_conversation_sessions(db: sqlite_utils.Database, session_ids: set[int] | None) -> None:
-    """conversations.session_id: the session holding most of the thread's posts."""
+    """conversations.session_id: the session holding most of the thread's
+    posts (the lower id on a tie)."""
     conn = db.conn
+    pick = """
+        WITH c AS (SELECT p.conversation_id AS cid, sp.session_id AS sid, count(*) AS n
+                   FROM {source} GROUP BY 1, 2),
+             r AS (SELECT cid, sid, row_number() OVER (PARTITION BY cid ORDER BY n DESC, sid) AS k FROM c)
+        UPDATE conversations SET session_id = r.sid FROM r
+        WHERE r.k = 1 AND conversations.id = r.cid AND conversations.session_id IS NOT r.sid"""
     if session_ids is None:
-        conn.execute("UPDATE conversations SET session_id = NULL WHERE session_id IS NOT NULL")
-        rows = conn.execute(
-            """SELECT p.conversation_id, sp.session_id, count(*) FROM session_posts sp
-               JOIN posts p ON p.id = sp.post_id GROUP BY 1, 2"""
-        )
-    else:
-        ids = sorted(session_ids)
-        convs: set[str] = set()
-        for chunk in _chunks(ids):
-            convs.update(r[0] for r in conn.execute(
-                f"""SELECT DISTINCT p.conversation_id FROM session_posts sp JOIN posts p ON p.id = sp.post_id
-                    WHERE sp.session_id IN ({_marks(len(chunk))})""", chunk))
-            convs.update(r[0] for r in conn.execute(
-                f"SELECT id FROM conversations WHERE session_id IN ({_marks(len(chunk))})", chunk))
-        convs.discard(None)
-        rows = []
-        for chunk in _chunks(sorted(convs)):
-            conn.execute(f"UPDATE conversations SET session_id = NULL WHERE id IN ({_marks(len(chunk))})", chunk)
-            rows.extend(conn.execute(
-                f"""SELECT p.conversation_id, sp.session_id, count(*) FROM posts p
-                    JOIN session_posts sp ON sp.post_id = p.id
-                    WHERE p.conversation_id IN ({_marks(len(chunk))}) GROUP BY 1, 2""", chunk))
-    best: dict[str, tuple[int, int]] = {}
-    for conv, sid, n in rows:
-        cur = best.get(conv)
-        if cur is None or (n, -sid) > (cur[1], -cur[0]):
-            best[conv] = (sid, n)
-    conn.executemany("UPDATE conversations SET session_id = ? WHERE id = ?",
-                     [(sid, conv) for conv, (sid, _) in best.items()])
+        conn.execute(
+            """UPDATE conversations SET session_id = NULL WHERE session_id IS NOT NULL AND id NOT IN (
+                   SELECT p.conversation_id FROM session_posts sp JOIN posts p ON p.id = sp.post_id)""")
+        conn.execute(pick.format(source="session_posts sp JOIN posts p ON p.id = sp.post_id"))
+        return
+    ids = sorted(session_ids)
+    conn.execute("DROP TABLE IF EXISTS temp._cs")
+    conn.execute("CREATE TEMP TABLE _cs (id TEXT PRIMARY KEY)")
+    for chunk in _chunks(ids):
+        m = _marks(len(chunk))
+        conn.execute(f"""INSERT OR IGNORE INTO _cs SELECT p.conversation_id FROM session_posts sp
+                         JOIN posts p ON p.id = sp.post_id
+                         WHERE sp.session_id IN ({m}) AND p.conversation_id IS NOT NULL""", chunk)
+        conn.execute(f"INSERT OR IGNORE INTO _cs SELECT id FROM conversations WHERE session_id IN ({m})", chunk)
+    conn.execute("UPDATE conversations SET session_id = NULL WHERE id IN (SELECT id FROM _cs)")
+    conn.execute(pick.format(source="""_cs CROSS JOIN posts p INDEXED BY idx_posts_conversation_id
+                                       ON p.conversation_id = _cs.id
+                                       JOIN session_posts sp ON sp.post_id = p.id"""))
+    conn.execute("DROP TABLE temp._cs")

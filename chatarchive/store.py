@@ -204,6 +204,27 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m002_raw_rowid_table(db: sqlite_utils.Database) -> None:
+    # `raw` rows are whole source objects (2-4 KB each).  As a WITHOUT ROWID
+    # table every row sat in the primary-key b-tree with overflow pages: the
+    # file was twice the size and inserts 2-3x slower than a rowid table
+    # with a separate key index (measured on 60,000 twarc2 posts).
+    db.executescript(
+        """
+        CREATE TABLE raw_new (
+            post_id TEXT NOT NULL,
+            format TEXT NOT NULL,
+            json TEXT NOT NULL,
+            PRIMARY KEY (post_id, format)
+        );
+        INSERT INTO raw_new (post_id, format, json) SELECT post_id, format, json FROM raw;
+        DROP TABLE raw;
+        ALTER TABLE raw_new RENAME TO raw;
+        """
+    )
+
+
+@migrations()
 def m101_analysis(db: sqlite_utils.Database) -> None:
     # Analysis (sessions.py, threads.py, qa.py) bookkeeping.
     # - sessions.window_start/window_end: the membership window (a scheduled

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,7 +31,18 @@ from .base import DEFAULT_LOOKBACK, CaptureClient, Window, utc_from_epoch
 from .config import Config, SessionStore
 from .http import Clock, Page, RetryPolicy, format_seconds
 
-QUESTION = re.compile(r"^\s*(?:[@.]\S+\s+)*(?:Q|Question)\s*(\d{1,2})\s*[:.)\-–—]", re.IGNORECASE)
+QUESTION = re.compile(r"^\s*(?:[@.]\S+\s+)*(?:Q|Question)\s*(\d{1,3})\s*[:.)\-–—]", re.IGNORECASE)
+
+
+def is_question(text: str) -> bool:
+    """Does this post ask a numbered chat question?  The analysis' own rule
+    (qa.py: markers after leading mentions, teasers excluded) when present."""
+    try:
+        from ..qa import _DEFAULT_Q, is_teaser, match_marker
+    except ImportError:  # pragma: no cover - analysis not installed
+        return bool(QUESTION.match(text or ""))
+    found = match_marker(text or "", _DEFAULT_Q)
+    return found is not None and not is_teaser(found[1])
 MAX_PROBLEMS_KEPT = 50
 
 
@@ -141,7 +153,7 @@ class LiveUI(CaptureUI):
             item = (p.created_at, handle, " ".join((p.text or "").split()))
             if not self.latest or item[0] >= self.latest[-1][0]:
                 self.latest.append(item)
-            if QUESTION.match(p.text or "") and (self.question is None or p.created_at >= self.question[0]):
+            if is_question(p.text or "") and (self.question is None or p.created_at >= self.question[0]):
                 self.question = item
 
     def waiting(self, run, seconds, reason):
@@ -228,6 +240,7 @@ class CaptureRun:
         return len(self.matched_ids)
 
     def begin(self) -> None:
+        use_wal(self.db)
         row = self.db.conn.execute(
             "SELECT state FROM captures WHERE resume_key = ? AND state IS NOT NULL ORDER BY id DESC LIMIT 1",
             (self.resume_key,),
@@ -308,6 +321,17 @@ class CaptureRun:
                 )
         except Exception:  # noqa: BLE001 - never hide the error that got us here
             pass
+
+
+def use_wal(db: sqlite_utils.Database) -> None:
+    """Capture commits every page (every few seconds while following).  In
+    WAL mode a commit costs no fsync yet stays atomic, and a killed process
+    loses nothing it committed; readers (``serve``, ``search``) are not
+    blocked meanwhile.  The mode is a property of the file and stays."""
+    try:
+        db.conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:
+        pass  # e.g. a database another process holds a lock on: keep its mode
 
 
 def run_capture(

@@ -42,6 +42,14 @@ directly when the parent is in the same file, and otherwise filled later by
 instance to its uri).  ``reply_to_author`` is the parent's author when the
 parent is known, else the mention whose id is ``in_reply_to_account_id``.
 
+Quotes: ``quote_of_id`` is the quoted status's uri (4.4+ ``quote.quoted_status``,
+a Status put directly in ``quote`` by forks, Pleroma's ``pleroma.quote``).
+A ShallowQuote (``quoted_status_id``, a local id) is resolved only when the
+quoted status is in the same file.  Boosts carry no counts of their own
+(NULL).  Media: ``remote_url`` (the file on the author's server, the same
+from every server) is preferred over ``url`` (this server's cached copy);
+``description`` is the alt text.
+
 HTML: ``content`` is rebuilt keeping only ``p``, ``br``, ``span`` and
 ``a[href]`` (http/https/mailto only), then passed through nh3 (which also
 adds ``rel="nofollow noopener noreferrer"``); ``<script>``/``<style>`` bodies
@@ -69,7 +77,7 @@ from . import Context, Format, InputFile, Skip, json_records, register
 
 PLATFORM = "mastodon"
 LOOKAHEAD = 1000  # records read ahead to find the file's instance
-MAX_KNOWN = 200_000  # local id -> uri entries kept per file (memory bound)
+MAX_KNOWN = 100_000  # local id -> uri entries kept per file (memory bound)
 _STATE_KEY = "_mastodon_state"
 
 ALLOWED_TAGS = {"p", "br", "span", "a"}
@@ -127,6 +135,7 @@ class _ContentParser(HTMLParser):
         self.links: list[str] = []
         self.hashtags: list[str] = []
         self.stack: list[tuple[str, str]] = []  # (tag, role)
+        self.open_count: dict[str, int] = {}
         self.dropping = 0
         self.anchor_text: list[str] | None = None  # collecting a hashtag anchor's text
 
@@ -143,6 +152,7 @@ class _ContentParser(HTMLParser):
         ):
             if not closed:
                 self.stack.append((tag, "drop"))
+                self.open_count[tag] = self.open_count.get(tag, 0) + 1
                 self.dropping += 1
             return
         role = "keep" if tag in ALLOWED_TAGS else "strip"
@@ -174,36 +184,41 @@ class _ContentParser(HTMLParser):
             self.html.append(f"<{tag}>")
         if not closed:
             self.stack.append((tag, role))
+            self.open_count[tag] = self.open_count.get(tag, 0) + 1
 
     def handle_endtag(self, tag: str) -> None:
-        # Close up to the matching open element; a stray end tag is ignored.
-        for i in range(len(self.stack) - 1, -1, -1):
-            if self.stack[i][0] == tag:
-                break
-        else:
+        # Close up to the matching open element; a stray end tag is ignored
+        # (counted, so hostile markup cannot make this quadratic).
+        if not self.open_count.get(tag):
             return
-        while len(self.stack) > i:
+        while self.stack:
             t, role = self.stack.pop()
-            if role == "drop":
-                self.dropping -= 1
-                continue
-            if self.dropping:
-                continue
-            if role == "hashtag" and self.anchor_text is not None:
-                shown = "".join(self.anchor_text).strip()
-                if shown.startswith("#") and len(shown) > 1:
-                    self.hashtags.append(shown[1:])
-                self.anchor_text = None
-            if role != "strip" and t in ALLOWED_TAGS:
-                self.html.append(f"</{t}>")
-            elif t in _PARA or t in _LINE:
-                # a stripped block (li, div, blockquote…) still ends a line
-                if self.html and self.html[-1] not in ("<br>", "</p>"):
-                    self.html.append("<br>")
-            if t in _PARA:
-                self.text.append(_PARA_MARK)
-            elif t in _LINE:
-                self.text.append(_LINE_MARK)
+            self.open_count[t] -= 1
+            self._closed(t, role)
+            if t == tag:
+                return
+
+    def _closed(self, t: str, role: str) -> None:
+        if role == "drop":
+            self.dropping -= 1
+            return
+        if self.dropping:
+            return
+        if role == "hashtag" and self.anchor_text is not None:
+            shown = "".join(self.anchor_text).strip()
+            if shown.startswith("#") and len(shown) > 1:
+                self.hashtags.append(shown[1:])
+            self.anchor_text = None
+        if role != "strip" and t in ALLOWED_TAGS:
+            self.html.append(f"</{t}>")
+        elif t in _PARA or t in _LINE:
+            # a stripped block (li, div, blockquote…) still ends a line
+            if self.html and self.html[-1] not in ("<br>", "</p>"):
+                self.html.append("<br>")
+        if t in _PARA:
+            self.text.append(_PARA_MARK)
+        elif t in _LINE:
+            self.text.append(_LINE_MARK)
 
     def handle_data(self, data: str) -> None:
         if self.dropping or not data:

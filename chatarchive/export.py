@@ -1,0 +1,284 @@
+"""Export one session: a Markdown transcript for a blog post, or JSON/JSONL/CSV.
+
+``export_session(db, session, fmt, stream)`` writes to any text stream.  The
+Markdown groups the chat the way a host recaps it: each question with its
+answers (most engaged first) and their replies nested under them, then the
+rest of the conversation in time order, links and people.  Post text is
+escaped for Markdown (so ``<script>`` or ``[x](javascript:…)`` in a post
+stays text when the blog renders it) and only http(s) URLs become links.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from typing import Any, Iterable, TextIO
+
+import sqlite_utils
+
+from .errors import ChatArchiveError
+from .render import SessionData, human_duration, load_session, safe_url
+from .timeutil import parse_iso
+
+FORMATS = ("md", "json", "jsonl", "csv")
+
+CSV_COLUMNS = [
+    "session", "id", "platform", "created_at", "author_handle", "author_name", "text", "url",
+    "reply_to_id", "quote_of_id", "is_repost", "matched", "question", "answers_question",
+    "conversation_id", "like_count", "repost_count", "reply_count", "quote_count", "links",
+    "media", "media_alt",
+]
+
+
+def export_session(db: sqlite_utils.Database, session: str | int, fmt: str, stream: TextIO) -> int:
+    """Write session ``session`` in ``fmt`` to ``stream``; returns the number of posts."""
+    if fmt not in FORMATS:
+        raise ChatArchiveError(f"Unknown export format {fmt!r} (use one of: {', '.join(FORMATS)})")
+    data = load_session(db, session)
+    if fmt == "md":
+        stream.write(markdown(data))
+    elif fmt == "json":
+        stream.write(json.dumps(as_json(data), ensure_ascii=False, indent=2) + "\n")
+    elif fmt == "jsonl":
+        for record in post_records(data):
+            stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+    else:
+        writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for record in post_records(data):
+            writer.writerow(csv_row(record))
+    return len(data.posts)
+
+
+# --------------------------------------------------------------------------
+# Machine-readable
+
+
+def post_record(p: dict[str, Any], slug: str) -> dict[str, Any]:
+    return {
+        "session": slug,
+        "id": p["id"],
+        "platform": p["platform"],
+        "created_at": p["created_at"],
+        "author_id": p["author_id"],
+        "author_handle": p["handle"],
+        "author_name": p["name"] or None,
+        "text": p["text"] or "",
+        "html": p["html"],
+        "url": p["url"],
+        "reply_to_id": p["reply_to_id"],
+        "quote_of_id": p["quote_of_id"],
+        "is_repost": bool(p["is_repost"]),
+        "matched": bool(p["matched"]),
+        "question": p["q_number"],
+        "answers_question": p["a_number"],
+        "conversation_id": p["conversation_id"],
+        "like_count": p["like_count"],
+        "repost_count": p["repost_count"],
+        "reply_count": p["reply_count"],
+        "quote_count": p["quote_count"],
+        "links": list(p["links"]),
+        "media": [{"url": m["url"], "type": m["type"], "alt": m["alt"]} for m in p["media"]],
+    }
+
+
+def post_records(data: SessionData) -> Iterable[dict[str, Any]]:
+    slug = data.session["slug"]
+    for p in data.posts:
+        yield post_record(p, slug)
+
+
+def as_json(data: SessionData) -> dict[str, Any]:
+    stats = {k: v for k, v in data.stats.items() if k != "session"}
+    return {
+        "session": data.session,
+        "stats": stats,
+        "questions": [
+            {"number": q["number"], "post_id": q.get("post_id"), "text": q.get("text"),
+             "answers": [a["post"]["id"] for a in q["answers"]]}
+            for q in data.questions
+        ],
+        "conversations": [
+            {"id": c["id"], "size": c["size"], "depth": c["depth"], "participants": c["participants"],
+             "started": c["started"], "posts": [p["id"] for _, p in c["items"]]}
+            for c in data.conversations
+        ],
+        "posts": list(post_records(data)),
+    }
+
+
+_FORMULA = re.compile(r"^(?:[=+\-\t\r]|@\w*\()")
+
+
+def _cell(value: Any) -> Any:
+    # A post that starts like a spreadsheet formula ("=HYPERLINK(…)") must
+    # not run when the CSV is opened in Excel/Sheets: prefix a quote (OWASP).
+    if isinstance(value, str) and _FORMULA.match(value):
+        return "'" + value
+    return value
+
+
+def csv_row(record: dict[str, Any]) -> dict[str, Any]:
+    row = {k: record.get(k) for k in CSV_COLUMNS}
+    row["links"] = " ".join(record["links"])
+    row["media"] = " ".join(m["url"] for m in record["media"])
+    row["media_alt"] = " | ".join(m["alt"] or "" for m in record["media"]) if record["media"] else ""
+    for k in ("is_repost", "matched"):
+        row[k] = int(bool(record[k]))
+    return {k: _cell(v) for k, v in row.items()}
+
+
+# --------------------------------------------------------------------------
+# Markdown
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+_MD_LINE_START = re.compile(r"^(\s*)([-+=>#]|\d+[.)])")
+_URL = re.compile(r"\bhttps?://[^\s<>\"'\u00a0\u3000]+")
+
+
+def md_escape(text: str) -> str:
+    """Text that Markdown renders as exactly this text: no emphasis, no
+    links, no HTML (``<`` and ``&`` become entities)."""
+    text = text.replace("&", "&amp;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def md_text(text: str) -> str:
+    """Post text for Markdown: escaped, http(s) URLs as autolinks, line
+    breaks kept (as hard breaks)."""
+    from .render import _trim_url
+
+    out, pos = [], 0
+    for m in _URL.finditer(text):
+        url, tail = _trim_url(m.group(0))
+        href = safe_url(url)
+        if not href:
+            continue
+        out.append(md_escape(text[pos:m.start()]))
+        out.append(f"<{href}>{md_escape(tail)}")
+        pos = m.end()
+    out.append(md_escape(text[pos:]))
+    lines = "".join(out).split("\n")
+    lines = [_MD_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), ln) for ln in lines]
+    return "  \n".join(ln.rstrip() for ln in lines).strip()
+
+
+def _md_link(label: str, url: str | None) -> str:
+    href = safe_url(url)
+    return f"[{label}]({href})" if href else label
+
+
+def _who(p: dict[str, Any]) -> str:
+    name = md_escape(p["name"]) if p["name"] else ""
+    handle = md_escape("@" + p["handle"])
+    return f"**{name}** ({handle})" if name else f"**{handle}**"
+
+
+def _md_post(p: dict[str, Any], data: SessionData, indent: str = "", bullet: str = "- ") -> list[str]:
+    when = parse_iso(p["created_at"]).astimezone(data.zone).strftime("%H:%M")
+    head = f"{indent}{bullet}{_who(p)}, {_md_link(when, p['url'])}: "
+    text = p["text"] or ""
+    if p["spoiler_text"]:
+        text = f"CW: {p['spoiler_text']}\n{text}"
+    body = md_text(text).replace("  \n", "  \n" + indent + " " * len(bullet))
+    lines = [head + body]
+    extra = []
+    for m in p["media"]:
+        kind = "Video" if (m["type"] or "") in ("video", "animated_gif", "gifv") else "Image"
+        alt = f": {md_escape(m['alt'])}" if m["alt"] else ""
+        extra.append(_md_link(kind, m["url"]) + alt)
+    if extra:
+        lines.append(f"{indent}{' ' * len(bullet)}{' · '.join(extra)}")
+    return lines
+
+
+def _question_title(text: str, number: int, hashtag: str | None) -> str:
+    """The question as a heading: without its "Q1:" marker (the heading has
+    it), the chat's own trailing hashtag, or line breaks."""
+    text = re.sub(rf"^(?:@\w+\s+)*(?:Q|Question)\s*{number}\s*[:.)\-]?\s*", "", text, flags=re.I)
+    if hashtag:
+        text = re.sub(rf"(?:\s+#{re.escape(hashtag)})+\s*$", "", text, flags=re.I)
+    return md_text(" ".join(text.split()))
+
+
+def markdown(data: SessionData) -> str:
+    s = data.session
+    st = data.stats
+    zone = data.zone
+    start = parse_iso(s["start"]).astimezone(zone) if s.get("start") else None
+    end = parse_iso(s["end"]).astimezone(zone) if s.get("end") else None
+    tag = f"#{s['hashtag']}" if s.get("hashtag") else "Chat"
+    title = s.get("title") or (f"{tag} · {start:%-d %B %Y}" if start else tag)
+    out: list[str] = [f"# {md_escape(title)}", ""]
+    if start:
+        when = f"{start:%A, %-d %B %Y} · {start:%H:%M}"
+        if end:
+            when += f"–{end:%H:%M}"
+        when += f" {start:%Z}"
+        if end:
+            when += f" ({human_duration((end - start).total_seconds())})"
+        out.append(f"**{when}**" + (f" · hosted by {', '.join(md_escape('@' + h) for h in s.get('hosts') or [])}"
+                                      if s.get("hosts") else ""))
+        out.append("")
+    first = sum(1 for p in data.participants if p["first_timer"])
+    counts = [f"{st.get('matched_posts', st.get('posts', 0)):,} posts", f"{len(data.participants):,} people"]
+    if first:
+        counts[-1] += f" ({first} first-timers)"
+    counts.append(f"{len(data.questions)} question{'s' if len(data.questions) != 1 else ''}")
+    out += [" · ".join(counts), ""]
+
+    shown: set[str] = set()
+    for q in data.questions:
+        qpost = q["post"]
+        qtext = (qpost["text"] if qpost else q.get("text")) or ""
+        out.append(f"## Q{q['number']}: {_question_title(qtext, q['number'], s.get('hashtag'))}")
+        out.append("")
+        if qpost:
+            shown.add(qpost["id"])
+            when = parse_iso(qpost["created_at"]).astimezone(zone).strftime("%H:%M")
+            n = len(q["answers"])
+            out.append(f"*Asked by {md_escape('@' + qpost['handle'])} at {_md_link(when, qpost['url'])} · "
+                       f"{n} answer{'s' if n != 1 else ''}*")
+            out.append("")
+        for a in q["answers"]:
+            out += _md_post(a["post"], data)
+            shown.add(a["post"]["id"])
+            for depth, r in a["thread"]:
+                out += _md_post(r, data, indent="  " * depth)
+                shown.add(r["id"])
+        if not q["answers"]:
+            out.append("*No answers in the archive.*")
+        out.append("")
+
+    rest = [p for p in data.posts if p["id"] not in shown and not p["is_repost"]]
+    if rest:
+        out += ["## The rest of the chat" if data.questions else "## Transcript", ""]
+        children = {p["id"]: [c for c in p["children"] if c not in shown] for p in rest}
+        restset = {p["id"] for p in rest}
+        roots = [p["id"] for p in rest if p["reply_to_id"] not in restset]
+        from .render import flatten_tree
+
+        for depth, pid in flatten_tree(roots, children):
+            out += _md_post(data.by_id[pid], data, indent="  " * depth)
+        out.append("")
+
+    links = [(safe_url(x["url"]), x.get("count", 1)) for x in st.get("links") or []]
+    links = [(u, n) for u, n in links if u]
+    if links:
+        out += ["## Links shared", ""]
+        out += [f"- <{u}>" + (f" ({n}×)" if n > 1 else "") for u, n in links]
+        out.append("")
+    if data.participants:
+        out += ["## People", ""]
+        people = []
+        for u in data.participants:
+            label = md_escape("@" + (u["handle"] or "?"))
+            badge = " (host)" if u["host"] else (" (first chat!)" if u["first_timer"] else "")
+            people.append(f"{_md_link(label, u['url'])}{badge}")
+        out += [", ".join(people), ""]
+    out += ["---", "", f"*Times in {md_escape(s.get('timezone') or 'UTC')}. Archived with chatarchive.*", ""]
+    return "\n".join(out)
+
+
+__all__ = ["FORMATS", "export_session", "markdown", "md_escape", "md_text", "post_records"]

@@ -1,0 +1,330 @@
+"""Live X capture against a local fake X API v2 (tests/fake_servers.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from fake_servers import FakeX, make_chat, max_in_window, x_id
+
+from chatarchive.capture.base import Window
+from chatarchive.capture.http import ManualClock, NetworkError, RateLimitError, RetryPolicy
+from chatarchive.capture.runner import CaptureUI, run_capture
+from chatarchive.capture.x import EXPANSIONS, MEDIA_FIELDS, TWEET_FIELDS, USER_FIELDS, XCapture
+from chatarchive.cli import cli
+from chatarchive.store import open_db
+
+TOKEN = "x-test-bearer-Zq81"
+SEARCH = "/2/tweets/search/recent"
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    for var in ("X_BEARER_TOKEN", "CHATARCHIVE_CONFIG", "MASTODON_TOKEN", "BLUESKY_HANDLE", "BLUESKY_APP_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dt(t: float) -> datetime:
+    return datetime.fromtimestamp(t, timezone.utc)
+
+
+@pytest.fixture
+def past_chat():
+    """A 300-post chat hour that ended two hours ago."""
+    start = float(int(time.time()) - 3 * 3600)
+    return start, make_chat(300, start)
+
+
+def tagged_in(posts, start, end):
+    return [p for p in posts if p.tags and start <= p.t < end]
+
+
+def client(srv, clock=None, **kw):
+    return XCapture("#edchat", token=TOKEN, api_base=srv.url, clock=clock, **kw)
+
+
+def capture_cli(runner, db_path, srv, *args, token=TOKEN):
+    return runner.invoke(cli, ["capture", str(db_path), "x", "#edchat", "--api-base", srv.url, "--no-analyse", *args],
+                         env={"X_BEARER_TOKEN": token} if token else {})
+
+
+def matched_ids(db):
+    return {r[0] for r in db.execute("SELECT id FROM posts WHERE matched = 1")}
+
+
+def test_backfill_stores_every_post_with_users_and_parents(runner, db_path, past_chat):
+    start, posts = past_chat
+    end = start + 3600
+    with FakeX(posts, token=TOKEN) as srv:
+        result = capture_cli(runner, db_path, srv, "--since", iso(start), "--until", iso(end))
+        assert result.exit_code == 0, result.output
+        db = open_db(db_path)
+        want = tagged_in(posts, start, end)
+        assert matched_ids(db) == {x_id(p) for p in want}
+        # the untagged post from before the chat that a tagged post answers
+        # arrives through includes.tweets, as context
+        pre = posts[0]
+        assert db.execute("SELECT matched FROM posts WHERE id = ?", [x_id(pre)]).fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM posts WHERE author_handle IS NULL").fetchone()[0] == 0
+        replies = [p for p in want if p.reply_to is not None]
+        linked = db.execute("SELECT count(*) FROM posts WHERE matched = 1 AND reply_to_id IS NOT NULL").fetchone()[0]
+        assert linked == len(replies) > 0
+        # hostile text is stored as text, unescaped from X's &amp;/&lt;
+        assert db.execute("SELECT count(*) FROM posts WHERE text LIKE '<script>%'").fetchone()[0] == 1
+        reqs = srv.requests_to(SEARCH)
+        assert len(reqs) <= math.ceil(len(want) / 100) + 1
+        first = reqs[0]
+        assert first.auth == f"Bearer {TOKEN}"
+        assert first.param("query") == "#edchat"
+        assert first.param("max_results") == "100"
+        assert first.param("start_time") == iso(start) and first.param("end_time") == iso(end)
+        # the fields and expansions of sources.md §1.4
+        assert set(first.param("tweet.fields").split(",")) >= {
+            "author_id", "conversation_id", "created_at", "entities", "in_reply_to_user_id",
+            "public_metrics", "referenced_tweets", "note_tweet", "attachments", "lang"}
+        assert first.param("tweet.fields") == TWEET_FIELDS
+        assert first.param("expansions") == EXPANSIONS
+        assert first.param("user.fields") == USER_FIELDS and first.param("media.fields") == MEDIA_FIELDS
+        # later pages repeat the identical request plus next_token
+        for r in reqs[1:]:
+            assert r.param("next_token")
+            assert {k: v for k, v in r.params.items() if k != "next_token"} == first.params
+        row = db.execute("SELECT platform, query, status, added, requests, pages, state FROM captures").fetchone()
+        assert row[:5] == ("x", "#edchat", "ok", len(want) + 1, len(reqs))
+        assert json.loads(row[6])["since_id"] == x_id(max(want, key=lambda p: int(x_id(p))))
+        pages = db.execute("SELECT count(*), sum(posts) FROM capture_pages WHERE kind = 'search'").fetchone()
+        assert pages[0] == len(reqs)
+
+
+def test_rerun_resumes_with_since_id_and_adds_nothing(runner, db_path, past_chat):
+    start, posts = past_chat
+    with FakeX(posts, token=TOKEN) as srv:
+        args = ("--since", iso(start), "--until", iso(start + 3600))
+        assert capture_cli(runner, db_path, srv, *args).exit_code == 0
+        n = len(srv.log)
+        before = open_db(db_path).execute("SELECT count(*) FROM posts").fetchone()[0]
+        again = capture_cli(runner, db_path, srv, *args, "--json")
+        assert again.exit_code == 0, again.output
+        out = json.loads(again.stdout)
+        assert out["resumed"] is True and out["added"] == 0 and out["requests"] == 1
+        req = srv.log[n]
+        newest = max(tagged_in(posts, start, start + 3600), key=lambda p: int(x_id(p)))
+        assert req.param("since_id") == x_id(newest) and req.param("start_time") is None
+        assert open_db(db_path).execute("SELECT count(*) FROM posts").fetchone()[0] == before
+
+
+def test_raw_file_is_twarc2_jsonl_that_import_reads_back(runner, tmp_path, past_chat):
+    start, posts = past_chat
+    raw = tmp_path / "edchat.jsonl"
+    captured, imported = tmp_path / "captured.db", tmp_path / "imported.db"
+    with FakeX(posts, token=TOKEN) as srv:
+        res = capture_cli(runner, captured, srv, "--since", iso(start), "--until", iso(start + 3600), "--raw", str(raw))
+        assert res.exit_code == 0, res.output
+    lines = [json.loads(line) for line in raw.read_text().splitlines()]
+    assert len(lines) == math.ceil(len(tagged_in(posts, start, start + 3600)) / 100)
+    for line in lines:
+        assert set(line) >= {"data", "includes", "meta", "__twarc"}
+        assert line["__twarc"]["url"].startswith("http://127.0.0.1:")
+        assert datetime.fromisoformat(line["__twarc"]["retrieved_at"]).tzinfo is not None
+    res = runner.invoke(cli, ["import", str(imported), str(raw), "--no-analyse", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["files"][0]["format"] == "twarc2"
+    cols = "id, platform, url, author_id, author_handle, text, created_at, reply_to_id, reply_to_author, root_id, " \
+           "matched, like_count, reply_count, lang"
+    a = open_db(captured).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
+    b = open_db(imported).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
+    assert a == b and len(a) > 200
+    tags = "SELECT p.post_id, h.tag FROM post_hashtags p JOIN hashtags h ON h.id = p.hashtag_id ORDER BY 1, 2"
+    assert open_db(captured).execute(tags).fetchall() == open_db(imported).execute(tags).fetchall()
+
+
+def test_429_waits_until_the_reset_header_then_resumes(db, past_chat):
+    start, posts = past_chat
+    clock = ManualClock(time.time())
+    with FakeX(posts, token=TOKEN, clock=clock) as srv:
+        srv.fail("429", reset_in=300)  # x-rate-limit-reset: now + 300 (epoch seconds)
+        result = run_capture(db, client(srv, clock), Window(dt(start), dt(start + 3600)))
+    assert result.status == "ok"
+    assert [r.status for r in srv.log[:2]] == [429, 200]
+    waited = [s for s in clock.sleeps if s > 100]
+    assert len(waited) == 1 and 299 <= waited[0] <= 302
+    assert matched_ids(db) == {x_id(p) for p in tagged_in(posts, start, start + 3600)}
+
+
+def test_429_with_requests_left_is_the_per_second_limit(db, past_chat):
+    start, posts = past_chat
+    clock = ManualClock(time.time())
+    with FakeX(posts, token=TOKEN, clock=clock) as srv:
+        srv.fail("429", remaining=200, reset_in=900)
+        run_capture(db, client(srv, clock), Window(dt(start), dt(start + 3600)))
+    assert srv.log[0].status == 429 and srv.log[1].status == 200
+    assert clock.sleeps and max(clock.sleeps) < 5  # not the 15-minute window
+
+
+def test_full_archive_search_paces_one_request_per_second(db):
+    start = float(int(time.time()) - 40 * 86400)  # older than recent search reaches
+    posts = make_chat(1200, start, seed=3)
+    clock = ManualClock(time.time())
+    with FakeX(posts, token=TOKEN, clock=clock) as srv:
+        result = run_capture(db, client(srv, clock, archive=True), Window(dt(start - 3600), dt(start + 3600)))
+        reqs = srv.requests_to("/2/tweets/search/all")
+    assert result.status == "ok" and result.added > 1000
+    assert all(r.status == 200 for r in srv.log) and len(reqs) == 3
+    assert reqs[0].param("max_results") == "500"
+    gaps = [b.t - a.t for a, b in zip(reqs, reqs[1:])]
+    assert gaps and min(gaps) >= 1.0
+
+
+def test_recent_search_refuses_a_window_older_than_seven_days(runner, db_path):
+    with FakeX([], token=TOKEN) as srv:
+        res = capture_cli(runner, db_path, srv, "--since", "2020-01-01", "--duration", "1h")
+    assert res.exit_code == 1
+    assert "7 days" in res.output and "--archive" in res.output and "Traceback" not in res.output
+    assert srv.log == []
+
+
+def test_5xx_and_dropped_connections_are_retried_with_backoff(db, past_chat):
+    start, posts = past_chat
+    clock = ManualClock(time.time())
+    with FakeX(posts, token=TOKEN, clock=clock) as srv:
+        srv.fail("503", times=2)
+        srv.fail("drop")
+        result = run_capture(db, client(srv, clock), Window(dt(start), dt(start + 3600)))
+    assert result.status == "ok"
+    assert [r.status for r in srv.log[:4]] == [503, 503, None, 200]
+    assert clock.sleeps[:3] == [1.0, 2.0, 4.0]
+    assert matched_ids(db) == {x_id(p) for p in tagged_in(posts, start, start + 3600)}
+
+
+def test_a_stalled_response_times_out_and_is_retried(db, past_chat):
+    start, posts = past_chat
+    with FakeX(posts, token=TOKEN, stall_seconds=1.5) as srv:
+        srv.fail("stall")
+        t = time.monotonic()
+        c = client(srv, timeout=0.3, policy=RetryPolicy(backoff_base=0.01))
+        result = run_capture(db, c, Window(dt(start), dt(start + 3600)))
+        took = time.monotonic() - t
+    assert result.status == "ok" and took < 1.4  # did not wait for the stalled answer
+    assert len(matched_ids(db)) == len(tagged_in(posts, start, start + 3600))
+
+
+@pytest.mark.parametrize("fault,error,attempts", [
+    ("503", NetworkError, 7),  # max_retries = 6, then one clear error
+    ("drop", NetworkError, 7),
+    ("429", RateLimitError, 6),  # max_rate_waits = 5
+])
+def test_persistent_faults_end_with_one_error_not_a_loop(db, past_chat, fault, error, attempts):
+    start, posts = past_chat
+    clock = ManualClock(time.time())
+    with FakeX(posts, token=TOKEN, clock=clock) as srv:
+        srv.fail(fault, times=1000, reset_in=60)
+        with pytest.raises(error):
+            run_capture(db, client(srv, clock), Window(dt(start), dt(start + 3600)))
+    assert len(srv.log) == attempts
+    row = db.execute("SELECT status FROM captures").fetchone()
+    assert row == ("failed",)
+
+
+def test_a_reset_too_far_away_is_an_error_not_a_wait(db, past_chat):
+    start, posts = past_chat
+    clock = ManualClock(time.time())
+    with FakeX(posts, token=TOKEN, clock=clock) as srv:
+        srv.fail("429", reset_in=6 * 3600)  # a daily usage cap
+        with pytest.raises(RateLimitError, match="try again later"):
+            run_capture(db, client(srv, clock), Window(dt(start), dt(start + 3600)))
+    assert clock.sleeps == [] and len(srv.log) == 1
+
+
+def test_bad_token_gives_one_line_naming_the_variable(runner, db_path):
+    with FakeX([], token=TOKEN) as srv:
+        res = capture_cli(runner, db_path, srv, token="wrong-token-Kp3")
+    assert res.exit_code == 1
+    assert "X_BEARER_TOKEN" in res.output and "401" in res.output
+    assert "wrong-token-Kp3" not in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+def test_missing_token_fails_before_any_request(runner, db_path):
+    with FakeX([], token=TOKEN) as srv:
+        res = capture_cli(runner, db_path, srv, token=None)
+    assert res.exit_code == 1 and "X_BEARER_TOKEN" in res.output
+    assert srv.log == []
+
+
+def test_403_on_full_archive_explains_the_access_level(runner, db_path):
+    with FakeX([], token=TOKEN, archive_forbidden=True) as srv:
+        res = capture_cli(runner, db_path, srv, "--archive", "--since", "2020-01-01", "--duration", "1h")
+    assert res.exit_code == 1
+    assert "403" in res.output and "--archive" in res.output and "X_BEARER_TOKEN" in res.output
+
+
+def test_an_interrupted_poll_is_finished_by_the_next_run(db, past_chat):
+    """Killed after the first page of a three-page poll: the rerun continues
+    with the stored next_token (same request), then moves since_id."""
+    start, posts = past_chat
+    window = Window(dt(start), dt(start + 3600))
+
+    class StopAfterFirstPage(CaptureUI):
+        def page(self, run, page, stats):
+            raise KeyboardInterrupt
+
+    with FakeX(posts, token=TOKEN) as srv:
+        first = run_capture(db, client(srv), window, ui=StopAfterFirstPage())
+        assert first.status == "interrupted" and first.pages == 1
+        state = json.loads(db.execute("SELECT state FROM captures").fetchone()[0])
+        assert state["since_id"] is None and state["poll"]["next_token"]
+        second = run_capture(db, client(srv), window)
+        assert second.resumed and second.status == "ok"
+        reqs = srv.requests_to(SEARCH)
+        assert reqs[1].param("next_token") == state["poll"]["next_token"]
+        assert {k: v for k, v in reqs[1].params.items() if k != "next_token"} == reqs[0].params
+        assert len(reqs) == math.ceil(len(tagged_in(posts, start, start + 3600)) / 100)
+    assert matched_ids(db) == {x_id(p) for p in tagged_in(posts, start, start + 3600)}
+    final = json.loads(db.execute("SELECT state FROM captures ORDER BY id DESC").fetchone()[0])
+    assert final["poll"] is None and final["since_id"] == state["poll"]["newest_id"]
+
+
+def test_following_a_1000_post_hour_at_10s_stays_within_the_rate_limit(db):
+    t0 = datetime(2026, 11, 18, 20, 0, tzinfo=timezone.utc).timestamp()
+    posts = make_chat(1000, t0)
+    clock = ManualClock(t0 - 30)
+    with FakeX(posts, token=TOKEN, clock=clock) as srv:
+        result = run_capture(db, client(srv, clock), Window(dt(t0), dt(t0 + 3600)), follow=True, interval=10)
+        times = [r.t for r in srv.requests_to(SEARCH)]
+        statuses = {r.status for r in srv.log}
+    assert result.status == "ok" and statuses == {200}
+    assert max_in_window(times, 900) <= 300  # the stricter per-user figure of 450/300 per 15 min
+    assert len(times) <= 3600 / 10 + 10  # about one request per poll
+    assert matched_ids(db) == {x_id(p) for p in tagged_in(posts, t0, t0 + 3600)}
+    # polls after the first send since_id, never start_time (X forbids both)
+    later = srv.requests_to(SEARCH)[5:]
+    assert all(r.param("since_id") and not r.param("start_time") for r in later)
+    assert all(r.param("end_time") is None for r in later)  # --until still ahead: not sent
+
+
+def test_context_fetches_whole_conversations_and_missing_parents(db):
+    start = float(int(time.time()) - 3 * 3600)
+    posts = make_chat(200, start)
+    clock = ManualClock(time.time())
+    with FakeX(posts, token=TOKEN, clock=clock) as srv:
+        result = run_capture(db, client(srv, clock), Window(dt(start), dt(start + 3600)), context=True)
+        conv = [r for r in srv.requests_to(SEARCH) if "conversation_id:" in (r.param("query") or "")]
+    untagged = [p for p in posts if not p.tags and p.reply_to is not None]
+    assert untagged
+    stored = {r[0]: r[1] for r in db.execute("SELECT id, matched FROM posts")}
+    for p in untagged:
+        assert stored.get(x_id(p)) == 0  # context: matched = 0
+    assert result.context and result.context["added"] >= len(untagged)
+    # several conversations per query, each query within X's 512 characters
+    assert conv and all(len(r.param("query")) <= 512 for r in conv)
+    assert any(r.param("query").count(" OR ") >= 5 for r in conv)
+    kinds = dict(db.execute("SELECT kind, count(*) FROM capture_pages GROUP BY kind").fetchall())
+    assert kinds.get("context", 0) >= 1

@@ -1,0 +1,100 @@
+"""`chatarchive serve` in a real headless Chromium: the search page shows a
+hit and hostile post text never runs (Debian chromium, never a download)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from test_serve import HOSTILE_ID, build_archive, start_server, stop_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium"),
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    path = build_archive(tmp_path_factory.mktemp("browser") / "chats.db")
+    proc, base = start_server(path, "--quiet")
+    yield base
+    code, output = stop_server(proc)
+    assert code == 0, output
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def watch(page) -> dict[str, list]:
+    """Record everything that would betray executed post text."""
+    seen: dict[str, list] = {"dialogs": [], "errors": [], "requests": []}
+
+    def on_dialog(d):
+        seen["dialogs"].append(d.message)
+        d.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.on("pageerror", lambda e: seen["errors"].append(str(e)))
+    # Avatars are hotlinked; everything else must stay on the server.  Block
+    # outside requests so the test never touches the network.
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
+        "http://127.0.0.1") else (seen["requests"].append(route.request.url), route.abort()))
+    return seen
+
+
+def test_search_page_shows_a_hit(browser, server):
+    page = browser.new_page()
+    watch(page)
+    page.goto(f"{server}/chats/-/search")
+    page.fill("#ca-q", "spreadsheet")
+    page.press("#ca-q", "Enter")
+    page.wait_for_selector("article.ca-post")
+    hits = page.locator("article.ca-post")
+    assert hits.count() == 1
+    assert hits.first.locator("mark").inner_text() == "spreadsheet"
+    assert "A2: a spreadsheet and patience" in hits.first.inner_text()
+    # the hit links to its session page, which opens at the right question
+    hits.first.locator("a.ca-session").click()
+    page.wait_for_selector("section#q2")
+    assert page.locator("section#q2 article.ca-answer").count() == 2
+    page.close()
+
+
+@pytest.mark.parametrize("path", [
+    "/chats/-/search?q=onerror",
+    "/chats/-/session/growthchat-2026-10-14",
+    "/chats/posts?_search=alert",
+    f"/chats/posts/{HOSTILE_ID}",
+    "/chats/authors",
+    "/chats/session_transcript?session=growthchat-2026-10-14",
+])
+def test_hostile_text_does_not_execute(browser, server, path):
+    page = browser.new_page()
+    seen = watch(page)
+    page.goto(server + path)
+    page.wait_for_load_state("load")
+    body = page.inner_text("body")
+    # The payloads are visible as text…
+    assert "alert" in body or "Mallory" in body
+    # …and nothing ran: no dialog, no script error, no injected element.
+    page.wait_for_timeout(200)
+    assert seen["dialogs"] == [] and seen["errors"] == []
+    assert page.evaluate("() => window.__html_ran") is None
+    assert page.locator("img[src='x'], svg[onload], img[onerror]").count() == 0
+    assert all(not u.startswith(("javascript:", "data:")) for u in seen["requests"])
+    hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
+    assert not [h for h in hrefs if h.strip().lower().startswith("javascript:")]
+    page.close()
