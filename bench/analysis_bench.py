@@ -200,9 +200,9 @@ def step_full(db_path: str) -> dict:
     from chatarchive.store import open_db
 
     db = open_db(db_path)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = analyse_archive(db)
-    return {"seconds": time.perf_counter() - t0, "result": result}
+    return {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "result": result}
 
 
 def step_add(db_path: str, meta_path: str, k: int, sessions: int) -> dict:
@@ -214,9 +214,10 @@ def step_add(db_path: str, meta_path: str, k: int, sessions: int) -> dict:
     posts = list(new_session_posts(meta, k, sessions))
     t0 = time.perf_counter()
     save_posts(db, posts)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     result = analyse_archive(db)
-    return {"posts": len(posts), "import_seconds": t1 - t0, "seconds": time.perf_counter() - t1, "result": result}
+    return {"posts": len(posts), "import_seconds": t1 - t0, "seconds": time.perf_counter() - t1,
+            "cpu": time.process_time() - c1, "result": result}
 
 
 def step_again(db_path: str) -> dict:
@@ -271,14 +272,15 @@ def main(argv: list[str] | None = None) -> int:
 
     full, rss = run_child("full", str(db))
     r = full["result"]
-    print(f"full analysis of {meta['posts']:,} posts: {full['seconds']:.1f} s, peak RSS {rss:.0f} MB "
+    print(f"full analysis of {meta['posts']:,} posts: {full['seconds']:.1f} s ({full['cpu']:.1f} s CPU), "
+          f"peak RSS {rss:.0f} MB "
           f"({r['sessions']:,} sessions, {r['threads']:,} threads, {r['questions']:,} questions, "
           f"{r['answers']:,} answers)")
     for k, n in ((0, 1), (1, 10)):
         add, rss = run_child("add", str(db), str(meta_path), str(k), str(n))
         r = add["result"]
         print(f"+{add['posts']:,} new posts ({n} session{'s' if n > 1 else ''}): import {add['import_seconds']:.2f} s, "
-              f"re-analysis {add['seconds']:.2f} s, peak RSS {rss:.0f} MB "
+              f"re-analysis {add['seconds']:.2f} s ({add['cpu']:.2f} s CPU), peak RSS {rss:.0f} MB "
               f"(full={r['full']}, sessions analysed {r['sessions_analysed']}, created {r['sessions_created']})")
     again, rss = run_child("again", str(db))
     print(f"re-analysis with nothing new: {again['seconds']:.3f} s")

@@ -23,7 +23,8 @@ What the sample exercises, on purpose:
   mirrored by a host on Mastodon and Bluesky (same number, same session);
 - answers as ``A1:``, ``A 1``, ``a1)``, ``A1a``/``A1b``, an unprefixed reply to a
   question, a quote of a question, a late answer to Q1 posted after Q2, and a
-  retweet of a question (a repost, never an answer);
+  retweet of a question (a repost, never an answer; X search has not returned
+  retweets since 2026-05, but stream captures and older files hold them);
 - reply threads 3-4 deep; untagged replies that appear only as context
   (``includes.tweets``, stored with matched = 0); a Bluesky reply whose parent
   was never captured;
@@ -36,6 +37,8 @@ What the sample exercises, on purpose:
   server's HTML) that every renderer must escape or drop.
 
 Deterministic: the same script always writes the same bytes.
+``ground_truth()`` says what the files hold by construction (tests/test_demo.py
+checks the importers and the analysis against it).
 
     python bench/make_sample.py            # write chatarchive/sample/
     python bench/make_sample.py --out DIR  # write elsewhere

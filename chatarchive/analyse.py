@@ -224,9 +224,9 @@ def _detect_full(db: sqlite_utils.Database, chosen: list[str] | None, guess: boo
             c = settings_for(db, t)
             per_tag[i] = (c.gap, c.min_count)
             tz_of[i] = c.timezone
-    groups = sessions.scan_all_groups(db, tag_ids, per_tag, default)
-    if guess:
-        groups = sessions.drop_subsumed(db, groups, keep_tags=set())
+    scan = sessions.scan_all_groups(db, tag_ids, per_tag, default)
+    groups = sessions.drop_subsumed_scanned(db, scan, keep_tags=set()) if guess else scan.groups
+    del scan
     by_tag: dict[int, list] = {}
     for g in groups:
         by_tag.setdefault(g.tag_id, []).append(g)

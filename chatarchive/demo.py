@@ -68,11 +68,17 @@ def step_import(run: DemoRun) -> None:
             run.echo(f"  {name} ({r.format}): {r.added} added, {r.updated} updated, {r.unchanged} unchanged{skipped}")
 
 
+SAMPLE_HASHTAG = "samplechat"
+SAMPLE_TIMEZONE = "America/New_York"  # the chat meets Wednesdays 20:00 New York time
+
+
 def step_analyse(run: DemoRun) -> None:
+    """Detect sessions, threads and Q&A.  Like a host would, tell the archive
+    the chat's time zone once, so session slugs and times use its own dates."""
     from .analyse import analyse_archive
 
     assert run.db is not None
-    run.analysis = analyse_archive(run.db) or {}
+    run.analysis = analyse_archive(run.db, hashtags=[SAMPLE_HASHTAG], tz=SAMPLE_TIMEZONE) or {}
     if run.analysis.get("summary"):
         run.echo(str(run.analysis["summary"]))
 

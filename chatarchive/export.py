@@ -133,7 +133,7 @@ def csv_row(record: dict[str, Any]) -> dict[str, Any]:
 # Markdown
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
-_MD_LINE_START = re.compile(r"^(\s*)([-+=>#]|\d+[.)])")
+_MD_LINE_START = re.compile(r"^(\s*)([-+=>#]|\d+(?=[.)]))")
 _URL = re.compile(r"\bhttps?://[^\s<>\"'\u00a0\u3000]+")
 
 
@@ -142,6 +142,12 @@ def md_escape(text: str) -> str:
     links, no HTML (``<`` and ``&`` become entities)."""
     text = text.replace("&", "&amp;")
     return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _escape_line_start(m: re.Match) -> str:
+    # "- x", "> x", "# x" start blocks: escape the mark; "1. x": escape the dot
+    mark = m.group(2)
+    return m.group(1) + (mark + "\\" if mark[0].isdigit() else "\\" + mark)
 
 
 def md_text(text: str) -> str:
@@ -160,7 +166,7 @@ def md_text(text: str) -> str:
         pos = m.end()
     out.append(md_escape(text[pos:]))
     lines = "".join(out).split("\n")
-    lines = [_MD_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), ln) for ln in lines]
+    lines = [_MD_LINE_START.sub(_escape_line_start, ln) for ln in lines]
     return "  \n".join(ln.rstrip() for ln in lines).strip()
 
 

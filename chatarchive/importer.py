@@ -8,6 +8,9 @@ whole command, so the database is exactly as it was before.
 from __future__ import annotations
 
 import gc
+import os
+import sqlite3
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -104,8 +107,29 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _can_share(db: sqlite_utils.Database) -> bool:
+    """Whether the connection may be used from the writer thread (open_db's
+    may; a plain sqlite3.connect() one may not)."""
+    if os.environ.get("CHATARCHIVE_NO_WRITER_THREAD"):
+        return False
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            db.conn.execute("SELECT 1").fetchone()
+            ok.append(True)
+        except sqlite3.ProgrammingError:
+            pass
+
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    return bool(ok)
+
+
 def _import_one(db, path, result, format_name, tz, strict, progress, batch_size) -> None:
     f = InputFile(path)
+    writer: PostWriter | None = None
     try:
         if format_name:
             sources._load_all()
@@ -116,7 +140,7 @@ def _import_one(db, path, result, format_name, tz, strict, progress, batch_size)
             fmt = sources.detect(f)
         result.format = fmt.name
         ctx = Context(path=f.display, tz=tz)
-        writer = PostWriter(db, batch_size=batch_size)
+        writer = PostWriter(db, batch_size=batch_size, background=_can_share(db))
         progress.start_file(f.display, f.size)
         started = now_iso()
         seen = 0
@@ -125,7 +149,7 @@ def _import_one(db, path, result, format_name, tz, strict, progress, batch_size)
             result.skipped += 1
             msg = f"{f.display}:{loc}: {reason}"
             if strict:
-                raise ParseError(f.display, None, f"{loc}: {reason}")
+                raise ParseError(f.display, loc, reason)
             if result.skipped <= MAX_REPORTED_PROBLEMS:
                 progress.problem(msg)
             if result.skipped <= MAX_KEPT_PROBLEMS:
@@ -169,6 +193,8 @@ def _import_one(db, path, result, format_name, tz, strict, progress, batch_size)
              result.unchanged, result.skipped, "partial" if result.skipped else "ok"),
         )
     finally:
+        if writer is not None:
+            writer.close()  # the writer thread must be idle before any ROLLBACK
         f.close()
 
 

@@ -222,6 +222,8 @@ def analyse_posts(
         top = max((len(v) for v in numbers.values()), default=0)
         need = max(1, math.ceil(HOST_SHARE * top))
         keep = {k for k, v in numbers.items() if len(v) >= need and (k in owned or len(v) >= 2)}
+        # the host's mirror account on another platform (same name)
+        keep |= {k for k in numbers if any(handle_matches(handle_of[k], handle_of[o]) for o in keep)}
         candidates = [(p, n) for p, n in candidates if (p.author_id or p.handle or "") in keep]
         shown_hosts = [handle_of[k] for k in sorted(keep, key=lambda k: (-len(numbers[k]), handle_of[k]))]
 

@@ -196,6 +196,7 @@ def css_url(url: str) -> Markup:
 _ALLOWED_TAGS = {"p", "br", "a", "span"}
 
 
+_EMPTY_CLASS = re.compile(r'(<(?:a|span)\b[^>]*?) class=""')
 _LINK_KIND = re.compile(r"<a (?![^>]*class=)(?=[^>]*>([#@]))")
 
 
@@ -215,6 +216,7 @@ def sanitize_html(html: str) -> Markup:
         link_rel="nofollow noopener noreferrer ugc",
         strip_comments=True,
     )
+    clean = _EMPTY_CLASS.sub(r"\1", clean)
     clean = _LINK_KIND.sub(lambda m: f'<a class="{"hashtag" if m.group(1) == "#" else "mention"}" ', clean)
     return Markup(clean)
 

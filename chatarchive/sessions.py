@@ -30,6 +30,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from array import array
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable
@@ -458,6 +460,11 @@ class Group:
     start: str
     end: str
     count: int
+    # Filled by scan_all_groups: posts of the group that also carry another
+    # hashtag, and the group's span in the scan's post sequence.
+    co: dict[int, int] = field(default_factory=dict)
+    k_first: int = 0
+    k_last: int = 0
 
 
 def split_groups(times: Iterable[str], gap: float, min_posts: int, tag_id: int = 0) -> list[Group]:
@@ -482,48 +489,111 @@ def split_groups(times: Iterable[str], gap: float, min_posts: int, tag_id: int =
     return out
 
 
+class Scan:
+    """Every hashtag's groups from one pass over the matched tagged posts in
+    time order (full detection), with what subsumption needs: per group the
+    posts shared with other hashtags, and per hashtag where its posts fall
+    in the sequence (to count them in any window by bisection)."""
+
+    def __init__(self) -> None:
+        self.groups: list[Group] = []
+        self.positions: dict[int, array] = {}
+
+
 def scan_all_groups(db: sqlite_utils.Database, tag_ids: set[int] | None,
-                    settings: dict[int, tuple[float, int]], default: tuple[float, int]) -> list[Group]:
-    """One pass over every matched tagged post in time order, splitting
-    every hashtag's timeline at once (full detection)."""
+                    settings: dict[int, tuple[float, int]], default: tuple[float, int]) -> Scan:
     conn = db.conn
-    state: dict[int, list] = {}  # tag -> [first, last, last_ts, count]
-    out: list[Group] = []
+    scan = Scan()
     where = ""
     params: list[Any] = []
     if tag_ids is not None:
         if not tag_ids:
-            return []
+            return scan
         where = f"AND ph.hashtag_id IN ({_marks(len(tag_ids))})"
         params = sorted(tag_ids)
     cur = conn.execute(
-        f"""SELECT ph.hashtag_id, p.created_at FROM posts p INDEXED BY idx_posts_created_at
+        f"""SELECT p.rowid, ph.hashtag_id, p.created_at FROM posts p INDEXED BY idx_posts_created_at
             JOIN post_hashtags ph ON ph.post_id = p.id
             WHERE p.matched = 1 AND p.created_at IS NOT NULL {where}
-            ORDER BY p.created_at""",
+            ORDER BY p.created_at, p.rowid""",
         params,
     )
+    # tag -> [first, last, last_ts, count, co, k_first, k_last]
+    state: dict[int, list] = {}
+    positions = scan.positions
+    out = scan.groups
     last_t = None
     last_ts = 0.0
-    for tag, t in cur:
-        if t != last_t:
-            last_ts = to_ts(t)
-            last_t = t
+    prev_rowid = None
+    k = -1
+    post_states: list[tuple[int, list]] = []
+
+    def tally() -> None:
+        if len(post_states) > 1:
+            for tag, st in post_states:
+                co = st[4]
+                for other, _ in post_states:
+                    if other != tag:
+                        co[other] = co.get(other, 0) + 1
+
+    for rowid, tag, t in cur:
+        if rowid != prev_rowid:
+            tally()
+            post_states = []
+            prev_rowid = rowid
+            k += 1
+            if t != last_t:
+                last_ts = to_ts(t)
+                last_t = t
+        pos = positions.get(tag)
+        if pos is None:
+            pos = positions[tag] = array("q")
+        pos.append(k)
         st = state.get(tag)
         if st is None:
-            state[tag] = [t, t, last_ts, 1]
-            continue
-        gap, min_posts = settings.get(tag, default)
-        if last_ts - st[2] > gap:
-            if st[3] >= min_posts:
-                out.append(Group(tag, st[0], st[1], st[3]))
-            st[0], st[3] = t, 0
-        st[1], st[2] = t, last_ts
+            st = state[tag] = [t, t, last_ts, 0, {}, k, k]
+        else:
+            gap, min_posts = settings.get(tag, default)
+            if last_ts - st[2] > gap:
+                if st[3] >= min_posts:
+                    out.append(Group(tag, st[0], st[1], st[3], st[4], st[5], st[6]))
+                st[0], st[3], st[4], st[5] = t, 0, {}, k
+        st[1], st[2], st[6] = t, last_ts, k
         st[3] += 1
+        post_states.append((tag, st))
+    tally()
     for tag, st in state.items():
         if st[3] >= settings.get(tag, default)[1]:
-            out.append(Group(tag, st[0], st[1], st[3]))
+            out.append(Group(tag, st[0], st[1], st[3], st[4], st[5], st[6]))
     out.sort(key=lambda g: (g.start, g.tag_id))
+    return scan
+
+
+def drop_subsumed_scanned(db: sqlite_utils.Database, scan: Scan, keep_tags: set[int]) -> list[Group]:
+    """drop_subsumed for a full scan: the counts come from the scan itself."""
+    out = []
+    names: dict[int, str] = {}
+
+    def name(tag: int) -> str:
+        if tag not in names:
+            row = db.execute("SELECT lower(tag) FROM hashtags WHERE id = ?", [tag]).fetchone()
+            names[tag] = row[0] if row else ""
+        return names[tag]
+
+    for g in scan.groups:
+        subsumed = False
+        if g.tag_id not in keep_tags:
+            need = math.ceil(SUBSUME_SHARE * g.count)
+            for other, shared in g.co.items():
+                if shared < need:
+                    continue
+                pos = scan.positions.get(other, array("q"))
+                total = bisect_right(pos, g.k_last) - bisect_left(pos, g.k_first)
+                if total > g.count or (total == g.count and name(other) < name(g.tag_id)):
+                    subsumed = True
+                    break
+        if not subsumed:
+            out.append(g)
     return out
 
 
@@ -773,7 +843,8 @@ def refresh_conversation_sessions(db: sqlite_utils.Database, session_ids: set[in
     if session_ids is None:
         conn.execute(
             """UPDATE conversations SET session_id = NULL WHERE session_id IS NOT NULL AND id NOT IN (
-                   SELECT p.conversation_id FROM session_posts sp JOIN posts p ON p.id = sp.post_id)""")
+                   SELECT p.conversation_id FROM session_posts sp JOIN posts p ON p.id = sp.post_id
+                   WHERE p.conversation_id IS NOT NULL)""")
         conn.execute(pick.format(source="session_posts sp JOIN posts p ON p.id = sp.post_id"))
         return
     ids = sorted(session_ids)

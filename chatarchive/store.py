@@ -9,12 +9,14 @@ a post that matched the hashtag.
 
 from __future__ import annotations
 
+import queue
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import chain
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 import sqlite_utils
@@ -364,6 +366,10 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (creating when missing) an archive and bring its schema up to date."""
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     db = sqlite_utils.Database(conn)
+    # Only takes effect when the file is created: 16 KB pages hold whole raw
+    # objects and long FTS doclists, the archive is ~25% smaller and bulk
+    # imports faster than with the 4 KB default.
+    db.execute("PRAGMA page_size = 16384")
     # NORMAL is safe with the rollback journal and much faster for imports;
     # the page cache is bounded so RSS stays flat on huge imports.
     db.execute("PRAGMA synchronous = NORMAL")
@@ -521,18 +527,72 @@ def _max_variables(conn: sqlite3.Connection) -> int:
 _CACHE_LIMIT = 100_000  # ids of hashtags/links/media remembered per writer
 
 
+class _Background:
+    """One thread that writes the batches PostWriter hands it, in order.
+
+    Python's sqlite3 releases the GIL while SQLite steps a statement, and a
+    multi-row INSERT with its FTS trigger is one long step: the importer's
+    thread parses and normalizes the next pages meanwhile.  At most one
+    batch waits in the queue, so memory stays bounded."""
+
+    def __init__(self, write: Callable[[list, list], None]):
+        self.write = write
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="chatarchive-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self.queue.get()
+            try:
+                if job is None:
+                    return
+                if self.error is None:  # after a failure, drain without writing
+                    self.write(*job)
+            except BaseException as e:  # re-raised in the caller's thread
+                self.error = e
+            finally:
+                self.queue.task_done()
+
+    def submit(self, entries: list, authors: list) -> None:
+        self.check()
+        self.queue.put((entries, authors))
+
+    def wait(self) -> None:
+        """Block until every submitted batch is written (or failed)."""
+        self.queue.join()
+        self.check()
+
+    def check(self) -> None:
+        # The error stays set: later batches are drained, not written.
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+
+
 class PostWriter:
     """Batched, idempotent writer of Post records (and their authors,
     entities and raw source objects).  Call :meth:`add` with posts, then
-    :meth:`flush`; the caller owns the transaction.
+    :meth:`flush` (and :meth:`close` when done); the caller owns the
+    transaction.
 
     Speed matters (a million posts per import): posts are inserted with
     multi-row INSERT statements, so the FTS trigger's per-statement work
     (FTS5 flushes its pending terms at every statement savepoint) happens
     once per few hundred rows instead of once per row; entity ids are
-    resolved per batch with set-based SQL and kept in bounded caches."""
+    resolved per batch with set-based SQL and kept in bounded caches.
 
-    def __init__(self, db: sqlite_utils.Database, batch_size: int = 2000):
+    With ``background=True`` full batches are written by a worker thread
+    while the caller goes on producing posts (the connection must allow
+    use from another thread, as open_db's does).  The caller must not use
+    the connection until :meth:`flush` or :meth:`close` has returned."""
+
+    def __init__(self, db: sqlite_utils.Database, batch_size: int = 2000, *, background: bool = False):
         self.db = db
         self.conn = db.conn
         self.batch_size = batch_size
@@ -542,6 +602,7 @@ class PostWriter:
         self._tag_ids: dict[str, int] = {}
         self._link_ids: dict[str, int] = {}
         self._media_ids: dict[str, int] = {}
+        self._written_authors: dict[str, tuple] = {}
         ncols = len(POST_COLUMNS)
         self._rows_per_insert = max(1, min(500, _max_variables(self.conn) // ncols))
         self._row_marks = "(" + ", ".join("?" * ncols) + ")"
@@ -551,6 +612,7 @@ class PostWriter:
         plain = ", ".join(f"{c} = ?" for c in _PLAIN_COLUMNS)
         self._update_plain_sql = f"UPDATE posts SET {plain} WHERE id = ?"
         self._select_head = f"SELECT {', '.join(POST_COLUMNS)} FROM posts WHERE id IN "
+        self._background = _Background(self._write_batch) if background else None
 
     def add(self, posts: Iterable[Post]) -> None:
         pending, authors = self.pending, self.authors
@@ -569,15 +631,37 @@ class PostWriter:
                 # Same post twice in one batch (a context copy and the real one).
                 prior.merge(entry)
             if len(pending) >= self.batch_size:
-                self.flush()
+                self._submit()
+
+    def _submit(self) -> None:
+        if not self.pending and not self.authors:
+            return
+        entries = list(self.pending.values())
+        authors = list(self.authors.values())
+        self.pending.clear()  # in place: add() holds a reference
+        self.authors.clear()
+        if self._background is not None:
+            self._background.submit(entries, authors)
+        else:
+            self._write_batch(entries, authors)
 
     def flush(self) -> SaveStats:
-        if not self.pending and not self.authors:
-            return self.stats
-        entries = list(self.pending.values())
-        self.pending.clear()  # in place: add() holds a reference
+        """Write everything added so far; returns the running totals."""
+        self._submit()
+        if self._background is not None:
+            self._background.wait()
+        return self.stats
+
+    def close(self) -> None:
+        """Stop the background thread (waiting for the batch it is writing);
+        unflushed posts are dropped.  Safe to call more than once."""
+        if self._background is not None:
+            self._background.close()
+            self._background = None
+
+    def _write_batch(self, entries: list[_Pending], authors: list[tuple]) -> None:
         conn = self.conn
-        self._save_authors()
+        self._save_authors(authors)
         existing: dict[str, list[Any]] = {}
         for chunk in _chunks([e.values[0] for e in entries], 500):
             sql = self._select_head + "(" + ", ".join("?" * len(chunk)) + ")"
@@ -623,7 +707,6 @@ class PostWriter:
             conn.executemany("INSERT OR REPLACE INTO raw (post_id, format, json) VALUES (?, ?, ?)", raws_replace)
         if raws_keep:
             conn.executemany("INSERT OR IGNORE INTO raw (post_id, format, json) VALUES (?, ?, ?)", raws_keep)
-        return self.stats
 
     def _insert(self, rows: list[list[Any]]) -> None:
         n = self._rows_per_insert
@@ -632,11 +715,17 @@ class PostWriter:
             sql = self._insert_head + ", ".join([self._row_marks] * len(chunk))
             self.conn.execute(sql, list(chain.from_iterable(chunk)))
 
-    def _save_authors(self) -> None:
-        if not self.authors:
+    def _save_authors(self, authors: list[tuple]) -> None:
+        # Skip authors this writer already wrote with the same values (most
+        # of them: the regulars of a chat appear on every page).
+        written = self._written_authors
+        rows = [a for a in authors if written.get(a[0]) != a]
+        if not rows:
             return
-        rows = list(self.authors.values())
-        self.authors.clear()
+        if len(written) + len(rows) > _CACHE_LIMIT:
+            written.clear()
+        for a in rows:
+            written[a[0]] = a
         self.conn.executemany(
             """INSERT INTO authors (id, platform, handle, name, avatar_url, url)
                VALUES (?, ?, ?, ?, ?, ?)

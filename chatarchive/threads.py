@@ -1,7 +1,9 @@
 """Conversations: the reply forest of the archive.
 
 Every post gets ``posts.conversation_id``: the id of its root, the earliest
-ancestor present in the archive.  When a post's parent is missing, the
+ancestor present in the archive (a post nobody replied to is its own
+conversation; table ``conversations`` lists the threads of two or more
+posts).  When a post's parent is missing, the
 source's own root id (X ``conversation_id``, Bluesky ``reply.root``) names
 the conversation when the source gives one, else the missing parent's id,
 so siblings whose parent was never archived still share a conversation and
@@ -208,17 +210,21 @@ def _full(db: sqlite_utils.Database) -> ThreadUpdate:
     conn = db.conn
     maxrow = conn.execute("SELECT max(rowid) FROM posts").fetchone()[0]
     n = maxrow + 1
+    # Only replies (and the posts they reach) go through Python; a post that
+    # replies to nothing is its own conversation, written by one UPDATE.
     parent = array("q", bytes(8 * n))
-    present = bytearray(n)
+    replies = array("q")
     okeys: dict[str, int] = {}
-    for rowid, prow, rrow, okey, _ in conn.execute(_LINKS_SELECT):
-        present[rowid] = 1
-        parent[rowid] = _parent_code(rowid, prow, rrow, okey, okeys)
+    for rowid, prow, rrow, okey, _ in conn.execute(_LINKS_SELECT + " WHERE p.reply_to_id IS NOT NULL"):
+        code = _parent_code(rowid, prow, rrow, okey, okeys)
+        if code:
+            parent[rowid] = code
+            replies.append(rowid)
     root = array("q", bytes(8 * n))
     depth = array("l", bytes(array("l").itemsize * n))
     state = bytearray(n)
-    nodes = (i for i in range(1, n) if present[i])
-    solve_forest(nodes, parent, root, depth, state, _earliest_by_db(conn))
+    solve_forest(replies, parent, root, depth, state, _earliest_by_db(conn))
+    del replies
     key_of = {code: key for key, code in okeys.items()}
 
     conn.execute("DROP TABLE IF EXISTS temp._conv")
@@ -226,7 +232,7 @@ def _full(db: sqlite_utils.Database) -> ThreadUpdate:
 
     def rows():
         for i in range(1, n):
-            if present[i]:
+            if state[i]:
                 r = root[i]
                 if r > 0:
                     yield (i, r, None, depth[i])
@@ -234,7 +240,11 @@ def _full(db: sqlite_utils.Database) -> ThreadUpdate:
                     yield (i, None, key_of[r], depth[i])
 
     conn.executemany("INSERT INTO _conv VALUES (?, ?, ?, ?)", rows())
-    del parent, root, depth, state, present
+    del parent, root, depth, state
+    conn.execute(
+        """UPDATE posts SET conversation_id = id
+           WHERE conversation_id IS NOT id AND rowid NOT IN (SELECT rid FROM _conv)"""
+    )
     conn.execute(
         """UPDATE posts SET conversation_id = x.cid
            FROM (SELECT c.rid AS rid, coalesce(r.id, c.okey) AS cid
@@ -246,8 +256,8 @@ def _full(db: sqlite_utils.Database) -> ThreadUpdate:
         """INSERT INTO conversations (id, session_id, size, depth, participants, started, ended)
            SELECT p.conversation_id, NULL, count(*), max(c.depth), count(DISTINCT p.author_id),
                   min(p.created_at), max(p.created_at)
-           FROM posts p JOIN _conv c ON c.rid = p.rowid
-           GROUP BY p.conversation_id"""
+           FROM _conv c JOIN posts p ON p.rowid = c.rid
+           GROUP BY p.conversation_id HAVING count(*) > 1"""
     )
     conn.execute("DROP TABLE temp._conv")
     return ThreadUpdate(full=True, posts=maxrow)
@@ -335,7 +345,7 @@ def _incremental(db: sqlite_utils.Database) -> ThreadUpdate:
         rows = conn.execute(
             f"""SELECT conversation_id, count(*), count(DISTINCT author_id), min(created_at), max(created_at)
                 FROM posts WHERE conversation_id IN ({','.join('?' * len(chunk))})
-                GROUP BY conversation_id""",
+                GROUP BY conversation_id HAVING count(*) > 1""",
             chunk,
         ).fetchall()
         conn.executemany(

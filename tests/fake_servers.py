@@ -84,7 +84,7 @@ class ChatPost:
     likes: int = 0
 
     def has_tag(self, tag: str) -> bool:
-        return tag.lower() in (t.lower() for t in self.tags)
+        return tag.lower() in {t.lower() for t in self.tags}
 
 
 PEOPLE = ["alice", "bob", "carmen", "dev", "emeka", "fatima", "gus", "hana", "ivan", "jun",
@@ -249,11 +249,13 @@ class FakeServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._windows: dict[tuple[str, int], int] = {}
+        self._port = 0
 
     # -- lifecycle
     def start(self) -> "FakeServer":
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
+        self._port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True, name=self.name)
         self._thread.start()
         return self
@@ -271,9 +273,8 @@ class FakeServer:
         self.stop()
 
     @property
-    def port(self) -> int:
-        assert self._httpd is not None
-        return self._httpd.server_address[1]
+    def port(self) -> int:  # still known after stop(), for assertions
+        return self._port
 
     @property
     def url(self) -> str:
@@ -420,6 +421,8 @@ class FakeX(FakeServer):
             self.idx = Index(self.posts)
             self.by_n = self.idx.by_n
             self.by_id = {x_id(p): p for p in self.posts}
+            self.int_id = {p.n: int(x_id(p)) for p in self.posts}
+            self.lower_tags = {p.n: {t.lower() for t in p.tags} for p in self.posts}
 
     def visible(self) -> list[ChatPost]:
         now = self.clock.time()
@@ -485,7 +488,7 @@ class FakeX(FakeServer):
             if t == "is:retweet":
                 ok = False
             elif t.startswith("#"):
-                ok = p.has_tag(t[1:])
+                ok = t[1:].lower() in self.lower_tags[p.n]
             elif t.startswith("conversation_id:"):
                 ok = x_id(self.by_n[self.idx.root[p.n]]) == t.split(":", 1)[1]
             else:
@@ -531,7 +534,7 @@ class FakeX(FakeServer):
         match = self._matcher(query)
         hits = []
         for p in self.visible():
-            i = int(x_id(p))
+            i = self.int_id[p.n]
             if start is not None and p.t < start or end is not None and p.t >= end:
                 continue
             if since_id is not None and i <= since_id or until_id is not None and i >= until_id:
@@ -540,7 +543,7 @@ class FakeX(FakeServer):
                 continue
             if match(p):
                 hits.append(p)
-        hits.sort(key=lambda p: int(x_id(p)), reverse=True)
+        hits.sort(key=lambda p: self.int_id[p.n], reverse=True)
         page, more = hits[:max_results], len(hits) > max_results
         return Response(200, self.page(page, req, more), headers)
 
@@ -664,6 +667,14 @@ class FakeMastodon(FakeServer):
             self.idx = Index(self.posts)
             self.by_n = self.idx.by_n
             self.by_local = {self.local_id(p): p for p in self.posts}
+            # per tag: (sort key of the local id, local id, post), newest first
+            self.by_tag: dict[str, list] = {}
+            for i, p in self.by_local.items():
+                for t in {t.lower() for t in p.tags}:
+                    self.by_tag.setdefault(t, []).append(((len(i), i), i, p))
+            for entries in self.by_tag.values():
+                entries.sort(reverse=True)
+            self._rendered: dict[int, dict] = {}
 
     def local_id(self, p: ChatPost) -> str:
         # vanilla Mastodon snowflake: ms << 16 | 16 low bits (differ per server)
@@ -682,6 +693,12 @@ class FakeMastodon(FakeServer):
                 "display_name": author.title(), "url": f"https://{h}/@{author}", "uri": f"https://{h}/users/{author}",
                 "avatar": f"https://files.{self.domain}/avatars/{author}.png",
                 "avatar_static": f"https://files.{self.domain}/avatars/{author}.png", "bot": False}
+
+    def rendered(self, p: ChatPost) -> dict:
+        got = self._rendered.get(p.n)
+        if got is None:
+            got = self._rendered[p.n] = self.status(p)
+        return got
 
     def status(self, p: ChatPost) -> dict:
         def linkify(text: str) -> str:
@@ -752,28 +769,23 @@ class FakeMastodon(FakeServer):
 
     def tag_timeline(self, req: Request, tag: str, headers: dict) -> Response:
         now = self.clock.time()
-        known = {t.lower() for p in self.posts for t in p.tags}
-        if tag.lower() not in known and self.unknown_tag == "404":
+        if tag.lower() not in self.by_tag and self.unknown_tag == "404":
             return Response(404, {"error": "Record not found"}, headers)
         try:
             limit = min(40, max(1, int(req.param("limit") or 20)))
         except ValueError:
             limit = 20
         key = lambda s: (len(s), s)  # noqa: E731
-        statuses = sorted(
-            (self.local_id(p) for p in self.posts if p.t <= now and p.has_tag(tag)), key=key, reverse=True
-        )
         max_id, since_id, min_id = req.param("max_id"), req.param("since_id"), req.param("min_id")
-        if max_id:
-            statuses = [s for s in statuses if key(s) < key(max_id)]
-        if since_id:
-            statuses = [s for s in statuses if key(s) > key(since_id)]
+        lo = max((key(v) for v in (since_id, min_id) if v), default=None)
+        hi = key(max_id) if max_id else None
+        statuses = [i for k, i, p in self.by_tag.get(tag.lower(), [])
+                    if p.t <= now and (lo is None or k > lo) and (hi is None or k < hi)]
         if min_id:
-            statuses = [s for s in statuses if key(s) > key(min_id)]
-            page = sorted(statuses, key=key)[:limit][::-1]  # the ones right after min_id
+            page = statuses[-limit:]  # the ones right after min_id (newest first)
         else:
             page = statuses[:limit]
-        body = [self.status(self.by_local[s]) for s in page]
+        body = [self.rendered(self.by_local[s]) for s in page]
         if page:
             keep = {k: v[0] for k, v in req.params.items() if k in ("limit", "local", "only_media")}
             base = f"{self.public_url}/api/v1/timelines/tag/{quote(tag)}"
@@ -809,8 +821,8 @@ class FakeMastodon(FakeServer):
                 stack.append(k.n)
             if n != p.n:
                 descendants.append(self.by_n[n])
-        return Response(200, {"ancestors": [self.status(a) for a in ancestors],
-                              "descendants": [self.status(d) for d in descendants]}, headers)
+        return Response(200, {"ancestors": [self.rendered(a) for a in ancestors],
+                              "descendants": [self.rendered(d) for d in descendants]}, headers)
 
 
 def x_user_id_int(handle: str) -> int:
@@ -867,6 +879,8 @@ class FakeBluesky(FakeServer):
             self.idx = Index(self.posts)
             self.by_n = self.idx.by_n
             self.by_uri = {at_uri(p): p for p in self.posts}
+            self.uri_of = {p.n: at_uri(p) for p in self.posts}
+            self.lower_tags = {p.n: {t.lower() for t in p.tags} for p in self.posts}
 
     def sort_at(self, p: ChatPost) -> float:
         return min(p.t, p.t + p.index_delay)
@@ -1019,11 +1033,11 @@ class FakeBluesky(FakeServer):
             st = self.sort_at(p)
             if since is not None and st < since or until is not None and st >= until:
                 continue
-            if not all(p.has_tag(t) for t in tags + qtags):
+            if not all(t.lower() in self.lower_tags[p.n] for t in tags + qtags):
                 continue
             if not all(w.lower() in p.text.lower() for w in words):
                 continue
-            k = (st, at_uri(p))
+            k = (st, self.uri_of[p.n])
             if after is not None and not k < after:
                 continue
             hits.append((k, p))

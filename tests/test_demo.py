@@ -17,7 +17,7 @@ import pytest
 
 from chatarchive import sources
 from chatarchive.cli import cli
-from chatarchive.demo import STEPS, DemoRun, run_demo, sample_files
+from chatarchive.demo import STEPS, DemoRun, run_demo, sample_files, step_analyse, step_import, step_summary
 from chatarchive.errors import ChatArchiveError
 from chatarchive.importer import import_files
 from chatarchive.store import open_db
@@ -162,15 +162,21 @@ def test_demo_sessions_and_questions_match_the_database(demo):
     assert questions == [tuple(r) for r in expected]
 
 
+FIRST_TIMERS = re.compile(r"^  (\S+): .*\((\d+) first-timers, (\d+) returning\)")
+
+
 def test_demo_finds_the_two_sessions_and_their_questions(demo, truth):
     """The sample's ground truth: two sessions, five questions each (teaser,
     re-ask, cross-platform mirrors and the retweet are not questions), and
     the answers the generator wrote (A1/A 1/a1)/A1a, unprefixed replies,
     quotes, the late answer; never the retweet)."""
-    _, run = demo
+    lines, run = demo
     db = run.db
     if not all_formats_ready() or not db.execute("SELECT count(*) FROM questions").fetchone()[0]:
         pytest.skip("needs all three importers and the Q&A analysis")
+    reported = {m.group(1): (int(m.group(2)), int(m.group(3))) for m in map(FIRST_TIMERS.match, lines) if m}
+    assert reported == {f"samplechat-{s['date']}": (len(s["first_timers"]), len(s["authors"]) - len(s["first_timers"]))
+                        for s in truth["sessions"]}
     slugs = [r[0] for r in db.execute("SELECT slug FROM sessions ORDER BY start")]
     assert slugs == [f"samplechat-{s['date']}" for s in truth["sessions"]]
     for slug, expected in zip(slugs, truth["sessions"]):
@@ -186,14 +192,19 @@ def test_demo_finds_the_two_sessions_and_their_questions(demo, truth):
             {(pl, h.split("@")[0] if pl == "mastodon" else h) for pl, h in expected["authors"]}
 
 
+REPORT_STEPS = [step_import, step_analyse, step_summary]  # without the (slower) site
+
+
 def test_demo_again_is_idempotent(tmp_path):
     first: list[str] = []
-    run_demo(tmp_path, echo=first.append)
+    run_demo(tmp_path, echo=first.append, steps=REPORT_STEPS)
     second: list[str] = []
-    run = run_demo(tmp_path, echo=second.append)
+    run = run_demo(tmp_path, echo=second.append, steps=REPORT_STEPS)
     added = [int(m.group(3)) for m in map(FILE_LINE.match, second) if m]
     assert added and all(n == 0 for n in added)
     assert [line for line in first if SUMMARY.match(line)] == [line for line in second if SUMMARY.match(line)]
+    sessions = [line for line in first if SESSION_LINE.match(line)]
+    assert sessions == [line for line in second if SESSION_LINE.match(line)]
     assert run.db.execute("SELECT count(*) FROM imports").fetchone()[0] == 2 * len(added)
 
 
@@ -206,8 +217,9 @@ def test_demo_steps_can_be_extended(tmp_path):
         run.echo("extra step ran")
 
     lines: list[str] = []
-    run = run_demo(tmp_path / "d", echo=lines.append, steps=STEPS + [step_extra])
+    run = run_demo(tmp_path / "d", echo=lines.append, steps=REPORT_STEPS + [step_extra])
     assert lines[-1] == "extra step ran"
+    assert STEPS[:3] == REPORT_STEPS  # the default demo reports before anything else
     assert seen["posts"] == run.db.execute("SELECT count(*) FROM posts").fetchone()[0] > 0
     assert run.outputs == {"extra": tmp_path / "d" / "extra.txt"}
 

@@ -32,6 +32,16 @@ def walk(group: click.Group, prefix: tuple[str, ...] = ()):
 
 COMMANDS = list(walk(cli))
 IDS = [path for path, _ in COMMANDS]
+# One command object registered under several names (an alias such as
+# `sessions show` for `show`) is documented once, under any of its names.
+ALIASES: dict[int, list[str]] = {}
+for _path, _cmd in COMMANDS:
+    ALIASES.setdefault(id(_cmd), []).append(_path)
+
+
+def names_of(cmd: click.Command) -> str:
+    """A regex alternative of every path the command is reachable by."""
+    return "(?:" + "|".join(re.escape(p) for p in ALIASES[id(cmd)]) + ")"
 
 
 def test_the_tree_is_walked():
@@ -46,7 +56,7 @@ def test_command_has_help_with_example(path, cmd):
     first = text.strip().splitlines()[0]
     assert len(first) <= 100, f"chatarchive {path}: first help line too long for the command list"
     assert re.search(r"^\s*Examples?:", text, re.M), f"chatarchive {path}: help has no 'Example:' block"
-    assert re.search(rf"^\s*chatarchive {re.escape(path)}\b", text, re.M), \
+    assert re.search(rf"^\s*chatarchive {names_of(cmd)}\b", text, re.M), \
         f"chatarchive {path}: the example does not show 'chatarchive {path} …'"
 
 
@@ -70,7 +80,7 @@ def test_help_renders(runner, path, cmd):
 def test_command_in_readme(path, cmd):
     readme = README.read_text("utf-8")
     # an example line in a code block: "chatarchive sessions detect chats.db …"
-    assert re.search(rf"^\s*(?:\$ )?chatarchive {re.escape(path)}\b", readme, re.M), \
+    assert re.search(rf"^\s*(?:\$ )?chatarchive {names_of(cmd)}\b", readme, re.M), \
         f"README.md has no example of 'chatarchive {path}'"
 
 

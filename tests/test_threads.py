@@ -1,0 +1,203 @@
+"""Conversations: reply trees, roots, missing parents, cycles, deep chains, incremental updates."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "analysis"))
+from builders import at, post  # noqa: E402
+
+from chatarchive import threads  # noqa: E402
+from chatarchive.analyse import analyse_archive  # noqa: E402
+from chatarchive.errors import NotFoundError  # noqa: E402
+from chatarchive.store import open_db, save_posts  # noqa: E402
+
+T0 = "2026-03-04T18:00:00Z"
+
+
+def t(minute: float) -> str:
+    return at(T0, minute)
+
+
+def conv_of(db) -> dict[str, str]:
+    return dict(db.execute("SELECT id, conversation_id FROM posts").fetchall())
+
+
+def conversations(db) -> dict[str, tuple]:
+    return {r[0]: r[1:] for r in db.execute(
+        "SELECT id, size, depth, participants, started, ended FROM conversations")}
+
+
+def test_tree_roots_sizes_depths(db):
+    save_posts(db, [
+        post("ann", "root", t(0), id="r"),
+        post("bob", "reply 1", t(1), id="a", reply_to="r"),
+        post("cat", "reply 2", t(2), id="b", reply_to="r"),
+        post("ann", "reply to a", t(3), id="c", reply_to="a"),
+        post("dan", "deeper", t(4), id="d", reply_to="c"),
+        post("eve", "alone", t(5), id="lone"),
+    ])
+    analyse_archive(db)
+    assert conv_of(db) == {"r": "r", "a": "r", "b": "r", "c": "r", "d": "r", "lone": "lone"}
+    # only threads of two or more posts are listed
+    assert conversations(db) == {"r": (5, 3, 4, t(0), t(4))}
+    rows = threads.thread(db, "d")
+    assert [(r["depth"], r["id"]) for r in rows] == [(0, "r"), (1, "a"), (2, "c"), (3, "d"), (1, "b")]
+    view = [r[0] for r in db.execute("SELECT id FROM thread_posts WHERE conversation_id = 'r'")]
+    assert view == ["r", "a", "b", "c", "d"]
+
+
+def test_missing_parent_uses_source_root_then_missing_parent_id(db):
+    save_posts(db, [
+        # X gives the conversation's root id: siblings under a missing parent share it
+        post("bob", "reply", t(1), id="x1", reply_to="gone", root_id="xroot"),
+        post("cat", "reply", t(2), id="x2", reply_to="gone2", root_id="xroot"),
+        # Mastodon gives no root: the missing parent's id names the conversation
+        post("dan", "reply", t(3), id="m1", reply_to="mparent", platform="mastodon"),
+        post("eve", "reply", t(4), id="m2", reply_to="mparent", platform="mastodon"),
+    ])
+    analyse_archive(db)
+    c = conv_of(db)
+    assert c["x1"] == c["x2"] == "xroot"
+    assert c["m1"] == c["m2"] == "mparent"
+    assert conversations(db)["mparent"][:2] == (2, 1)  # replies to a missing post sit at depth 1
+
+
+def test_middle_missing_joins_the_present_root(db):
+    save_posts(db, [
+        post("ann", "root", t(0), id="root"),
+        post("bob", "child of a missing middle post", t(2), id="leaf", reply_to="middle", root_id="root"),
+    ])
+    analyse_archive(db)
+    assert conv_of(db)["leaf"] == "root"
+
+
+def test_self_reply_and_cycle_are_safe(db):
+    save_posts(db, [
+        post("ann", "I reply to myself", t(0), id="self", reply_to="self"),
+        post("bob", "a", t(1), id="c1", reply_to="c3"),
+        post("cat", "b", t(2), id="c2", reply_to="c1"),
+        post("dan", "c", t(3), id="c3", reply_to="c2"),
+        post("eve", "hangs off the cycle", t(4), id="c4", reply_to="c2"),
+    ])
+    analyse_archive(db)
+    c = conv_of(db)
+    assert c["self"] == "self"
+    # the earliest post of the cycle becomes its root
+    assert c["c1"] == c["c2"] == c["c3"] == c["c4"] == "c1"
+    assert conversations(db)["c1"][:2] == (4, 2)
+    rows = threads.thread(db, "c4")
+    assert sorted(r["id"] for r in rows) == ["c1", "c2", "c3", "c4"]  # each once, no endless loop
+    assert rows[0]["id"] == "c1" and rows[0]["depth"] == 0
+
+
+def test_quotes_link_but_do_not_merge(db):
+    save_posts(db, [
+        post("ann", "original", t(0), id="o"),
+        post("bob", "quoting it", t(1), id="q", quote_of="o"),
+        post("cat", "reply to the quote", t(2), id="qr", reply_to="q"),
+    ])
+    analyse_archive(db)
+    c = conv_of(db)
+    assert c["o"] == "o" and c["q"] == c["qr"] == "q"
+    assert db.execute("SELECT quote_of_id FROM posts WHERE id = 'q'").fetchone()[0] == "o"
+
+
+def test_ten_thousand_deep_chain_full_and_incremental(db):
+    n = 10_000
+    chain = [post("u%d" % (i % 7), f"reply {i}", t(i / 60), id=f"p{i}", reply_to=f"p{i - 1}" if i else None)
+             for i in range(n)]
+    save_posts(db, chain)
+    result = analyse_archive(db)
+    assert result["full"]
+    assert db.execute("SELECT count(DISTINCT conversation_id) FROM posts").fetchone()[0] == 1
+    assert conversations(db)["p0"][:2] == (n, n - 1)
+    rows = threads.thread(db, f"p{n - 1}")
+    assert [r["id"] for r in rows] == [f"p{i}" for i in range(n)]
+    assert rows[-1]["depth"] == n - 1
+    # one more reply at the bottom: incremental, same conversation one deeper
+    save_posts(db, [post("zed", "and one more", t(n), id="tail", reply_to=f"p{n - 1}")])
+    result = analyse_archive(db)
+    assert not result["full"]
+    assert conv_of(db)["tail"] == "p0"
+    assert conversations(db)["p0"][:2] == (n + 1, n)
+
+
+def test_parent_arriving_later_rekeys_the_conversation(db):
+    # first the replies (parent missing), later the parent, itself a reply
+    # to a post that never arrives: the conversation moves to the new key
+    save_posts(db, [post("bob", f"r{i}", t(i), id=f"r{i}", reply_to="P", platform="mastodon") for i in range(1, 4)])
+    save_posts(db, [post("zed", "filler", t(0), id=f"f{i}") for i in range(20)])
+    analyse_archive(db)
+    assert set(conversations(db)) == {"P"}
+    save_posts(db, [post("ann", "the parent", t(0.5), id="P", reply_to="G", platform="mastodon")])
+    result = analyse_archive(db)
+    assert not result["full"]
+    c = conv_of(db)
+    assert c["P"] == c["r1"] == c["r2"] == c["r3"] == "G"
+    assert conversations(db) == {"G": (4, 2, 2, t(0.5), t(3))}
+
+
+def test_changed_post_is_reanalysed(db):
+    # a context sighting without its reply link, then the full post
+    save_posts(db, [post("ann", "root", t(0), id="root")] +
+               [post("zed", "filler", t(1), id=f"f{i}") for i in range(10)])
+    save_posts(db, [post("bob", "hello", t(2), id="late", matched=False)])
+    analyse_archive(db)
+    assert conv_of(db)["late"] == "late"
+    save_posts(db, [post("bob", "hello", t(2), id="late", reply_to="root")])
+    assert db.execute("SELECT count(*) FROM analysis_dirty").fetchone()[0] == 1
+    analyse_archive(db)
+    assert conv_of(db)["late"] == "root"
+    assert db.execute("SELECT count(*) FROM analysis_dirty").fetchone()[0] == 0
+
+
+def test_incremental_equals_full_on_a_random_forest(tmp_path):
+    rng = random.Random(3)
+    posts = []
+    for i in range(600):
+        parent = None
+        r = rng.random()
+        if posts and r < 0.6:
+            parent = rng.choice(posts).id
+        elif r < 0.7:
+            parent = f"missing{rng.randint(0, 5)}"
+        posts.append(post(f"u{rng.randint(0, 30)}", f"post {i}", t(i), id=f"n{i}", reply_to=parent,
+                          root_id=rng.choice([None, None, "n0", "missing0"]) if parent else None))
+    posts.append(post("loop", "cycle a", t(700), id="ca", reply_to="cb"))
+    posts.append(post("loop", "cycle b", t(701), id="cb", reply_to="ca"))
+    order = posts[:]
+    rng.shuffle(order)  # children often arrive before their parents
+    inc = open_db(tmp_path / "inc.db")
+    for i in range(0, len(order), 40):
+        save_posts(inc, order[i : i + 40])
+        analyse_archive(inc)
+    full = open_db(tmp_path / "full.db")
+    save_posts(full, posts)
+    analyse_archive(full)
+    assert conv_of(inc) == conv_of(full)
+    assert conversations(inc) == conversations(full)
+    # and a forced full rebuild of the incremental archive changes nothing
+    before = conversations(inc)
+    analyse_archive(inc, full=True)
+    assert conversations(inc) == before
+
+
+def test_thread_of_unknown_post(db):
+    with pytest.raises(NotFoundError):
+        threads.thread(db, "nope")
+
+
+def test_solver_directly_handles_orphans_and_rings():
+    # 1 <- 2 <- 3, 4 under a missing parent (-1), 5 <-> 6 ring
+    parent = {1: 0, 2: 1, 3: 2, 4: -1, 5: 6, 6: 5}
+    root, depth = {}, {}
+    state = dict.fromkeys(parent, 0)
+    cycles = threads.solve_forest(list(parent), parent, root, depth, state, earliest=min)
+    assert cycles == 1
+    assert root == {1: 1, 2: 1, 3: 1, 4: -1, 5: 5, 6: 5}
+    assert depth == {1: 0, 2: 1, 3: 2, 4: 1, 5: 0, 6: 1}
