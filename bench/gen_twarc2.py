@@ -26,15 +26,21 @@ EPOCH = datetime(2026, 11, 18, 20, 0, tzinfo=timezone.utc)
 N_USERS = 40_000
 HASHTAGS = ["cmgrchat", "edchat", "growthchat", "blogchat", "PSTweetChat", "DLFteach",
             "smmchat", "uxchat", "a11ychat", "rstats"]
-COMMON = (
+# Word frequencies follow Zipf's law as in real posts: function words on
+# top, the chat's topic words spread over ranks ~60-900 (1-4% of posts
+# each), then a long tail of made-up words.
+FUNCTION_WORDS = (
     "the to and a of in is for you that it on with this are be at have we our what how "
-    "your i can do not my more about all so as they from one community metrics question "
-    "answer chat great love thanks think people new time like just data work team share "
-    "learn best idea ideas good make help know building members engagement content social "
-    "media brand growth strategy measure measuring members' events onboarding feedback "
-    "tools platform moderation trust value retention survey insight insights report "
-    "story stories customer customers product launch goal goals culture remote hybrid "
-    "week today tonight everyone welcome hello joining first host hosts topic topics "
+    "your i can do not my more about all so as they from one just like if but when it's "
+    "there their out up by get an or will was how's who me us"
+).split()
+TOPIC_WORDS = (
+    "community metrics question answer chat great love thanks think people new time data "
+    "work team share learn best idea ideas good make help know building members engagement "
+    "content social media brand growth strategy measure measuring events onboarding "
+    "feedback tools platform moderation trust value retention survey insight insights "
+    "report story stories customer customers product launch goal goals culture remote "
+    "hybrid week today tonight everyone welcome hello joining first host hosts topic topics "
     "café naïve résumé über 🎉 🙌 💡 ✅ 🚀 🔥 👋 😂 ❤️"
 ).split()
 SYLLABLES = ["ka", "lo", "mi", "ne", "ra", "tu", "vi", "zo", "pe", "sa", "do", "qui",
@@ -57,14 +63,20 @@ ENTITIES = ["Community management", "Social media", "Marketing", "Business & fin
 
 
 def _vocab(rng: random.Random, n: int = 20_000) -> list[str]:
-    words = list(COMMON)
-    seen = set(words)
-    while len(words) < n:
+    seen = set(FUNCTION_WORDS) | set(TOPIC_WORDS)
+    made: list[str] = []
+    while len(made) < n:
         w = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4)))
         if w not in seen:
             seen.add(w)
-            words.append(w)
-    return words
+            made.append(w)
+    words = list(FUNCTION_WORDS)
+    step = 10
+    for k, topic in enumerate(TOPIC_WORDS):
+        words.extend(made[k * (step - 1):(k + 1) * (step - 1)])
+        words.append(topic)
+    words.extend(made[len(TOPIC_WORDS) * (step - 1):])
+    return words[:n]
 
 
 class Generator:

@@ -153,7 +153,7 @@ def post_identity(a: dict, seq: int, when: datetime) -> tuple[str, str]:
     if a["platform"] == "mastodon":
         server = a["id"].split("/")[2]
         return f"{a['id']}/statuses/{seq}", f"https://{server}/@{a['short']}/{seq}"
-    rkey = format(seq, "x").rjust(13, "3")
+    rkey = "3k" + format(seq, "011x")  # unique per post, TID-like length
     return f"at://{a['id']}/app.bsky.feed.post/{rkey}", f"https://bsky.app/profile/{a['handle']}/post/{rkey}"
 
 

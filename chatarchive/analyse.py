@@ -15,6 +15,7 @@ previous one intact.
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from datetime import timedelta
 from typing import Any, Iterable
 
@@ -26,6 +27,7 @@ from .sessions import Changes, Chat, get_chat, save_chat
 from .timeutil import get_zone
 
 DEFAULTS_ROW = "*"  # chats row holding defaults for every hashtag
+ANALYSIS_CACHE_KB = 128 * 1024
 
 
 class _Transaction:
@@ -121,40 +123,60 @@ def analyse_archive(
     qa.compile_pattern(answer_pattern, "answer")
     options_given = any(v is not None for v in (gap, min_posts, tz, question_pattern, answer_pattern)) or bool(hosts)
     conn = db.conn
-    with _Transaction(db):
-        if tags or options_given:
-            tags = _remember(db, tags, gap=gap, min_posts=min_posts, tz=tz, hosts=hosts,
-                             question_pattern=question_pattern, answer_pattern=answer_pattern)
-        redetect = redetect or bool(tags) or options_given
-        th = threads.update_threads(db, full=full)
-        explicit = sessions.explicit_chats(db)
-        chosen = tags or explicit or None  # None: every hashtag, guessing which are chats
-        changes = Changes()
-        affected: set[int] | None = set(refresh_sessions or [])
-        if full or th.full or redetect:
-            changes = _detect_full(db, chosen, guess=not (tags or explicit))
-            affected = None if (full or th.full or not tags) else _sessions_of(db, tags) | changes.changed | affected
-        elif th.dirty_ids:
-            changes, touched = _detect_incremental(db, th, chosen, guess=not explicit)
-            affected |= changes.changed | touched
-        if affected is None:
-            sessions.refresh_membership(db, None)
-            sessions.refresh_conversation_sessions(db, None)
-            qa_totals = qa.apply_qa(db, None)
-            done: set[int] | None = None
-        elif affected:
-            affected -= changes.deleted
-            done = sessions.refresh_membership(db, affected)
-            sessions.refresh_conversation_sessions(db, done)
-            qa_totals = qa.apply_qa(db, done)
-        else:
-            done = set()
-            qa_totals = {"questions": 0, "answers": 0}
+    # A bigger page cache while rewriting analysis columns of many posts
+    # (the default spills dirty pages to disk again and again); restored after.
+    cache = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute(f"PRAGMA cache_size = {min(cache, -ANALYSIS_CACHE_KB) if cache < 0 else -ANALYSIS_CACHE_KB}")
+    try:
+        with _Transaction(db):
+            result = _analyse(db, tags, gap, min_posts, tz, hosts, question_pattern, answer_pattern, full,
+                              redetect, refresh_sessions, options_given)
+    finally:
+        conn.execute(f"PRAGMA cache_size = {cache}")
+    return _summary(db, *result, time.monotonic() - t0)
+
+
+def _analyse(db, tags, gap, min_posts, tz, hosts, question_pattern, answer_pattern, full, redetect,
+             refresh_sessions, options_given):
+    if tags or options_given:
+        tags = _remember(db, tags, gap=gap, min_posts=min_posts, tz=tz, hosts=hosts,
+                         question_pattern=question_pattern, answer_pattern=answer_pattern)
+    redetect = redetect or bool(tags) or options_given
+    th = threads.update_threads(db, full=full, defer=True)
+    explicit = sessions.explicit_chats(db)
+    chosen = tags or explicit or None  # None: every hashtag, guessing which are chats
+    changes = Changes()
+    affected: set[int] | None = set(refresh_sessions or [])
+    if full or th.full or redetect:
+        changes = _detect_full(db, chosen, guess=not (tags or explicit))
+        affected = None if (full or th.full or not tags) else _sessions_of(db, tags) | changes.changed | affected
+    elif th.dirty_ids:
+        changes, touched = _detect_incremental(db, th, chosen, guess=not explicit)
+        affected |= changes.changed | touched
+    if th.full:
+        affected = None  # the posts' new conversation ids wait in temp._conv for apply_qa
+    if affected is None:
+        sessions.refresh_membership(db, None)
+        qa_totals = qa.apply_qa(db, None)
+        sessions.set_conversation_sessions(db, qa_totals.pop("conversation_sessions"))
+        done: set[int] | None = None
+    elif affected:
+        affected -= changes.deleted
+        done = sessions.refresh_membership(db, affected)
+        sessions.refresh_conversation_sessions(db, done)
+        qa_totals = qa.apply_qa(db, done)
+    else:
+        done = set()
+        qa_totals = {"questions": 0, "answers": 0}
+    return th, changes, done, qa_totals, full
+
+
+def _summary(db, th, changes, done, qa_totals, full, elapsed) -> dict[str, Any]:
+    conn = db.conn
     total_sessions = conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
-    threads_n = conn.execute("SELECT count(*) FROM conversations WHERE size > 1").fetchone()[0]
+    threads_n = conn.execute("SELECT count(*) FROM conversations").fetchone()[0]
     questions_n = conn.execute("SELECT count(*) FROM questions").fetchone()[0]
     answers_n = conn.execute("SELECT count(*) FROM posts WHERE answer_to_id IS NOT NULL").fetchone()[0]
-    elapsed = time.monotonic() - t0
     result = {
         "full": bool(full or th.full),
         "posts_threaded": th.posts,
@@ -232,7 +254,7 @@ def _detect_full(db: sqlite_utils.Database, chosen: list[str] | None, guess: boo
         by_tag.setdefault(g.tag_id, []).append(g)
     # Tags that had detected sessions must be reconciled too (to drop them).
     if tag_ids is None:
-        stale = {r[0] for r in db.execute("SELECT DISTINCT h.id FROM sessions s JOIN hashtags h ON h.tag = s.hashtag "
+        stale = {r[0] for r in db.execute("SELECT DISTINCT h.id FROM sessions s JOIN hashtags h ON h.tag = s.hashtag COLLATE NOCASE "
                                           "WHERE s.source = 'detected'")}
         todo = set(by_tag) | stale
     else:
@@ -247,6 +269,38 @@ def _detect_full(db: sqlite_utils.Database, chosen: list[str] | None, guess: boo
     return changes
 
 
+class _Windows:
+    """Session windows per hashtag id, for "which sessions contain this
+    tagged post" without a query per post."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.by_tag: dict[int, tuple[list[str], list[tuple[str, str, int]], float]] = {}
+        rows: dict[int, list[tuple[str, str, int]]] = {}
+        for sid, w0, w1, tag_id in db.execute(
+                """SELECT s.id, s.window_start, s.window_end, h.id FROM sessions s
+                   JOIN hashtags h ON h.tag = s.hashtag COLLATE NOCASE
+                   WHERE s.window_start IS NOT NULL AND s.window_end IS NOT NULL"""):
+            rows.setdefault(tag_id, []).append((w0, w1, sid))
+        for tag_id, ws in rows.items():
+            ws.sort()
+            longest = max(sessions.to_ts(w1) - sessions.to_ts(w0) for w0, w1, _ in ws)
+            self.by_tag[tag_id] = ([w[0] for w in ws], ws, longest)
+
+    def containing(self, tag_id: int, t: str) -> list[int]:
+        entry = self.by_tag.get(tag_id)
+        if entry is None:
+            return []
+        starts, ws, longest = entry
+        earliest = sessions.from_ts(sessions.to_ts(t) - longest)
+        out = []
+        i = bisect_right(starts, t) - 1
+        while i >= 0 and ws[i][0] >= earliest:
+            if ws[i][1] >= t:
+                out.append(ws[i][2])
+            i -= 1
+        return out
+
+
 def _detect_incremental(db: sqlite_utils.Database, th: threads.ThreadUpdate, chosen: list[str] | None,
                         guess: bool) -> tuple[Changes, set[int]]:
     """Re-detect only around the new posts; return the changes and the other
@@ -258,24 +312,22 @@ def _detect_incremental(db: sqlite_utils.Database, th: threads.ThreadUpdate, cho
     chosen_ids = None
     if chosen is not None:
         chosen_ids = {i for i in (sessions.hashtag_id(db, t) for t in chosen) if i is not None}
+    windows = _Windows(db)
     for i in range(0, len(dirty), 500):
         chunk = dirty[i : i + 500]
         m = ",".join("?" * len(chunk))
-        for tag_id, t in db.execute(
-            f"""SELECT ph.hashtag_id, p.created_at FROM posts p JOIN post_hashtags ph ON ph.post_id = p.id
-                WHERE p.id IN ({m}) AND p.matched = 1 AND p.created_at IS NOT NULL""", chunk):
-            if chosen_ids is not None and tag_id not in chosen_ids:
+        for tag_id, t, matched in db.execute(
+            f"""SELECT ph.hashtag_id, p.created_at, p.matched FROM posts p
+                JOIN post_hashtags ph ON ph.post_id = p.id
+                WHERE p.id IN ({m}) AND p.created_at IS NOT NULL""", chunk):
+            # a tagged post inside an existing window changes that session
+            touched.update(windows.containing(tag_id, t))
+            if not matched or (chosen_ids is not None and tag_id not in chosen_ids):
                 continue
             span = spans.setdefault(tag_id, [t, t])
             span[0], span[1] = min(span[0], t), max(span[1], t)
-        # sessions the changed posts belonged to, and windows they fall in
+        # sessions the changed posts belonged to
         for (sid,) in db.execute(f"SELECT DISTINCT session_id FROM session_posts WHERE post_id IN ({m})", chunk):
-            touched.add(sid)
-        for sid, tag_id, s0, s1 in db.execute(
-            f"""SELECT DISTINCT s.id, h.id, s.start, s."end" FROM posts p
-                JOIN post_hashtags ph ON ph.post_id = p.id JOIN hashtags h ON h.id = ph.hashtag_id
-                JOIN sessions s ON s.hashtag = h.tag AND p.created_at BETWEEN s.window_start AND s.window_end
-                WHERE p.id IN ({m})""", chunk):
             touched.add(sid)
     for sid, tag, s0, s1 in db.execute(
             "SELECT id, hashtag, start, \"end\" FROM sessions WHERE id IN (%s)" % ",".join("?" * len(touched)),

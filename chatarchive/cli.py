@@ -102,15 +102,20 @@ class RichImportProgress:
         self.bar.stop()
 
     def start_file(self, path, total_bytes):
+        from rich.markup import escape
+
         self.t0 = time.monotonic()
-        self.task = self.bar.add_task(path, total=total_bytes, posts=0, rate=0.0)
+        name = path if len(path) <= 40 else "…" + path[-39:]
+        self.task = self.bar.add_task(escape(name), total=total_bytes, posts=0, rate=0.0)
 
     def advance(self, bytes_read, posts):
         rate = posts / max(time.monotonic() - self.t0, 1e-6)
         self.bar.update(self.task, completed=bytes_read, posts=posts, rate=rate)
 
     def problem(self, message):
-        self.console.print(message, style="yellow", highlight=False, markup=False)
+        from .sources import printable
+
+        self.console.print(printable(message, 400), style="yellow", highlight=False, markup=False)
 
     def end_file(self, result):
         if self.task is not None:
@@ -129,7 +134,9 @@ class PlainProblems:
     def advance(self, bytes_read, posts): ...
 
     def problem(self, message):
-        click.echo(message, err=True)
+        from .sources import printable
+
+        click.echo(printable(message, 400), err=True)
 
     def end_file(self, result): ...
 
@@ -156,26 +163,36 @@ def import_(db, files, format_, tz, strict, no_analyse, quiet, as_json):
     Example:
         chatarchive import chats.db cmgrchat-2026-11-18.jsonl old-tags-export.csv
     """
+    import contextlib
+    import os
+
     from rich.console import Console
 
     from .importer import import_files
+    from .sources import printable
 
     if tz:
         from .timeutil import get_zone
 
         get_zone(tz)
+    created = not os.path.exists(db)
     archive = open_archive(db)
     console = Console(stderr=True)
     show_bar = console.is_terminal and not quiet and not as_json
     reporter = RichImportProgress(console) if show_bar else PlainProblems(quiet)
+    started = time.monotonic()
     try:
-        if show_bar:
-            with reporter:
-                results = import_files(archive, list(files), format=format_, tz=tz, strict=strict, progress=reporter)
-        else:
+        with reporter if show_bar else contextlib.nullcontext():
             results = import_files(archive, list(files), format=format_, tz=tz, strict=strict, progress=reporter)
     except ParseError as e:
-        raise click.ClickException(f"{e} (--strict: nothing was imported)")
+        discard_new_archive(archive, db, created)
+        raise click.ClickException(f"{printable(str(e), 400)} (--strict: nothing was imported)")
+    except BaseException:
+        discard_new_archive(archive, db, created)
+        raise
+    elapsed = time.monotonic() - started
+    if created and not any(r.posts for r in results):
+        discard_new_archive(archive, db, created)  # every file refused: leave no empty archive
     analysis = {}
     if not no_analyse and any(r.posts for r in results):
         from .analyse import analyse_archive
@@ -194,17 +211,36 @@ def import_(db, files, format_, tz, strict, no_analyse, quiet, as_json):
     else:
         for r in results:
             if r.error:
-                click.echo(f"Error: {r.error}", err=True)
+                click.echo(f"Error: {printable(r.error, 400)}", err=True)
             elif not quiet:
                 extra = f", {r.skipped:,} skipped" if r.skipped else ""
                 click.echo(
                     f"{r.path} ({r.format}): {r.added:,} added, {r.updated:,} updated, "
                     f"{r.unchanged:,} unchanged{extra}"
                 )
+        done = [r for r in results if not r.error]
+        if not quiet and len(done) > 1:
+            total = {k: sum(getattr(r, k) for r in done) for k in ("added", "updated", "unchanged", "skipped")}
+            click.echo(
+                f"Total ({len(done)} files, {elapsed:.1f} s): {total['added']:,} added, "
+                f"{total['updated']:,} updated, {total['unchanged']:,} unchanged, {total['skipped']:,} skipped"
+            )
         if not quiet and analysis.get("summary"):
             click.echo(analysis["summary"])
     if any(r.error for r in results):
         sys.exit(1)
+
+
+def discard_new_archive(archive, path: str, created: bool) -> None:
+    """Remove an archive this command created when nothing was imported into
+    it (the import transaction was rolled back, so it holds only the schema)."""
+    import os
+
+    archive.conn.close()
+    if created:
+        for name in (path, path + "-journal"):
+            if os.path.exists(name):
+                os.remove(name)
 
 
 # --------------------------------------------------------------------------
@@ -254,34 +290,42 @@ def search(db, query, hashtag, author, session, since, until, limit, order, as_j
         return
     from rich.console import Console
     from rich.table import Table
-    from rich.text import Text
+
+    from .sources import printable
 
     console = Console()
     if not console.is_terminal:
+        # One line per post, tab separated; text from posts never carries
+        # control characters (escape sequences) or tabs/newlines out.
         for r in rows:
             snippet = r["snippet"].replace(HIGHLIGHT_START, "").replace(HIGHLIGHT_END, "")
-            click.echo(f"{r['created_at']}\t@{r['author_handle']}\t{snippet}\t{r['url']}")
+            click.echo("\t".join([r["created_at"], "@" + printable(r["author_handle"] or "", 100),
+                                  printable(snippet, 10_000), printable(r["url"] or "", 1000)]))
         return
     table = Table(show_lines=False, expand=True)
     table.add_column("When (UTC)", no_wrap=True, style="dim")
     table.add_column("Author", no_wrap=True, style="cyan")
     table.add_column("Post")
     for r in rows:
-        table.add_row(r["created_at"][:16].replace("T", " "), f"@{r['author_handle']}", highlighted(r["snippet"]))
+        table.add_row(r["created_at"][:16].replace("T", " "), highlighted("@" + (r["author_handle"] or "")),
+                      highlighted(r["snippet"]))
     console.print(table)
-    console.print(f"[dim]{len(rows)} result(s)[/dim]")
+    first = "best match" if order == "best" else "newest"
+    console.print(f"[dim]{len(rows)} result(s), {first} first[/dim]", highlight=False)
 
 
 def highlighted(snippet: str):
-    """Turn FTS5 snippet markers into a rich Text with bold matches (no markup parsing)."""
+    """Turn FTS5 snippet markers into a rich Text with bold matches: no markup
+    parsing, and no control characters from the post reach the terminal."""
     from rich.text import Text
 
+    from .sources import printable
     from .store import HIGHLIGHT_END, HIGHLIGHT_START
 
     text = Text()
     bold = False
     for part in snippet.replace(HIGHLIGHT_END, HIGHLIGHT_START).split(HIGHLIGHT_START):
-        text.append(part, style="bold yellow" if bold else None)
+        text.append(printable(part, 10_000, strip=False), style="bold yellow" if bold else None)
         bold = not bold
     return text
 

@@ -186,14 +186,17 @@ def analyse_posts(
     hosts: Iterable[str] | None = None,
     question_pattern: str | re.Pattern | Marker | None = None,
     answer_pattern: str | re.Pattern | Marker | None = None,
+    presorted: bool = False,
 ) -> QAResult:
-    """Find hosts, questions and answers among one session's posts (in time order)."""
+    """Find hosts, questions and answers among one session's posts (any
+    order; ``presorted`` says they already come by time, then id)."""
     q_marker = _marker(question_pattern, "question") or _DEFAULT_Q
     a_marker = _marker(answer_pattern, "answer")
     embedded = a_marker is None
     a_marker = a_marker or _DEFAULT_A
     host_list = [h for h in (hosts or []) if h]
-    posts = sorted(posts, key=lambda p: (p.created_at or "", p.id))
+    if not presorted:
+        posts = sorted(posts, key=lambda p: (p.created_at or "", p.id))
 
     candidates: list[tuple[QAPost, int]] = []
     q_match = q_marker.match
@@ -279,27 +282,29 @@ def _marker(pattern, kind: str) -> Marker | None:
 # Applying to sessions
 
 _SESSION_POSTS = """
-SELECT p.rowid, p.id, p.author_id, coalesce(p.author_handle, a.handle), p.text, p.created_at,
-       p.reply_to_id, p.quote_of_id, p.is_repost, p.platform
+SELECT p.rowid, p.id, p.author_id, coalesce(p.author_handle, p.author_id), p.text, p.created_at,
+       p.reply_to_id, p.quote_of_id, p.is_repost, p.platform, {conv}
 FROM session_posts sp JOIN posts p ON p.id = sp.post_id
-LEFT JOIN authors a ON a.id = p.author_id
 WHERE sp.session_id = ?
+ORDER BY p.created_at, p.id
 """
 
 
-def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[str, int]:
+def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[str, Any]:
     """Recompute questions and answers of these sessions (all when None),
     and the sessions' post_count, platforms and hosts.
 
     Question ids stay stable across re-runs: a question is identified by
-    (session, number)."""
+    (session, number).  For all sessions at once (``None``) the answers are
+    written in one pass with their indexes rebuilt after, and each thread's
+    session is worked out on the way (returned as ``conversation_sessions``)."""
     from .sessions import get_chat
+    from .threads import write_bulk
 
     conn = db.conn
-    if session_ids is None:
+    bulk = session_ids is None
+    if bulk:
         ids = [r[0] for r in conn.execute("SELECT id FROM sessions ORDER BY id")]
-        conn.execute("UPDATE posts SET question_id = NULL WHERE question_id IS NOT NULL")
-        conn.execute("UPDATE posts SET answer_to_id = NULL WHERE answer_to_id IS NOT NULL")
     else:
         ids = sorted(session_ids)
         for i in range(0, len(ids), 500):
@@ -309,16 +314,33 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
                              (SELECT id FROM questions WHERE session_id IN ({m}))""", chunk)
             conn.execute(f"""UPDATE posts SET answer_to_id = NULL WHERE answer_to_id IN
                              (SELECT id FROM questions WHERE session_id IN ({m}))""", chunk)
-    totals = {"questions": 0, "answers": 0}
-    if not ids:
-        return totals
+    totals: dict[str, Any] = {"questions": 0, "answers": 0}
     info = {r[0]: r[1:] for r in conn.execute("SELECT id, hashtag, configured_hosts FROM sessions")}
     existing: dict[int, dict[int, int]] = {}
-    for qid, sid, n in conn.execute("SELECT id, session_id, number FROM questions"):
+    if bulk:
+        rows = conn.execute("SELECT id, session_id, number FROM questions").fetchall()
+    else:
+        rows = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            rows += conn.execute(f"SELECT id, session_id, number FROM questions WHERE session_id IN "
+                                 f"({','.join('?' * len(chunk))})", chunk).fetchall()
+    for qid, sid, n in rows:
         existing.setdefault(sid, {})[n] = qid
     markers: dict[str, tuple[Any, Marker | None, Marker | None]] = {}
     q_updates: list[tuple[int, int]] = []
     a_updates: list[tuple[int, int]] = []
+    threads_ = {r[0] for r in conn.execute("SELECT id FROM conversations")} if bulk else set()
+    # In a full analysis the posts' conversation ids are still in temp._conv
+    # (threads.write_bulk writes them with the answers, in one pass).
+    deferred = bulk and conn.execute(
+        "SELECT 1 FROM sqlite_temp_master WHERE type = 'table' AND name = '_conv'").fetchone() is not None
+    select = _SESSION_POSTS.format(
+        conv="coalesce((SELECT cid FROM _conv WHERE rid = p.rowid), p.id)" if deferred else "p.conversation_id")
+    conv_best: dict[str, tuple[int, int]] = {}
+    if bulk:
+        conn.execute("DROP TABLE IF EXISTS temp._qa")
+        conn.execute("CREATE TEMP TABLE _qa (rid INTEGER PRIMARY KEY, qid INTEGER, aid INTEGER)")
     for sid in ids:
         tag, configured = info.get(sid, (None, None))
         if tag not in markers:
@@ -332,12 +354,19 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
         hosts = json.loads(configured) if configured else (chat.hosts if chat and chat.hosts else None)
         rowid_of: dict[str, int] = {}
         platforms: set[str] = set()
+        convs: dict[str, int] = {}
         batch = []
-        for r in conn.execute(_SESSION_POSTS, [sid]):
+        for r in conn.execute(select, [sid]):
             rowid_of[r[1]] = r[0]
             platforms.add(r[9])
+            if r[10] in threads_:
+                convs[r[10]] = convs.get(r[10], 0) + 1
             batch.append(QAPost(r[1], r[2], r[3], r[4] or "", r[5] or "", r[6], r[7], bool(r[8])))
-        res = analyse_posts(batch, hosts=hosts, question_pattern=q_marker, answer_pattern=a_marker)
+        for conv, count in convs.items():
+            best = conv_best.get(conv)
+            if best is None or count > best[1] or (count == best[1] and sid < best[0]):
+                conv_best[conv] = (sid, count)
+        res = analyse_posts(batch, hosts=hosts, question_pattern=q_marker, answer_pattern=a_marker, presorted=True)
         old = existing.get(sid, {})
         qid_of: dict[int, int] = {}
         for n, q in sorted(res.questions.items()):
@@ -362,13 +391,24 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
         totals["questions"] += len(res.questions)
         totals["answers"] += len(res.answer_of)
         if len(a_updates) > 50000:
-            _flush(conn, q_updates, a_updates)
-    _flush(conn, q_updates, a_updates)
+            _flush(conn, q_updates, a_updates, bulk)
+    _flush(conn, q_updates, a_updates, bulk)
+    if bulk:
+        # Questions of sessions that no longer exist were deleted with them;
+        # every post's two columns are rewritten in one pass.
+        write_bulk(conn, conversations=deferred, answers=True)
+        totals["conversation_sessions"] = conv_best
     return totals
 
 
-def _flush(conn, q_updates: list, a_updates: list) -> None:
-    conn.executemany("UPDATE posts SET question_id = ? WHERE rowid = ?", q_updates)
-    conn.executemany("UPDATE posts SET answer_to_id = ? WHERE rowid = ?", a_updates)
+def _flush(conn, q_updates: list, a_updates: list, bulk: bool) -> None:
+    if bulk:
+        conn.executemany("INSERT INTO _qa (rid, qid) VALUES (?2, ?1) ON CONFLICT(rid) DO UPDATE SET qid = ?1",
+                         q_updates)
+        conn.executemany("INSERT INTO _qa (rid, aid) VALUES (?2, ?1) ON CONFLICT(rid) DO UPDATE SET aid = ?1",
+                         a_updates)
+    else:
+        conn.executemany("UPDATE posts SET question_id = ? WHERE rowid = ?", q_updates)
+        conn.executemany("UPDATE posts SET answer_to_id = ? WHERE rowid = ?", a_updates)
     q_updates.clear()
     a_updates.clear()

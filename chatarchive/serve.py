@@ -21,9 +21,11 @@ links or images; the source HTML (``posts.html``) is never rendered.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import re
+import signal
 import socket
 import sqlite3
 import urllib.parse
@@ -646,13 +648,18 @@ def serve(
                 webbrowser.open(f"{base}/")
         await task
 
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    # uvicorn catches SIGINT/SIGTERM, shuts down gracefully, then re-raises
+    # the signal to the previous handler: for both, a stop is not an error.
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         asyncio.run(run())
     except KeyboardInterrupt:
-        # uvicorn has already shut down gracefully; it re-raises the SIGINT
-        # it caught so that the caller can decide: a stop is not an error.
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sock.close()
     echo("Stopped.")
 
@@ -883,8 +890,19 @@ _HANDLE_COLUMNS = {"author_handle", "handle", "author"}
 _SESSION_COLUMNS = {"session", "slug"}
 
 
+_LINKS: "weakref.WeakKeyDictionary[Any, dict[str, _Links]]" = weakref.WeakKeyDictionary()
+
+
+def _links_for(datasette, database: str) -> _Links:
+    per_db = _LINKS.setdefault(datasette, {})
+    links = per_db.get(database)
+    if links is None:
+        links = per_db[database] = _Links(datasette, database)
+    return links
+
+
 def _render(row, value, column, table, database, datasette) -> Markup | None:
-    links = _Links(datasette, database)
+    links = _links_for(datasette, database)
     if column in _TEXT_COLUMNS and isinstance(value, str):
         # questions.text, posts.text, the views' text; a canned query's
         # "question" column is the question's text where it is a string.
@@ -894,7 +912,7 @@ def _render(row, value, column, table, database, datasette) -> Markup | None:
     if column == "avatar_url":
         return avatar(value, _row_get(row, "handle") or _row_get(row, "author_handle"))
     if column in _HANDLE_COLUMNS and isinstance(value, str) and value:
-        if table in (None, "posts", "authors", "posts_in_sessions", "posts_by_hashtag"):
+        if table in (None, "posts", "authors", "mentions", "posts_in_sessions", "posts_by_hashtag"):
             return Markup(f'<a class="ca-mention" href="{escape(links.mention(value))}">@{escape(value)}</a>')
         return None
     if column in _SESSION_COLUMNS and isinstance(value, str) and value:
@@ -948,7 +966,6 @@ def prepare_jinja2_environment(env, datasette):
     from jinja2 import ChoiceLoader, FileSystemLoader
 
     fix_template_loader(env)
-    env.filters.setdefault("ca_avatar", avatar)
     if isinstance(env.loader, ChoiceLoader):
         if not any(getattr(l, "searchpath", None) == [str(TEMPLATES_DIR)] for l in env.loader.loaders):
             env.loader.loaders.append(FileSystemLoader(str(TEMPLATES_DIR)))
@@ -988,10 +1005,12 @@ def render_posts(datasette, posts: list[dict[str, Any]]) -> Markup:
 CSS_PATH = "/-/chatarchive/chatarchive.css"
 
 
+@functools.lru_cache(maxsize=1)
 def _css() -> str:
     return (TEMPLATES_DIR / "chatarchive.css").read_text(encoding="utf-8")
 
 
+@functools.lru_cache(maxsize=1)
 def _css_version() -> str:
     return hashlib.sha1(_css().encode()).hexdigest()[:8]
 

@@ -176,6 +176,13 @@ SESSION_COLUMNS = ["id", "slug", "hashtag", "title", "start", "end", "hosts", "s
 _SESSION_SELECT = "SELECT " + ", ".join(f'"{c}"' for c in SESSION_COLUMNS) + " FROM sessions"
 
 
+def _overlapping(db, tag: str, lo: str, hi: str) -> list[dict[str, Any]]:
+    """Sessions of a hashtag whose window overlaps [lo, hi], oldest id first."""
+    return _session_rows(
+        db, """WHERE hashtag = ? COLLATE NOCASE AND coalesce(window_start, start) <= ?
+               AND coalesce(window_end, "end") >= ? ORDER BY id""", [tag, hi, lo])
+
+
 def _session_rows(db, where: str = "", params: Iterable[Any] = ()) -> list[dict[str, Any]]:
     return [dict(zip(SESSION_COLUMNS, r)) for r in db.execute(f"{_SESSION_SELECT} {where}", list(params))]
 
@@ -304,10 +311,7 @@ def add_session(
         save_chat(db, chat)
     tz = tz or chat.timezone
     tag = display_tag(db, tag)
-    overlapping = [
-        s for s in _session_rows(db, 'WHERE hashtag = ? COLLATE NOCASE ORDER BY id', [tag])
-        if _overlaps(s["window_start"] or s["start"], s["window_end"] or s["end"], start, end)
-    ]
+    overlapping = _overlapping(db, tag, start, end)
     keep = overlapping[0] if overlapping else None
     delete_sessions(db, [s["id"] for s in overlapping[1:]])
     host_list = [h.lstrip("@") for h in hosts if h.strip()]
@@ -417,10 +421,7 @@ def apply_schedules(db: sqlite_utils.Database, tag: str, tag_id: int | None,
             w1 = iso_utc(parse_iso(end) + after)
             if _count_tagged(db, tag_id, w0, w1) == 0:
                 continue
-            overlapping = [
-                s for s in _session_rows(db, "WHERE hashtag = ? COLLATE NOCASE ORDER BY id", [tag])
-                if _overlaps(s["window_start"] or s["start"], s["window_end"] or s["end"], w0, w1)
-            ]
+            overlapping = _overlapping(db, tag, w0, w1)
             if any(s["source"] == "manual" for s in overlapping):
                 continue  # an explicit window wins over the schedule
             keep = overlapping[0] if overlapping else None
@@ -697,9 +698,10 @@ def reconcile(db: sqlite_utils.Database, tag: str, groups: list[Group], lo: str 
     deleted.  Groups overlapping a manual/scheduled/capture session are
     that session's posts, not a session of their own."""
     changes = Changes()
-    rows = _session_rows(db, "WHERE hashtag = ? COLLATE NOCASE ORDER BY id", [tag])
-    if lo is not None:
-        rows = [s for s in rows if _overlaps(s["window_start"] or s["start"], s["window_end"] or s["end"], lo, hi)]
+    if lo is None:
+        rows = _session_rows(db, "WHERE hashtag = ? COLLATE NOCASE ORDER BY id", [tag])
+    else:
+        rows = _overlapping(db, tag, lo, hi)
     fixed = [s for s in rows if s["source"] != "detected"]
     detected = [s for s in rows if s["source"] == "detected"]
     display = display_tag(db, tag)
@@ -751,7 +753,7 @@ def refresh_membership(db: sqlite_utils.Database, session_ids: set[int] | None) 
         conn.execute("CREATE TEMP TABLE _convs (id TEXT PRIMARY KEY)")
         conn.execute(
             """INSERT OR IGNORE INTO _convs SELECT p.conversation_id FROM _aff a
-               JOIN session_posts sp ON sp.session_id = a.id JOIN posts p ON p.id = sp.post_id
+               CROSS JOIN session_posts sp ON sp.session_id = a.id CROSS JOIN posts p ON p.id = sp.post_id
                WHERE p.conversation_id IS NOT NULL"""
         )
         conn.execute("DELETE FROM session_posts WHERE session_id IN (SELECT id FROM _aff)")
@@ -759,13 +761,13 @@ def refresh_membership(db: sqlite_utils.Database, session_ids: set[int] | None) 
     if session_ids is not None:
         conn.execute(
             """INSERT OR IGNORE INTO _convs SELECT p.conversation_id FROM _aff a
-               JOIN session_posts sp ON sp.session_id = a.id JOIN posts p ON p.id = sp.post_id
+               CROSS JOIN session_posts sp ON sp.session_id = a.id CROSS JOIN posts p ON p.id = sp.post_id
                WHERE p.conversation_id IS NOT NULL"""
         )
         more = [r[0] for r in conn.execute(
             """SELECT DISTINCT sp.session_id FROM _convs c
-               JOIN posts p INDEXED BY idx_posts_conversation_id ON p.conversation_id = c.id
-               JOIN session_posts sp ON sp.post_id = p.id
+               CROSS JOIN posts p INDEXED BY idx_posts_conversation_id ON p.conversation_id = c.id
+               CROSS JOIN session_posts sp ON sp.post_id = p.id
                WHERE sp.session_id NOT IN (SELECT id FROM _aff)""")]
         if more:
             conn.executemany("INSERT OR IGNORE INTO _aff VALUES (?)", [(i,) for i in more])
@@ -777,9 +779,9 @@ def refresh_membership(db: sqlite_utils.Database, session_ids: set[int] | None) 
     conn.execute(
         f"""WITH RECURSIVE up(session_id, post_id, lo, hi) AS (
               SELECT s.id, q.id, strftime('%Y-%m-%dT%H:%M:%fZ', s.window_start, '{lead}'), s.window_end
-              FROM _aff a JOIN sessions s ON s.id = a.id
-              JOIN session_posts sp ON sp.session_id = s.id JOIN posts p ON p.id = sp.post_id
-              JOIN posts q ON q.id = p.reply_to_id
+              FROM _aff a CROSS JOIN sessions s ON s.id = a.id
+              CROSS JOIN session_posts sp ON sp.session_id = s.id CROSS JOIN posts p ON p.id = sp.post_id
+              CROSS JOIN posts q ON q.id = p.reply_to_id
               WHERE p.reply_to_id != p.id
                 AND NOT EXISTS (SELECT 1 FROM session_posts x WHERE x.post_id = q.id AND x.via = 'tag')
               UNION
@@ -798,8 +800,8 @@ def refresh_membership(db: sqlite_utils.Database, session_ids: set[int] | None) 
     # de-duplication, which also stops cycles) holds only thread posts.
     conn.execute(
         """WITH RECURSIVE down(session_id, post_id) AS (
-              SELECT sp.session_id, c.id FROM _aff a JOIN session_posts sp ON sp.session_id = a.id
-              JOIN posts c ON c.reply_to_id = sp.post_id
+              SELECT sp.session_id, c.id FROM _aff a CROSS JOIN session_posts sp ON sp.session_id = a.id
+              CROSS JOIN posts c ON c.reply_to_id = sp.post_id
               WHERE c.id != sp.post_id
                 AND NOT EXISTS (SELECT 1 FROM session_posts x WHERE x.post_id = c.id AND x.via = 'tag')
               UNION
@@ -821,13 +823,26 @@ def _insert_tagged(conn, only: list[int] | None = None) -> None:
         f"""INSERT OR IGNORE INTO session_posts (session_id, post_id, via)
             SELECT s.id, p.id, 'tag'
             FROM _aff a CROSS JOIN sessions s ON s.id = a.id
-            CROSS JOIN hashtags h ON h.tag = s.hashtag
+            CROSS JOIN hashtags h ON h.tag = s.hashtag COLLATE NOCASE
             CROSS JOIN posts p INDEXED BY idx_posts_created_at
                  ON p.created_at BETWEEN s.window_start AND s.window_end
             CROSS JOIN post_hashtags ph ON ph.post_id = p.id AND ph.hashtag_id = h.id
             {where}""",
         only or [],
     )
+
+
+def set_conversation_sessions(db: sqlite_utils.Database, best: dict[str, tuple[int, int]]) -> None:
+    """Write every thread's session as counted by qa.apply_qa over all sessions."""
+    conn = db.conn
+    conn.execute("DROP TABLE IF EXISTS temp._cs")
+    conn.execute("CREATE TEMP TABLE _cs (id TEXT PRIMARY KEY, sid INTEGER)")
+    conn.executemany("INSERT INTO _cs VALUES (?, ?)", [(c, s) for c, (s, _) in best.items()])
+    conn.execute("""UPDATE conversations SET session_id = NULL
+                    WHERE session_id IS NOT NULL AND id NOT IN (SELECT id FROM _cs)""")
+    conn.execute("""UPDATE conversations SET session_id = _cs.sid FROM _cs
+                    WHERE conversations.id = _cs.id AND conversations.session_id IS NOT _cs.sid""")
+    conn.execute("DROP TABLE temp._cs")
 
 
 def refresh_conversation_sessions(db: sqlite_utils.Database, session_ids: set[int] | None) -> None:

@@ -10,6 +10,7 @@ a post that matched the hashtag.
 from __future__ import annotations
 
 import queue
+import re
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -326,6 +327,18 @@ def m201_capture(db: sqlite_utils.Database) -> None:
         ALTER TABLE captures ADD COLUMN problems TEXT;
         CREATE INDEX idx_captures_resume_key ON captures(resume_key);
         """
+    )
+
+
+@migrations()
+def m202_unresolved_replies(db: sqlite_utils.Database) -> None:
+    # resolve_local_replies runs after every Mastodon page a capture commits;
+    # this partial index holds only the replies still waiting for their
+    # parent, so it costs nothing once they resolve and spares a scan of
+    # every post on each page.
+    db.execute(
+        "CREATE INDEX idx_posts_unresolved_replies ON posts(instance, reply_to_local_id) "
+        "WHERE reply_to_id IS NULL AND reply_to_local_id IS NOT NULL"
     )
 
 
@@ -864,6 +877,25 @@ def resolve_local_replies(db: sqlite_utils.Database) -> int:
 HIGHLIGHT_START, HIGHLIGHT_END = "\x02", "\x03"
 
 
+BM25_WEIGHTS = "10.0, 2.0, 1.0"  # text, author_handle, author_name
+# Above this many full-text matches, "newest" walks posts by time and stops
+# at the limit instead of sorting every match.
+NEWEST_SCAN_THRESHOLD = 2000
+_RESULT_COLUMNS = ("id", "platform", "url", "author_handle", "author_name", "created_at", "text",
+                   "matched", "like_count", "repost_count")
+_FTS_OPERATORS = re.compile(r'["*():^+]|\b(AND|OR|NOT|NEAR)\b')
+
+
+def _plain_words_query(query: str) -> str | None:
+    """For a query without FTS5 operators that FTS5 still rejects (a word
+    with punctuation: #cmgrchat, e-mail, don't): every word as a quoted
+    string, which FTS5 tokenizes like the text.  None when not applicable."""
+    if _FTS_OPERATORS.search(query):
+        return None
+    words = query.split()
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words) if words else None
+
+
 def search(
     db: sqlite_utils.Database,
     query: str,
@@ -877,50 +909,88 @@ def search(
     order: str = "best",
 ) -> list[dict[str, Any]]:
     """Full-text search; returns post rows plus `snippet` (matches wrapped in
-    HIGHLIGHT_START/HIGHLIGHT_END) and `rank` (bm25, lower is better)."""
-    where = ["posts_fts MATCH :query"]
+    HIGHLIGHT_START/HIGHLIGHT_END) and `rank` (bm25, lower is better).
+
+    Two steps keep big archives fast: first the ids of the best (or newest)
+    ``limit`` matches, computing nothing else per match; then rows and
+    snippets for those few only."""
+    if order not in ("best", "newest"):
+        raise ValueError(f"order must be 'best' or 'newest', not {order!r}")
+    try:
+        return _search(db, query, hashtag, author, session, since, until, limit, order)
+    except sqlite3.OperationalError as e:
+        msg = str(e)
+        if not ("fts5" in msg or "syntax error" in msg or "no such column" in msg or "unterminated" in msg):
+            raise
+        plain = _plain_words_query(query)
+        if plain is not None and plain != query:
+            try:
+                return _search(db, plain, hashtag, author, session, since, until, limit, order)
+            except sqlite3.OperationalError:
+                pass
+        raise SearchError(
+            f"Invalid search query: {query!r} ({msg}). FTS5 syntax: words, \"exact phrases\", "
+            "AND/OR/NOT (upper case), prefix*, NEAR(a b). Quote words with punctuation."
+        ) from None
+
+
+def _search(db, query, hashtag, author, session, since, until, limit, order) -> list[dict[str, Any]]:
+    conn = db.conn
+    filters: list[str] = []
     params: dict[str, Any] = {"query": query, "limit": limit}
     if hashtag:
-        where.append(
+        filters.append(
             """posts.id IN (SELECT ph.post_id FROM post_hashtags ph
                 JOIN hashtags h ON h.id = ph.hashtag_id WHERE h.tag = :hashtag)"""
         )
         params["hashtag"] = hashtag.lstrip("#")
     if author:
-        where.append("(posts.author_handle = :author COLLATE NOCASE OR posts.author_id = :author)")
+        filters.append("(posts.author_handle = :author COLLATE NOCASE OR posts.author_id = :author)")
         params["author"] = author.lstrip("@")
     if session:
-        where.append(
+        filters.append(
             """posts.id IN (SELECT sp.post_id FROM session_posts sp JOIN sessions s
                 ON s.id = sp.session_id WHERE s.slug = :session OR CAST(s.id AS TEXT) = :session)"""
         )
         params["session"] = session
     if since:
-        where.append("posts.created_at >= :since")
+        filters.append("posts.created_at >= :since")
         params["since"] = since
     if until:
-        where.append("posts.created_at < :until")
+        filters.append("posts.created_at < :until")
         params["until"] = until
-    order_sql = "rank" if order == "best" else "posts.created_at DESC"
-    sql = f"""
-        SELECT posts.id, posts.platform, posts.url, posts.author_handle, posts.author_name,
-               posts.created_at, posts.text, posts.matched, posts.like_count, posts.repost_count,
-               snippet(posts_fts, 0, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 16) AS snippet,
-               bm25(posts_fts, 10.0, 2.0, 1.0) AS rank
-        FROM posts_fts JOIN posts ON posts.rowid = posts_fts.rowid
-        WHERE {' AND '.join(where)}
-        ORDER BY {order_sql}
-        LIMIT :limit
-    """
-    try:
-        cursor = db.conn.execute(sql, params)
-    except sqlite3.OperationalError as e:
-        msg = str(e)
-        if "fts5" in msg or "syntax error" in msg or "no such column" in msg:
-            raise SearchError(
-                f"Invalid search query: {query!r} ({msg}). FTS5 syntax: words, \"exact phrases\", "
-                "AND/OR/NOT (upper case), prefix*, NEAR(a b). Quote words with punctuation."
-            )
-        raise
-    cols = [d[0] for d in cursor.description]
-    return [dict(zip(cols, row)) for row in cursor]
+    extra = "".join(" AND " + f for f in filters)
+    if order == "best":
+        join = " JOIN posts ON posts.rowid = posts_fts.rowid" if filters else ""
+        sql = f"""SELECT posts_fts.rowid FROM posts_fts{join}
+                  WHERE posts_fts MATCH :query{extra}
+                  ORDER BY bm25(posts_fts, {BM25_WEIGHTS}) LIMIT :limit"""
+    else:
+        matches = conn.execute("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH :query", params).fetchone()[0]
+        if matches > NEWEST_SCAN_THRESHOLD:
+            # Many matches: newest first through the time index, each post
+            # checked against the set of matches, stopping at the limit.
+            sql = f"""SELECT posts.rowid FROM posts INDEXED BY idx_posts_created_at
+                      WHERE posts.rowid IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH :query){extra}
+                      ORDER BY posts.created_at DESC LIMIT :limit"""
+        else:
+            sql = f"""SELECT posts.rowid FROM posts_fts JOIN posts ON posts.rowid = posts_fts.rowid
+                      WHERE posts_fts MATCH :query{extra}
+                      ORDER BY posts.created_at DESC LIMIT :limit"""
+    rowids = [r[0] for r in conn.execute(sql, params)]
+    found: dict[int, dict[str, Any]] = {}
+    cols = ", ".join(f"posts.{c}" for c in _RESULT_COLUMNS)
+    for chunk in _chunks(rowids, 500):
+        marks = ", ".join("?" * len(chunk))
+        cursor = conn.execute(
+            f"""SELECT posts.rowid, {cols},
+                   snippet(posts_fts, 0, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 16) AS snippet,
+                   bm25(posts_fts, {BM25_WEIGHTS}) AS rank
+                FROM posts_fts JOIN posts ON posts.rowid = posts_fts.rowid
+                WHERE posts_fts MATCH ? AND posts_fts.rowid IN ({marks})""",
+            [query, *chunk],
+        )
+        names = [d[0] for d in cursor.description][1:]
+        for row in cursor:
+            found[row[0]] = dict(zip(names, row[1:]))
+    return [found[r] for r in rowids if r in found]

@@ -187,10 +187,12 @@ def _parent_code(rowid: int, prow: int | None, rrow: int | None, okey: str | Non
 # Entry point
 
 
-def update_threads(db: sqlite_utils.Database, *, full: bool = False) -> ThreadUpdate:
-    """Bring posts.conversation_id and the conversations table up to date."""
+def update_threads(db: sqlite_utils.Database, *, full: bool = False, defer: bool = False) -> ThreadUpdate:
+    """Bring posts.conversation_id and the conversations table up to date
+    (``defer``: in full mode, leave the posts to :func:`write_bulk`)."""
     conn = db.conn
-    total = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
+    # max(rowid) is instant and equals the count while nothing is deleted
+    total = conn.execute("SELECT max(rowid) FROM posts").fetchone()[0] or 0
     if total == 0:
         conn.execute("DELETE FROM conversations")
         conn.execute("DELETE FROM analysis_dirty")
@@ -201,12 +203,15 @@ def update_threads(db: sqlite_utils.Database, *, full: bool = False) -> ThreadUp
         full = (new + changed) > FULL_RATIO * total
         if new + changed == 0:
             return ThreadUpdate()
-    result = _full(db) if full else _incremental(db)
+    result = _full(db, defer) if full else _incremental(db)
     conn.execute("DELETE FROM analysis_dirty")
     return result
 
 
-def _full(db: sqlite_utils.Database) -> ThreadUpdate:
+def _full(db: sqlite_utils.Database, defer: bool = False) -> ThreadUpdate:
+    """Every post's conversation.  With ``defer`` the posts are not written
+    yet: temp._conv (rid, cid, depth) holds the threads' posts until
+    :func:`write_bulk`, so the analysis rewrites each post only once."""
     conn = db.conn
     maxrow = conn.execute("SELECT max(rowid) FROM posts").fetchone()[0]
     n = maxrow + 1
@@ -226,41 +231,83 @@ def _full(db: sqlite_utils.Database) -> ThreadUpdate:
     solve_forest(replies, parent, root, depth, state, _earliest_by_db(conn))
     del replies
     key_of = {code: key for key, code in okeys.items()}
+    root_rowids = sorted({root[i] for i in range(1, n) if state[i] and root[i] > 0})
+    id_of: dict[int, str] = {}
+    for chunk in _chunks(root_rowids, _CHUNK):
+        id_of.update(conn.execute(
+            f"SELECT rowid, id FROM posts WHERE rowid IN ({','.join('?' * len(chunk))})", chunk))
+    del root_rowids
 
     conn.execute("DROP TABLE IF EXISTS temp._conv")
-    conn.execute("CREATE TEMP TABLE _conv (rid INTEGER PRIMARY KEY, root INTEGER, okey TEXT, depth INTEGER)")
-
-    def rows():
-        for i in range(1, n):
-            if state[i]:
-                r = root[i]
-                if r > 0:
-                    yield (i, r, None, depth[i])
-                else:
-                    yield (i, None, key_of[r], depth[i])
-
-    conn.executemany("INSERT INTO _conv VALUES (?, ?, ?, ?)", rows())
-    del parent, root, depth, state
-    conn.execute(
-        """UPDATE posts SET conversation_id = id
-           WHERE conversation_id IS NOT id AND rowid NOT IN (SELECT rid FROM _conv)"""
+    conn.execute("CREATE TEMP TABLE _conv (rid INTEGER PRIMARY KEY, cid TEXT, depth INTEGER)")
+    conn.executemany(
+        "INSERT INTO _conv VALUES (?, ?, ?)",
+        [(i, id_of[r] if r > 0 else key_of[r], depth[i]) for i, r in enumerate(root) if state[i]],
     )
-    conn.execute(
-        """UPDATE posts SET conversation_id = x.cid
-           FROM (SELECT c.rid AS rid, coalesce(r.id, c.okey) AS cid
-                 FROM _conv c LEFT JOIN posts r ON r.rowid = c.root) AS x
-           WHERE posts.rowid = x.rid AND posts.conversation_id IS NOT x.cid"""
-    )
+    del parent, root, depth, state, id_of
     conn.execute("DELETE FROM conversations")
     conn.execute(
         """INSERT INTO conversations (id, session_id, size, depth, participants, started, ended)
-           SELECT p.conversation_id, NULL, count(*), max(c.depth), count(DISTINCT p.author_id),
+           SELECT c.cid, NULL, count(*), max(c.depth), count(DISTINCT p.author_id),
                   min(p.created_at), max(p.created_at)
            FROM _conv c JOIN posts p ON p.rowid = c.rid
-           GROUP BY p.conversation_id HAVING count(*) > 1"""
+           GROUP BY c.cid HAVING count(*) > 1"""
     )
-    conn.execute("DROP TABLE temp._conv")
+    if not defer:
+        write_bulk(conn)
     return ThreadUpdate(full=True, posts=maxrow)
+
+
+def write_bulk(conn, *, conversations: bool = True, answers: bool = False) -> None:
+    """Rewrite every post's analysis columns in one pass over the posts,
+    rebuilding their indexes after: posts.conversation_id from temp._conv (a
+    post outside it is its own conversation) and, with ``answers``,
+    question_id/answer_to_id from temp._qa.  Each post is written once, not
+    once per column, and only when something changed."""
+    indexes, sets, changed = [], [], []
+    if conversations:
+        indexes.append("idx_posts_conversation_id")
+        conv = "coalesce((SELECT cid FROM _conv WHERE rid = posts.rowid), id)"
+        sets.append(f"conversation_id = {conv}")
+        changed.append(f"conversation_id IS NOT {conv}")
+    if answers:
+        indexes += ["idx_posts_question_id", "idx_posts_answer_to_id"]
+        for col, src in (("question_id", "qid"), ("answer_to_id", "aid")):
+            value = f"(SELECT {src} FROM _qa WHERE rid = posts.rowid)"
+            sets.append(f"{col} = {value}")
+            changed.append(f"{col} IS NOT {value}")
+    with without_index(conn, *indexes):
+        conn.execute(f"UPDATE posts SET {', '.join(sets)} WHERE {' OR '.join(changed)}")
+    if conversations:
+        conn.execute("DROP TABLE temp._conv")
+    if answers:
+        conn.execute("DROP TABLE temp._qa")
+
+
+class without_index:
+    """Drop an index around a bulk update and build it again afterwards
+    (one sorted build is far cheaper than a million scattered updates).
+    Inside the caller's transaction: a failure rolls the drop back too."""
+
+    def __init__(self, conn, *names: str):
+        self.conn = conn
+        self.names = names
+        self.sql: list[str] = []
+
+    def __enter__(self):
+        for name in self.names:
+            row = self.conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?",
+                                    [name]).fetchone()
+            if row and row[0]:
+                self.sql.append(row[0])
+                self.conn.execute(f'DROP INDEX "{name}"')
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            for sql in self.sql:
+                self.conn.execute(sql)
+        return False
 
 
 def _incremental(db: sqlite_utils.Database) -> ThreadUpdate:

@@ -274,6 +274,8 @@ class FakeServer:
 
     @property
     def port(self) -> int:  # still known after stop(), for assertions
+        if not self._port:
+            raise RuntimeError(f"{self.name} is not started")
         return self._port
 
     @property

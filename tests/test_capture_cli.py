@@ -235,8 +235,8 @@ def test_kill_9_mid_follow_then_rerun_loses_nothing_and_duplicates_nothing(tmp_p
     else:
         srv = FakeBluesky(posts, handle=B_HANDLE, password=B_PASSWORD)
         key = at_uri
-    target = ["--api-base", srv.url] if platform != "mastodon" else ["--instance", srv.url]
     with srv:
+        target = ["--api-base", srv.url] if platform != "mastodon" else ["--instance", srv.url]
         args = ["capture", str(db_path), platform, "#edchat", *target, "--no-analyse"]
         proc = _cli_process(args + ["--follow", "--interval", "0.2"], env)
         try:

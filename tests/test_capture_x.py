@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 from fake_servers import FakeX, make_chat, max_in_window, x_id
@@ -179,7 +179,7 @@ def test_full_archive_search_paces_one_request_per_second(db):
     assert result.status == "ok" and result.added > 1000
     assert all(r.status == 200 for r in srv.log) and len(reqs) == 3
     assert reqs[0].param("max_results") == "500"
-    gaps = [b.t - a.t for a, b in zip(reqs, reqs[1:])]
+    gaps = [b.t - a.t for a, b in zip(reqs, reqs[1:], strict=False)]
     assert gaps and min(gaps) >= 1.0
 
 

@@ -771,9 +771,9 @@ def start_server(db_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
         time.sleep(0.1)
 
 
-def stop_server(proc: subprocess.Popen) -> tuple[int, str]:
+def stop_server(proc: subprocess.Popen, sig: int = signal.SIGINT) -> tuple[int, str]:
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
     try:
         output, _ = proc.communicate(timeout=15)
     except subprocess.TimeoutExpired:

@@ -3,6 +3,7 @@ hit and hostile post text never runs (Debian chromium, never a download)."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,9 @@ def server(tmp_path_factory):
     path = build_archive(tmp_path_factory.mktemp("browser") / "chats.db")
     proc, base = start_server(path, "--quiet")
     yield base
-    code, output = stop_server(proc)
-    assert code == 0, output
+    # SIGTERM (systemd, docker stop) stops it as cleanly as Ctrl-C
+    code, output = stop_server(proc, signal.SIGTERM)
+    assert code == 0 and "Stopped." in output, output
 
 
 @pytest.fixture(scope="module")

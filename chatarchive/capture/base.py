@@ -102,11 +102,13 @@ class CaptureClient:
         self.http.close()
 
 
-def normalize_safely(fn: Callable[[], Iterable[Post]], problems: list[str], what: str) -> list[Post]:
-    """Normalize one response; a shape we cannot read is reported, not fatal
-    (the raw page is kept, so a later version can re-read it)."""
+def normalize_safely(problems: list[str], what: str, fn: Callable[..., Iterable[Post]], *args: Any,
+                     **kwargs: Any) -> list[Post]:
+    """``list(fn(*args, **kwargs))`` for one response; a shape we cannot read
+    is reported, not fatal (the raw page is kept, so a later version can
+    re-read it)."""
     try:
-        return list(fn())
+        return list(fn(*args, **kwargs))
     except Exception as e:  # noqa: BLE001 - any normalizer failure on one page
         problems.append(f"{what}: could not read the response ({type(e).__name__}: {e})")
         return []

@@ -12,11 +12,11 @@ local server).  The session is cached outside the archive (see
 createSession is limited to 30 per 5 minutes per account.
 
 Polling: each poll asks for posts whose sort time is at or after the
-newest sort time seen minus a minute (``since`` is inclusive and compares
+newest sort time seen minus two minutes (``since`` is inclusive and compares
 the server's sortAt, the earlier of createdAt and indexedAt), pages with
 ``cursor`` until the cursor is gone, repeats or a page is empty.  The
-overlap costs no requests in practice (a minute of a chat fits in one
-page) and re-seen posts are merged, not duplicated.
+overlap catches posts indexed late; it costs no requests in practice (two
+minutes of a chat fit in one page) and re-seen posts are merged, not duplicated.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from .http import (
 
 DEFAULT_SERVICE = "https://bsky.social"
 PAGE_SIZE = 100
-OVERLAP = timedelta(seconds=60)  # re-read this much before the newest post seen
+OVERLAP = timedelta(seconds=120)  # re-read this much before the newest post seen
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 THREAD = "/xrpc/app.bsky.feed.getPostThread"
 LOGIN_HINT = (
@@ -74,7 +74,9 @@ def service_url(value: str) -> str:
 
 def sort_at(view: dict) -> datetime | None:
     """The server's sort time for a post: the earlier of createdAt and indexedAt."""
-    record = view.get("record") if isinstance(view.get("record"), dict) else {}
+    record = view.get("record")
+    if not isinstance(record, dict):
+        record = {}
     times = [t for t in (parse_time_or_none(record.get("createdAt")), parse_time_or_none(view.get("indexedAt"))) if t]
     return min(times) if times else None
 
@@ -245,14 +247,15 @@ class BlueskyCapture(CaptureClient):
                     hwm = iso_utc(t)
             nxt = body.get("cursor")
             done = not nxt or not views or nxt == cursor or nxt in cursors
-            if done:
+            if done or not isinstance(nxt, str):
+                done = True
                 newest = max([x for x in (hwm, seen_since) if x], default=None)
                 new_state = {"since": newest, "poll": None}
             else:
                 cursors.add(nxt)
                 new_state = {"since": seen_since, "poll": {"params": params, "cursor": nxt, "hwm": hwm}}
             problems: list[str] = []
-            posts = normalize_safely(lambda: normalize(body, self._ctx), problems, url) if views else []
+            posts = normalize_safely(problems, url, normalize, body, self._ctx) if views else []
             yield Page(keep_in_window(posts, window), body, url, new_state, retrieved_now(self.clock),
                        raw_line=body if views else None, problems=problems)
             if done:
@@ -276,7 +279,7 @@ class BlueskyCapture(CaptureClient):
                 body = parse_json(resp)
                 if resp.status_code == 200 and isinstance(body, dict) and "thread" in body:
                     problems: list[str] = []
-                    posts = normalize_safely(lambda: normalize(body, self._ctx), problems, url)
+                    posts = normalize_safely(problems, url, normalize, body, self._ctx)
                     yield Page(as_context(posts), body, url, {}, retrieved_now(self.clock),
                                problems=problems, kind="context")
                     break

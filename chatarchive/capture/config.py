@@ -133,9 +133,9 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{p}: not a valid TOML config file ({e})")
+            raise ConfigError(f"{p}: not a valid TOML config file ({e})") from None
         except OSError as e:
-            raise ConfigError(f"{p}: cannot read ({e.strerror})")
+            raise ConfigError(f"{p}: cannot read ({e.strerror})") from None
     elif explicit:
         raise ConfigError(f"{p}: config file not found")
     x = _table(data, "x", p)

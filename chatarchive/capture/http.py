@@ -389,7 +389,7 @@ class HttpClient:
                 if failures > self.policy.max_retries:
                     raise NetworkError(
                         self.redact(f"{urlsplit(url).netloc}: {what}; gave up after {failures} attempts")
-                    )
+                    ) from None
                 self._wait(self._backoff(failures), f"{what}, retrying")
                 continue
             self.log.append(RequestRecord(method, str(resp.request.url), resp.status_code, self.clock.time()))

@@ -98,7 +98,7 @@ class MastodonCapture(CaptureClient):
             if url not in urls:
                 urls.append(url)
         # context fetches name servers by host; --instance URLs say which scheme
-        self.bases = {host_of(u): u for u in [instance_url(k) for k in known_instances or []] + urls}
+        self.bases = {host_of(u): u for u in urls + [instance_url(k) for k in known_instances or []]}
         self.urls = urls
         config = config or Config()
         self.tokens: dict[str, str] = {}
@@ -150,7 +150,7 @@ class MastodonCapture(CaptureClient):
     def _page(self, host: str, body: Any, url: str, window: Window, state: dict, problems: list[str],
               kind: str = "search") -> Page:
         ctx = self._context_for(host)
-        posts = normalize_safely(lambda: normalize(body, ctx), problems, url) if body else []
+        posts = normalize_safely(problems, url, normalize, body, ctx) if body else []
         if kind == "search":
             posts = keep_in_window(posts, window)
         else:

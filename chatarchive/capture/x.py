@@ -214,7 +214,7 @@ class XCapture(CaptureClient):
                 token = None  # a server repeating itself must not loop us forever
             problems = _errors_of(body)
             ctx = Context(path=url)
-            posts = normalize_safely(lambda: normalize_page(body, ctx, source=self.source), problems, url)
+            posts = normalize_safely(problems, url, normalize_page, body, ctx, source=self.source)
             posts = keep_in_window(posts, window)
             if token:
                 seen_tokens.add(token)
@@ -277,7 +277,7 @@ class XCapture(CaptureClient):
                 problems = notes + _errors_of(body)
                 notes = []
                 ctx = Context(path=url)
-                posts = normalize_safely(lambda: normalize_page(body, ctx, source=self.source), problems, url)
+                posts = normalize_safely(problems, url, normalize_page, body, ctx, source=self.source)
                 yield Page(as_context(posts), body, url, {}, retrieved_now(self.clock), problems=problems, kind="context")
                 next_token = (body.get("meta") or {}).get("next_token")
                 if not next_token:
@@ -293,7 +293,7 @@ class XCapture(CaptureClient):
             problems = notes + _errors_of(body)
             notes = []
             ctx = Context(path=url)
-            posts = normalize_safely(lambda: normalize_page(body, ctx, source=self.source), problems, url)
+            posts = normalize_safely(problems, url, normalize_page, body, ctx, source=self.source)
             yield Page(as_context(posts), body, url, {}, retrieved_now(self.clock), problems=problems, kind="context")
         if notes:
             yield Page([], None, "", {}, retrieved_now(self.clock), problems=notes, kind="context")

@@ -17,9 +17,9 @@ malformed record; the importer reports ``FILE:LINE: reason`` and goes on.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import sys
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
@@ -95,7 +95,7 @@ class InputFile:
                 pass
         magic = self._peek_raw(2)
         self.compressed = magic == b"\x1f\x8b"
-        self._stream: BinaryIO = gzip.GzipFile(fileobj=self._raw) if self.compressed else self._raw
+        self._stream: Any = _Gunzip(self._raw) if self.compressed else self._raw
         try:
             self.head = self._stream.read(HEAD_BYTES)
         except (OSError, EOFError) as e:
@@ -178,6 +178,59 @@ class InputFile:
     def close(self) -> None:
         if self.path != "-":
             self._raw.close()
+
+
+class _Gunzip:
+    """Streaming gunzip (concatenated members too) that hands out every byte
+    it could decompress before reporting a truncated or corrupt file, so a
+    cut download still imports up to the cut.  (gzip.GzipFile drops the
+    data of the read call that hits the end.)"""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.parts: list[bytes] = []
+        self.buffered = 0
+        self.member_started = False
+        self.done = False
+        self.problem: Exception | None = None
+
+    def _fill(self, want: int) -> None:
+        while not self.done and (want < 0 or self.buffered < want):
+            data = self.raw.read(1 << 16)
+            if not data:
+                self.done = True
+                if self.member_started and not self.inflater.eof:
+                    self.problem = EOFError("compressed data ends before the end-of-stream marker")
+                return
+            try:
+                while data:
+                    self.member_started = True
+                    out = self.inflater.decompress(data)
+                    if out:
+                        self.parts.append(out)
+                        self.buffered += len(out)
+                    data = b""
+                    if self.inflater.eof:
+                        data = self.inflater.unused_data.lstrip(b"\x00")  # next member (or padding)
+                        self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                        self.member_started = False
+            except zlib.error as e:
+                self.done = True
+                self.problem = OSError(f"corrupt compressed data ({e})")
+
+    def read(self, n: int = -1) -> bytes:
+        self._fill(n)
+        data = b"".join(self.parts)
+        if n < 0 or len(data) <= n:
+            out, rest = data, b""
+        else:
+            out, rest = data[:n], data[n:]
+        self.parts = [rest] if rest else []
+        self.buffered = len(rest)
+        if not out and self.problem is not None:
+            raise self.problem
+        return out
 
 
 class _Prefixed(io.RawIOBase):
@@ -352,6 +405,9 @@ def detect(f: InputFile) -> Format:
     head = f.head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not head:
         raise InputError(f"{f.display}: the file is empty")
+    if b"\x00" in head[:4096]:
+        raise InputError(f"{f.display}: binary data (or UTF-16 text), not a chat file; "
+                         "expected UTF-8 JSON, JSONL or CSV")
     for fmt in FORMATS.values():
         if fmt.kind == "custom" and fmt.sniff(head):
             return fmt
@@ -368,7 +424,7 @@ def detect(f: InputFile) -> Format:
         if fmt.kind == "csv" and fmt.sniff(rows):
             return fmt
     if rows and len(rows[0]) > 1:
-        cols = ", ".join(c for c in rows[0][:6] if c)
+        cols = printable(", ".join(c for c in rows[0][:6] if c))
         raise InputError(f"{f.display}: a CSV file whose columns ({cols}…) match no known chat export")
     raise InputError(f"{f.display}: not a recognised chat file (not JSON, JSONL, CSV or tweets.js)")
 
@@ -382,15 +438,31 @@ def _csv_head(head: bytes) -> list[list[str]]:
         return []
 
 
+_CONTROL = dict.fromkeys([*range(0, 32), 127, *range(0x80, 0xA0)], " ")
+
+
+def printable(text: str, limit: int = 120, *, strip: bool = True) -> str:
+    """Text from a file made safe for a one-line message on a terminal: no
+    control characters (escape sequences), no line breaks, not too long."""
+    text = text.translate(_CONTROL)
+    if strip:
+        text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def describe_non_posts(value: Any) -> str:
     """A sentence naming what a JSON value that holds no posts looks like."""
     item = sample_of(value)
+    if isinstance(item, dict) and "errors" in item and not item.get("data") and "text" not in item:
+        errors = item.get("errors")
+        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+        said = first.get("detail") or first.get("message") or first.get("title")
+        said = f" ({printable(str(said))})" if said else ""
+        return f"an API response holding only errors{said} and no posts; nothing to import"
     if isinstance(item, dict) and "data" in item and "text" not in item:
         data = item.get("data")
         if not data:
-            if "errors" in item:
-                return "an API response holding only errors and no posts"
-            return "an API response with no posts"
+            return "an API response with no posts; nothing to import"
         item = sample_of(data)
     if not isinstance(item, dict):
         return "JSON that holds no posts"
@@ -407,7 +479,7 @@ def describe_non_posts(value: Any) -> str:
         return "user profiles (twarc2 users output), not posts; nothing to import"
     if "did" in keys and "handle" in keys:
         return "Bluesky profiles, not posts; nothing to import"
-    shown = ", ".join(sorted(keys)[:8])
+    shown = printable(", ".join(sorted(map(str, keys))[:8]))
     return f"JSON objects with keys ({shown}) that match no known post format"
 
 

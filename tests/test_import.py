@@ -1,0 +1,404 @@
+"""`chatarchive import`: idempotence, gzip and stdin, --format, malformed
+lines, --strict, refusals, atomicity, progress and summaries."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatarchive import importer, sources
+from chatarchive.cli import cli
+from chatarchive.importer import Progress, import_files
+from chatarchive.store import open_db
+
+from conftest import FIXTURES
+
+TW = FIXTURES / "twarc2"
+CHAT = TW / "chat.jsonl"
+CHAT_POSTS = 8  # 6 matched + 2 context posts (see make_fixtures.py)
+TABLES = ["posts", "authors", "hashtags", "post_hashtags", "mentions", "links", "post_links", "media",
+          "post_media", "raw", "posts_fts", "imports"]
+
+
+def run(runner, *args, input=None, env=None):
+    return runner.invoke(cli, ["import", *map(str, args)], input=input, env=env)
+
+
+def counts(db_path) -> dict[str, int]:
+    db = open_db(db_path)
+    out = {t: db.execute(f"SELECT count(*) FROM [{t}]").fetchone()[0] for t in TABLES}
+    db.conn.close()
+    return out
+
+
+def snapshot(db_path) -> dict[str, list]:
+    """Every row of every table (and the schema), to compare before/after."""
+    conn = __import__("sqlite3").connect(db_path)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    out = {"__schema__": sorted(conn.execute("SELECT type, name, sql FROM sqlite_master"))}
+    for t in tables:
+        out[t] = sorted(map(repr, conn.execute(f"SELECT * FROM [{t}]")))
+    conn.close()
+    return out
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def truncated_copy(tmp_path) -> Path:
+    """chat.jsonl with its second line cut in the middle (a download that died)."""
+    lines = CHAT.read_text(encoding="utf-8").splitlines()
+    path = tmp_path / "cut.jsonl"
+    path.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2] + "\n" + lines[0] + "\n", encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------
+# idempotence and bookkeeping
+
+
+def test_import_twice_changes_nothing(runner, db_path):
+    first = run(runner, db_path, CHAT, TW / "api-page.json", "--no-analyse")
+    assert first.exit_code == 0, first.output
+    before = counts(db_path)
+    before_rows = snapshot(db_path)
+    second = run(runner, db_path, CHAT, TW / "api-page.json", "--no-analyse")
+    assert second.exit_code == 0, second.output
+    after = counts(db_path)
+    assert before["posts"] == CHAT_POSTS and before["posts_fts"] == CHAT_POSTS
+    assert {k: v for k, v in after.items() if k != "imports"} == {k: v for k, v in before.items() if k != "imports"}
+    assert after["imports"] == before["imports"] + 2
+    unchanged_tables = {k: v for k, v in snapshot(db_path).items() if k not in ("imports",)}
+    assert unchanged_tables == {k: v for k, v in before_rows.items() if k not in ("imports",)}
+    assert f"{CHAT} (twarc2): 0 added, 0 updated, {CHAT_POSTS} unchanged" in second.output
+
+
+def test_imports_rows_record_each_file(runner, db_path, tmp_path):
+    cut = truncated_copy(tmp_path)
+    assert run(runner, db_path, CHAT, "--no-analyse").exit_code == 0
+    assert run(runner, db_path, cut, "--no-analyse").exit_code == 0
+    db = open_db(db_path)
+    rows = db.execute(
+        "SELECT path, format, added, updated, unchanged, skipped, status, started <= finished FROM imports ORDER BY id"
+    ).fetchall()
+    assert rows == [
+        (str(CHAT), "twarc2", CHAT_POSTS, 0, 0, 0, "ok", 1),
+        # line 1 twice: 6 posts; the context copy of 2002 brings other counts
+        (str(cut), "twarc2", 0, 1, 5, 1, "partial", 1),
+    ]
+
+
+def test_json_summary(runner, db_path):
+    result = run(runner, db_path, CHAT, "--no-analyse", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["files"] == [{"path": str(CHAT), "format": "twarc2", "added": CHAT_POSTS, "updated": 0,
+                              "unchanged": 0, "skipped": 0, "problems": [], "error": None}]
+
+
+def test_summary_lines_and_total(runner, db_path):
+    result = run(runner, db_path, CHAT, TW / "flat.jsonl", "--no-analyse")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{CHAT} (twarc2): {CHAT_POSTS} added, 0 updated, 0 unchanged"
+    assert lines[1] == f"{TW / 'flat.jsonl'} (twarc2): 0 added, 0 updated, 3 unchanged"
+    assert lines[2].startswith("Total (2 files, ") and lines[2].endswith(
+        f"{CHAT_POSTS} added, 0 updated, 3 unchanged, 0 skipped")
+
+
+# --------------------------------------------------------------------------
+# inputs
+
+
+def test_gzip_input(runner, db_path, tmp_path):
+    gz = tmp_path / "chat.jsonl.gz"
+    gz.write_bytes(gzip.compress(CHAT.read_bytes()))
+    result = run(runner, db_path, gz, "--no-analyse")
+    assert result.exit_code == 0, result.output
+    assert counts(db_path)["posts"] == CHAT_POSTS
+
+
+def test_truncated_gzip_keeps_what_was_read(runner, db_path, tmp_path):
+    # two gzip members (as `cat a.gz b.gz` makes), the second one cut short
+    second = gzip.compress((TW / "stream.jsonl").read_bytes())
+    gz = tmp_path / "cut.jsonl.gz"
+    gz.write_bytes(gzip.compress(CHAT.read_bytes()) + second[: len(second) // 2])
+    result = run(runner, db_path, gz, "--no-analyse")
+    assert result.exit_code == 0, result.output
+    assert "file ends early" in result.stderr and "skipped" in result.stdout
+    assert counts(db_path)["posts"] == CHAT_POSTS
+
+
+def test_stdin(runner, db_path):
+    result = run(runner, db_path, "-", "--no-analyse", input=CHAT.read_bytes())
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"<stdin> (twarc2): {CHAT_POSTS} added")
+    assert open_db(db_path).execute("SELECT path FROM imports").fetchone()[0] == "<stdin>"
+
+
+def test_stdin_gzip(runner, db_path):
+    result = run(runner, db_path, "-", "--no-analyse", input=gzip.compress(CHAT.read_bytes()))
+    assert result.exit_code == 0, result.output
+    assert counts(db_path)["posts"] == CHAT_POSTS
+
+
+def test_format_option_overrides_detection(runner, db_path, tmp_path):
+    # The first line is an errors-only page: detection sees no posts and refuses...
+    lines = CHAT.read_text(encoding="utf-8").splitlines()
+    odd = tmp_path / "errors-first.jsonl"
+    odd.write_text("\n".join([lines[2], lines[0], lines[1]]) + "\n", encoding="utf-8")
+    refused = run(runner, db_path, odd, "--no-analyse")
+    assert refused.exit_code == 1 and "only errors" in refused.output
+    # ... while --format twarc2 reads it, skipping the empty page.
+    result = run(runner, db_path, odd, "--format", "twarc2", "--no-analyse")
+    assert result.exit_code == 0, result.output
+    assert counts(db_path)["posts"] == CHAT_POSTS
+
+
+def test_wrong_format_option_is_refused_with_reasons(runner, db_path):
+    result = run(runner, db_path, CHAT, "--format", "mastodon", "--no-analyse")
+    assert result.exit_code == 1
+    assert "but found" in result.output and "no posts" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_format_name(runner, db_path):
+    result = run(runner, db_path, CHAT, "--format", "nope")
+    assert result.exit_code == 2 and "Invalid value for '--format'" in result.output
+
+
+# --------------------------------------------------------------------------
+# malformed input
+
+
+def test_malformed_line_is_reported_skipped_and_counted(runner, db_path, tmp_path):
+    cut = truncated_copy(tmp_path)
+    result = run(runner, db_path, cut, "--no-analyse")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[0].startswith(f"{cut}:2: invalid JSON")
+    assert f"{cut} (twarc2): 6 added, 0 updated, 0 unchanged, 1 skipped" in result.stdout
+
+
+def test_strict_leaves_the_database_exactly_as_it_was(runner, db_path, tmp_path):
+    assert run(runner, db_path, TW / "api-page.json", "--no-analyse").exit_code == 0
+    before_rows, before_bytes = snapshot(db_path), digest(db_path)
+    cut = truncated_copy(tmp_path)
+    # a good file first, then the bad one: the good one must not stay either
+    result = run(runner, db_path, CHAT, cut, "--strict", "--no-analyse")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {cut}:2: invalid JSON (line is cut off) (--strict: nothing was imported)")
+    assert "Traceback" not in result.output
+    assert snapshot(db_path) == before_rows
+    assert digest(db_path) == before_bytes
+    assert not Path(str(db_path) + "-journal").exists()
+
+
+def test_strict_on_a_new_archive_leaves_no_file(runner, db_path, tmp_path):
+    result = run(runner, db_path, truncated_copy(tmp_path), "--strict")
+    assert result.exit_code == 1
+    assert not db_path.exists()
+
+
+def test_refused_and_good_files_in_one_command(runner, db_path, tmp_path):
+    junk = tmp_path / "notes.txt"
+    junk.write_text("just some notes\nnothing to see\n")
+    result = run(runner, db_path, junk, CHAT, "--no-analyse")
+    assert result.exit_code == 1
+    assert f"Error: {junk}: not a recognised chat file" in result.stderr
+    assert counts(db_path)["posts"] == CHAT_POSTS
+    assert open_db(db_path).execute("SELECT count(*) FROM imports").fetchone()[0] == 1
+
+
+def test_everything_refused_leaves_no_new_archive(runner, db_path, tmp_path):
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    result = run(runner, db_path, empty)
+    assert result.exit_code == 1 and "the file is empty" in result.output
+    assert not db_path.exists()
+
+
+def test_missing_file(runner, db_path, tmp_path):
+    result = run(runner, db_path, tmp_path / "nope.jsonl")
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {tmp_path / 'nope.jsonl'}: cannot open (No such file or directory)"
+    assert not db_path.exists()
+
+
+def test_problem_lines_are_made_printable(runner, db_path, tmp_path):
+    path = tmp_path / "hostile.jsonl"
+    lines = CHAT.read_text(encoding="utf-8").splitlines()
+    bad = json.dumps({"data": [{"id": "\x1b[2Jevil", "text": "x", "created_at": "2026-11-18T20:00:00.000Z"}]})
+    path.write_text(lines[0] + "\n" + bad + "\n", encoding="utf-8")
+    result = run(runner, db_path, path, "--no-analyse")
+    assert result.exit_code == 0
+    assert "\x1b" not in result.stderr and "is not a number" in result.stderr
+
+
+# --------------------------------------------------------------------------
+# atomicity
+
+
+class Boom(Exception):
+    pass
+
+
+def test_failure_mid_import_leaves_nothing_half_written(db_path, monkeypatch):
+    db = open_db(db_path)
+    import_files(db, [str(TW / "api-page.json")])
+    before = snapshot(db_path)
+    fmt = sources.FORMATS["twarc2"]
+    real, calls = fmt.normalize, []
+
+    def failing(value, ctx):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Boom("disk on fire")
+        return real(value, ctx)
+
+    monkeypatch.setattr(fmt, "normalize", failing)
+    with pytest.raises(Boom):
+        import_files(db, [str(CHAT)], batch_size=2)  # batch 1 was already written when it fails
+    assert len(calls) == 2
+    assert snapshot(db_path) == before
+    monkeypatch.setattr(fmt, "normalize", real)
+    assert import_files(db, [str(CHAT)])[0].added == CHAT_POSTS - 4  # and the archive still works
+
+
+def test_interrupt_mid_import_via_cli(runner, db_path, monkeypatch):
+    assert run(runner, db_path, TW / "api-page.json", "--no-analyse").exit_code == 0
+    before = snapshot(db_path)
+    fmt = sources.FORMATS["twarc2"]
+    real = fmt.normalize
+
+    def interrupted(value, ctx):
+        posts = list(real(value, ctx))
+        if any(p.id == "2004" for p in posts) and len(posts) > 1:
+            raise KeyboardInterrupt
+        return posts
+
+    monkeypatch.setattr(fmt, "normalize", interrupted)
+    result = run(runner, db_path, CHAT, "--no-analyse")
+    assert result.exit_code == 130 and "Interrupted." in result.output
+    assert snapshot(db_path) == before
+
+
+def test_killed_process_leaves_the_archive_as_before(db_path, tmp_path):
+    """A real crash (SIGKILL while a batch is being written): SQLite's
+    journal restores the last committed state on the next open."""
+    db = open_db(db_path)
+    import_files(db, [str(TW / "api-page.json")])
+    db.conn.close()
+    before = snapshot(db_path)
+    big = tmp_path / "big.jsonl"
+    line = CHAT.read_text(encoding="utf-8").splitlines()[1]
+    page = json.loads(line)
+    with open(big, "w") as f:
+        for i in range(300):
+            for t in page["data"]:
+                t["id"] = str(10_000 + i * 10 + page["data"].index(t))
+            f.write(json.dumps(page) + "\n")
+    code = (
+        "import os, sys\n"
+        "from chatarchive import store\n"
+        "from chatarchive.importer import import_files\n"
+        "real = store.PostWriter._write_batch\n"
+        "n = [0]\n"
+        "def write(self, *a):\n"
+        "    real(self, *a); n[0] += 1\n"
+        "    if n[0] == 3: os.kill(os.getpid(), 9)\n"
+        "store.PostWriter._write_batch = write\n"
+        "import_files(store.open_db(sys.argv[1]), [sys.argv[2]], batch_size=50)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(db_path), str(big)], capture_output=True)
+    assert proc.returncode == -9
+    assert Path(str(db_path) + "-journal").exists() or snapshot(db_path) == before
+    open_db(db_path).conn.close()  # recovery happens on open
+    assert snapshot(db_path) == before
+
+
+# --------------------------------------------------------------------------
+# progress
+
+
+def test_no_progress_bar_without_a_terminal(runner, db_path):
+    result = run(runner, db_path, CHAT, "--no-analyse")
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    assert "posts/s" not in result.output
+
+
+def test_progress_bar_on_a_terminal(runner, db_path):
+    result = run(runner, db_path, CHAT, "--no-analyse", env={"FORCE_COLOR": "1", "COLUMNS": "120"})
+    assert result.exit_code == 0
+    assert "posts/s" in result.stderr
+    assert f"{CHAT} (twarc2): {CHAT_POSTS} added" in result.stdout
+
+
+@pytest.mark.parametrize("flag", ["--quiet", "--json"])
+def test_quiet_and_json_show_no_bar(runner, db_path, flag):
+    result = run(runner, db_path, CHAT, "--no-analyse", flag, env={"FORCE_COLOR": "1"})
+    assert result.exit_code == 0
+    assert "posts/s" not in result.stderr
+    if flag == "--quiet":
+        assert result.stdout == ""
+
+
+def test_progress_callbacks(db_path):
+    events = []
+
+    class Recorder(Progress):
+        def start_file(self, path, total_bytes):
+            events.append(("start", path, total_bytes))
+
+        def advance(self, bytes_read, posts):
+            events.append(("advance", bytes_read, posts))
+
+        def end_file(self, result):
+            events.append(("end", result.added))
+
+    import_files(open_db(db_path), [str(CHAT)], progress=Recorder())
+    assert events[0] == ("start", str(CHAT), CHAT.stat().st_size)
+    assert events[-2] == ("advance", CHAT.stat().st_size, 10)  # 10 sightings of 8 posts
+    assert events[-1] == ("end", CHAT_POSTS)
+
+
+def test_problem_report_is_capped(db_path, tmp_path, monkeypatch):
+    monkeypatch.setattr(importer, "MAX_KEPT_PROBLEMS", 5)
+    good = CHAT.read_text(encoding="utf-8").splitlines()[0]
+    path = tmp_path / "many.jsonl"
+    path.write_text(good + "\n" + "{broken\n" * 30, encoding="utf-8")
+    result = import_files(open_db(db_path), [str(path)])[0]
+    assert result.skipped == 30 and len(result.problems) == 5
+
+
+# --------------------------------------------------------------------------
+# the benchmark generator makes files the importer reads in full
+
+
+def test_bench_generator_output_imports(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+    try:
+        import gen_twarc2
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "gen.jsonl"
+    assert gen_twarc2.main(["250", "-o", str(out), "--per-page", "100"]) == 0
+    pages = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [len(p["data"]) for p in pages] == [100, 100, 50]
+    assert 3000 < out.stat().st_size / 250 < 4500  # realistic size per post
+    db = open_db(tmp_path / "gen.db")
+    result = import_files(db, [str(out)])[0]
+    assert result.skipped == 0
+    assert db.execute("SELECT count(*) FROM posts WHERE matched = 1").fetchone()[0] == 250
+    again = tmp_path / "again.jsonl"
+    gen_twarc2.main(["250", "-o", str(again)])
+    assert again.read_bytes() == out.read_bytes()  # deterministic

@@ -1,0 +1,198 @@
+"""`chatarchive search` and store.search: FTS5 with porter stemming over post
+text and author handle/name, filters, orders, JSON, errors, hostile text."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from chatarchive import store
+from chatarchive.cli import cli
+from chatarchive.errors import SearchError
+from chatarchive.importer import import_files
+from chatarchive.models import Author, Post
+from chatarchive.store import HIGHLIGHT_END, HIGHLIGHT_START, open_db, save_posts, search
+
+from conftest import FIXTURES
+
+CHAT = FIXTURES / "twarc2" / "chat.jsonl"
+
+
+@pytest.fixture
+def archive(db_path):
+    db = open_db(db_path)
+    import_files(db, [str(CHAT)])
+    return db
+
+
+def ids(rows) -> list[str]:
+    return [r["id"] for r in rows]
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours only (rich's own)
+
+
+def cli_search(runner, db_path, *args, env=None):
+    return runner.invoke(cli, ["search", str(db_path), *args], env=env)
+
+
+# --------------------------------------------------------------------------
+# the library
+
+
+def test_stemming_finds_other_forms(archive):
+    assert set(ids(search(archive, "metric"))) == {"2001", "1980"}  # "metrics"
+    assert set(ids(search(archive, "measuring"))) == {"2002", "2006", "2005"}  # "measure", "Measuring"
+
+
+def test_author_handle_and_name_are_searchable(archive):
+    # the handle is in the author column of 2004, and in the text of 2005 (@ana_chats)
+    assert set(ids(search(archive, "ana_chats"))) == {"2004", "2005"}
+    assert ids(search(archive, "author_handle:ana_chats")) == ["2004"]
+    assert ids(search(archive, "Okafor")) == ["2005"]
+    assert ids(search(archive, "muller")) == ["2004"]  # Müller, diacritics folded
+    assert ids(search(archive, "author_handle:outsider")) == ["1980"]
+
+
+def test_best_and_newest_orders(archive):
+    assert ids(search(archive, "retention")) == ["2004", "2005"]  # the short post ranks first
+    assert ids(search(archive, "retention", order="newest")) == ["2005", "2004"]
+    rows = search(archive, "testchat", order="newest")
+    assert [r["created_at"] for r in rows] == sorted((r["created_at"] for r in rows), reverse=True)
+    ranks = [r["rank"] for r in search(archive, "testchat")]
+    assert ranks == sorted(ranks)
+
+
+def test_filters(archive):
+    assert ids(search(archive, "retention", hashtag="CMGR")) == ["2004"]
+    assert ids(search(archive, "retention", hashtag="#cmgr")) == ["2004"]
+    assert ids(search(archive, "retention", author="ben")) == ["2005"]
+    assert ids(search(archive, "retention", author="@BEN")) == ["2005"]
+    assert ids(search(archive, "retention", author="102")) == ["2005"]  # the author id works too
+    late = search(archive, "testchat", since="2026-11-18T20:05:00.000Z", order="newest")
+    assert ids(late) == ["2006", "2003", "2005"]
+    early = search(archive, "testchat", until="2026-11-18T20:01:00.000Z", order="newest")
+    assert ids(early) == ["2002", "1990"]
+    assert len(search(archive, "testchat", limit=2)) == 2
+    assert search(archive, "retention", hashtag="nosuchtag") == []
+
+
+def test_both_newest_plans_agree(archive, monkeypatch):
+    sorted_plan = search(archive, "testchat", order="newest", limit=4)
+    monkeypatch.setattr(store, "NEWEST_SCAN_THRESHOLD", 0)  # walk the time index instead
+    scan_plan = search(archive, "testchat", order="newest", limit=4)
+    assert ids(scan_plan) == ids(sorted_plan) == ["2006", "2003", "2005", "2004"]
+    assert ids(search(archive, "testchat", order="newest", author="chathost")) == ["2003", "2002"]
+
+
+def test_result_rows(archive):
+    row = search(archive, "dashboard OR retention", author="ana_chats")[0]
+    assert row["id"] == "2004" and row["url"] == "https://x.com/ana_chats/status/2004"
+    assert row["author_handle"] == "ana_chats" and row["author_name"] == "Ana Müller"
+    assert row["matched"] == 1 and row["like_count"] == 5
+    assert f"{HIGHLIGHT_START}retention{HIGHLIGHT_END}" in row["snippet"]
+    assert isinstance(row["rank"], float)
+
+
+def test_invalid_syntax_raises_search_error(archive):
+    for bad in ['"unbalanced', "community AND", "(metrics", "NEAR(a b"]:
+        with pytest.raises(SearchError, match="Invalid search query"):
+            search(archive, bad)
+
+
+def test_words_with_punctuation_are_searched_as_words(archive):
+    assert set(ids(search(archive, "#testchat"))) == set(ids(search(archive, "testchat")))
+    assert ids(search(archive, "members'")) == ids(search(archive, "members"))
+
+
+def test_large_limits_and_many_results(db):
+    author = Author(id="1", platform="x", handle="bulk")
+    save_posts(db, [Post(id=str(i), platform="x", source="twarc2", author=author, text=f"metrics number {i}",
+                         created_at=f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}.000Z") for i in range(1200)])
+    rows = search(db, "metric", limit=1100, order="newest")
+    assert len(rows) == 1100 and rows[0]["id"] == "1199"
+    assert len(search(db, "metric", limit=1100)) == 1100
+
+
+# --------------------------------------------------------------------------
+# the command
+
+
+def test_cli_plain_output_is_one_line_per_post(runner, archive, db_path):
+    result = cli_search(runner, db_path, "retention")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    when, handle, snippet, url = lines[0].split("\t")
+    assert (when, handle, url) == ("2026-11-18T20:03:10.000Z", "@ana_chats", "https://x.com/ana_chats/status/2004")
+    assert "retention" in snippet and HIGHLIGHT_START not in snippet
+
+
+def test_cli_json(runner, archive, db_path):
+    result = cli_search(runner, db_path, "retention", "--json", "--order", "newest")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert [r["id"] for r in rows] == ["2005", "2004"]
+    assert "**retention**" in rows[1]["snippet"]
+
+
+def test_cli_options(runner, archive, db_path):
+    args = ["testchat", "--json", "--order", "newest", "--since", "2026-11-18T20:05", "--limit", "2"]
+    rows = json.loads(cli_search(runner, db_path, *args).stdout)
+    assert [r["id"] for r in rows] == ["2006", "2003"]
+    rows = json.loads(cli_search(runner, db_path, "testchat", "--json", "--until", "2026-11-18", "--order", "newest").stdout)
+    assert [r["id"] for r in rows] == ["1990"]
+    rows = json.loads(cli_search(runner, db_path, "retention", "--json", "--hashtag", "CMGR", "--author", "ana_chats").stdout)
+    assert [r["id"] for r in rows] == ["2004"]
+    rows = json.loads(cli_search(runner, db_path, "testchat", "--json", "--since", "2026-11-18T21:05+01:00").stdout)
+    assert {r["id"] for r in rows} == {"2006", "2003", "2005"}  # an offset is honoured
+
+
+def test_cli_invalid_query_is_one_line(runner, archive, db_path):
+    result = cli_search(runner, db_path, '"community')
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: Invalid search query: '\"community'")
+    assert "Traceback" not in result.output
+
+
+def test_cli_invalid_time(runner, archive, db_path):
+    result = cli_search(runner, db_path, "metrics", "--since", "yesterday")
+    assert result.exit_code == 1 and "Invalid time: 'yesterday'" in result.output
+
+
+def test_cli_no_matches(runner, archive, db_path):
+    result = cli_search(runner, db_path, "zebra")
+    assert result.exit_code == 0 and result.stdout == "" and "No matches." in result.stderr
+
+
+def test_cli_hostile_text_plain(runner, archive, db_path):
+    result = cli_search(runner, db_path, "markup")
+    assert result.exit_code == 0
+    assert "\x1b" not in result.stdout  # the post's escape sequence is not passed on
+    assert "<script>alert(1)</script>" in result.stdout  # shown as text
+    assert result.stdout.count("\n") == 1 and result.stdout.count("\t") == 3
+
+
+def test_cli_hostile_text_on_a_terminal(runner, archive, db_path):
+    result = cli_search(runner, db_path, "markup", env={"FORCE_COLOR": "1", "COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "\x1b[2J" not in result.stdout
+    text = ANSI.sub("", result.stdout)
+    assert "\x1b" not in text  # nothing but colours
+    assert "[bold red]not markup[/bold red]" in text  # not taken as rich markup
+    assert "@cy_hostile" in text and "1 result(s), best match first" in text
+
+
+def test_cli_rich_table_highlights(runner, archive, db_path):
+    result = cli_search(runner, db_path, "retention", env={"FORCE_COLOR": "1", "COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "\x1b[1;33mretention" in result.stdout  # bold yellow match
+    assert "2 result(s), best match first" in ANSI.sub("", result.stdout)
+
+
+def test_cli_missing_database_is_created_empty(runner, db_path):
+    result = cli_search(runner, db_path, "metrics")
+    assert result.exit_code == 0 and "No matches." in result.stderr
