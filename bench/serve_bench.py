@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import signal
 import socket
@@ -34,7 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chatarchive.store import open_db  # noqa: E402
+from chatarchive.store import open_db
 
 TARGET_MS = 300
 
@@ -424,7 +423,7 @@ def main() -> None:
 
     print(f"\nchatarchive serve on {args.db} ({posts:,} posts), server ready in {startup:.1f} s, "
           f"{args.runs} timed requests per page over HTTP (keep-alive), after 3 warm-up requests")
-    print(f"search words: " + ", ".join(f"{label}: {w!r} matches {n:,}" for label, (w, n) in words.items()))
+    print("search words: " + ", ".join(f"{label}: {w!r} matches {n:,}" for label, (w, n) in words.items()))
     print(f"median session {typical_session[0]} ({typical_session[1]} posts); largest {big_session[0]} "
           f"({big_session[1]} posts)\n")
     print(f"{'page':40} {'median':>8} {'p90':>8} {'max':>8} {'first':>8} {'KB':>7}")

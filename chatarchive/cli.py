@@ -165,6 +165,7 @@ def import_(db, files, format_, tz, strict, no_analyse, quiet, as_json):
     """
     import contextlib
     import os
+    import sqlite3
 
     from rich.console import Console
 
@@ -187,6 +188,9 @@ def import_(db, files, format_, tz, strict, no_analyse, quiet, as_json):
     except ParseError as e:
         discard_new_archive(archive, db, created)
         raise click.ClickException(f"{printable(str(e), 400)} (--strict: nothing was imported)")
+    except sqlite3.OperationalError as e:  # locked by another writer, disk full, I/O error
+        discard_new_archive(archive, db, created)
+        raise click.ClickException(f"{db}: {e}; nothing was imported")
     except BaseException:
         discard_new_archive(archive, db, created)
         raise
@@ -780,6 +784,10 @@ def show(db, session, top, as_json):
 sessions.add_command(show, "show")
 
 
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
+
+
 def render_recap(st) -> None:
     """Rich tables for a session's statistics; every user text is a Text (never markup)."""
     from rich.console import Console, Group
@@ -807,8 +815,8 @@ def render_recap(st) -> None:
     head.append(
         f"{st['posts']:,} posts ({st['matched_posts']:,} matched, {st['context_posts']:,} context) · "
         f"{st['participants']:,} participants ({len(st['first_timers']):,} first-timers, "
-        f"{len(st['returning']):,} returning) · {st['replies']:,} replies · "
-        f"{len(st['questions'])} questions, {q_answers:,} answers"
+        f"{len(st['returning']):,} returning) · {_n(st['replies'], 'reply', 'replies')} · "
+        f"{_n(len(st['questions']), 'question')}, {_n(q_answers, 'answer')}"
     )
     console.print(Panel(head, title=Text(s["slug"]), title_align="left", expand=False))
 

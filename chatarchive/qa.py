@@ -30,7 +30,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import sqlite_utils
 
@@ -149,8 +149,10 @@ def handle_matches(handle: str | None, host: str) -> bool:
     return h == k or h.startswith(k + "@") or h.startswith(k + ".") or k.startswith(h + "@")
 
 
-@dataclass(slots=True)
-class QAPost:
+class QAPost(NamedTuple):
+    """What Q&A needs of a post.  :func:`analyse_posts` reads these fields by
+    position, so database rows in this column order work as they are."""
+
     id: str
     author_id: str | None
     handle: str | None
@@ -196,19 +198,23 @@ def analyse_posts(
     a_marker = a_marker or _DEFAULT_A
     host_list = [h for h in (hosts or []) if h]
     if not presorted:
-        posts = sorted(posts, key=lambda p: (p.created_at or "", p.id))
-
-    candidates: list[tuple[QAPost, int]] = []
+        posts = sorted(posts, key=lambda p: (p[4] or "", p[0]))
+    # Fields by position (see QAPost): 0 id, 1 author_id, 2 handle, 3 text,
+    # 4 created_at, 5 reply_to_id, 6 quote_of_id, 7 is_repost.
+    candidates: list[tuple[Any, int]] = []
     q_match = q_marker.match
     for p in posts:
-        if p.is_repost or not p.text:
+        if p[7] or not p[3]:
             continue
-        m = q_match(p.text)
+        m = q_match(p[3])
         if m and not is_teaser(m[1]):
             candidates.append((p, m[0]))
 
+    def key(p) -> str:
+        return p[1] or p[2] or ""
+
     if host_list:
-        candidates = [(p, n) for p, n in candidates if any(handle_matches(p.handle, h) for h in host_list)]
+        candidates = [(p, n) for p, n in candidates if any(handle_matches(p[2], h) for h in host_list)]
         shown_hosts = host_list
     else:
         # Hosts ask many of the numbers (on every platform they post to);
@@ -217,17 +223,17 @@ def analyse_posts(
         numbers: dict[str, set[int]] = {}
         handle_of: dict[str, str] = {}
         for p, n in candidates:
-            key = p.author_id or p.handle or ""
-            owners.setdefault(n, key)
-            numbers.setdefault(key, set()).add(n)
-            handle_of[key] = p.handle or key
+            k = key(p)
+            owners.setdefault(n, k)
+            numbers.setdefault(k, set()).add(n)
+            handle_of[k] = p[2] or k
         owned = set(owners.values())
         top = max((len(v) for v in numbers.values()), default=0)
         need = max(1, math.ceil(HOST_SHARE * top))
         keep = {k for k, v in numbers.items() if len(v) >= need and (k in owned or len(v) >= 2)}
         # the host's mirror account on another platform (same name)
         keep |= {k for k in numbers if any(handle_matches(handle_of[k], handle_of[o]) for o in keep)}
-        candidates = [(p, n) for p, n in candidates if (p.author_id or p.handle or "") in keep]
+        candidates = [(p, n) for p, n in candidates if key(p) in keep]
         shown_hosts = [handle_of[k] for k in sorted(keep, key=lambda k: (-len(numbers[k]), handle_of[k]))]
 
     questions: dict[int, Question] = {}
@@ -235,19 +241,21 @@ def analyse_posts(
     for p, n in candidates:
         q = questions.get(n)
         if q is None:
-            q = questions[n] = Question(n, p.id, p.text, p.created_at, p.author_id, p.handle)
-        q.post_ids.append(p.id)
-        question_of[p.id] = n
+            q = questions[n] = Question(n, p[0], p[3], p[4], p[1], p[2])
+        q.post_ids.append(p[0])
+        question_of[p[0]] = n
 
     answer_of: dict[str, int] = {}
     if not questions:
         return QAResult(shown_hosts, questions, question_of, answer_of)
     a_match = a_marker.match
+    asker = {p[0]: p[1] for p, _ in candidates}  # each question post's own author
     for p in posts:
-        if p.is_repost or p.id in question_of:
+        pid = p[0]
+        if p[7] or pid in question_of:
             continue
         n = None
-        text = p.text
+        text = p[3]
         m = a_match(text) if text else None
         if m and m[0] in questions:
             n = m[0]
@@ -258,14 +266,13 @@ def analyse_posts(
                 if e and e.start() <= EMBEDDED_WITHIN and to_number(e.group("n")) in questions:
                     n = to_number(e.group("n"))
         if n is None:
-            for target in (p.reply_to_id, p.quote_of_id):
+            for target in (p[5], p[6]):
                 if target and target in question_of:
-                    q = questions[question_of[target]]
-                    if p.author_id is None or p.author_id != q.author_id:
-                        n = q.number
+                    if p[1] is None or p[1] != asker[target]:
+                        n = question_of[target]
                         break
         if n is not None:
-            answer_of[p.id] = n
+            answer_of[pid] = n
     return QAResult(shown_hosts, questions, question_of, answer_of)
 
 
@@ -282,8 +289,8 @@ def _marker(pattern, kind: str) -> Marker | None:
 # Applying to sessions
 
 _SESSION_POSTS = """
-SELECT p.rowid, p.id, p.author_id, coalesce(p.author_handle, p.author_id), p.text, p.created_at,
-       p.reply_to_id, p.quote_of_id, p.is_repost, p.platform, {conv}
+SELECT p.id, p.author_id, coalesce(p.author_handle, p.author_id), coalesce(p.text, ''),
+       coalesce(p.created_at, ''), p.reply_to_id, p.quote_of_id, p.is_repost, p.rowid, p.platform, {conv}
 FROM session_posts sp JOIN posts p ON p.id = sp.post_id
 WHERE sp.session_id = ?
 ORDER BY p.created_at, p.id
@@ -315,7 +322,7 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
             conn.execute(f"""UPDATE posts SET answer_to_id = NULL WHERE answer_to_id IN
                              (SELECT id FROM questions WHERE session_id IN ({m}))""", chunk)
     totals: dict[str, Any] = {"questions": 0, "answers": 0}
-    info = {r[0]: r[1:] for r in conn.execute("SELECT id, hashtag, configured_hosts FROM sessions")}
+    info = {r[0]: r[1:] for r in conn.execute("SELECT id, hashtag, configured_hosts, start FROM sessions")}
     existing: dict[int, dict[int, int]] = {}
     if bulk:
         rows = conn.execute("SELECT id, session_id, number FROM questions").fetchall()
@@ -342,7 +349,7 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
         conn.execute("DROP TABLE IF EXISTS temp._qa")
         conn.execute("CREATE TEMP TABLE _qa (rid INTEGER PRIMARY KEY, qid INTEGER, aid INTEGER)")
     for sid in ids:
-        tag, configured = info.get(sid, (None, None))
+        tag, configured, start = info.get(sid, (None, None, None))
         if tag not in markers:
             chat = get_chat(db, tag) if tag else None
             markers[tag] = (
@@ -355,17 +362,17 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
         rowid_of: dict[str, int] = {}
         platforms: set[str] = set()
         convs: dict[str, int] = {}
-        batch = []
-        for r in conn.execute(select, [sid]):
-            rowid_of[r[1]] = r[0]
+        batch = conn.execute(select, [sid]).fetchall()  # rows in QAPost order, then rowid, platform, conv
+        for r in batch:
+            rowid_of[r[0]] = r[8]
             platforms.add(r[9])
             if r[10] in threads_:
                 convs[r[10]] = convs.get(r[10], 0) + 1
-            batch.append(QAPost(r[1], r[2], r[3], r[4] or "", r[5] or "", r[6], r[7], bool(r[8])))
+        rank = (start or "", sid)
         for conv, count in convs.items():
             best = conv_best.get(conv)
-            if best is None or count > best[1] or (count == best[1] and sid < best[0]):
-                conv_best[conv] = (sid, count)
+            if best is None or count > best[1] or (count == best[1] and rank < best[2]):
+                conv_best[conv] = (sid, count, rank)
         res = analyse_posts(batch, hosts=hosts, question_pattern=q_marker, answer_pattern=a_marker, presorted=True)
         old = existing.get(sid, {})
         qid_of: dict[int, int] = {}

@@ -28,11 +28,14 @@ import re
 import signal
 import socket
 import sqlite3
+import sys
+import time
 import urllib.parse
 import weakref
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from markupsafe import Markup, escape
 
@@ -390,7 +393,7 @@ def archive_facts(db_path: str | Path) -> dict[str, Any]:
     """A few numbers for the description (cheap even on a million posts)."""
     conn = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True)
     try:
-        one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+        one = lambda sql: conn.execute(sql).fetchone()[0]
         return {
             "posts": one("select count(*) from posts"),
             "authors": one("select count(*) from authors"),
@@ -546,8 +549,7 @@ def ensure_plugin_registered() -> None:
     not be installed; never register twice."""
     from datasette.plugins import pm
 
-    import chatarchive.serve as me
-
+    me = sys.modules[__name__]
     if not pm.is_registered(me) and pm.get_plugin("chatarchive") is None:
         pm.register(me, name="chatarchive")
 
@@ -573,8 +575,44 @@ def make_datasette(
         immutables=[path] if immutable else [],
         metadata=metadata,
         settings={**SETTINGS, **(settings or {})},
+        inspect_data={database_name(db_path): inspect_archive(db_path)} if immutable else None,
     )
     return ds
+
+
+def inspect_archive(db_path: str | Path, budget_ms: int = 500) -> dict[str, Any]:
+    """What Datasette otherwise works out for an immutable file on its own:
+    a sha256 of the whole file (seconds for a big archive, on the first
+    index page) and exact row counts of every table (the first request
+    waits for them, `raw` included).  Here: a fingerprint of size, mtime and
+    header, and counts that give up after `budget_ms` (shown as "many")."""
+    path = Path(db_path)
+    st = path.stat()
+    with path.open("rb") as f:
+        head = f.read(1 << 16)
+    fingerprint = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}:".encode() + head).hexdigest()
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    tables: dict[str, dict[str, Any]] = {}
+    try:
+        names = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")]
+        deadline = 0.0
+
+        def too_long() -> bool:
+            return time.monotonic() > deadline
+
+        conn.set_progress_handler(too_long, 10000)
+        for name in names:
+            deadline = time.monotonic() + budget_ms / 1000
+            try:
+                # "where 1" keeps SQLite from using its one-instruction count,
+                # which the progress handler cannot interrupt.
+                count = conn.execute(f"select count(*) from [{name}] where 1").fetchone()[0]
+            except sqlite3.DatabaseError:  # interrupted, or an FTS shadow oddity
+                count = None
+            tables[name] = {"count": count}
+    finally:
+        conn.close()
+    return {"hash": fingerprint, "size": st.st_size, "file": str(path), "tables": tables}
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -611,12 +649,11 @@ def serve(
     echo: Callable[[str], None] = print,
 ) -> None:
     """Run Datasette on the archive until Ctrl-C (SIGINT) or SIGTERM."""
-    import uvicorn
-
     # Datasette prints every 4xx (a browser asking for /robots.txt) as a
     # rich traceback *with local variables*, request headers and cookies
     # included: secrets must not reach logs, so not in our server process.
     import datasette.handle_exception as datasette_errors
+    import uvicorn
 
     datasette_errors.rich = None
     if not prepare_archive(db_path):
@@ -798,7 +835,7 @@ def local_time(iso: str | None, tz: str | None) -> str:
             dt = dt.astimezone(ZoneInfo(tz))
             return dt.strftime("%Y-%m-%d %H:%M ") + (dt.tzname() or tz)
         return dt.strftime("%Y-%m-%d %H:%M UTC")
-    except Exception:
+    except (ValueError, KeyError):  # a malformed time or an unknown zone name
         return iso
 
 
@@ -807,7 +844,7 @@ def local_time(iso: str | None, tz: str | None) -> str:
 
 
 _UTC = timezone.utc
-_ARCHIVES: "weakref.WeakKeyDictionary[Any, dict[str, bool]]" = weakref.WeakKeyDictionary()
+_ARCHIVES: weakref.WeakKeyDictionary[Any, dict[str, bool]] = weakref.WeakKeyDictionary()
 
 
 async def _detect(datasette, name: str) -> bool:
@@ -823,7 +860,7 @@ async def _detect(datasette, name: str) -> bool:
         return False
     try:
         tables = set(await db.table_names())
-    except Exception:
+    except sqlite3.Error:  # not a database after all
         tables = set()
     known[name] = ARCHIVE_TABLES <= tables
     return known[name]
@@ -890,7 +927,7 @@ _HANDLE_COLUMNS = {"author_handle", "handle", "author"}
 _SESSION_COLUMNS = {"session", "slug"}
 
 
-_LINKS: "weakref.WeakKeyDictionary[Any, dict[str, _Links]]" = weakref.WeakKeyDictionary()
+_LINKS: weakref.WeakKeyDictionary[Any, dict[str, _Links]] = weakref.WeakKeyDictionary()
 
 
 def _links_for(datasette, database: str) -> _Links:
@@ -967,8 +1004,9 @@ def prepare_jinja2_environment(env, datasette):
 
     fix_template_loader(env)
     if isinstance(env.loader, ChoiceLoader):
-        if not any(getattr(l, "searchpath", None) == [str(TEMPLATES_DIR)] for l in env.loader.loaders):
-            env.loader.loaders.append(FileSystemLoader(str(TEMPLATES_DIR)))
+        loaders = list(env.loader.loaders)
+        if not any(getattr(ld, "searchpath", None) == [str(TEMPLATES_DIR)] for ld in loaders):
+            env.loader.loaders = [*loaders, FileSystemLoader(str(TEMPLATES_DIR))]
     else:
         env.loader = ChoiceLoader([env.loader, FileSystemLoader(str(TEMPLATES_DIR))])
 
@@ -984,7 +1022,7 @@ def fix_template_loader(env, recap_dir: Path = RECAP_TEMPLATES_IN_PACKAGE) -> No
             loader.searchpath = [p for p in loader.searchpath if str(Path(p).resolve()) != bad]
 
 
-_SYNC_ENVS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+_SYNC_ENVS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def render_posts(datasette, posts: list[dict[str, Any]]) -> Markup:
@@ -1135,11 +1173,11 @@ def _post_view(row: dict[str, Any], links: _Links, zone: Any = None) -> dict[str
     `zone` (a ZoneInfo) shows date and time in the chat's own time zone."""
     url = row.get("url")
     created = row.get("created_at") or ""
-    date, time = created[:10], created[11:16]
+    date, hhmm = created[:10], created[11:16]
     if zone is not None and len(created) >= 19:
         try:
             local = datetime.fromisoformat(created[:19]).replace(tzinfo=_UTC).astimezone(zone)
-            date, time = local.strftime("%Y-%m-%d"), local.strftime("%H:%M")
+            date, hhmm = local.strftime("%Y-%m-%d"), local.strftime("%H:%M")
         except ValueError:
             pass
     return _View({
@@ -1153,9 +1191,9 @@ def _post_view(row: dict[str, Any], links: _Links, zone: Any = None) -> dict[str
         "html": links.linkify(row.get("text") or ""),
         "snippet": highlight(row["snippet"]) if row.get("snippet") else None,
         "created_at": created,
-        "time": time,
+        "time": hhmm,
         "date": date,
-        "permalink": url.strip() if is_safe_url(url) else None,
+        "permalink": str(url).strip() if is_safe_url(url) else None,
         "row_url": links.post_row(row["id"]),
         "reply_to_author": row.get("reply_to_author"),
         "is_repost": bool(row.get("is_repost")),
@@ -1200,70 +1238,94 @@ async def search_page(datasette, request):
     return Response.html(html)
 
 
+_BEST_HITS = """select rowid from posts_fts where posts_fts match :q
+    order by bm25(posts_fts, 10.0, 2.0, 1.0) limit :limit offset :offset"""
+# Newest first, two plans: walk the time index backwards keeping matches
+# (cheap when matches are common: it stops after `limit` of them), or fetch
+# every match and sort (cheap when they are few).
+_NEWEST_BY_INDEX = """select rowid from posts indexed by idx_posts_created_at
+    where rowid in (select rowid from posts_fts where posts_fts match :q)
+    order by created_at desc, rowid desc limit :limit offset :offset"""
+_NEWEST_BY_SORT = """select p.rowid from posts_fts join posts p on p.rowid = posts_fts.rowid
+    where posts_fts match :q order by p.created_at desc, p.rowid desc limit :limit offset :offset"""
+
+
+def newest_by_index(matches: int, needed: int, posts: int) -> bool:
+    """Walking the index visits about needed * posts / matches entries; the
+    sort looks up every match (~15 times the cost of an index step)."""
+    return matches > 0 and needed * posts / matches < 15 * matches
+
+
 async def _search(db, links: _Links, q: str, order: str, page: int, ctx: dict[str, Any]) -> None:
     from datasette.database import QueryInterrupted
 
     like = _like(q.lstrip("#@"))
-    sessions = await db.execute(
-        r"""select id, slug, hashtag, title, start, post_count from sessions
-            where slug like :like escape '\' or title like :like escape '\'
-               or hashtag like :like escape '\'
-            order by start desc limit 11""",
-        {"like": like},
-    )
+    offset = (page - 1) * SEARCH_PAGE_SIZE
+    limit = SEARCH_PAGE_SIZE + 1
+
+    async def find_sessions():
+        return await db.execute(
+            r"""select id, slug, hashtag, title, start, post_count from sessions
+                where slug like :like escape '\' or title like :like escape '\'
+                   or hashtag like :like escape '\'
+                order by start desc limit 11""",
+            {"like": like},
+        )
+
+    async def find_people():
+        return await db.execute(
+            r"""select id, platform, handle, name, avatar_url from authors
+                where handle like :like escape '\' or name like :like escape '\'
+                order by (handle = :exact collate nocase) desc, length(handle), handle limit 11""",
+            {"like": like, "exact": q.lstrip("@")},
+        )
+
+    async def find_posts(match: str) -> tuple[list[int], int]:
+        # The hits' rowids first (ordered, limited), then snippets and
+        # details for those 50 only: snippet() over every match of a common
+        # word would cost seconds on a big archive.
+        total = (await db.execute(
+            "select count(*) from posts_fts where posts_fts match :q", {"q": match})).first()[0]
+        if not total:
+            return [], 0
+        if order == "best":
+            sql = _BEST_HITS
+        else:
+            posts = (await db.execute("select max(rowid) from posts")).first()[0] or 0
+            sql = _NEWEST_BY_INDEX if newest_by_index(total, offset + limit, posts) else _NEWEST_BY_SORT
+        rows = await db.execute(sql, {"q": match, "limit": limit, "offset": offset})
+        return [r[0] for r in rows], total
+
+    async def posts_with_fallback():
+        try:
+            return (*await find_posts(q), q, None, None)
+        except QueryInterrupted:
+            return [], 0, q, None, "The search took too long; try more specific words."
+        except sqlite3.OperationalError:
+            pass
+        match = _fts_escape(q)
+        if not match:
+            return [], 0, q, "Type some words to search posts.", None
+        note = ("That is not valid FTS5 syntax, so the words were searched as they are "
+                "(FTS5 syntax: words, \"exact phrases\", AND/OR/NOT, prefix*).")
+        try:
+            return (*await find_posts(match), match, note, None)
+        except (sqlite3.OperationalError, QueryInterrupted):
+            return [], 0, match, note, "Could not search for that."
+
+    # Three independent searches: run them side by side (Datasette has a
+    # pool of read connections).
+    sessions, people, (hits, total, match, note, error) = await asyncio.gather(
+        find_sessions(), find_people(), posts_with_fallback())
     ctx["sessions"] = [dict(r) | {"url": links.session(r["slug"])} for r in sessions]
-    people = await db.execute(
-        r"""select id, platform, handle, name, avatar_url from authors
-            where handle like :like escape '\' or name like :like escape '\'
-            order by (handle = :exact collate nocase) desc, length(handle), handle limit 11""",
-        {"like": like, "exact": q.lstrip("@")},
-    )
     ctx["people"] = [
         dict(r) | {"avatar": avatar(r["avatar_url"], r["handle"], r["name"]),
                    "url": links.mention(r["handle"] or r["id"])}
         for r in people
     ]
-    order_sql = "bm25(posts_fts, 10.0, 2.0, 1.0)" if order == "best" else "p.created_at desc, p.id desc"
-    offset = (page - 1) * SEARCH_PAGE_SIZE
-
-    async def run(match: str):
-        # The hits' rowids first (ordered, limited), then snippets and
-        # details for those 50 only: snippet() over every match of a
-        # common word would cost seconds on a big archive.
-        if order == "best":
-            hits_sql = """select rowid from posts_fts where posts_fts match :q
-                          order by bm25(posts_fts, 10.0, 2.0, 1.0) limit :limit offset :offset"""
-        else:
-            hits_sql = """select p.rowid from posts p where p.rowid in
-                            (select rowid from posts_fts where posts_fts match :q)
-                          order by p.created_at desc, p.id desc limit :limit offset :offset"""
-        params = {"q": match, "limit": SEARCH_PAGE_SIZE + 1, "offset": offset}
-        hits = [r[0] for r in await db.execute(hits_sql, params)]
-        count = (await db.execute(
-            "select count(*) from posts_fts where posts_fts match :q", {"q": match}
-        )).first()[0]
-        return hits, count
-
-    match = q
-    try:
-        hits, total = await run(match)
-    except (sqlite3.OperationalError, QueryInterrupted) as e:
-        if isinstance(e, QueryInterrupted):
-            ctx["error"] = "The search took too long; try more specific words."
-            return
-        match = _fts_escape(q)
-        if not match:
-            ctx["note"] = "Type some words to search posts."
-            return
-        ctx["note"] = (
-            "That is not valid FTS5 syntax, so the words were searched as they are "
-            "(FTS5 syntax: words, \"exact phrases\", AND/OR/NOT, prefix*)."
-        )
-        try:
-            hits, total = await run(match)
-        except (sqlite3.OperationalError, QueryInterrupted):
-            ctx["error"] = "Could not search for that."
-            return
+    ctx["note"], ctx["error"] = note, error
+    if error:
+        return
     more = len(hits) > SEARCH_PAGE_SIZE
     hits = hits[:SEARCH_PAGE_SIZE]
     ctx["total"] = total
@@ -1373,7 +1435,6 @@ def build_session_view(
     keeps its number); any other post under the last question asked before
     it, or under "Before the first question".
     """
-    by_id = {q["id"]: q for q in questions}
     post_time = {p["id"]: p["created_at"] or "" for p in posts}
     groups: list[dict[str, Any]] = [
         {"question": None, "anchor": "before", "title": "Before the first question", "posts": []}
@@ -1405,7 +1466,7 @@ def build_session_view(
             from zoneinfo import ZoneInfo
 
             zone = ZoneInfo(session["timezone"])
-        except Exception:
+        except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
             zone = None
     for row in posts:
         view = _post_view(row, links, zone)

@@ -775,39 +775,57 @@ def refresh_membership(db: sqlite_utils.Database, session_ids: set[int] | None) 
             _insert_tagged(conn, more)
         conn.execute("DROP TABLE temp._convs")
     lead = f"-{int(ANCESTOR_LEAD.total_seconds())} seconds"
-    # Untagged parents posted during the session (or just before it).
-    conn.execute(
-        f"""WITH RECURSIVE up(session_id, post_id, lo, hi) AS (
+    not_tagged = "NOT EXISTS (SELECT 1 FROM session_posts x WHERE x.post_id = {0}.id AND x.via = 'tag')"
+    # In a full analysis temp._conv lists the posts that have replies: the
+    # walks start from those instead of probing every member.
+    kids = session_ids is None and conn.execute(
+        "SELECT 1 FROM sqlite_temp_master WHERE type = 'table' AND name = '_conv'").fetchone() is not None
+    if kids:
+        up_seed = f"""
+              SELECT s.id, q.id, strftime('%Y-%m-%dT%H:%M:%fZ', s.window_start, '{lead}'), s.window_end
+              FROM _conv k CROSS JOIN posts q ON q.rowid = k.rid
+              CROSS JOIN posts p ON p.reply_to_id = q.id
+              CROSS JOIN session_posts sp ON sp.post_id = p.id
+              CROSS JOIN sessions s ON s.id = sp.session_id
+              WHERE k.kids = 1 AND p.id != q.id AND sp.via = 'tag' AND {not_tagged.format('q')}"""
+        down_seed = f"""
+              SELECT sp.session_id, c.id FROM _conv k CROSS JOIN posts p ON p.rowid = k.rid
+              CROSS JOIN session_posts sp ON sp.post_id = p.id
+              CROSS JOIN posts c ON c.reply_to_id = p.id
+              WHERE k.kids = 1 AND c.id != p.id AND {not_tagged.format('c')}"""
+    else:
+        up_seed = f"""
               SELECT s.id, q.id, strftime('%Y-%m-%dT%H:%M:%fZ', s.window_start, '{lead}'), s.window_end
               FROM _aff a CROSS JOIN sessions s ON s.id = a.id
               CROSS JOIN session_posts sp ON sp.session_id = s.id CROSS JOIN posts p ON p.id = sp.post_id
               CROSS JOIN posts q ON q.id = p.reply_to_id
-              WHERE p.reply_to_id != p.id
-                AND NOT EXISTS (SELECT 1 FROM session_posts x WHERE x.post_id = q.id AND x.via = 'tag')
+              WHERE p.reply_to_id != p.id AND {not_tagged.format('q')}"""
+        down_seed = f"""
+              SELECT sp.session_id, c.id FROM _aff a CROSS JOIN session_posts sp ON sp.session_id = a.id
+              CROSS JOIN posts c ON c.reply_to_id = sp.post_id
+              WHERE c.id != sp.post_id AND {not_tagged.format('c')}"""
+    # Untagged parents posted during the session (or just before it).
+    conn.execute(
+        f"""WITH RECURSIVE up(session_id, post_id, lo, hi) AS (
+              {up_seed}
               UNION
               SELECT up.session_id, q.reply_to_id, up.lo, up.hi FROM up JOIN posts q ON q.id = up.post_id
               WHERE q.reply_to_id IS NOT NULL AND q.reply_to_id != q.id
-                AND q.created_at BETWEEN up.lo AND up.hi
-                AND NOT EXISTS (SELECT 1 FROM session_posts x WHERE x.post_id = q.id AND x.via = 'tag')
+                AND q.created_at BETWEEN up.lo AND up.hi AND {not_tagged.format('q')}
             )
             INSERT OR IGNORE INTO session_posts (session_id, post_id, via)
             SELECT DISTINCT up.session_id, q.id, 'thread' FROM up JOIN posts q ON q.id = up.post_id
-            WHERE q.created_at BETWEEN up.lo AND up.hi
-              AND NOT EXISTS (SELECT 1 FROM session_posts x WHERE x.post_id = q.id AND x.via = 'tag')"""
+            WHERE q.created_at BETWEEN up.lo AND up.hi AND {not_tagged.format('q')}"""
     )
     # Replies into the session's threads, down to the next tagged post.
     # Seeds are the untagged children of members, so the walk (and its
     # de-duplication, which also stops cycles) holds only thread posts.
     conn.execute(
-        """WITH RECURSIVE down(session_id, post_id) AS (
-              SELECT sp.session_id, c.id FROM _aff a CROSS JOIN session_posts sp ON sp.session_id = a.id
-              CROSS JOIN posts c ON c.reply_to_id = sp.post_id
-              WHERE c.id != sp.post_id
-                AND NOT EXISTS (SELECT 1 FROM session_posts x WHERE x.post_id = c.id AND x.via = 'tag')
+        f"""WITH RECURSIVE down(session_id, post_id) AS (
+              {down_seed}
               UNION
               SELECT down.session_id, c.id FROM down JOIN posts c ON c.reply_to_id = down.post_id
-              WHERE c.id != down.post_id
-                AND NOT EXISTS (SELECT 1 FROM session_posts x WHERE x.post_id = c.id AND x.via = 'tag')
+              WHERE c.id != down.post_id AND {not_tagged.format('c')}
             )
             INSERT OR IGNORE INTO session_posts (session_id, post_id, via)
             SELECT session_id, post_id, 'thread' FROM down"""
@@ -832,12 +850,12 @@ def _insert_tagged(conn, only: list[int] | None = None) -> None:
     )
 
 
-def set_conversation_sessions(db: sqlite_utils.Database, best: dict[str, tuple[int, int]]) -> None:
+def set_conversation_sessions(db: sqlite_utils.Database, best: dict[str, tuple]) -> None:
     """Write every thread's session as counted by qa.apply_qa over all sessions."""
     conn = db.conn
     conn.execute("DROP TABLE IF EXISTS temp._cs")
     conn.execute("CREATE TEMP TABLE _cs (id TEXT PRIMARY KEY, sid INTEGER)")
-    conn.executemany("INSERT INTO _cs VALUES (?, ?)", [(c, s) for c, (s, _) in best.items()])
+    conn.executemany("INSERT INTO _cs VALUES (?, ?)", [(c, b[0]) for c, b in best.items()])
     conn.execute("""UPDATE conversations SET session_id = NULL
                     WHERE session_id IS NOT NULL AND id NOT IN (SELECT id FROM _cs)""")
     conn.execute("""UPDATE conversations SET session_id = _cs.sid FROM _cs
@@ -847,12 +865,14 @@ def set_conversation_sessions(db: sqlite_utils.Database, best: dict[str, tuple[i
 
 def refresh_conversation_sessions(db: sqlite_utils.Database, session_ids: set[int] | None) -> None:
     """conversations.session_id: the session holding most of the thread's
-    posts (the lower id on a tie)."""
+    posts (the earlier session on a tie)."""
     conn = db.conn
     pick = """
         WITH c AS (SELECT p.conversation_id AS cid, sp.session_id AS sid, count(*) AS n
                    FROM {source} GROUP BY 1, 2),
-             r AS (SELECT cid, sid, row_number() OVER (PARTITION BY cid ORDER BY n DESC, sid) AS k FROM c)
+             r AS (SELECT cid, sid, row_number() OVER (
+                       PARTITION BY cid ORDER BY n DESC, (SELECT start FROM sessions WHERE id = sid), sid) AS k
+                   FROM c)
         UPDATE conversations SET session_id = r.sid FROM r
         WHERE r.k = 1 AND conversations.id = r.cid AND conversations.session_id IS NOT r.sid"""
     if session_ids is None:

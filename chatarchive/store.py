@@ -938,21 +938,19 @@ def _search(db, query, hashtag, author, session, since, until, limit, order) -> 
     conn = db.conn
     filters: list[str] = []
     params: dict[str, Any] = {"query": query, "limit": limit}
+    # Filters are checked per candidate post with primary-key lookups (a
+    # hashtag can have a hundred thousand posts; the matches are fewer).
     if hashtag:
-        filters.append(
-            """posts.id IN (SELECT ph.post_id FROM post_hashtags ph
-                JOIN hashtags h ON h.id = ph.hashtag_id WHERE h.tag = :hashtag)"""
-        )
-        params["hashtag"] = hashtag.lstrip("#")
+        row = conn.execute("SELECT id FROM hashtags WHERE tag = ?", (hashtag.lstrip("#"),)).fetchone()
+        filters.append("EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.post_id = posts.id AND ph.hashtag_id = :tag_id)")
+        params["tag_id"] = row[0] if row else None  # unknown: matches nothing
     if author:
         filters.append("(posts.author_handle = :author COLLATE NOCASE OR posts.author_id = :author)")
         params["author"] = author.lstrip("@")
     if session:
-        filters.append(
-            """posts.id IN (SELECT sp.post_id FROM session_posts sp JOIN sessions s
-                ON s.id = sp.session_id WHERE s.slug = :session OR CAST(s.id AS TEXT) = :session)"""
-        )
-        params["session"] = session
+        row = conn.execute("SELECT id FROM sessions WHERE slug = ? OR CAST(id AS TEXT) = ?", (session, session)).fetchone()
+        filters.append("EXISTS (SELECT 1 FROM session_posts sp WHERE sp.session_id = :session_id AND sp.post_id = posts.id)")
+        params["session_id"] = row[0] if row else None
     if since:
         filters.append("posts.created_at >= :since")
         params["since"] = since

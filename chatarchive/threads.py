@@ -210,7 +210,7 @@ def update_threads(db: sqlite_utils.Database, *, full: bool = False, defer: bool
 
 def _full(db: sqlite_utils.Database, defer: bool = False) -> ThreadUpdate:
     """Every post's conversation.  With ``defer`` the posts are not written
-    yet: temp._conv (rid, cid, depth) holds the threads' posts until
+    yet: temp._conv (rid, cid, depth, kids) holds the threads' posts until
     :func:`write_bulk`, so the analysis rewrites each post only once."""
     conn = db.conn
     maxrow = conn.execute("SELECT max(rowid) FROM posts").fetchone()[0]
@@ -219,12 +219,15 @@ def _full(db: sqlite_utils.Database, defer: bool = False) -> ThreadUpdate:
     # replies to nothing is its own conversation, written by one UPDATE.
     parent = array("q", bytes(8 * n))
     replies = array("q")
+    kids = bytearray(n)  # has a reply in the archive (membership walks start there)
     okeys: dict[str, int] = {}
     for rowid, prow, rrow, okey, _ in conn.execute(_LINKS_SELECT + " WHERE p.reply_to_id IS NOT NULL"):
         code = _parent_code(rowid, prow, rrow, okey, okeys)
         if code:
             parent[rowid] = code
             replies.append(rowid)
+            if prow is not None and prow != rowid:
+                kids[prow] = 1
     root = array("q", bytes(8 * n))
     depth = array("l", bytes(array("l").itemsize * n))
     state = bytearray(n)
@@ -239,12 +242,12 @@ def _full(db: sqlite_utils.Database, defer: bool = False) -> ThreadUpdate:
     del root_rowids
 
     conn.execute("DROP TABLE IF EXISTS temp._conv")
-    conn.execute("CREATE TEMP TABLE _conv (rid INTEGER PRIMARY KEY, cid TEXT, depth INTEGER)")
+    conn.execute("CREATE TEMP TABLE _conv (rid INTEGER PRIMARY KEY, cid TEXT, depth INTEGER, kids INTEGER)")
     conn.executemany(
-        "INSERT INTO _conv VALUES (?, ?, ?)",
-        [(i, id_of[r] if r > 0 else key_of[r], depth[i]) for i, r in enumerate(root) if state[i]],
+        "INSERT INTO _conv VALUES (?, ?, ?, ?)",
+        [(i, id_of[r] if r > 0 else key_of[r], depth[i], kids[i]) for i, r in enumerate(root) if state[i]],
     )
-    del parent, root, depth, state, id_of
+    del parent, root, depth, state, id_of, kids
     conn.execute("DELETE FROM conversations")
     conn.execute(
         """INSERT INTO conversations (id, session_id, size, depth, participants, started, ended)

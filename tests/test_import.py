@@ -402,3 +402,32 @@ def test_bench_generator_output_imports(tmp_path):
     again = tmp_path / "again.jsonl"
     gen_twarc2.main(["250", "-o", str(again)])
     assert again.read_bytes() == out.read_bytes()  # deterministic
+
+
+def test_locked_archive_is_one_line(runner, db_path):
+    import sqlite3
+
+    assert run(runner, db_path, TW / "api-page.json", "--no-analyse").exit_code == 0
+    before = snapshot(db_path)
+    other = sqlite3.connect(db_path, timeout=0)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        import chatarchive.store as store_module
+
+        real = store_module.open_db
+
+        def quick(path):
+            db = real(path)
+            db.execute("PRAGMA busy_timeout = 100")
+            return db
+
+        import unittest.mock
+
+        with unittest.mock.patch.object(store_module, "open_db", quick):
+            result = run(runner, db_path, CHAT, "--no-analyse")
+    finally:
+        other.rollback()
+        other.close()
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {db_path}: database is locked; nothing was imported"
+    assert snapshot(db_path) == before

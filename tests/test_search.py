@@ -196,3 +196,16 @@ def test_cli_rich_table_highlights(runner, archive, db_path):
 def test_cli_missing_database_is_created_empty(runner, db_path):
     result = cli_search(runner, db_path, "metrics")
     assert result.exit_code == 0 and "No matches." in result.stderr
+
+
+def test_session_filter(archive):
+    archive.execute("INSERT INTO sessions (id, slug, hashtag) VALUES (7, 'testchat-2026-11-18', 'testchat')")
+    archive.execute("INSERT INTO session_posts (session_id, post_id) VALUES (7, '2004'), (7, '2002')")
+    assert ids(search(archive, "testchat", session="testchat-2026-11-18", order="newest")) == ["2004", "2002"]
+    assert ids(search(archive, "testchat", session="7", order="newest")) == ["2004", "2002"]
+    assert search(archive, "testchat", session="no-such-session") == []
+
+
+def test_unknown_filter_values_still_check_the_query(archive):
+    with pytest.raises(SearchError):
+        search(archive, '"broken', hashtag="nosuchtag")

@@ -21,13 +21,12 @@ from urllib.parse import parse_qs, quote, urlparse
 import httpx
 import pytest
 from bs4 import BeautifulSoup
+from conftest import FIXTURES
 
 from chatarchive import serve
 from chatarchive.cli import cli
 from chatarchive.models import Author, Post
 from chatarchive.store import open_db, save_posts
-
-from conftest import FIXTURES
 
 CHAT = FIXTURES / "serve" / "growthchat.jsonl"
 HOSTILE_ID = "1850000000000000008"  # mallory's <script>/onerror/javascript: post
@@ -223,6 +222,28 @@ def test_datasette_is_immutable_and_uses_the_tuned_settings(get):
     settings = get("/-/settings.json").json()
     assert settings["suggest_facets"] is False
     assert settings["facet_time_limit_ms"] == serve.SETTINGS["facet_time_limit_ms"]
+
+
+def test_inspect_data_counts_within_a_budget_and_fingerprints(archive, tmp_path):
+    info = serve.inspect_archive(archive.path)
+    assert info["tables"]["posts"]["count"] == 26
+    assert info["tables"]["sessions"]["count"] == len(archive.slugs)
+    assert info["size"] == archive.path.stat().st_size
+    assert serve.inspect_archive(archive.path)["hash"] == info["hash"]
+    big = tmp_path / "big.db"
+    conn = sqlite3.connect(big)
+    conn.execute("create table t (x)")
+    conn.executemany("insert into t values (?)", ((i,) for i in range(300_000)))
+    conn.commit()
+    conn.close()
+    first = serve.inspect_archive(big, budget_ms=0)
+    assert first["tables"]["t"]["count"] is None  # gave up: shown as "many rows"
+    assert serve.inspect_archive(big)["tables"]["t"]["count"] == 300_000
+    conn = sqlite3.connect(big)
+    conn.execute("insert into t values (1)")
+    conn.commit()
+    conn.close()
+    assert serve.inspect_archive(big)["hash"] != first["hash"]
 
 
 def test_index_and_database_pages_hide_internal_tables(get, archive):
@@ -487,6 +508,20 @@ def test_search_page_orders_and_pages(get, monkeypatch):
     second = soup(get(nxt))
     assert second.select("article.ca-post time")[0]["datetime"] == times[1]
     assert second.find("a", rel="prev") and not second.find("a", rel="next")
+
+
+def test_newest_first_plans_agree(get, monkeypatch):
+    # Walking the time index and sorting all matches must give one order.
+    decide = serve.newest_by_index
+    orders = []
+    for choice in (True, False):
+        monkeypatch.setattr(serve, "newest_by_index", lambda *a, choice=choice: choice)
+        page = soup(get("/chats/-/search?q=growthchat&order=newest"))
+        orders.append([a["id"] for a in page.select("article.ca-post")])
+    assert orders[0] == orders[1] and len(orders[0]) == 25  # all but the context post
+    assert decide(50_000, 51, 1_000_000) is True  # common word: walk the index
+    assert decide(300, 51, 1_000_000) is False  # rare word: sort the few matches
+    assert decide(0, 51, 1_000_000) is False
 
 
 def test_search_page_bad_syntax_and_hostile_queries(get):

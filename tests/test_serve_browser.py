@@ -7,7 +7,6 @@ import signal
 from pathlib import Path
 
 import pytest
-
 from test_serve import HOSTILE_ID, build_archive, start_server, stop_server
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -195,6 +195,40 @@ def test_importing_more_posts_updates_sessions_in_place(tmp_path, monkeypatch):
     assert db.execute(a).fetchall() == full.execute(a).fetchall()
 
 
+def test_incremental_membership_equals_full_on_a_random_chat(tmp_path, monkeypatch):
+    import random
+
+    rng = random.Random(11)
+    posts = []
+    for s, start in enumerate((WEEK1, WEEK2, "2026-11-26T01:00:00Z")):
+        for i in range(60):
+            minute = rng.uniform(-30, 80) if i % 10 else rng.uniform(-600, 3000)
+            tags = rng.choice([" #rchat", " #rchat", " #rchat #other", ""])
+            parent = rng.choice(posts).id if posts and rng.random() < 0.55 else None
+            posts.append(post(f"u{rng.randint(0, 15)}", f"Q{i % 4 + 1}: x{tags}" if i % 15 == 0 else f"A{i % 4 + 1}: y{tags}",
+                              at(start, minute), id=f"s{s}p{i}", reply_to=parent, matched=bool(tags) or rng.random() < 0.3))
+    full = open_db(tmp_path / "full.db")
+    save_posts(full, posts)
+    assert analyse_archive(full)["full"]
+    monkeypatch.setattr(threads, "FULL_RATIO", 100.0)
+    inc = open_db(tmp_path / "inc.db")
+    order = posts[:]
+    rng.shuffle(order)
+    for i in range(0, len(order), 25):
+        save_posts(inc, order[i : i + 25])
+        assert not analyse_archive(inc)["full"]
+    q = """SELECT s.slug, sp.post_id, sp.via FROM session_posts sp JOIN sessions s ON s.id = sp.session_id
+           ORDER BY 1, 2"""
+    assert inc.execute(q).fetchall() == full.execute(q).fetchall()
+    assert len({r[0] for r in full.execute(q)}) >= 2
+    assert any(r[2] == "thread" for r in full.execute(q))
+    c = """SELECT c.id, s.slug, c.size, c.depth, c.participants FROM conversations c
+           LEFT JOIN sessions s ON s.id = c.session_id ORDER BY c.id"""
+    assert inc.execute(c).fetchall() == full.execute(c).fetchall()
+    a = "SELECT id, conversation_id, question_id IS NOT NULL, answer_to_id IS NOT NULL FROM posts ORDER BY id"
+    assert inc.execute(a).fetchall() == full.execute(a).fetchall()
+
+
 def test_posts_bridging_a_gap_merge_two_sessions_keeping_the_older_id(db, monkeypatch):
     monkeypatch.setattr(threads, "FULL_RATIO", 100.0)
     b = ChatBuilder(WEEK1)

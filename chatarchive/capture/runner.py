@@ -282,8 +282,7 @@ class CaptureRun:
                     (r.capture_id, self.client.platform, page.kind, page.url, page.retrieved_at,
                      len(page.posts), orjson.dumps(page.body).decode()),
                 )
-            if any(p.reply_to_local_id for p in page.posts):
-                resolve_local_replies(self.db)
+            resolve_page_replies(self.db, page.posts)
             state = {**self.sticky, **page.state} if page.kind != "context" else self.state
             self.db.conn.execute(
                 """UPDATE captures SET state = ?, added = added + ?, updated = updated + ?,
@@ -297,7 +296,7 @@ class CaptureRun:
         r.updated += stats.updated
         r.unchanged += stats.unchanged
         r.pages += 1
-        r.problems = problems
+        r.problems = problems[-MAX_PROBLEMS_KEPT * 4:]
         r.requests = self.requests
         for p in page.posts:
             if p.matched and page.kind != "context":
@@ -314,6 +313,8 @@ class CaptureRun:
         self.result.requests = self.requests
         try:
             with transaction(self.db):
+                if self.client.platform == "mastodon":
+                    resolve_local_replies(self.db)  # anything the per-page links missed
                 self.db.conn.execute(
                     "UPDATE captures SET status = ?, finished = ?, requests = ? WHERE id = ?",
                     (status, now_iso(), self.result.requests, self.result.capture_id),
@@ -321,6 +322,29 @@ class CaptureRun:
         except Exception:  # noqa: BLE001 - never hide the error that got us here
             pass
         end_wal(self.db)
+
+
+def resolve_page_replies(db: sqlite_utils.Database, posts: list) -> None:
+    """Mastodon replies name their parent by its id on the serving server.
+    Link this page's replies to parents already stored, and stored replies
+    to parents on this page — in both directions, since a timeline pages
+    from new to old (replies before their parents).  Indexed lookups only
+    (``idx_posts_unresolved_replies``), unlike a whole-table
+    :func:`store.resolve_local_replies`, which runs once at the end."""
+    conn = db.conn
+    for p in posts:
+        if not p.instance:
+            continue
+        if p.reply_to_local_id:
+            row = conn.execute("SELECT id FROM posts WHERE instance = ? AND local_id = ?",
+                               (p.instance, p.reply_to_local_id)).fetchone()
+            if row is not None:
+                conn.execute("UPDATE posts SET reply_to_id = ? WHERE id = ? AND reply_to_id IS NULL", (row[0], p.id))
+        if p.local_id:
+            conn.execute(
+                "UPDATE posts SET reply_to_id = ? WHERE instance = ? AND reply_to_local_id = ? AND reply_to_id IS NULL",
+                (p.id, p.instance, p.local_id),
+            )
 
 
 def use_wal(db: sqlite_utils.Database) -> None:

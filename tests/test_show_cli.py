@@ -1,0 +1,95 @@
+"""`chatarchive show` and `sessions show`: the terminal recap and its JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "analysis"))
+from builders import ChatBuilder  # noqa: E402
+
+from chatarchive import stats  # noqa: E402
+from chatarchive.analyse import analyse_archive  # noqa: E402
+from chatarchive.cli import cli  # noqa: E402
+from chatarchive.store import open_db  # noqa: E402
+
+START = "2026-11-19T01:00:00Z"
+HOSTILE = "Q2: <script>alert('x')</script> [bold red]boom[/bold red] javascript:alert(1) ok? #showchat"
+
+
+def flat(text: str) -> str:
+    """The output without box drawing and line wrapping, for phrase checks."""
+    return " ".join(re.sub(r"[│╭╮╰╯─┃━┏┓┗┛┡┩╇┳┻┯┷└┘┌┐├┤┼╈]", " ", text).split())
+
+
+def build(path):
+    db = open_db(path)
+    b = ChatBuilder(START)
+    b.add("showhost", "Welcome to #showchat!", 0)
+    q1 = b.add("showhost", "Q1: What keeps your members coming back? #showchat", 2, likes=12)
+    for i in range(6):
+        b.add(f"member{i}", f"A1: reason {i} #showchat", 3 + i * 0.25, likes=i)
+    b.add("member0", "unprefixed reply", 5, reply_to=q1.id)
+    b.add("showhost", HOSTILE, 10)
+    for i in range(3):
+        b.add(f"member{i}", f"A2: answer {i} [link](javascript:alert(1)) #showchat", 11 + i,
+              links=["https://example.org/guide"])
+    b.save(db)
+    analyse_archive(db, tz="America/New_York")
+    return db
+
+
+def test_show_prints_the_recap(runner, db_path):
+    build(db_path)
+    r = runner.invoke(cli, ["show", str(db_path), "showchat-2026-11-18"])
+    assert r.exit_code == 0, r.output
+    out = flat(r.output)
+    assert "#showchat" in out and "showchat-2026-11-18" in out
+    assert "America/New_York" in out and "Wed 2026-11-18 20:00" in out
+    assert "Hosts: @showhost" in out
+    assert "13 posts (13 matched, 0 context)" in out
+    assert "7 participants (7 first-timers, 0 returning)" in out
+    assert "1 reply · 2 questions, 10 answers" in out
+    q_lines = [line for line in r.output.splitlines() if "Q1" in line and "What keeps" in line]
+    assert q_lines and q_lines[0].rstrip(" │").split("│")[3].strip() == "7"  # answers column
+    assert "@member0" in out and "Top participants" in out and "Busiest minutes" in out
+    assert "https://example.org/guide" in out
+    # user text is printed, never interpreted as markup
+    # (rich would swallow "[bold red]" if it parsed it; the cell may wrap)
+    assert "<script>alert('x')</script> [bold" in out and "red]boom[/bold red]" in out
+
+
+def test_show_json_is_session_stats(runner, db_path):
+    db = build(db_path)
+    r = runner.invoke(cli, ["show", str(db_path), "showchat-2026-11-18", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output) == json.loads(json.dumps(stats.session_stats(db, "showchat-2026-11-18")))
+    # the alias under `sessions`, and lookup by id
+    sid = json.loads(r.output)["session"]["id"]
+    r2 = runner.invoke(cli, ["sessions", "show", str(db_path), str(sid), "--json"])
+    assert r2.exit_code == 0 and json.loads(r2.output) == json.loads(r.output)
+
+
+def test_show_with_top_and_an_empty_session(runner, db_path):
+    build(db_path)
+    r = runner.invoke(cli, ["show", str(db_path), "showchat-2026-11-18", "--top", "2", "--json"])
+    assert len(json.loads(r.output)["top_participants"]) == 2
+    r = runner.invoke(cli, ["sessions", "add", str(db_path), "--hashtag", "showchat", "--start", "2027-01-06T20:00",
+                            "--end", "2027-01-06T21:00", "--tz", "America/New_York"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["show", str(db_path), "showchat-2027-01-06"])
+    assert r.exit_code == 0, r.output
+    assert "0 posts" in r.output and "none detected" in r.output
+
+
+def test_show_unknown_session_and_bad_database(runner, db_path, tmp_path):
+    build(db_path)
+    r = runner.invoke(cli, ["show", str(db_path), "nothing-here"])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines() == ["Error: No session 'nothing-here' (see: chatarchive sessions list DB)"]
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"\x00garbage" * 1000)
+    r = runner.invoke(cli, ["show", str(junk), "x"])
+    assert r.exit_code == 1 and "cannot open" in r.output
