@@ -18,6 +18,7 @@ and the real analysis (whose time is printed apart: it is not the recap's).
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import sys
 import tempfile
@@ -164,6 +165,10 @@ def bench_site(tmp: Path) -> bool:
     ok = (t1 - t0) < 60 and result.search_ok
     print(f"  {result.sessions} sessions, {result.pages:,} pages, {size / 1e6:.0f} MB: {t1 - t0:.1f} s "
           f"({result.search}) -> {'OK' if ok else 'TOO SLOW'} (< 60 s)")
+    phases = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
+    print(f"  phases: {phases}")
+    print(f"  (of the session pages, {result.timings['statistics']:.1f} s is stats.session_stats, the analysis' "
+          f"module; the recap itself took {t1 - t0 - result.timings['statistics']:.1f} s)")
     print(f"  re-run with nothing changed: {t2 - t1:.1f} s, {again.written} files written, "
           f"{again.unchanged:,} unchanged")
     return ok
@@ -180,6 +185,9 @@ def bench_size(tmp: Path) -> bool:
     print(f"  {page.name}: {size / 1e6:.2f} MB ({size / 1000 / 1000:.2f} KB per post) "
           f"-> {'OK' if ok else 'TOO BIG'} (< 1.5 MB)")
     return ok
+
+
+print = functools.partial(print, flush=True)  # noqa: A001 - figures appear as they come
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -125,15 +125,25 @@ def analyse_archive(
     conn = db.conn
     # A bigger page cache while rewriting analysis columns of many posts
     # (the default spills dirty pages to disk again and again); restored after.
+    # Temp tables and index builds stay in memory (tens of MB for a million posts).
     cache = conn.execute("PRAGMA cache_size").fetchone()[0]
+    temp_store = conn.execute("PRAGMA temp_store").fetchone()[0]
     conn.execute(f"PRAGMA cache_size = {min(cache, -ANALYSIS_CACHE_KB) if cache < 0 else -ANALYSIS_CACHE_KB}")
+    # (changing temp_store drops temp tables: only when the caller has none)
+    switch_temp = not conn.in_transaction and temp_store != 2 and not conn.execute(
+        "SELECT count(*) FROM sqlite_temp_master").fetchone()[0]
+    if switch_temp:
+        conn.execute("PRAGMA temp_store = MEMORY")
     try:
         with _Transaction(db):
             result = _analyse(db, tags, gap, min_posts, tz, hosts, question_pattern, answer_pattern, full,
                               redetect, refresh_sessions, options_given)
     finally:
         conn.execute(f"PRAGMA cache_size = {cache}")
-    return _summary(db, *result, time.monotonic() - t0)
+        if switch_temp:
+            conn.execute(f"PRAGMA temp_store = {temp_store}")
+    th, changes, done, qa_totals = result
+    return _summary(db, th, changes, done, qa_totals, full, time.monotonic() - t0)
 
 
 def _analyse(db, tags, gap, min_posts, tz, hosts, question_pattern, answer_pattern, full, redetect,
@@ -146,13 +156,14 @@ def _analyse(db, tags, gap, min_posts, tz, hosts, question_pattern, answer_patte
     explicit = sessions.explicit_chats(db)
     chosen = tags or explicit or None  # None: every hashtag, guessing which are chats
     changes = Changes()
-    affected: set[int] | None = set(refresh_sessions or [])
+    wanted: set[int] = set(refresh_sessions or [])
+    affected: set[int] | None = wanted
     if full or th.full or redetect:
         changes = _detect_full(db, chosen, guess=not (tags or explicit))
-        affected = None if (full or th.full or not tags) else _sessions_of(db, tags) | changes.changed | affected
+        affected = None if (full or th.full or not tags) else _sessions_of(db, tags) | changes.changed | wanted
     elif th.dirty_ids:
         changes, touched = _detect_incremental(db, th, chosen, guess=not explicit)
-        affected |= changes.changed | touched
+        affected = wanted | changes.changed | touched
     if th.full:
         affected = None  # the posts' new conversation ids wait in temp._conv for apply_qa
     if affected is None:
@@ -168,7 +179,7 @@ def _analyse(db, tags, gap, min_posts, tz, hosts, question_pattern, answer_patte
     else:
         done = set()
         qa_totals = {"questions": 0, "answers": 0}
-    return th, changes, done, qa_totals, full
+    return th, changes, done, qa_totals
 
 
 def _summary(db, th, changes, done, qa_totals, full, elapsed) -> dict[str, Any]:

@@ -578,6 +578,12 @@ def sessions_detect(db, hashtags, gap, min_posts, tz, hosts, question_pattern, a
     )
     rows = [s for s in list_sessions(archive)
             if not hashtags or any(s["hashtag"].lower() == h.lstrip("#").lower() for h in hashtags)]
+    from .sessions import hashtag_id
+
+    for h in hashtags:
+        if hashtag_id(archive, h.lstrip("#")) is None:
+            click.echo(f"Warning: no post carries #{h.lstrip('#')} (check the spelling); "
+                       "it is remembered as a chat hashtag.", err=True)
     if as_json:
         json_out({"analysis": result, "sessions": rows})
         return

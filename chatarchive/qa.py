@@ -101,7 +101,8 @@ class Marker:
 
 def _lead_stops(text: str, lead: re.Pattern) -> list[int]:
     stops = [len(text) - len(text.lstrip())]
-    end = lead.match(text).end()
+    m = lead.match(text)
+    end = m.end() if m else stops[0]
     return stops if end == stops[0] else stops + [end]
 
 
@@ -254,25 +255,25 @@ def analyse_posts(
         pid = p[0]
         if p[7] or pid in question_of:
             continue
-        n = None
+        number: int | None = None
         text = p[3]
         m = a_match(text) if text else None
         if m and m[0] in questions:
-            n = m[0]
+            number = m[0]
         elif embedded and text:
             head = text[:EMBEDDED_WITHIN + 8]
             if ":" in head:
                 e = EMBEDDED_ANSWER.search(head)
                 if e and e.start() <= EMBEDDED_WITHIN and to_number(e.group("n")) in questions:
-                    n = to_number(e.group("n"))
-        if n is None:
+                    number = to_number(e.group("n"))
+        if number is None:
             for target in (p[5], p[6]):
                 if target and target in question_of:
                     if p[1] is None or p[1] != asker[target]:
-                        n = question_of[target]
+                        number = question_of[target]
                         break
-        if n is not None:
-            answer_of[pid] = n
+        if number is not None:
+            answer_of[pid] = number
     return QAResult(shown_hosts, questions, question_of, answer_of)
 
 
@@ -313,7 +314,7 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
     if bulk:
         ids = [r[0] for r in conn.execute("SELECT id FROM sessions ORDER BY id")]
     else:
-        ids = sorted(session_ids)
+        ids = sorted(session_ids or ())
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             m = ",".join("?" * len(chunk))
@@ -344,7 +345,7 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
         "SELECT 1 FROM sqlite_temp_master WHERE type = 'table' AND name = '_conv'").fetchone() is not None
     select = _SESSION_POSTS.format(
         conv="coalesce((SELECT cid FROM _conv WHERE rid = p.rowid), p.id)" if deferred else "p.conversation_id")
-    conv_best: dict[str, tuple[int, int]] = {}
+    conv_best: dict[str, tuple[int, int, tuple[str, int]]] = {}  # thread -> (session, posts, rank)
     if bulk:
         conn.execute("DROP TABLE IF EXISTS temp._qa")
         conn.execute("CREATE TEMP TABLE _qa (rid INTEGER PRIMARY KEY, qid INTEGER, aid INTEGER)")

@@ -439,6 +439,7 @@ class SessionData:
     conversations: list[dict[str, Any]]  # {"id","size","depth","participants","started","items": [(depth, post)]}
     participants: list[dict[str, Any]]
     zone: tzinfo
+    stats_seconds: float = 0.0  # time spent in stats.session_stats
 
     @property
     def session(self) -> dict[str, Any]:
@@ -449,7 +450,9 @@ def load_session(db: sqlite_utils.Database, id_or_slug: str | int) -> SessionDat
     """Everything a recap page or an export shows about one session."""
     _, stats_mod = _session_api()
     sid = resolve_session(db, id_or_slug)
+    t0 = time.perf_counter()
     stats = stats_mod.session_stats(db, sid)
+    stats_seconds = time.perf_counter() - t0
     posts = _rows(db, _POST_SQL, [sid])
     by_id = {p["id"]: p for p in posts}
     _attach_entities(db, by_id, session_id=sid)
@@ -494,7 +497,8 @@ def load_session(db: sqlite_utils.Database, id_or_slug: str | int) -> SessionDat
     conversations = _conversations(db, sid, posts, by_id, children)
     participants = _participants(stats, posts, by_id)
     return SessionData(stats=stats, posts=posts, by_id=by_id, questions=questions,
-                       conversations=conversations, participants=participants, zone=zone)
+                       conversations=conversations, participants=participants, zone=zone,
+                       stats_seconds=stats_seconds)
 
 
 def _conversations(db, sid, posts, by_id, children) -> list[dict[str, Any]]:
@@ -597,6 +601,7 @@ class RecapResult:
     media_downloaded: int = 0
     media_failed: int = 0
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     messages: list[str] = field(default_factory=list)
 
     @property
@@ -1266,8 +1271,20 @@ def _build_site(db, out, sessions, *, templates, download_media, search, progres
     if download_media:
         site.fetch_media(ids, writer, result)
     summaries: list[dict[str, Any]] = []
+    timings = result.timings
+    timings["statistics"] = 0.0
+    lap = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal lap
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - lap
+        lap = now
+
+    phase("setup")
     for n, sid in enumerate(ids, 1):
         data = load_session(db, sid)
+        timings["statistics"] += data.stats_seconds
         ctx = site.session_context(data)
         page = site.session_pages[sid]
         writer.write(page, site.render("session.html", **ctx))
@@ -1285,8 +1302,11 @@ def _build_site(db, out, sessions, *, templates, download_media, search, progres
         if n % 25 == 0:
             site.progress(f"{n}/{len(ids)} session pages")
     result.sessions = len(ids)
+    phase("session pages")
     _write_hashtag_pages(site, writer, summaries, result)
+    phase("hashtag pages")
     _write_people_pages(site, writer, ids, summaries, result)
+    phase("participant pages")
     _write_index(site, writer, summaries, result)
     writer.write("favicon.svg", FAVICON)
     # Stale pages go before indexing (so search never finds them); the old
@@ -1297,6 +1317,7 @@ def _build_site(db, out, sessions, *, templates, download_media, search, progres
         ok, message = index_site(out, needed=bool(writer.changed_pages) or not (out / "pagefind" / "pagefind.js").is_file())
     else:
         ok, message = False, "search disabled (--no-search)"
+    phase("search index")
     result.search_ok, result.search = ok, message
     writer.write("search.html", site.render("search.html", root="", page_title="Search",
                                             search_ok=ok, search_message=message,
@@ -1373,6 +1394,9 @@ def _write_people_pages(site: Site, writer: SiteWriter, ids: list[int], summarie
             zones[r[0]] = get_zone(r[1]) if r[1] else timezone.utc
         except ChatArchiveError:
             zones[r[0]] = timezone.utc
+    # post_view only needs a session's time zone
+    frames = {sid: SessionData(stats={}, posts=[], by_id={}, questions=[], conversations=[], participants=[],
+                               zone=zones.get(sid, timezone.utc)) for sid in ids}
     cur = site.db.conn.execute(_PEOPLE_SQL.format(marks=",".join("?" * len(ids))), ids)
     cols = [d[0] for d in cur.description]
 
@@ -1383,14 +1407,13 @@ def _write_people_pages(site: Site, writer: SiteWriter, ids: list[int], summarie
         byid = {r["id"]: r for r in rows}
         _attach_entities(site.db, byid, ids=list(byid))
         groups: dict[int, list] = defaultdict(list)
+        post = site.macros().post
         for r in rows:
-            if r["session_id"] in groups or len(groups) < 10_000:
-                fake = SessionData(stats={}, posts=[], by_id={}, questions=[], conversations=[], participants=[],
-                                   zone=zones.get(r["session_id"], timezone.utc))
-                r["children"] = ()
-                v = site.post_view(r, fake, "../", "../" + info[r["session_id"]]["page"])
-                v["html"] = site.macros().post(v)
-                groups[r["session_id"]].append(v)
+            sid = r["session_id"]
+            r["children"] = ()
+            v = site.post_view(r, frames[sid], "../", "../" + info[sid]["page"])
+            v["html"] = post(v)
+            groups[sid].append(v)
         sessions = sorted(groups, key=lambda sid: info[sid]["start"], reverse=True)
         writer.write(person.page, site.render(
             "participant.html", root="../", page_title=f"{person.name or person.handle} (@{person.handle})",
@@ -1562,7 +1585,9 @@ def index_site(out: Path, needed: bool = True) -> tuple[bool, str]:
     with tempfile.TemporaryDirectory(prefix="chatarchive-pagefind-") as tmp:
         try:
             proc = subprocess.run(
-                [exe, "--site", str(out), "--output-path", tmp, "--silent",
+                # Only session pages are indexed (data-pagefind-body); reading
+                # just those saves Pagefind parsing every participant page.
+                [exe, "--site", str(out), "--output-path", tmp, "--silent", "--glob", "sessions/*.html",
                  "--exclude-selectors", ".av,.pf,.qmeta,.deep,.b"],
                 capture_output=True, text=True, timeout=600,
             )

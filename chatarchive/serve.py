@@ -442,7 +442,9 @@ def build_metadata(
         + (f" ({platforms})" if platforms else "")
         + "."
     )
-    db_url = urllib.parse.quote(name, safe="")
+    from datasette.utils import tilde_encode
+
+    db_url = tilde_encode(name)  # as Datasette spells it in URLs ("my.chats" -> "my~2Echats")
     # Relative links: the index page is "/" and the database page "/<name>",
     # so "<name>/…" resolves under any base_url.
     links = (
@@ -538,7 +540,9 @@ def prepare_archive(db_path: str | Path) -> bool:
     try:
         open_db(path).conn.close()
     except sqlite3.OperationalError as e:
-        if "readonly" in str(e) or "read-only" in str(e) or "unable to open" in str(e):
+        # A read-only file, or one a running import/capture holds locked:
+        # serve it as it is.
+        if any(w in str(e) for w in ("readonly", "read-only", "unable to open", "locked")):
             return False
         raise ChatArchiveError(f"{path}: cannot update the schema ({e})")
     return True
@@ -657,7 +661,7 @@ def serve(
 
     datasette_errors.rich = None
     if not prepare_archive(db_path):
-        echo(f"Note: {db_path} is read-only; serving it without schema updates.")
+        echo(f"Note: {db_path} cannot be written now (read-only or locked); serving it as it is.")
     ds = make_datasette(db_path, allow_sql=allow_sql, title=title, immutable=immutable, settings=settings)
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
@@ -993,7 +997,8 @@ _RENDERED = _TEXT_COLUMNS | _HANDLE_COLUMNS | _SESSION_COLUMNS | {"snippet", "av
 @hookimpl
 def startup(datasette):
     async def inner():
-        await archive_names(datasette)
+        for name in await archive_names(datasette):
+            await _people_index(datasette.get_database(name))  # so the first search is fast
 
     return inner
 
@@ -1273,6 +1278,9 @@ async def _search(db, links: _Links, q: str, order: str, page: int, ctx: dict[st
         )
 
     async def find_people():
+        index = await _people_index(db)
+        if index is not None:
+            return search_people(index, q.lstrip("#@"), 11)
         return await db.execute(
             r"""select id, platform, handle, name, avatar_url from authors
                 where handle like :like escape '\' or name like :like escape '\'
@@ -1355,6 +1363,40 @@ async def _search(db, links: _Links, q: str, order: str, page: int, ctx: dict[st
     }
     ctx["first"] = offset + 1
     ctx["last"] = offset + len(hits)
+
+
+# People of immutable archives, kept in memory: a substring search over
+# 60,000 handles and names is ~5 ms in Python and ~80 ms as SQL LIKE, and
+# casefold() matches "ZOË" to "Zoë", which LIKE does only for ASCII.
+_PEOPLE: weakref.WeakKeyDictionary[Any, list[tuple[str, dict[str, Any]]] | None] = (
+    weakref.WeakKeyDictionary())
+PEOPLE_IN_MEMORY_MAX = 500_000
+
+
+async def _people_index(db) -> list[tuple[str, dict[str, Any]]] | None:
+    if db.is_mutable:
+        return None  # --live: authors change under us, ask SQLite each time
+    if db in _PEOPLE:
+        return _PEOPLE[db]
+    n = (await db.execute("select count(*) from authors")).first()[0]
+    index = None
+    if n <= PEOPLE_IN_MEMORY_MAX:
+        rows = await db.execute(
+            "select id, platform, handle, name, avatar_url from authors", custom_time_limit=30_000)
+        index = [(f"{r['handle'] or ''}\n{r['name'] or ''}".casefold(), dict(r)) for r in rows]
+    _PEOPLE[db] = index
+    return index
+
+
+def search_people(index: list[tuple[str, dict[str, Any]]], needle: str, limit: int) -> list[dict[str, Any]]:
+    """Handles or names containing `needle` (any case): exact handle
+    first, then shorter handles."""
+    q = needle.casefold()
+    if not q:
+        return []
+    found = [row for key, row in index if q in key]
+    found.sort(key=lambda r: ((r["handle"] or "").casefold() != q, len(r["handle"] or ""), r["handle"] or ""))
+    return found[:limit]
 
 
 async def _attach_sessions(db, links: _Links, posts: list[dict[str, Any]]) -> None:

@@ -44,6 +44,7 @@ from .timeutil import get_zone, iso_utc, parse_iso
 DEFAULT_GAP = timedelta(minutes=45)
 DEFAULT_MIN_POSTS = 10
 SUBSUME_SHARE = 0.8  # share of a group's posts that also carry the bigger tag
+MIN_SHARE = 0.25  # while guessing: share of the window's tagged posts a chat's hashtag must have
 ANCESTOR_LEAD = timedelta(hours=1)  # untagged parents this long before the window join it
 _EPOCH = datetime(1970, 1, 1)
 _CHUNK = 500
@@ -472,20 +473,20 @@ def split_groups(times: Iterable[str], gap: float, min_posts: int, tag_id: int =
     """Split sorted times where the silence exceeds ``gap`` seconds; keep
     groups of at least ``min_posts`` posts."""
     out: list[Group] = []
-    first = last = None
+    first = last = ""
     last_ts = 0.0
     count = 0
     for t in times:
         ts = to_ts(t)
-        if first is not None and ts - last_ts > gap:
+        if count and ts - last_ts > gap:
             if count >= min_posts:
                 out.append(Group(tag_id, first, last, count))
-            first, count = None, 0
-        if first is None:
+            count = 0
+        if not count:
             first = t
         last, last_ts = t, ts
         count += 1
-    if first is not None and count >= min_posts:
+    if count and count >= min_posts:
         out.append(Group(tag_id, first, last, count))
     return out
 
@@ -512,59 +513,54 @@ def scan_all_groups(db: sqlite_utils.Database, tag_ids: set[int] | None,
             return scan
         where = f"AND ph.hashtag_id IN ({_marks(len(tag_ids))})"
         params = sorted(tag_ids)
+    # Epoch seconds come from SQLite (C) rather than a Python parse per post.
     cur = conn.execute(
-        f"""SELECT p.rowid, ph.hashtag_id, p.created_at FROM posts p INDEXED BY idx_posts_created_at
+        f"""SELECT p.rowid, ph.hashtag_id, p.created_at, (julianday(p.created_at) - 2440587.5) * 86400.0
+            FROM posts p INDEXED BY idx_posts_created_at
             JOIN post_hashtags ph ON ph.post_id = p.id
             WHERE p.matched = 1 AND p.created_at IS NOT NULL {where}
             ORDER BY p.created_at, p.rowid""",
         params,
     )
-    # tag -> [first, last, last_ts, count, co, k_first, k_last]
+    # tag -> [first, last, last_ts, count, co, k_first, k_last, gap, min_posts, positions]
     state: dict[int, list] = {}
-    positions = scan.positions
     out = scan.groups
-    last_t = None
-    last_ts = 0.0
     prev_rowid = None
     k = -1
-    post_states: list[tuple[int, list]] = []
-
-    def tally() -> None:
-        if len(post_states) > 1:
-            for tag, st in post_states:
-                co = st[4]
-                for other, _ in post_states:
-                    if other != tag:
-                        co[other] = co.get(other, 0) + 1
-
-    for rowid, tag, t in cur:
+    post_states: list[list] = []
+    for rowid, tag, t, ts in cur:
         if rowid != prev_rowid:
-            tally()
+            if len(post_states) > 1:  # the previous post carried several tags
+                for st in post_states:
+                    co = st[4]
+                    for other in post_states:
+                        if other is not st:
+                            co[other[10]] = co.get(other[10], 0) + 1
             post_states = []
             prev_rowid = rowid
             k += 1
-            if t != last_t:
-                last_ts = to_ts(t)
-                last_t = t
-        pos = positions.get(tag)
-        if pos is None:
-            pos = positions[tag] = array("q")
-        pos.append(k)
         st = state.get(tag)
         if st is None:
-            st = state[tag] = [t, t, last_ts, 0, {}, k, k]
-        else:
             gap, min_posts = settings.get(tag, default)
-            if last_ts - st[2] > gap:
-                if st[3] >= min_posts:
-                    out.append(Group(tag, st[0], st[1], st[3], st[4], st[5], st[6]))
-                st[0], st[3], st[4], st[5] = t, 0, {}, k
-        st[1], st[2], st[6] = t, last_ts, k
+            st = state[tag] = [t, t, ts, 0, {}, k, k, gap, min_posts, array("q"), tag]
+            scan.positions[tag] = st[9]
+        elif ts - st[2] > st[7]:
+            if st[3] >= st[8]:
+                out.append(Group(tag, st[0], st[1], st[3], st[4], st[5], st[6]))
+            st[0], st[3], st[4], st[5] = t, 0, {}, k
+        st[1] = t
+        st[2] = ts
+        st[6] = k
         st[3] += 1
-        post_states.append((tag, st))
-    tally()
+        st[9].append(k)
+        post_states.append(st)
+    if len(post_states) > 1:
+        for st in post_states:
+            for other in post_states:
+                if other is not st:
+                    st[4][other[10]] = st[4].get(other[10], 0) + 1
     for tag, st in state.items():
-        if st[3] >= settings.get(tag, default)[1]:
+        if st[3] >= st[8]:
             out.append(Group(tag, st[0], st[1], st[3], st[4], st[5], st[6]))
     out.sort(key=lambda g: (g.start, g.tag_id))
     return scan
@@ -584,6 +580,8 @@ def drop_subsumed_scanned(db: sqlite_utils.Database, scan: Scan, keep_tags: set[
     for g in scan.groups:
         subsumed = False
         if g.tag_id not in keep_tags:
+            if g.count < MIN_SHARE * (g.k_last - g.k_first + 1):
+                continue  # a side topic of a busier hour
             need = math.ceil(SUBSUME_SHARE * g.count)
             for other, shared in g.co.items():
                 if shared < need:
@@ -655,7 +653,8 @@ def window_groups(db: sqlite_utils.Database, tag: str, tag_id: int, lo: str, hi:
 def drop_subsumed(db: sqlite_utils.Database, groups: list[Group], keep_tags: set[int]) -> list[Group]:
     """Drop a group when most of its posts also carry another hashtag that
     is used at least as often in the same window (``#edtech`` in ``#edchat``;
-    of twin tags used on every post, the alphabetically first stays)."""
+    of twin tags used on every post, the alphabetically first stays), or
+    when its hashtag is on under a quarter of the window's tagged posts."""
     if len(groups) == 0:
         return groups
     names = dict(db.execute("SELECT id, lower(tag) FROM hashtags"
@@ -666,6 +665,13 @@ def drop_subsumed(db: sqlite_utils.Database, groups: list[Group], keep_tags: set
         if g.tag_id in keep_tags:
             out.append(g)
             continue
+        in_window = db.execute(
+            """SELECT count(*) FROM posts p INDEXED BY idx_posts_created_at
+               WHERE p.created_at BETWEEN ? AND ? AND p.matched = 1
+                 AND EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.post_id = p.id)""",
+            [g.start, g.end]).fetchone()[0]
+        if g.count < MIN_SHARE * in_window:
+            continue  # a side topic of a busier hour
         co = db.execute(
             """SELECT ph2.hashtag_id, count(*) FROM posts p INDEXED BY idx_posts_created_at
                JOIN post_hashtags ph ON ph.post_id = p.id AND ph.hashtag_id = ?
@@ -701,7 +707,7 @@ def reconcile(db: sqlite_utils.Database, tag: str, groups: list[Group], lo: str 
     if lo is None:
         rows = _session_rows(db, "WHERE hashtag = ? COLLATE NOCASE ORDER BY id", [tag])
     else:
-        rows = _overlapping(db, tag, lo, hi)
+        rows = _overlapping(db, tag, lo, hi or lo)
     fixed = [s for s in rows if s["source"] != "detected"]
     detected = [s for s in rows if s["source"] == "detected"]
     display = display_tag(db, tag)

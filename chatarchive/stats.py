@@ -184,7 +184,7 @@ def _per_minute(s: dict[str, Any], posts: list[dict[str, Any]]) -> dict[str, Any
     t = datetime.fromisoformat(lo[:16]).replace(tzinfo=timezone.utc)
     stop = datetime.fromisoformat(hi[:16]).replace(tzinfo=timezone.utc)
     stop = min(stop, t + timedelta(minutes=MAX_MINUTES - 1))
-    minutes = []
+    minutes: list[dict[str, Any]] = []
     while t <= stop:
         key = t.strftime("%Y-%m-%dT%H:%M")
         minutes.append({"minute": key, "posts": counts.get(key, 0)})
@@ -221,7 +221,8 @@ def hashtag_stats(db: sqlite_utils.Database, hashtag: str) -> dict[str, Any]:
                              "participants": len(people), "first_timers": len(first)})
         seen.update(people.keys())
         handles.update(people)
-    regulars = sorted(((handles[k], n) for k, n in seen.items() if n > 1), key=lambda x: (-x[1], x[0].lower()))
+    regulars: list[tuple[str, int]] = sorted(
+        ((handles[k], n) for k, n in seen.items() if n > 1), key=lambda x: (-x[1], x[0].lower()))
     name = db.execute("SELECT hashtag FROM sessions WHERE hashtag = ? COLLATE NOCASE LIMIT 1", [tag]).fetchone()
     return {"hashtag": name[0] if name else tag, "sessions": sessions_out,
             "regulars": [{"handle": h, "sessions": n} for h, n in regulars]}

@@ -424,6 +424,7 @@ class FakeX(FakeServer):
             self.by_n = self.idx.by_n
             self.by_id = {x_id(p): p for p in self.posts}
             self.int_id = {p.n: int(x_id(p)) for p in self.posts}
+            self._tweets: dict[int, dict] = {}
             self.lower_tags = {p.n: {t.lower() for t in p.tags} for p in self.posts}
 
     def visible(self) -> list[ChatPost]:
@@ -564,6 +565,13 @@ class FakeX(FakeServer):
         return Response(200, body, headers)
 
     def tweet(self, p: ChatPost, fields: set[str]) -> dict:
+        full = self._tweets.get(p.n)
+        if full is None:
+            full = self._tweets[p.n] = self._tweet(p)
+        keep = fields | {"id", "text", "edit_history_tweet_ids"}
+        return {k: v for k, v in full.items() if k in keep}
+
+    def _tweet(self, p: ChatPost) -> dict:
         tid = x_id(p)
         full: dict[str, Any] = {
             "id": tid, "text": html.escape(p.text, quote=False), "edit_history_tweet_ids": [tid],
@@ -585,8 +593,7 @@ class FakeX(FakeServer):
             parent = self.by_n[p.reply_to]
             full["referenced_tweets"] = [{"type": "replied_to", "id": x_id(parent)}]
             full["in_reply_to_user_id"] = x_user_id(parent.author)
-        keep = fields | {"id", "text", "edit_history_tweet_ids"}
-        return {k: v for k, v in full.items() if k in keep}
+        return full
 
     def user(self, handle: str, fields: set[str]) -> dict:
         full = {"id": x_user_id(handle), "username": handle, "name": handle.title(),
@@ -882,6 +889,7 @@ class FakeBluesky(FakeServer):
             self.by_n = self.idx.by_n
             self.by_uri = {at_uri(p): p for p in self.posts}
             self.uri_of = {p.n: at_uri(p) for p in self.posts}
+            self._views: dict[int, dict] = {}
             self.lower_tags = {p.n: {t.lower() for t in p.tags} for p in self.posts}
 
     def sort_at(self, p: ChatPost) -> float:
@@ -978,6 +986,12 @@ class FakeBluesky(FakeServer):
         return Response(404, {"error": "MethodNotImplemented", "message": "Method Not Implemented"}, headers)
 
     def view(self, p: ChatPost) -> dict:
+        got = self._views.get(p.n)
+        if got is None:
+            got = self._views[p.n] = self._view(p)
+        return got
+
+    def _view(self, p: ChatPost) -> dict:
         record: dict[str, Any] = {"$type": "app.bsky.feed.post", "text": p.text, "createdAt": iso_ms(p.t), "langs": ["en"]}
         facets = []
         raw = p.text.encode("utf-8")

@@ -221,8 +221,8 @@ def _count(db_path: Path) -> int:
 def test_kill_9_mid_follow_then_rerun_loses_nothing_and_duplicates_nothing(tmp_path, platform):
     db_path = tmp_path / "chats.db"
     now = time.time()
-    # 150 posts arriving over 4 seconds while the follow runs
-    posts = make_chat(150, now + 0.5, duration=4.0, questions=3)
+    # 120 posts arriving over 3 seconds while the follow runs
+    posts = make_chat(120, now + 0.5, duration=3.0, questions=3)
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "X_BEARER_TOKEN": X_TOKEN,
            "BLUESKY_HANDLE": B_HANDLE, "BLUESKY_APP_PASSWORD": B_PASSWORD}
     env.pop("MASTODON_TOKEN", None)
@@ -241,7 +241,7 @@ def test_kill_9_mid_follow_then_rerun_loses_nothing_and_duplicates_nothing(tmp_p
         proc = _cli_process(args + ["--follow", "--interval", "0.2"], env)
         try:
             deadline = time.time() + 30
-            while _count(db_path) < 20 and time.time() < deadline and proc.poll() is None:
+            while _count(db_path) < 15 and time.time() < deadline and proc.poll() is None:
                 time.sleep(0.05)
             assert proc.poll() is None, proc.stderr.read().decode()
             proc.send_signal(signal.SIGKILL)
@@ -250,8 +250,8 @@ def test_kill_9_mid_follow_then_rerun_loses_nothing_and_duplicates_nothing(tmp_p
             if proc.poll() is None:
                 proc.kill()
         killed_at = _count(db_path)
-        assert 20 <= killed_at, proc.stderr.read().decode()[-3000:]
-        while time.time() < now + 5.5:  # let the rest of the chat arrive
+        assert 15 <= killed_at < len([p for p in posts if p.tags]), proc.stderr.read().decode()[-3000:]
+        while time.time() < now + 4.5:  # let the rest of the chat arrive
             time.sleep(0.1)
         rerun = _cli_process(args + ["--json"], env)
         out, err = rerun.communicate(timeout=60)

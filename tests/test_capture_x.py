@@ -286,7 +286,9 @@ def test_an_interrupted_poll_is_finished_by_the_next_run(db, past_chat):
         reqs = srv.requests_to(SEARCH)
         assert reqs[1].param("next_token") == state["poll"]["next_token"]
         assert {k: v for k, v in reqs[1].params.items() if k != "next_token"} == reqs[0].params
-        assert len(reqs) == math.ceil(len(tagged_in(posts, start, start + 3600)) / 100)
+        # the rest of the walk, then one catch-up poll from the newest post seen
+        assert len(reqs) == math.ceil(len(tagged_in(posts, start, start + 3600)) / 100) + 1
+        assert reqs[-1].param("since_id") == state["poll"]["newest_id"]
     assert matched_ids(db) == {x_id(p) for p in tagged_in(posts, start, start + 3600)}
     final = json.loads(db.execute("SELECT state FROM captures ORDER BY id DESC").fetchone()[0])
     assert final["poll"] is None and final["since_id"] == state["poll"]["newest_id"]

@@ -496,6 +496,25 @@ def test_search_page_finds_sessions_people_and_posts(get, archive):
     assert [a.text for a in sessions.select("section ul.ca-list a.ca-session")] == list(reversed(archive.slugs))
 
 
+def test_people_search_in_memory_and_in_sql_agree(get, archive):
+    # immutable: people from memory (casefold); --live: SQL LIKE
+    live = make_client(serve.make_datasette(archive.path, immutable=False))
+    try:
+        for q in ["bob", "BO", "masto", "Leeds", "ann", "nobody-at-all"]:
+            mine = [a.text for a in soup(get(f"/chats/-/search?q={q}")).select("ul.ca-people a.ca-handle")]
+            sql = [a.text for a in soup(live(f"/chats/-/search?q={q}")).select("ul.ca-people a.ca-handle")]
+            assert mine == sql, q
+        assert [a.text for a in soup(get("/chats/-/search?q=bo")).select("ul.ca-people a.ca-handle")] == ["@bob"]
+    finally:
+        live.loop.close()
+    # beyond ASCII, only the in-memory search ignores case
+    assert [a.text for a in soup(get("/chats/-/search?q=ZO%C3%8B")).select("ul.ca-people a.ca-handle")] == [
+        "@zoe@masto.example"]
+    index = [("bob\nbob", {"handle": "bob"}), ("bobby\nb", {"handle": "bobby"}), ("abob\nx", {"handle": "abob"}),
+             ("carl\nbob smith", {"handle": "carl"})]
+    assert [r["handle"] for r in serve.search_people(index, "Bob", 3)] == ["bob", "abob", "carl"]
+
+
 def test_search_page_orders_and_pages(get, monkeypatch):
     newest = soup(get("/chats/-/search?q=retention&order=newest"))
     times = [t["datetime"] for t in newest.select("article.ca-post time")]
@@ -546,6 +565,9 @@ def test_session_page_groups_the_transcript_by_question(get, archive):
     page = soup(get(f"/chats/-/session/{archive.slugs[0]}"))
     assert_inert(page)
     assert page.h1.text == "Measuring community health"
+    # shown in the chat's own zone (the session says Europe/London)
+    assert page.find("p", class_="ca-session-when").time.text.endswith(" BST")
+    assert "2026-10-14 21:0" in page.find("p", class_="ca-session-when").time.text
     toc = [(a["href"], a.text) for a in page.select("nav.ca-toc a.ca-toc-link")]
     assert toc == [("#q1", "Q1 Which metrics tell you a community is healthy? #growthchat"),
                    ("#q2", "Q2 What tools do you use to measure it? #growthchat")]
@@ -604,6 +626,35 @@ def test_css_is_served_and_linked(get):
 
 # --------------------------------------------------------------------------
 # Safety and other databases
+
+
+def test_live_mode_is_read_only_but_not_immutable(archive):
+    client = make_client(serve.make_datasette(archive.path, immutable=False))
+    try:
+        assert [d["is_mutable"] for d in client("/-/databases.json").json()] == [True]
+        assert client(f"/chats/-/session/{archive.slugs[0]}").status_code == 200
+        # Datasette refuses anything but SELECT and reads mutable files with mode=ro
+        assert client("/chats.json?sql=insert+into+hashtags+(tag)+values+('x')").status_code == 400
+    finally:
+        client.loop.close()
+
+
+def test_dotted_file_names_get_working_links(archive, tmp_path):
+    import shutil
+
+    path = tmp_path / "club.chats.db"
+    shutil.copy(archive.path, path)
+    client = make_client(serve.make_datasette(path))
+    try:
+        index = soup(client("/"))
+        link = index.find("a", string="Search sessions, people and posts")["href"]
+        assert link == "club~2Echats/-/search"
+        assert soup(client("/" + link + "?q=retention")).select("article.ca-post")
+        sessions = soup(client("/club~2Echats/sessions"))
+        href = sessions.select("td.col-slug a.ca-session")[0]["href"]
+        assert href.startswith("/club~2Echats/-/session/") and client(href).status_code == 200
+    finally:
+        client.loop.close()
 
 
 def test_no_sql_turns_off_arbitrary_sql_only(archive):

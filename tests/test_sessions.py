@@ -382,6 +382,11 @@ def test_incidental_and_twin_hashtags_get_no_sessions_of_their_own(db):
         b.add(f"p{i % 9}", f"A1: thoughts {i} #edchat #teachers{extra}", i)
     b.save(db)
     analyse_archive(db)
+    # a side topic of the same hour, on its own posts: too small a share
+    for i in range(10):  # 10 posts among the 37 of #edchat in minutes 0-36: 21%
+        b.add(f"q{i}", f"unrelated {i} #sidetopic", i * 4)
+    b.save(db)
+    analyse_archive(db)
     # #teachers is on every post (a twin): the alphabetically first tag stays
     assert [r[2] for r in rows(db)] == ["edchat"]
     # naming a hashtag makes it a chat, and stops the guessing
@@ -417,6 +422,8 @@ def test_cli_detect_list_add_remove(db, runner, db_path):
     added = json.loads(r.output)
     assert (added["slug"], added["start"], added["end"], added["hosts"]) == (
         "cmgrchat-2026-11-25", "2026-11-26T01:00:00.000Z", "2026-11-26T02:00:00.000Z", ["guest"])
+    r = runner.invoke(cli, ["sessions", "detect", str(db_path), "--hashtag", "cmgrchatt"])
+    assert r.exit_code == 0 and "Warning: no post carries #cmgrchatt" in r.output
     r = runner.invoke(cli, ["sessions", "remove", str(db_path), "cmgrchat-2026-11-25"])
     assert r.exit_code == 0 and "Removed session cmgrchat-2026-11-25" in r.output
     r = runner.invoke(cli, ["sessions", "list", str(db_path), "--hashtag", "cmgrchat", "--json"])
@@ -473,6 +480,25 @@ def test_dlfteach_real_chat_file(db):
     (s,) = rows(db)
     assert (s[4], s[6]) == ("2018-04-03T19:11:32.000Z", 3)
     assert db.execute("SELECT count(*) FROM questions").fetchone()[0] == 0  # no Q1/A1 in this chat
+
+
+@needs_shared_fixtures()
+def test_brexit_search_file_guesses_one_hashtag(db):
+    path = SHARED_FIXTURES / "twarc2" / "brexit.jsonl"
+    import_files(db, [str(path)])
+    # read independently: the search results (data, not includes) tagged #brexit
+    times = []
+    for line in path.read_text().splitlines():
+        page = json.loads(line)
+        for t in page.get("data", []):
+            tags = {h["tag"].lower() for h in (t.get("entities") or {}).get("hashtags", [])}
+            if "brexit" in tags:
+                times.append(t["created_at"])
+    assert len(times) > 40
+    analyse_archive(db)
+    got = rows(db)
+    # #BorisJohnson & co. ride along on a minority of posts: no sessions of their own
+    assert [(r[2], r[3], r[4]) for r in got] == [("Brexit", min(times), max(times))]
 
 
 def test_bundled_sample_chat(db):

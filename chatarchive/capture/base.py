@@ -95,6 +95,11 @@ class CaptureClient:
     def poll(self, state: dict, window: Window) -> Iterator[Page]:
         raise NotImplementedError
 
+    def unfinished(self, state: dict) -> bool:
+        """Does ``state`` hold a walk a killed run left half done?  Finishing
+        it does not reach what arrived since, so the runner polls once more."""
+        return bool(state.get("poll"))
+
     def context(self, rows: list[dict[str, Any]], missing: Callable[[list[str]], list[str]]) -> Iterator[Page]:
         raise NotImplementedError
 

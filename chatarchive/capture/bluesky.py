@@ -12,11 +12,11 @@ local server).  The session is cached outside the archive (see
 createSession is limited to 30 per 5 minutes per account.
 
 Polling: each poll asks for posts whose sort time is at or after the
-newest sort time seen minus two minutes (``since`` is inclusive and compares
+newest sort time seen minus a minute (``since`` is inclusive and compares
 the server's sortAt, the earlier of createdAt and indexedAt), pages with
 ``cursor`` until the cursor is gone, repeats or a page is empty.  The
-overlap catches posts indexed late; it costs no requests in practice (two
-minutes of a chat fit in one page) and re-seen posts are merged, not duplicated.
+overlap catches posts indexed late; it costs no requests in practice (a
+minute of a chat fits in one page) and re-seen posts are merged, not duplicated.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from .http import (
 
 DEFAULT_SERVICE = "https://bsky.social"
 PAGE_SIZE = 100
-OVERLAP = timedelta(seconds=120)  # re-read this much before the newest post seen
+OVERLAP = timedelta(seconds=60)  # re-read this much before the newest post seen
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 THREAD = "/xrpc/app.bsky.feed.getPostThread"
 LOGIN_HINT = (

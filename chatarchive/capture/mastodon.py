@@ -172,6 +172,9 @@ class MastodonCapture(CaptureClient):
                 page.state = {"instances": dict(all_states)}
                 yield page
 
+    def unfinished(self, state: dict) -> bool:
+        return any(st.get("max_id") for st in (state.get("instances") or {}).values() if isinstance(st, dict))
+
     def _timeline_path(self) -> str:
         return f"/api/v1/timelines/tag/{quote(self.tag, safe='')}"
 

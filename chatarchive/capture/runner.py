@@ -274,8 +274,9 @@ class CaptureRun:
         with transaction(self.db):
             writer.add(page.posts)
             stats = writer.flush()
-            if page.body is not None and (page.posts or page.problems):
-                # empty answers (a quiet poll) are not worth a row
+            if page.body is not None and (stats.added or stats.updated or page.problems):
+                # kept when the page brought something: a quiet poll, or a
+                # Bluesky overlap of posts already stored, is not worth a row
                 self.db.conn.execute(
                     """INSERT INTO capture_pages (capture_id, platform, kind, url, retrieved_at, posts, json)
                        VALUES (?, ?, ?, ?, ?, ?, ?)""",
@@ -410,11 +411,15 @@ def run_capture(
     ui.start(run)
     status = "failed"
     try:
+        catch_up = client.unfinished(run.state)
         while True:
             poll_started = clock.time()
             for page in client.poll(dict(run.state), effective):
                 run.commit(page)
             run.result.polls += 1
+            if catch_up:
+                catch_up = False  # the killed run's walk is done: now what came since
+                continue
             if not follow or (max_polls is not None and run.result.polls >= max_polls):
                 break
             now = clock.time()
