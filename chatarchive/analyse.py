@@ -23,10 +23,9 @@ import sqlite_utils
 
 from . import qa, sessions, threads
 from .errors import ChatArchiveError
-from .sessions import Changes, Chat, get_chat, save_chat
+from .sessions import DEFAULTS_ROW, Changes, get_chat, save_chat, settings_for
 from .timeutil import get_zone
 
-DEFAULTS_ROW = "*"  # chats row holding defaults for every hashtag
 ANALYSIS_CACHE_KB = 128 * 1024
 
 
@@ -47,18 +46,6 @@ class _Transaction:
         else:
             self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
         return False
-
-
-def settings_for(db: sqlite_utils.Database, tag: str) -> Chat:
-    """A chat's settings, with the defaults row filling what it leaves open."""
-    chat = get_chat(db, tag)
-    base = get_chat(db, DEFAULTS_ROW)
-    for attr in ("timezone", "gap_seconds", "min_posts", "question_pattern", "answer_pattern"):
-        if getattr(chat, attr) is None:
-            setattr(chat, attr, getattr(base, attr))
-    if not chat.hosts:
-        chat.hosts = base.hosts
-    return chat
 
 
 def _remember(db, tags: list[str] | None, *, gap, min_posts, tz, hosts, question_pattern,

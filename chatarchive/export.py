@@ -13,7 +13,8 @@ from __future__ import annotations
 import csv
 import json
 import re
-from typing import Any, Iterable, TextIO
+from collections.abc import Iterable
+from typing import Any, TextIO
 
 import sqlite_utils
 
@@ -41,8 +42,7 @@ def export_session(db: sqlite_utils.Database, session: str | int, fmt: str, stre
     elif fmt == "json":
         stream.write(json.dumps(as_json(data), ensure_ascii=False, indent=2) + "\n")
     elif fmt == "jsonl":
-        for record in post_records(data):
-            stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        stream.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in post_records(data))
     else:
         writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -202,9 +202,9 @@ def _md_post(p: dict[str, Any], data: SessionData, indent: str = "", bullet: str
 def _question_title(text: str, number: int, hashtag: str | None) -> str:
     """The question as a heading: without its "Q1:" marker (the heading has
     it), the chat's own trailing hashtag, or line breaks."""
-    text = re.sub(rf"^(?:@\w+\s+)*(?:Q|Question)\s*{number}\s*[:.)\-]?\s*", "", text, flags=re.I)
+    text = re.sub(rf"^(?:@\w+\s+)*(?:Q|Question)\s*{number}\s*[:.)\-]?\s*", "", text, flags=re.IGNORECASE)
     if hashtag:
-        text = re.sub(rf"(?:\s+#{re.escape(hashtag)})+\s*$", "", text, flags=re.I)
+        text = re.sub(rf"(?:\s+#{re.escape(hashtag)})+\s*$", "", text, flags=re.IGNORECASE)
     return md_text(" ".join(text.split()))
 
 

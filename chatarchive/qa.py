@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -306,7 +307,7 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
     (session, number).  For all sessions at once (``None``) the answers are
     written in one pass with their indexes rebuilt after, and each thread's
     session is worked out on the way (returned as ``conversation_sessions``)."""
-    from .sessions import get_chat
+    from .sessions import settings_for
     from .threads import write_bulk
 
     conn = db.conn
@@ -352,7 +353,7 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
     for sid in ids:
         tag, configured, start = info.get(sid, (None, None, None))
         if tag not in markers:
-            chat = get_chat(db, tag) if tag else None
+            chat = settings_for(db, tag) if tag else None
             markers[tag] = (
                 chat,
                 _marker(chat.question_pattern, "question") if chat else None,
@@ -360,15 +361,10 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
             )
         chat, q_marker, a_marker = markers[tag]
         hosts = json.loads(configured) if configured else (chat.hosts if chat and chat.hosts else None)
-        rowid_of: dict[str, int] = {}
-        platforms: set[str] = set()
-        convs: dict[str, int] = {}
         batch = conn.execute(select, [sid]).fetchall()  # rows in QAPost order, then rowid, platform, conv
-        for r in batch:
-            rowid_of[r[0]] = r[8]
-            platforms.add(r[9])
-            if r[10] in threads_:
-                convs[r[10]] = convs.get(r[10], 0) + 1
+        rowid_of = {r[0]: r[8] for r in batch}
+        platforms = {r[9] for r in batch}
+        convs = Counter(r[10] for r in batch if r[10] in threads_) if bulk else {}
         rank = (start or "", sid)
         for conv, count in convs.items():
             best = conv_best.get(conv)

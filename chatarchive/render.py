@@ -29,19 +29,29 @@ import subprocess
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import nh3
 import sqlite_utils
-from jinja2 import (ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateNotFound,
-                    TemplateSyntaxError, UndefinedError)
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+)
 from markupsafe import Markup, escape
 
 from . import __version__
+from . import sessions as sessions_mod
+from . import stats as stats_mod
 from .errors import ChatArchiveError, NotFoundError
 from .timeutil import get_zone, parse_iso
 
@@ -85,6 +95,7 @@ def make_env(templates: str | Path | None = None) -> Environment:
     env.filters["domain"] = url_domain
     env.filters["urlrest"] = url_rest
     env.filters["platform"] = lambda p: PLATFORM_NAMES.get(p, p)
+    env.filters["and_join"] = and_join
     env.globals["version"] = __version__
     env.globals["site_title"] = "Chat archive"
     env.globals["search_js"] = Markup(SEARCH_JS)
@@ -124,6 +135,12 @@ SEARCH_JS = """(function () {
 SEARCH_JS_HASH = "sha256-" + __import__("base64").b64encode(hashlib.sha256(SEARCH_JS.encode()).digest()).decode()
 
 
+def and_join(items: list[str]) -> str:
+    """["Bluesky", "Mastodon", "X"] -> "Bluesky, Mastodon and X"."""
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else (", ".join(items[:-1]) + " and " + items[-1]) if items else ""
+
+
 def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
@@ -131,7 +148,7 @@ def plural(n: int, word: str, many: str | None = None) -> str:
 def human_duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s} s"
     m, s = divmod(s, 60)
@@ -186,7 +203,7 @@ def url_domain(url: str) -> str:
         host = urlsplit(url).hostname or url
     except ValueError:
         return url
-    return host[4:] if host.startswith("www.") else host
+    return host.removeprefix("www.")
 
 
 def url_rest(url: str) -> str:
@@ -261,7 +278,8 @@ def _trim_url(url: str) -> tuple[str, str]:
 def linkify(text: str, mention_href: Callable[[str], str | None] | None = None,
             tag_href: Callable[[str], str | None] | None = None) -> Markup:
     """Plain post text to HTML: every piece escaped; http(s) URLs, @mentions
-    and #hashtags become links (mentions/tags only where the site has a page)."""
+    and #hashtags become links (mentions/tags only where the site has a page;
+    ``tag_href`` returning "" marks a hashtag shown muted, without a link)."""
     out: list[str] = []
     pos = 0
     for m in _TOKENS.finditer(text):
@@ -283,9 +301,10 @@ def linkify(text: str, mention_href: Callable[[str], str | None] | None = None,
             link = f'<a class="mention" href="{_esc(href)}">@{_esc(mention)}</a>'
         else:
             href = tag_href(tag) if tag_href else None
-            if not href:
+            if href is None:
                 continue
-            link = f'<a class="tag" href="{_esc(href)}">#{_esc(tag)}</a>'
+            # "" means: the page's own hashtag, shown muted without a link
+            link = f'<a class="tag" href="{_esc(href)}">#{_esc(tag)}</a>' if href else f'<i class="g">#{_esc(tag)}</i>'
         out.append(_esc(text[pos:start]))
         out.append(link)
         pos = m.end()
@@ -317,7 +336,7 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9_\-]{1,40}")
 
 
 def anchor_for(post_id: str) -> str:
-    if post_id.isdigit() and len(post_id) <= 40 or _PLAIN_ID.fullmatch(post_id):
+    if (post_id.isdigit() and len(post_id) <= 40) or _PLAIN_ID.fullmatch(post_id):
         return "p-" + post_id
     return "p-" + hashlib.sha1(post_id.encode()).hexdigest()[:12]
 
@@ -347,18 +366,9 @@ def engagement(p: dict) -> int:
 # Session data (no HTML here: export.py uses it too)
 
 
-def _session_api():
-    try:
-        from . import sessions, stats
-    except ImportError as e:  # pragma: no cover - only before the analysis lands
-        raise ChatArchiveError(f"The analysis modules are not available ({e})")
-    return sessions, stats
-
-
 def resolve_session(db: sqlite_utils.Database, id_or_slug: str | int) -> int:
-    sessions, _ = _session_api()
-    s = sessions.get_session(db, id_or_slug)
-    return int(s["id"] if isinstance(s, dict) else getattr(s, "id"))
+    """A session's id from its id or slug (raises NotFoundError)."""
+    return int(sessions_mod.get_session(db, id_or_slug)["id"])
 
 
 _POST_SQL = """
@@ -448,7 +458,6 @@ class SessionData:
 
 def load_session(db: sqlite_utils.Database, id_or_slug: str | int) -> SessionData:
     """Everything a recap page or an export shows about one session."""
-    _, stats_mod = _session_api()
     sid = resolve_session(db, id_or_slug)
     t0 = time.perf_counter()
     stats = stats_mod.session_stats(db, sid)
@@ -504,8 +513,9 @@ def load_session(db: sqlite_utils.Database, id_or_slug: str | int) -> SessionDat
 def _conversations(db, sid, posts, by_id, children) -> list[dict[str, Any]]:
     """Reply trees with at least two posts, in the order they started."""
     members: dict[str, list[str]] = defaultdict(list)
+    roots: dict[str, str] = {}
     for p in posts:
-        members[p["conversation_id"] or _reply_root(p["id"], by_id)].append(p["id"])
+        members[p["conversation_id"] or _reply_root(p["id"], by_id, roots)].append(p["id"])
     info = {r["id"]: r for r in _rows(db, "SELECT * FROM conversations WHERE session_id = ?", [sid])}
     out = []
     for cid, ids in members.items():
@@ -528,14 +538,24 @@ def _conversations(db, sid, posts, by_id, children) -> list[dict[str, Any]]:
     return out
 
 
-def _reply_root(pid: str, by_id: dict[str, dict]) -> str:
-    seen = {pid}
-    while True:
+def _reply_root(pid: str, by_id: dict[str, dict], known: dict[str, str]) -> str:
+    """The earliest ancestor of ``pid`` among the session's posts (for posts
+    the analysis left without a conversation); memoized in ``known`` so a
+    long chain costs linear time, and cycle-safe."""
+    path: list[str] = []
+    on_path: set[str] = set()
+    while pid not in known:
+        path.append(pid)
+        on_path.add(pid)
         parent = by_id[pid]["reply_to_id"]
-        if not parent or parent not in by_id or parent in seen:
-            return pid
-        seen.add(parent)
+        if not parent or parent not in by_id or parent in on_path:
+            known[pid] = pid
+            break
         pid = parent
+    root = known[pid]
+    for p in path:
+        known[p] = root
+    return root
 
 
 def _participants(stats, posts, by_id) -> list[dict[str, Any]]:
@@ -765,12 +785,13 @@ def _fast_post(p: dict[str, Any]) -> Markup:
         out.append("</div>")
     if p["likes"] or p["reposts"] or p["replies"]:
         out.append('<p class="pf">')
+        # a narrow no-break space ties each count to its sign (word-spacing spreads the three)
         if p["likes"]:
-            out.append(f'♥ {_e(p["likes"])} ')
+            out.append(f'♥\u202f{_e(p["likes"])} ')
         if p["reposts"]:
-            out.append(f'↻ {_e(p["reposts"])} ')
+            out.append(f'↻\u202f{_e(p["reposts"])} ')
         if p["replies"]:
-            out.append(f'↩ {_e(p["replies"])}')
+            out.append(f'↩\u202f{_e(p["replies"])}')
         out.append("</p>")
     out.append("</div></article>")
     return Markup("".join(out))
@@ -821,7 +842,7 @@ class Site:
         self.local_media: dict[str, str] = {}
         self._macros: Any = None
         self.fast_posts = True
-        self._link_targets: dict[str, tuple[Callable[[str], str | None], Callable[[str], str | None]]] = {}
+        self._link_targets: dict[tuple[str, str], tuple[Callable[[str], str | None], Callable[[str], str | None]]] = {}
         self._person_html: dict[tuple[str, str, str], tuple[Markup, Markup, Markup]] = {}
 
     # ---- names
@@ -890,14 +911,16 @@ class Site:
         for (u,) in self.db.conn.execute(
             f"""SELECT DISTINCT a.avatar_url FROM session_posts sp JOIN posts p ON p.id = sp.post_id
                 JOIN authors a ON a.id = p.author_id WHERE sp.session_id IN ({marks})""", session_ids):
-            if safe_url(u):
-                urls.add(safe_url(u))
+            href = safe_url(u)
+            if href:
+                urls.add(href)
         for u, prev in self.db.conn.execute(
             f"""SELECT DISTINCT m.url, m.preview_url FROM session_posts sp JOIN post_media pm ON pm.post_id = sp.post_id
                 JOIN media m ON m.id = pm.media_id WHERE sp.session_id IN ({marks})""", session_ids):
             for v in (u, prev):
-                if safe_url(v):
-                    urls.add(safe_url(v))
+                href = safe_url(v)
+                if href:
+                    urls.add(href)
         self.progress(f"Copying {len(urls)} avatars and media files…")
         got, failed = fetch_all(sorted(urls), self.out / "media")
         for url, rel in got.items():
@@ -929,7 +952,8 @@ class Site:
             body = sanitize_html(p["html"])
             is_html = True
         else:
-            body = linkify(p.get("text") or "", *self.link_targets(root))
+            own = data.session.get("hashtag") if data is not None and data.stats else None
+            body = linkify(p.get("text") or "", *self.link_targets(root, own))
             is_html = False
         text = p.get("text") or ""
         links = []
@@ -995,20 +1019,28 @@ class Site:
             got = self._person_html[key] = (m.avatar(person), m.avatar(person, "s"), m.who(person, href))
         return got
 
-    def link_targets(self, root: str) -> tuple[Callable[[str], str | None], Callable[[str], str | None]]:
-        """Where @mentions and #hashtags in post text link to, from a page at ``root``."""
-        got = self._link_targets.get(root)
+    def link_targets(self, root: str, own: str | None = None
+                     ) -> tuple[Callable[[str], str | None], Callable[[str], str | None]]:
+        """Where @mentions and #hashtags in post text link to, from a page at
+        ``root``.  On a session page the chat's ``own`` hashtag (in nearly
+        every post, and linked from the header) is shown muted, unlinked."""
+        key = (root, (own or "").lower())
+        got = self._link_targets.get(key)
         if got is None:
             tags = self.tag_pages
+            own_key = key[1]
 
             def mention(handle: str) -> str | None:
                 return self.mention_href(handle, root)
 
             def tag(t: str) -> str | None:
-                page = tags.get(t.lower())
+                low = t.lower()
+                if low == own_key:
+                    return ""
+                page = tags.get(low)
                 return root + page if page else None
 
-            got = self._link_targets[root] = (mention, tag)
+            got = self._link_targets[key] = (mention, tag)
         return got
 
     def mention_href(self, handle: str, root: str) -> str | None:
@@ -1078,11 +1110,11 @@ class Site:
                 top.append(views[t["id"]])
         links = [{"href": safe_url(l["url"]), "count": l.get("count", 1)} for l in st.get("links") or []]
         links = [l for l in links if l["href"]]
-        hosts = []
+        hosts: list[dict[str, Any]] = []
         for h in s.get("hosts") or []:
-            person = self.by_handle.get((h or "").lstrip("@").lower())
-            hosts.append({"handle": (h or "").lstrip("@"), "href": root + person.page if person and person.page else None,
-                          "person": person})
+            host = self.by_handle.get((h or "").lstrip("@").lower())
+            hosts.append({"handle": (h or "").lstrip("@"), "href": root + host.page if host and host.page else None,
+                          "person": host})
         zone_name = start.strftime("%Z") if start else "UTC"
         return {
             "root": root,
@@ -1140,7 +1172,7 @@ class Site:
             return s["title"]
         tag = f"#{s['hashtag']}" if s.get("hashtag") else "Chat"
         if s.get("start"):
-            zone = timezone.utc
+            zone: tzinfo = timezone.utc
             if s.get("timezone"):
                 try:
                     zone = get_zone(s["timezone"])
@@ -1259,10 +1291,9 @@ def _build_site(db, out, sessions, *, templates, download_media, search, progres
     result = RecapResult(out=out)
     site = Site(db, out, templates=templates, download_media=download_media, progress=progress)
     ids = _session_ids(db, sessions)
-    if not ids and sessions is None:
-        if not db.conn.execute("SELECT count(*) FROM sessions").fetchone()[0]:
-            raise NotFoundError("No sessions in this archive yet: run `chatarchive sessions detect DB` "
-                                "(or import posts, which detects them) first")
+    if not ids and sessions is None and not db.conn.execute("SELECT count(*) FROM sessions").fetchone()[0]:
+        raise NotFoundError("No sessions in this archive yet: run `chatarchive sessions detect DB` "
+                            "(or import posts, which detects them) first")
     site.plan(ids)
     tags = sorted({t for (t,) in db.conn.execute(
         f"SELECT DISTINCT hashtag FROM sessions WHERE id IN ({','.join('?' * len(ids))})", ids) if t}) if ids else []
@@ -1335,7 +1366,6 @@ def _build_site(db, out, sessions, *, templates, download_media, search, progres
 
 
 def _write_hashtag_pages(site: Site, writer: SiteWriter, summaries: list[dict], result: RecapResult) -> None:
-    _, stats_mod = _session_api()
     by_tag: dict[str, list[dict]] = defaultdict(list)
     for s in summaries:
         if s["hashtag"]:
@@ -1425,7 +1455,8 @@ def _write_people_pages(site: Site, writer: SiteWriter, ids: list[int], summarie
         ))
         result.pages += 1
 
-    current, rows = None, []
+    current: str | None = None
+    rows: list[dict[str, Any]] = []
     for raw in cur:
         r = dict(zip(cols, raw))
         if r["author_id"] != current:
@@ -1494,8 +1525,9 @@ def fetch_all(urls: list[str], media_dir: Path, workers: int = 8) -> tuple[dict[
     """Download ``urls`` into ``media_dir`` (named by a hash of the URL) and
     return ({url: "media/NAME"}, {url: reason}).  Files already copied by an
     earlier run are reused without a request."""
-    import httpx
     from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
 
     media_dir.mkdir(parents=True, exist_ok=True)
     index_path = media_dir / "index.json"
@@ -1513,7 +1545,7 @@ def fetch_all(urls: list[str], media_dir: Path, workers: int = 8) -> tuple[dict[
         else:
             todo.append(u)
 
-    def fetch(client: "httpx.Client", url: str) -> tuple[str, str | None, str | None]:
+    def fetch(client: httpx.Client, url: str) -> tuple[str, str | None, str | None]:
         try:
             with client.stream("GET", url) as r:
                 if r.status_code != 200:
@@ -1542,14 +1574,14 @@ def fetch_all(urls: list[str], media_dir: Path, workers: int = 8) -> tuple[dict[
 
     if todo:
         headers = {"User-Agent": f"chatarchive/{__version__} (recap --download-media)"}
-        with httpx.Client(follow_redirects=True, timeout=20.0, headers=headers) as client:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for url, name, why in pool.map(lambda u: fetch(client, u), todo):
-                    if name:
-                        index[url] = name
-                        got[url] = f"media/{name}"
-                    else:
-                        failed[url] = why or "failed"
+        with httpx.Client(follow_redirects=True, timeout=20.0, headers=headers) as client, \
+                ThreadPoolExecutor(max_workers=workers) as pool:
+            for url, name, why in pool.map(lambda u: fetch(client, u), todo):
+                if name:
+                    index[url] = name
+                    got[url] = f"media/{name}"
+                else:
+                    failed[url] = why or "failed"
         tmp = index_path.with_name(".index.json.tmp")
         tmp.write_text(json.dumps(index, indent=0, sort_keys=True), "utf-8")
         os.replace(tmp, index_path)
@@ -1589,7 +1621,7 @@ def index_site(out: Path, needed: bool = True) -> tuple[bool, str]:
                 # just those saves Pagefind parsing every participant page.
                 [exe, "--site", str(out), "--output-path", tmp, "--silent", "--glob", "sessions/*.html",
                  "--exclude-selectors", ".av,.pf,.qmeta,.deep,.b"],
-                capture_output=True, text=True, timeout=600,
+                capture_output=True, text=True, timeout=600, check=False,
             )
         except (OSError, subprocess.SubprocessError) as e:
             return False, f"search disabled: Pagefind could not run ({e})"

@@ -47,6 +47,7 @@ SUBSUME_SHARE = 0.8  # share of a group's posts that also carry the bigger tag
 MIN_SHARE = 0.25  # while guessing: share of the window's tagged posts a chat's hashtag must have
 ANCESTOR_LEAD = timedelta(hours=1)  # untagged parents this long before the window join it
 _EPOCH = datetime(1970, 1, 1)
+DEFAULTS_ROW = "*"  # chats row holding defaults for every hashtag (no hashtag can be "*")
 _CHUNK = 500
 
 
@@ -63,6 +64,15 @@ def to_ts(value: str) -> float:
 
 def from_ts(ts: float) -> str:
     return iso_utc(datetime.fromtimestamp(ts, timezone.utc))
+
+
+def to_ms(value: str) -> int:
+    """Archive time to integer epoch milliseconds (exact, for gap tests)."""
+    return round(to_ts(value) * 1000)
+
+
+def from_ms(ms: int) -> str:
+    return iso_utc(datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms))
 
 
 def clean_tag(tag: str) -> str:
@@ -149,6 +159,18 @@ def save_chat(db: sqlite_utils.Database, chat: Chat) -> None:
         [chat.hashtag, int(chat.explicit), chat.timezone, json.dumps(chat.hosts), chat.gap_seconds,
          chat.min_posts, chat.question_pattern, chat.answer_pattern, json.dumps(chat.schedules)],
     )
+
+
+def settings_for(db: sqlite_utils.Database, tag: str) -> Chat:
+    """A chat's settings, with the defaults row filling what it leaves open."""
+    chat = get_chat(db, tag)
+    base = get_chat(db, DEFAULTS_ROW)
+    for attr in ("timezone", "gap_seconds", "min_posts", "question_pattern", "answer_pattern"):
+        if getattr(chat, attr) is None:
+            setattr(chat, attr, getattr(base, attr))
+    if not chat.hosts:
+        chat.hosts = base.hosts
+    return chat
 
 
 def explicit_chats(db: sqlite_utils.Database) -> list[str]:
@@ -273,11 +295,9 @@ def _write_session(db, existing: dict | None, values: dict[str, Any], tz: str | 
     day = local_date(values["start"], tz)
     if existing is None:
         slug = unique_slug(db, values["hashtag"], day)
-        cols = ["slug"] + list(values)
-        cur = db.execute(
-            f"INSERT INTO sessions ({', '.join(chr(34) + c + chr(34) for c in cols)}) VALUES ({_marks(len(cols))})",
-            [slug] + list(values.values()),
-        )
+        cols = ", ".join(f'"{c}"' for c in ["slug", *values])
+        cur = db.execute(f"INSERT INTO sessions ({cols}) VALUES ({_marks(len(values) + 1)})",
+                         [slug, *values.values()])
         return cur.lastrowid
     sid = existing["id"]
     values = dict(values)
@@ -474,11 +494,12 @@ def split_groups(times: Iterable[str], gap: float, min_posts: int, tag_id: int =
     groups of at least ``min_posts`` posts."""
     out: list[Group] = []
     first = last = ""
-    last_ts = 0.0
+    last_ts = 0
     count = 0
+    gap_ms = round(gap * 1000)
     for t in times:
-        ts = to_ts(t)
-        if count and ts - last_ts > gap:
+        ts = to_ms(t)  # integer ms, exactly as scan_all_groups
+        if count and ts - last_ts > gap_ms:
             if count >= min_posts:
                 out.append(Group(tag_id, first, last, count))
             count = 0
@@ -513,9 +534,11 @@ def scan_all_groups(db: sqlite_utils.Database, tag_ids: set[int] | None,
             return scan
         where = f"AND ph.hashtag_id IN ({_marks(len(tag_ids))})"
         params = sorted(tag_ids)
-    # Epoch seconds come from SQLite (C) rather than a Python parse per post.
+    # Epoch milliseconds (integers, as split_groups uses: both split alike)
+    # come from SQLite (C) rather than a Python parse per post.
     cur = conn.execute(
-        f"""SELECT p.rowid, ph.hashtag_id, p.created_at, (julianday(p.created_at) - 2440587.5) * 86400.0
+        f"""SELECT p.rowid, ph.hashtag_id, p.created_at,
+                   CAST(round((julianday(p.created_at) - 2440587.5) * 86400000.0) AS INTEGER)
             FROM posts p INDEXED BY idx_posts_created_at
             JOIN post_hashtags ph ON ph.post_id = p.id
             WHERE p.matched = 1 AND p.created_at IS NOT NULL {where}
@@ -539,12 +562,14 @@ def scan_all_groups(db: sqlite_utils.Database, tag_ids: set[int] | None,
             post_states = []
             prev_rowid = rowid
             k += 1
-        st = state.get(tag)
-        if st is None:
+        found = state.get(tag)
+        if found is None:
             gap, min_posts = settings.get(tag, default)
-            st = state[tag] = [t, t, ts, 0, {}, k, k, gap, min_posts, array("q"), tag]
+            st = state[tag] = [t, t, ts, 0, {}, k, k, round(gap * 1000), min_posts, array("q"), tag]
             scan.positions[tag] = st[9]
-        elif ts - st[2] > st[7]:
+        else:
+            st = found
+        if found is not None and ts - st[2] > st[7]:
             if st[3] >= st[8]:
                 out.append(Group(tag, st[0], st[1], st[3], st[4], st[5], st[6]))
             st[0], st[3], st[4], st[5] = t, 0, {}, k
@@ -609,10 +634,11 @@ def _tag_times(db, tag_id: int, lo: str, hi: str) -> list[str]:
 def _reach(db, tag_id: int, t: str, gap: float, before: bool) -> str | None:
     """The farthest tagged post within ``gap`` of ``t`` on one side (a
     bounded range scan: rare hashtags never scan the whole archive)."""
+    gap_ms = round(gap * 1000)
     if before:
-        lo, hi, agg, op_lo, op_hi = from_ts(to_ts(t) - gap), t, "min", ">=", "<"
+        lo, hi, agg, op_lo, op_hi = from_ms(to_ms(t) - gap_ms), t, "min", ">=", "<"
     else:
-        lo, hi, agg, op_lo, op_hi = t, from_ts(to_ts(t) + gap), "max", ">", "<="
+        lo, hi, agg, op_lo, op_hi = t, from_ms(to_ms(t) + gap_ms), "max", ">", "<="
     row = db.execute(
         f"""SELECT {agg}(p.created_at) FROM posts p INDEXED BY idx_posts_created_at
             WHERE p.created_at {op_lo} ? AND p.created_at {op_hi} ? AND p.matched = 1

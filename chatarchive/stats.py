@@ -36,10 +36,6 @@ _POST_PERMALINK = re.compile(
 )
 
 
-def _handle(row_handle: str | None, author_handle: str | None, author_id: str | None) -> str:
-    return row_handle or author_handle or author_id or "?"
-
-
 def _minute(iso: str) -> str:
     return iso[:16]
 

@@ -261,6 +261,9 @@ def test_kill_9_mid_follow_then_rerun_loses_nothing_and_duplicates_nothing(tmp_p
     db = open_db(db_path)
     want = {key(p) for p in posts if p.tags}
     got = [r[0] for r in db.execute("SELECT id FROM posts WHERE matched = 1")]
+    lost = want - set(got)
+    assert not lost, f"lost {len(lost)} posts; killed at {killed_at}; states: " + repr(
+        db.execute("SELECT id, status, state FROM captures").fetchall())
     assert sorted(got) == sorted(want)  # nothing lost, nothing twice
     rows = db.execute("SELECT status, added FROM captures ORDER BY id").fetchall()
     assert rows[0][0] == "running"  # the killed run never got to say goodbye

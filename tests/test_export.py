@@ -10,12 +10,12 @@ import json
 import pytest
 from bs4 import BeautifulSoup
 from markdown_it import MarkdownIt
+from recap_helpers import CHAT, HOSTILE, HOSTILE_SLUG, SECOND, recap_archive
 
 from chatarchive.cli import cli
 from chatarchive.export import export_session, md_escape, md_text
 from chatarchive.render import load_session
 from chatarchive.store import open_db
-from recap_helpers import CHAT, HOSTILE, HOSTILE_SLUG, SECOND, recap_archive
 
 
 @pytest.fixture(scope="module")

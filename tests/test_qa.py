@@ -209,6 +209,18 @@ def test_questions_and_answers_are_stored_and_stable(db):
     assert answers == {1: 6, 2: 5, 3: 5, 4: 1}
 
 
+def test_hosts_given_without_a_hashtag_apply_to_every_chat(db):
+    b = ChatBuilder(START)
+    standard_chat(b, host="mainhost", questions=3)
+    b.add("guesthost", "Q9: the guest's question #cmgrchat", 50)
+    b.save(db)
+    analyse_archive(db)
+    assert [r[1] for r in qrows(db)] == [1, 2, 3, 9]  # detected: the host and a guest asking one
+    analyse_archive(db, hosts=["guesthost"])
+    assert [r[1] for r in qrows(db)] == [9]
+    assert db.execute("SELECT hosts FROM sessions").fetchone()[0] == '["guesthost"]'
+
+
 def test_host_and_patterns_are_remembered_per_chat(db):
     b = ChatBuilder(START)
     for n in (1, 2):

@@ -13,15 +13,30 @@ from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
+from recap_helpers import (
+    CHAT,
+    FIRST,
+    HOSTILE,
+    HOSTILE_SLUG,
+    SECOND,
+    MediaServer,
+    point_media_at,
+    recap_archive,
+)
 
 from chatarchive import render
 from chatarchive.cli import cli
-from chatarchive.render import (build_site, flatten_tree, linkify, load_session, safe_url,
-                                sanitize_html, slugify)
+from chatarchive.render import (
+    build_site,
+    flatten_tree,
+    linkify,
+    load_session,
+    safe_url,
+    sanitize_html,
+    slugify,
+)
 from chatarchive.stats import hashtag_stats, session_stats
 from chatarchive.store import open_db
-from recap_helpers import (CHAT, FIRST, HOSTILE, HOSTILE_SLUG, SECOND, MediaServer, point_media_at,
-                           recap_archive)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -252,7 +267,7 @@ def test_self_contained_pages(site):
         style = "".join(s.get_text() for s in doc.find_all("style"))
         assert "@import" not in style and "@font-face" not in style
         for url in re.findall(r"url\(([^)]*)\)", style):
-            assert url.startswith('"https://pbs.twimg.com/') or url.startswith('"../media/'), url
+            assert url.startswith(('"https://pbs.twimg.com/', '"../media/')), url
         csp = doc.find("meta", attrs={"http-equiv": "Content-Security-Policy"})["content"]
         assert "default-src 'none'" in csp
         if page.name != "search.html":
@@ -272,17 +287,17 @@ def hostile_site(tmp_path_factory):
     pid = db.execute("SELECT p.id FROM posts p WHERE p.text LIKE 'A1: filler answer 0%'").fetchone()[0]
     db.execute(
         "UPDATE posts SET platform = 'mastodon', html = ? WHERE id = ?",
-        ['<p>Hi <script>window.__pwned=1</script><a href="javascript:window.__pwned=1">x</a>'
-         '<a href="jav&#x09;ascript:alert(1)">y</a><a href="data:text/html,<script>alert(1)</script>">z</a>'
-         '<img src=x onerror="window.__pwned=1"><iframe src="javascript:alert(1)"></iframe>'
-         '<a href="https://ok.example/" onclick="window.__pwned=1" style="color:red">ok</a>'
-         '<style>body{display:none}</style><svg><script>alert(1)</script></svg><b>unclosed', pid])
+        [('<p>Hi <script>window.__pwned=1</script><a href="javascript:window.__pwned=1">x</a>'
+          '<a href="jav&#x09;ascript:alert(1)">y</a><a href="data:text/html,<script>alert(1)</script>">z</a>'
+          '<img src=x onerror="window.__pwned=1"><iframe src="javascript:alert(1)"></iframe>'
+          '<a href="https://ok.example/" onclick="window.__pwned=1" style="color:red">ok</a>'
+          '<style>body{display:none}</style><svg><script>alert(1)</script></svg><b>unclosed'), pid])
     out = tmp / "site"
     build_site(db, out)
     return out, pid
 
 
-DANGEROUS_URL = re.compile(r"^\s*(javascript|data|vbscript|file):", re.I)
+DANGEROUS_URL = re.compile(r"^\s*(javascript|data|vbscript|file):", re.IGNORECASE)
 
 
 def test_hostile_posts_are_inert_in_html(hostile_site):
@@ -361,6 +376,8 @@ def test_linkify_escapes_and_links():
     assert '<a class="mention" href="people/alice.html">@alice</a>' in linked
     assert '<a class="tag" href="hashtags/chat.html">#Chat</a>' in linked
     assert 'href="https://en.wikipedia.org/wiki/Foo_%28bar%29"' in linked and linked.endswith("</a>)")
+    muted = str(linkify("x #Own #other #own2", None, lambda t: "" if t.lower() == "own" else None))
+    assert muted == 'x <i class="g">#Own</i> #other #own2'
 
 
 def test_sanitize_html_keeps_only_safe_markup():
@@ -606,3 +623,36 @@ def test_fast_post_html_is_the_template_html(archive, tmp_path):
             assert str(slow.macros().mini(va)) == str(fast.macros().mini(vb)), va["id"]
             n += 1
     assert n == db.execute("SELECT count(*) FROM session_posts").fetchone()[0] > 50
+
+
+def test_deep_reply_chain_renders_flat_and_capped(tmp_path):
+    """A 1,500-deep reply chain: no recursion anywhere, indentation capped."""
+    from chatarchive.analyse import analyse_archive
+    from chatarchive.models import Author, Post
+    from chatarchive.store import save_posts
+
+    a, b = (Author(id=str(i), platform="x", handle=h, name=h.title()) for i, h in ((1, "ping"), (2, "pong")))
+    posts = [Post(id=str(10**6 + i), platform="x", source="test", author=(a, b)[i % 2],
+                  created_at=f"2026-03-04T{20 + i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}.000Z",
+                  text=f"reply {i} #deepchat", hashtags=["deepchat"],
+                  reply_to_id=str(10**6 + i - 1) if i else None) for i in range(1500)]
+    db = open_db(tmp_path / "deep.db")
+    save_posts(db, posts)
+    analyse_archive(db, hashtags=["deepchat"])
+    out = tmp_path / "site"
+    build_site(db, out, search=False)
+    doc = soup(next((out / "sessions").glob("*.html")))
+    items = doc.select("#conversations ol.tree > li")
+    assert len(items) == 1500
+    assert [li["class"][0] for li in items[:9]] == ["d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d7"]
+    assert items[-1].select_one(".deep").get_text() == "1499 replies deep"
+
+
+def test_threads_without_conversation_ids_are_rebuilt_from_replies(archive, tmp_path):
+    db = open_db(copy_archive(archive, tmp_path))
+    db.execute("UPDATE posts SET conversation_id = NULL")
+    data = load_session(db, SECOND)
+    side = next(c for c in data.conversations if c["items"][0][1]["text"].startswith("Side question"))
+    assert [(d, p["handle"]) for d, p in side["items"]] == [(0, "dan_writes"), (1, "alice_cm"), (1, "mod_maria")]
+    alice = next(c for c in data.conversations if c["items"][0][1]["text"].startswith("A1: Returning"))
+    assert [d for d, _ in alice["items"]] == [0, 1, 2, 3]

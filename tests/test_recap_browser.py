@@ -12,11 +12,18 @@ import shutil
 from pathlib import Path
 
 import pytest
+from recap_helpers import (
+    CHAT,
+    HOSTILE,
+    HOSTILE_SLUG,
+    SECOND,
+    MediaServer,
+    StaticServer,
+    point_media_at,
+    recap_archive,
+)
 
 from chatarchive.render import build_site
-from chatarchive.store import open_db
-from recap_helpers import (CHAT, HOSTILE, HOSTILE_SLUG, SECOND, MediaServer, StaticServer, point_media_at,
-                           recap_archive)
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -245,9 +252,9 @@ def hostile_site(tmp_path_factory):
     db = recap_archive(tmp / "hostile.db", (CHAT, HOSTILE))
     pid = db.execute("SELECT id FROM posts WHERE text LIKE 'A1: filler answer 0%'").fetchone()[0]
     db.execute("UPDATE posts SET platform = 'mastodon', html = ? WHERE id = ?", [
-        '<p><img src=x onerror="window.__pwned=1"><a href="javascript:window.__pwned=2">click</a>'
-        '<script>window.__pwned=3</script><svg onload="window.__pwned=4"></svg>'
-        '<a href="https://ok.example/" onmouseover="window.__pwned=5">ok</a><b>broken', pid])
+        ('<p><img src=x onerror="window.__pwned=1"><a href="javascript:window.__pwned=2">click</a>'
+         '<script>window.__pwned=3</script><svg onload="window.__pwned=4"></svg>'
+         '<a href="https://ok.example/" onmouseover="window.__pwned=5">ok</a><b>broken'), pid])
     build_site(db, tmp / "site", search=False)
     return tmp / "site"
 

@@ -87,6 +87,21 @@ def test_gap_and_min_posts_are_options(db):
         analyse_archive(db, gap=timedelta(0))
 
 
+@pytest.mark.parametrize("silence, sessions_expected", [(45, 1), (45 + 1 / 60000, 2)])
+def test_gap_boundary_is_exact_in_full_and_incremental(tmp_path, monkeypatch, silence, sessions_expected):
+    first = [post(f"p{i}", f"one #bchat {i}", at(WEEK1, i / 10)) for i in range(10)]
+    second = [post(f"p{i}", f"two #bchat {i}", at(WEEK1, 0.9 + silence + i / 10)) for i in range(10)]
+    full = open_db(tmp_path / "full.db")
+    save_posts(full, first + second)
+    analyse_archive(full)
+    monkeypatch.setattr(threads, "FULL_RATIO", 100.0)
+    inc = open_db(tmp_path / "inc.db")
+    for batch in (first, second):
+        save_posts(inc, batch)
+        analyse_archive(inc)
+    assert [r[6] for r in rows(full)] == [r[6] for r in rows(inc)] == [20 // sessions_expected] * sessions_expected
+
+
 def test_one_chat_on_three_platforms_with_any_case_is_one_session(db):
     b = ChatBuilder(WEEK1)
     for i in range(5):

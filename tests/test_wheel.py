@@ -23,7 +23,7 @@ def wheel(tmp_path_factory) -> Path:
         isolation = []
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(out), *isolation],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     wheels = list(out.glob("chatarchive-*.whl"))
@@ -51,7 +51,7 @@ def test_renderer_uses_the_templates_inside_the_wheel(wheel, tmp_path):
         "print(r.make_env().get_template('base.html').filename)"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=60)
+                          cwd=tmp_path, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     first, base = proc.stdout.splitlines()
     assert Path(first) == target / "chatarchive" / "templates"
