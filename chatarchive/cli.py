@@ -382,6 +382,7 @@ def capture(db, platform, query, since, until, duration, tz, follow, interval, i
         chatarchive capture chats.db bluesky '#edchat' --follow --until 2026-11-18T21:10
         chatarchive capture chats.db context edchat-2026-11-18
     """
+    import os
     from datetime import datetime, timezone
 
     from rich.console import Console
@@ -410,6 +411,7 @@ def capture(db, platform, query, since, until, duration, tz, follow, interval, i
     if api_base and service:
         raise click.UsageError("Give --api-base or --service, not both.")
     config = load_config(config_path)
+    created = not os.path.exists(db)
     archive_db = open_archive(db)
     opts = CaptureOptions(
         since=start, until=end, follow=follow, interval=interval, instances=tuple(instances),
@@ -423,10 +425,17 @@ def capture(db, platform, query, since, until, duration, tz, follow, interval, i
         ui = LiveUI(console)
     else:
         ui = LogUI(lambda line: click.echo(line, err=True))
-    if platform == "context":
-        results = capture_context(archive_db, query, opts, config, ui=ui)
-    else:
-        results = [run(archive_db, platform, query, opts, config, ui=ui)]
+    try:
+        if platform == "context":
+            results = capture_context(archive_db, query, opts, config, ui=ui)
+        else:
+            results = [run(archive_db, platform, query, opts, config, ui=ui)]
+    except BaseException:
+        # a first capture that failed before storing anything (no token, a
+        # refused login) leaves no empty archive behind
+        if created and not archive_db.execute("SELECT EXISTS (SELECT 1 FROM posts)").fetchone()[0]:
+            discard_new_archive(archive_db, db, created)
+        raise
     if as_json:
         json_out([r.as_dict() for r in results] if platform == "context" else results[0].as_dict())
     elif not quiet:

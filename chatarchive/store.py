@@ -302,9 +302,10 @@ def m101_analysis(db: sqlite_utils.Database) -> None:
 @migrations()
 def m201_capture(db: sqlite_utils.Database) -> None:
     # Live capture (chatarchive/capture/).
-    # - capture_pages: every API response page exactly as received (the
-    #   archive is the record: `raw` keeps one object per post, but an X
-    #   page's includes or a Bluesky cursor only exist at page level).
+    # - capture_pages: API response pages exactly as received, each one
+    #   that added or changed posts (the archive is the record: `raw` keeps
+    #   one object per post, but an X page's includes only exist at page
+    #   level; quiet polls are not kept).
     #   Request URLs only: tokens travel in headers and are never stored.
     # - captures.resume_key: platform + query + endpoint + window; a rerun
     #   with the same key continues from the newest row's state.
@@ -415,7 +416,6 @@ _MATCHED, _IS_REPOST = _IDX["matched"], _IDX["is_repost"]
 _COUNT_IDX = frozenset(_IDX[c] for c in _COUNTS)
 _FTS_IDX = tuple(_IDX[c] for c in _FTS_COLUMNS)
 _PLAIN_COLUMNS = [c for c in POST_COLUMNS if c != "id" and c not in _FTS_COLUMNS]
-_PLAIN_IDX = [_IDX[c] for c in _PLAIN_COLUMNS]
 # Which rule merges each column: 0 plain, 1 flag (only goes up), 2 count.
 _RULE = tuple(1 if i in (_MATCHED, _IS_REPOST) else 2 if i in _COUNT_IDX else 0
               for i in range(len(POST_COLUMNS)))
@@ -616,14 +616,12 @@ class PostWriter:
         self._link_ids: dict[str, int] = {}
         self._media_ids: dict[str, int] = {}
         self._written_authors: dict[str, tuple] = {}
-        ncols = len(POST_COLUMNS)
-        self._rows_per_insert = max(1, min(500, _max_variables(self.conn) // ncols))
-        self._row_marks = "(" + ", ".join("?" * ncols) + ")"
+        self._max_variables = _max_variables(self.conn)
         self._insert_head = f"INSERT INTO posts ({', '.join(POST_COLUMNS)}) VALUES "
-        sets = ", ".join(f"{c} = ?" for c in POST_COLUMNS if c != "id")
-        self._update_sql = f"UPDATE posts SET {sets} WHERE id = ?"
-        plain = ", ".join(f"{c} = ?" for c in _PLAIN_COLUMNS)
-        self._update_plain_sql = f"UPDATE posts SET {plain} WHERE id = ?"
+        sets = ", ".join(f"{c} = excluded.{c}" for c in POST_COLUMNS if c != "id")
+        self._update_all_tail = f" ON CONFLICT(id) DO UPDATE SET {sets}"
+        plain = ", ".join(f"{c} = excluded.{c}" for c in _PLAIN_COLUMNS)
+        self._update_plain_tail = f" ON CONFLICT(id) DO UPDATE SET {plain}"
         self._select_head = f"SELECT {', '.join(POST_COLUMNS)} FROM posts WHERE id IN "
         self._background = _Background(self._write_batch) if background else None
 
@@ -698,9 +696,9 @@ class PostWriter:
             if not changed:
                 self.stats.unchanged += 1
             elif any(merged[i] != old[i] for i in _FTS_IDX):
-                update_all.append(merged[1:] + [values[0]])
+                update_all.append(merged)
             else:
-                update_plain.append([merged[i] for i in _PLAIN_IDX] + [values[0]])
+                update_plain.append(merged)
             if e.raw is not None:
                 # The raw object of a sighting that changed the post and wins
                 # (matched over a context copy) replaces the stored one; any
@@ -708,25 +706,33 @@ class PostWriter:
                 later_wins = changed and values[_MATCHED] >= old[_MATCHED]
                 (raws_replace if later_wins else raws_keep).append((values[0], values[2], e.raw))
         if inserts:
-            self._insert(inserts)
-        if update_all:
-            conn.executemany(self._update_sql, update_all)
-        if update_plain:
-            conn.executemany(self._update_plain_sql, update_plain)
+            self._many(self._insert_head, inserts)
+        # Updates as upserts of whole rows (multi-row, like the inserts);
+        # rows whose text, handle and name are unchanged do not name those
+        # columns, so the FTS update trigger leaves them alone.
+        self._many(self._insert_head, update_all, self._update_all_tail)
+        self._many(self._insert_head, update_plain, self._update_plain_tail)
         self.stats.added += len(inserts)
         self.stats.updated += len(update_all) + len(update_plain)
         self._save_entities(entries)
-        if raws_replace:
-            conn.executemany("INSERT OR REPLACE INTO raw (post_id, format, json) VALUES (?, ?, ?)", raws_replace)
-        if raws_keep:
-            conn.executemany("INSERT OR IGNORE INTO raw (post_id, format, json) VALUES (?, ?, ?)", raws_keep)
+        self._many("INSERT OR REPLACE INTO raw (post_id, format, json) VALUES ", raws_replace)
+        self._many("INSERT OR IGNORE INTO raw (post_id, format, json) VALUES ", raws_keep)
 
-    def _insert(self, rows: list[list[Any]]) -> None:
-        n = self._rows_per_insert
-        for i in range(0, len(rows), n):
-            chunk = rows[i : i + n]
-            sql = self._insert_head + ", ".join([self._row_marks] * len(chunk))
-            self.conn.execute(sql, list(chain.from_iterable(chunk)))
+    def _many(self, head: str, rows: list, tail: str = "") -> None:
+        """``head`` VALUES (…), (…), … ``tail`` for all rows, a few hundred
+        rows per statement.  Fewer, longer statements: less overhead per row,
+        FTS5 flushes once per statement, and the writer thread holds the GIL
+        only to bind parameters (per-row statements would hand the GIL back
+        and forth with the parsing thread for every row)."""
+        if not rows:
+            return
+        ncols = len(rows[0])
+        per = max(1, min(500, self._max_variables // ncols))
+        marks = "(" + ", ".join("?" * ncols) + ")"
+        execute = self.conn.execute
+        for i in range(0, len(rows), per):
+            chunk = rows[i : i + per]
+            execute(head + ", ".join([marks] * len(chunk)) + tail, list(chain.from_iterable(chunk)))
 
     def _save_authors(self, authors: list[tuple]) -> None:
         # Skip authors this writer already wrote with the same values (most
@@ -739,10 +745,10 @@ class PostWriter:
             written.clear()
         for a in rows:
             written[a[0]] = a
-        self.conn.executemany(
-            """INSERT INTO authors (id, platform, handle, name, avatar_url, url)
-               VALUES (?, ?, ?, ?, ?, ?)
-               ON CONFLICT(id) DO UPDATE SET
+        self._many(
+            "INSERT INTO authors (id, platform, handle, name, avatar_url, url) VALUES ",
+            rows,
+            """ ON CONFLICT(id) DO UPDATE SET
                  handle = coalesce(excluded.handle, handle),
                  name = coalesce(excluded.name, name),
                  avatar_url = coalesce(excluded.avatar_url, avatar_url),
@@ -751,7 +757,6 @@ class PostWriter:
                   OR coalesce(excluded.name, name) IS NOT name
                   OR coalesce(excluded.avatar_url, avatar_url) IS NOT avatar_url
                   OR coalesce(excluded.url, url) IS NOT url""",
-            rows,
         )
 
     def _ids(self, cache: dict[str, int], table: str, column: str, values: dict[str, Any]) -> None:
@@ -764,7 +769,7 @@ class PostWriter:
             missing = list(values)
         conn = self.conn
         if table != "media":
-            conn.executemany(f"INSERT OR IGNORE INTO {table} ({column}) VALUES (?)", [(v,) for v in missing])
+            self._many(f"INSERT OR IGNORE INTO {table} ({column}) VALUES ", [(v,) for v in missing])
         for chunk in _chunks(missing, 500):
             sql = f"SELECT {column}, id FROM {table} WHERE {column} IN ({', '.join('?' * len(chunk))})"
             found = dict(conn.execute(sql, chunk).fetchall())
@@ -793,15 +798,15 @@ class PostWriter:
                     media[m.url] = m
         conn = self.conn
         if media:
-            conn.executemany(
-                """INSERT INTO media (url, type, alt, preview_url) VALUES (?, ?, ?, ?)
-                   ON CONFLICT(url) DO UPDATE SET
+            self._many(
+                "INSERT INTO media (url, type, alt, preview_url) VALUES ",
+                [(m.url, m.type, m.alt, m.preview_url) for m in media.values()],
+                """ ON CONFLICT(url) DO UPDATE SET
                      type = coalesce(excluded.type, type), alt = coalesce(excluded.alt, alt),
                      preview_url = coalesce(excluded.preview_url, preview_url)
                    WHERE coalesce(excluded.type, type) IS NOT type
                       OR coalesce(excluded.alt, alt) IS NOT alt
                       OR coalesce(excluded.preview_url, preview_url) IS NOT preview_url""",
-                [(m.url, m.type, m.alt, m.preview_url) for m in media.values()],
             )
         self._ids(self._tag_ids, "hashtags", "tag", tags)
         self._ids(self._link_ids, "links", "url", urls)
@@ -822,14 +827,10 @@ class PostWriter:
             for m in e.media:
                 if m.url:
                     post_media.append((pid, media_ids[m.url]))
-        if post_tags:
-            conn.executemany("INSERT OR IGNORE INTO post_hashtags (post_id, hashtag_id) VALUES (?, ?)", post_tags)
-        if mentions:
-            conn.executemany("INSERT OR IGNORE INTO mentions (post_id, handle) VALUES (?, ?)", mentions)
-        if post_links:
-            conn.executemany("INSERT OR IGNORE INTO post_links (post_id, link_id) VALUES (?, ?)", post_links)
-        if post_media:
-            conn.executemany("INSERT OR IGNORE INTO post_media (post_id, media_id) VALUES (?, ?)", post_media)
+        self._many("INSERT OR IGNORE INTO post_hashtags (post_id, hashtag_id) VALUES ", post_tags)
+        self._many("INSERT OR IGNORE INTO mentions (post_id, handle) VALUES ", mentions)
+        self._many("INSERT OR IGNORE INTO post_links (post_id, link_id) VALUES ", post_links)
+        self._many("INSERT OR IGNORE INTO post_media (post_id, media_id) VALUES ", post_media)
 
 
 def save_posts(db: sqlite_utils.Database, posts: Iterable[Post]) -> SaveStats:
@@ -909,7 +910,8 @@ def search(
     order: str = "best",
 ) -> list[dict[str, Any]]:
     """Full-text search; returns post rows plus `snippet` (matches wrapped in
-    HIGHLIGHT_START/HIGHLIGHT_END) and `rank` (bm25, lower is better).
+    HIGHLIGHT_START/HIGHLIGHT_END) and `rank` (bm25, lower is better; None
+    with ``order="newest"``).
 
     Two steps keep big archives fast: first the ids of the best (or newest)
     ``limit`` matches, computing nothing else per match; then rows and
@@ -960,30 +962,31 @@ def _search(db, query, hashtag, author, session, since, until, limit, order) -> 
     extra = "".join(" AND " + f for f in filters)
     if order == "best":
         join = " JOIN posts ON posts.rowid = posts_fts.rowid" if filters else ""
-        sql = f"""SELECT posts_fts.rowid FROM posts_fts{join}
+        sql = f"""SELECT posts_fts.rowid, bm25(posts_fts, {BM25_WEIGHTS}) AS rank FROM posts_fts{join}
                   WHERE posts_fts MATCH :query{extra}
-                  ORDER BY bm25(posts_fts, {BM25_WEIGHTS}) LIMIT :limit"""
+                  ORDER BY rank LIMIT :limit"""
     else:
         matches = conn.execute("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH :query", params).fetchone()[0]
         if matches > NEWEST_SCAN_THRESHOLD:
             # Many matches: newest first through the time index, each post
             # checked against the set of matches, stopping at the limit.
-            sql = f"""SELECT posts.rowid FROM posts INDEXED BY idx_posts_created_at
+            sql = f"""SELECT posts.rowid, NULL FROM posts INDEXED BY idx_posts_created_at
                       WHERE posts.rowid IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH :query){extra}
                       ORDER BY posts.created_at DESC LIMIT :limit"""
         else:
-            sql = f"""SELECT posts.rowid FROM posts_fts JOIN posts ON posts.rowid = posts_fts.rowid
+            sql = f"""SELECT posts.rowid, NULL FROM posts_fts JOIN posts ON posts.rowid = posts_fts.rowid
                       WHERE posts_fts MATCH :query{extra}
                       ORDER BY posts.created_at DESC LIMIT :limit"""
-    rowids = [r[0] for r in conn.execute(sql, params)]
+    ranked = conn.execute(sql, params).fetchall()
+    # Step two: rows and snippets of those posts only.  (No bm25 here: for
+    # a phrase it would count the phrase's documents all over again.)
     found: dict[int, dict[str, Any]] = {}
     cols = ", ".join(f"posts.{c}" for c in _RESULT_COLUMNS)
-    for chunk in _chunks(rowids, 500):
+    for chunk in _chunks([r[0] for r in ranked], 500):
         marks = ", ".join("?" * len(chunk))
         cursor = conn.execute(
             f"""SELECT posts.rowid, {cols},
-                   snippet(posts_fts, 0, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 16) AS snippet,
-                   bm25(posts_fts, {BM25_WEIGHTS}) AS rank
+                   snippet(posts_fts, 0, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 16) AS snippet
                 FROM posts_fts JOIN posts ON posts.rowid = posts_fts.rowid
                 WHERE posts_fts MATCH ? AND posts_fts.rowid IN ({marks})""",
             [query, *chunk],
@@ -991,4 +994,10 @@ def _search(db, query, hashtag, author, session, since, until, limit, order) -> 
         names = [d[0] for d in cursor.description][1:]
         for row in cursor:
             found[row[0]] = dict(zip(names, row[1:]))
-    return [found[r] for r in rowids if r in found]
+    out = []
+    for rowid, rank in ranked:
+        row = found.get(rowid)
+        if row is not None:
+            row["rank"] = rank
+            out.append(row)
+    return out

@@ -256,7 +256,9 @@ class FakeServer:
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
         self._port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True, name=self.name)
+        # a short poll interval: stop() returns at once instead of in up to 0.5 s
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True, name=self.name)
         self._thread.start()
         return self
 
@@ -449,6 +451,8 @@ class FakeX(FakeServer):
                              "x-rate-limit-reset": str(int(reset))})
         if fault.kind == "401":
             return Response(401, self.problem(401, "Unauthorized", "Unauthorized"))
+        if fault.kind == "echo":  # a careless server quoting the request back
+            return Response(400, self.problem(400, "Invalid Request", f"bad header: {req.auth}"))
         if fault.kind == "403":
             return Response(403, self.problem(403, "Forbidden", "You are not permitted to use this endpoint.",
                                               "https://api.twitter.com/2/problems/client-forbidden"))

@@ -235,3 +235,18 @@ def test_context_fetches_each_thread_once_with_get_post_thread(db, chat):
     roots = {r.param("uri") for r in threads}
     assert len(roots) == len(threads)  # one call per thread root
     assert result.context["added"] == len(untagged)
+
+
+def test_raw_pages_import_back_as_the_same_posts(runner, tmp_path, chat):
+    start, posts = chat
+    raw, captured, imported = tmp_path / "b.jsonl", tmp_path / "c.db", tmp_path / "i.db"
+    with FakeBluesky(posts, handle=HANDLE, password=PASSWORD) as srv:
+        res = capture_cli(runner, captured, srv, "--since", iso(start), "--raw", str(raw))
+        assert res.exit_code == 0, res.output
+    assert all("posts" in json.loads(line) for line in raw.read_text().splitlines())
+    res = runner.invoke(cli, ["import", str(imported), str(raw), "--no-analyse"])
+    assert res.exit_code == 0, res.output
+    cols = "id, url, author_id, author_handle, text, created_at, reply_to_id, root_id, matched, like_count"
+    a = open_db(captured).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
+    b = open_db(imported).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
+    assert a == b and len(a) == len(tagged(posts, start, start + 3600))

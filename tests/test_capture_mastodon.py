@@ -227,3 +227,40 @@ def test_context_fetches_threads_and_links_replies(db, chat):
         assert matched == 0 and reply_to == srv.uri(by_n[p.reply_to])
     assert rows[srv.uri(posts[0])][0] == 0  # the pre-chat parent, as context
     assert calls and len(calls) <= len({p.n for p in posts if p.tags}) and result.context["added"] == len(found) + 1
+
+
+def test_raw_pages_import_back_as_the_same_posts(runner, tmp_path, chat):
+    start, posts = chat
+    raw, captured, imported = tmp_path / "m.jsonl", tmp_path / "c.db", tmp_path / "i.db"
+    with FakeMastodon(posts, domain="mastodon.example", home=home) as srv:
+        res = runner.invoke(cli, ["capture", str(captured), "mastodon", "#edchat", "--instance", srv.url,
+                                  "--since", iso(start), "--raw", str(raw), "--no-analyse"])
+        assert res.exit_code == 0, res.output
+    assert all(isinstance(json.loads(line), list) for line in raw.read_text().splitlines())
+    res = runner.invoke(cli, ["import", str(imported), str(raw), "--no-analyse"])
+    assert res.exit_code == 0, res.output
+    cols = "id, url, author_id, author_handle, text, html, created_at, matched, like_count, reply_count"
+    a = open_db(captured).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
+    b = open_db(imported).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
+    assert a == b and len(a) == len(tagged(posts, start, start + 3600))
+
+
+def test_context_command_for_a_session_reads_each_server(runner, db_path, chat):
+    start, posts = chat
+    with FakeMastodon(posts, domain="mastodon.example", home=home) as srv:
+        res = runner.invoke(cli, ["capture", str(db_path), "mastodon", "#edchat", "--instance", srv.url,
+                                  "--since", iso(start)])
+        assert res.exit_code == 0, res.output
+        slug = open_db(db_path).execute("SELECT slug FROM sessions").fetchone()[0]
+        n = len(srv.log)
+        # --instance tells which scheme the server speaks (the archive keeps hosts)
+        res = runner.invoke(cli, ["capture", str(db_path), "context", slug, "--instance", srv.url, "--json",
+                                  "--no-analyse"])
+        assert res.exit_code == 0, res.output
+        calls = srv.log[n:]
+    out = json.loads(res.stdout)
+    assert [r["platform"] for r in out] == ["mastodon"] and out[0]["context"]["added"] > 0
+    assert calls and all(r.path.endswith("/context") for r in calls)
+    untagged = [p for p in posts if not p.tags and p.reply_to is not None]
+    rows = dict(open_db(db_path).execute("SELECT id, matched FROM posts").fetchall())
+    assert sum(1 for p in untagged if rows.get(srv.uri(p)) == 0) >= len(untagged) * 0.6

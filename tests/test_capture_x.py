@@ -13,7 +13,7 @@ from fake_servers import FakeX, make_chat, max_in_window, x_id
 from chatarchive.capture.base import Window
 from chatarchive.capture.http import ManualClock, NetworkError, RateLimitError, RetryPolicy
 from chatarchive.capture.runner import CaptureUI, run_capture
-from chatarchive.capture.x import EXPANSIONS, MEDIA_FIELDS, TWEET_FIELDS, USER_FIELDS, XCapture
+from chatarchive.capture.x import EXPANSIONS, MEDIA_FIELDS, TWEET_FIELDS, USER_FIELDS, XCapture, snowflake_below
 from chatarchive.cli import cli
 from chatarchive.store import open_db
 
@@ -257,6 +257,7 @@ def test_missing_token_fails_before_any_request(runner, db_path):
         res = capture_cli(runner, db_path, srv, token=None)
     assert res.exit_code == 1 and "X_BEARER_TOKEN" in res.output
     assert srv.log == []
+    assert not db_path.exists()  # no empty archive left behind
 
 
 def test_403_on_full_archive_explains_the_access_level(runner, db_path):
@@ -306,10 +307,15 @@ def test_following_a_1000_post_hour_at_10s_stays_within_the_rate_limit(db):
     assert max_in_window(times, 900) <= 300  # the stricter per-user figure of 450/300 per 15 min
     assert len(times) <= 3600 / 10 + 10  # about one request per poll
     assert matched_ids(db) == {x_id(p) for p in tagged_in(posts, t0, t0 + 3600)}
-    # polls after the first send since_id, never start_time (X forbids both)
-    later = srv.requests_to(SEARCH)[5:]
-    assert all(r.param("since_id") and not r.param("start_time") for r in later)
-    assert all(r.param("end_time") is None for r in later)  # --until still ahead: not sent
+    # the window starts in the future: X refuses such a start_time, so the
+    # first polls say "ids above the window start" (ids are time snowflakes);
+    # later polls send the newest id seen.  Never start_time with since_id.
+    reqs = srv.requests_to(SEARCH)
+    assert reqs[0].param("since_id") == snowflake_below(dt(t0)) and reqs[0].param("start_time") is None
+    assert all(r.param("since_id") and not r.param("start_time") for r in reqs)
+    state = json.loads(db.execute("SELECT state FROM captures").fetchone()[0])
+    assert state["since_id"] == max((x_id(p) for p in tagged_in(posts, t0, t0 + 3600)), key=int)
+    assert all(r.param("end_time") is None for r in reqs)  # --until still ahead: not sent
 
 
 def test_context_fetches_whole_conversations_and_missing_parents(db):
@@ -330,3 +336,19 @@ def test_context_fetches_whole_conversations_and_missing_parents(db):
     assert any(r.param("query").count(" OR ") >= 5 for r in conv)
     kinds = dict(db.execute("SELECT kind, count(*) FROM capture_pages GROUP BY kind").fetchall())
     assert kinds.get("context", 0) >= 1
+
+
+def test_a_follow_outlives_an_outage_but_not_a_dead_server(db):
+    t0 = datetime(2026, 11, 18, 20, 0, tzinfo=timezone.utc).timestamp()
+    posts = make_chat(120, t0, duration=600)
+    clock = ManualClock(t0 + 60)
+    with FakeX(posts, token=TOKEN, clock=clock) as srv:
+        srv.fail("503", times=7)  # one whole poll gives up after its 6 retries
+        result = run_capture(db, client(srv, clock), Window(dt(t0), dt(t0 + 600)), follow=True, interval=10)
+    assert result.status == "ok" and any("poll failed" in p for p in result.problems)
+    assert matched_ids(db) == {x_id(p) for p in tagged_in(posts, t0, t0 + 600)}
+    with FakeX(posts, token=TOKEN, clock=clock) as srv:
+        srv.fail("503", times=10_000)
+        with pytest.raises(NetworkError):
+            run_capture(db, client(srv, clock), Window(dt(t0), None), follow=True, interval=10)
+        assert len(srv.log) == 5 * 7  # five polls of seven attempts, then it stops

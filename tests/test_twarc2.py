@@ -341,3 +341,68 @@ def test_shared_flat_and_raw_are_the_same_posts(tmp_path):
     assert first.added > 100
     assert (second.added, second.updated) == (0, 0)
     assert db.execute("SELECT count(*) FROM posts WHERE matched = 1").fetchone()[0] == 100
+
+
+# --------------------------------------------------------------------------
+# the fast path (msgspec structs, JSONL lines) equals the dict path
+
+
+def comparable(post):
+    out = dict(vars(post))
+    raw = out.pop("raw")
+    out["raw"] = json.loads(raw) if isinstance(raw, str) else raw
+    out["author"] = vars(post.author) if post.author else None
+    out["media"] = [vars(m) for m in post.media]
+    return out
+
+
+def both_paths(line: bytes):
+    fast = twarc2._fast_page(line)
+    slow = list(twarc2.normalize(json.loads(line), CTX))
+    return fast, slow
+
+
+def jsonl_lines(path: Path) -> list[bytes]:
+    out = []
+    for line in path.read_bytes().splitlines():
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict) and value.get("data") is not None:
+            out.append(line)
+    return out
+
+
+def test_fast_path_equals_dict_path_on_our_fixtures():
+    lines = jsonl_lines(TW / "chat.jsonl") + jsonl_lines(TW / "stream.jsonl") + jsonl_lines(TW / "renamed-2167.jsonl")
+    assert len(lines) == 5
+    for line in lines:
+        fast, slow = both_paths(line)
+        assert [comparable(p) for p in fast] == [comparable(p) for p in slow]
+        assert all(isinstance(p.raw, str) for p in fast)
+
+
+@needs_shared_fixtures()
+@pytest.mark.parametrize("path", [p for p in SHARED_TWARC2 if p.suffix == ".jsonl"], ids=lambda p: p.name)
+def test_fast_path_equals_dict_path_on_real_files(path):
+    for line in jsonl_lines(path):
+        fast, slow = both_paths(line)
+        assert [comparable(p) for p in fast] == [comparable(p) for p in slow]
+
+
+def test_lines_that_do_not_fit_the_structs_use_the_dict_path(tmp_path):
+    page = lines("chat.jsonl")[1]
+    page["data"][1]["in_reply_to_user_id"] = 105.5  # a float: the structs refuse it, the dict path copes
+    page["data"][2]["id"] = 2002  # an int id works in both
+    line = json.dumps(page).encode()
+    with pytest.raises(twarc2._NotFast):
+        twarc2._fast_page(line)
+    posts = by_id(twarc2.normalize(line, CTX))
+    assert set(posts) == {"2004", "2001", "2002", "1980"}
+    assert posts["2001"].reply_to_author == "105.5" and posts["2001"].reply_to_id == "1980"
+
+
+def test_invalid_json_line_is_a_skip():
+    with pytest.raises(Skip, match="invalid JSON"):
+        list(twarc2.normalize(b'{"data": [{"id": "1", "text": "cut', CTX))

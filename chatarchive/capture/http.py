@@ -21,6 +21,7 @@ import email.utils
 import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
@@ -289,7 +290,7 @@ class HttpClient:
         self.min_interval = dict(min_interval or {})
         self.limits: dict[str, RateLimit] = {}
         self._last_request: dict[str, float] = {}
-        self.log: list[RequestRecord] = []
+        self.log: deque[RequestRecord] = deque(maxlen=1000)  # the latest requests only
         self.requests = 0
 
     # -- secrets ----------------------------------------------------------

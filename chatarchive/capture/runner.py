@@ -28,7 +28,7 @@ from ..errors import CaptureError, NotFoundError
 from ..store import PostWriter, SaveStats, now_iso, resolve_local_replies, transaction
 from .base import DEFAULT_LOOKBACK, CaptureClient, Window, utc_from_epoch
 from .config import Config, SessionStore
-from .http import Clock, Page, RetryPolicy, format_seconds
+from .http import Clock, NetworkError, Page, RateLimitError, RetryPolicy, format_seconds
 
 QUESTION = re.compile(r"^\s*(?:[@.]\S+\s+)*(?:Q|Question)\s*(\d{1,3})\s*[:.)\-–—]", re.IGNORECASE)
 
@@ -43,6 +43,7 @@ def is_question(text: str) -> bool:
     found = match_marker(text or "", _DEFAULT_Q)
     return found is not None and not is_teaser(found[1])
 MAX_PROBLEMS_KEPT = 50
+MAX_FAILED_POLLS = 5  # consecutive polls that gave up (each after its own retries) end a follow
 
 
 # --------------------------------------------------------------------------
@@ -175,9 +176,9 @@ class LiveUI(CaptureUI):
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="fold")
-        grid.add_row("Posts", f"{run.matched_ids_count:,} matched this run ({r.added:,} new, {r.updated:,} updated)")
+        grid.add_row("Posts", f"{run.matched_ids_count:,} matching this run ({r.added:,} new rows, {r.updated:,} updated)")
         grid.add_row("Participants", f"{len(run.participants):,}")
-        grid.add_row("Requests", f"{run.requests:,} in {r.polls + (0 if self.activity == 'next poll' else 1)} poll(s), {r.pages:,} page(s)")
+        grid.add_row("Requests", f"{run.requests:,} ({r.pages:,} pages, {r.polls:,} polls done)")
         rl = run.client.http.latest_limit()
         now = run.clock.time()
         grid.add_row("Rate limit", rl.describe(now) if rl else "not reported yet")
@@ -408,14 +409,25 @@ def run_capture(
         run.window = Window(parse_iso(since) if isinstance(since, str) else since, window.until)
         run.sticky["window_since"] = run.window.since_iso
     effective = run.window
-    ui.start(run)
     status = "failed"
     try:
+        ui.start(run)
         catch_up = client.unfinished(run.state)
+        failed_polls = 0
         while True:
             poll_started = clock.time()
-            for page in client.poll(dict(run.state), effective):
-                run.commit(page)
+            try:
+                for page in client.poll(dict(run.state), effective):
+                    run.commit(page)
+                failed_polls = 0
+            except (NetworkError, RateLimitError) as e:
+                # a follow outlives an outage: what was committed stays, and
+                # the next poll resumes from it; a dead server still ends it
+                failed_polls += 1
+                if not follow or failed_polls >= MAX_FAILED_POLLS:
+                    raise
+                run.result.problems.append(f"poll failed, will retry: {e}")
+                ui.waiting(run, interval, "poll failed")
             run.result.polls += 1
             if catch_up:
                 catch_up = False  # the killed run's walk is done: now what came since

@@ -11,7 +11,7 @@ expire), so the next run finishes it before moving ``since_id``.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 from .. import __version__
@@ -60,6 +60,14 @@ MAX_QUERY = {"recent": 512, "all": 1024}
 PAGE_SIZE = {"recent": 100, "all": 500}
 LOOKUP_BATCH = 100  # GET /2/tweets?ids=
 END_TIME_MIN_AGE = 10  # end_time must be at least 10 s before the request
+
+
+TWEPOCH_MS = 1288834974657  # X snowflake ids: (ms since this epoch) << 22 | worker | sequence
+
+
+def snowflake_below(dt: datetime) -> str:
+    """The largest id below every post created at or after ``dt``."""
+    return str(max(0, ((int(dt.timestamp() * 1000) - TWEPOCH_MS) << 22) - 1))
 
 
 class XCapture(CaptureClient):
@@ -174,6 +182,11 @@ class XCapture(CaptureClient):
         since_id = state.get("since_id")
         if since_id:
             params["since_id"] = since_id
+        elif window.since is not None and window.since > now - timedelta(seconds=END_TIME_MIN_AGE):
+            # a window that starts now or later (--duration from now): X
+            # refuses a start_time that is not in the past, but an id is a
+            # snowflake of its time, so "ids above the window start" says it
+            params["since_id"] = snowflake_below(window.since)
         elif window.since is not None:
             if self.kind == "recent" and window.since < now - timedelta(days=RECENT_DAYS):
                 raise ApiError(
