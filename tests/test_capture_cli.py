@@ -177,7 +177,7 @@ def test_live_panel_shows_posts_people_question_and_rate_limit(db, recent_chat):
     lines = [line.strip("│ ") for line in text.splitlines()]
     assert f"Participants  {people}" in lines
     assert f"Posts         {len([p for p in posts if p.tags])} matching this run" in text
-    assert any(re.match(r"Rate limit    44\d/450 left, resets in \d+m\d\ds$", line) for line in lines)
+    assert any(re.match(r"Rate limit    44\d/450 left, resets in (\d+m\d\ds|\d+s)$", line) for line in lines), text
     assert any(line.startswith("Status        ok") for line in lines)
     assert is_question("@alice Q3: why?") and not is_question("Q3 coming up next")
 
@@ -200,6 +200,8 @@ def test_context_for_a_detected_session(runner, db_path, recent_chat):
         assert all(rows[x_id(p)] == 0 for p in untagged)
         missing = runner.invoke(cli, ["capture", str(db_path), "context", "no-such-session"], env=env)
         assert missing.exit_code == 1 and "no-such-session" in missing.output
+        no_token = runner.invoke(cli, ["capture", str(db_path), "context", slug, "--api-base", srv.url])
+        assert no_token.exit_code == 1 and "X_BEARER_TOKEN" in no_token.output
 
 
 # --------------------------------------------------------------------------

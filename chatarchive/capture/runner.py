@@ -26,7 +26,7 @@ import sqlite_utils
 
 from ..errors import CaptureError, NotFoundError
 from ..store import PostWriter, SaveStats, now_iso, resolve_local_replies, transaction
-from .base import DEFAULT_LOOKBACK, CaptureClient, Window, utc_from_epoch
+from .base import DEFAULT_LOOKBACK, CaptureClient, MissingCredentials, Window, utc_from_epoch
 from .config import Config, SessionStore
 from .http import Clock, NetworkError, Page, RateLimitError, RetryPolicy, format_seconds
 
@@ -621,7 +621,13 @@ def capture_context(
             o = CaptureOptions(**{**opts.__dict__, "instances": tuple(hosts)})
             if not hosts:
                 continue
-        client = make_client(platform, f"context:{label}", config, o, clock, **extra)
+        try:
+            # the query only labels the run; "context:" keeps it apart from searches
+            client = make_client(platform, f"context:{label}", config, o, clock, **extra)
+        except MissingCredentials as e:
+            # one platform without credentials must not block the others
+            results.append(CaptureResult(None, platform, f"context:{label}", "", status="skipped", problems=[str(e)]))
+            continue
         try:
             run = CaptureRun(db, client, Window(), Window(), clock=clock, ui=ui or CaptureUI(), raw=None)
             run.begin()
@@ -640,6 +646,8 @@ def capture_context(
                 break
         finally:
             client.close()
+    if results and all(r.status == "skipped" for r in results):
+        raise MissingCredentials("; ".join(p for r in results for p in r.problems))
     if opts.analyse and any(r.added or r.updated for r in results):
         from ..analyse import analyse_archive
 
