@@ -106,8 +106,11 @@ def _earlier_authors(db, s: dict[str, Any], author_ids: list[str]) -> set[str]:
     for i in range(0, len(author_ids), 500):
         chunk = author_ids[i : i + 500]
         out.update(r[0] for r in db.execute(
-            f"""SELECT DISTINCT p.author_id FROM posts p INDEXED BY idx_posts_author_id
-                JOIN session_posts sp ON sp.post_id = p.id JOIN sessions s ON s.id = sp.session_id
+            # Start from the earlier sessions (few) and walk their members;
+            # starting from each author's posts checks every session per post.
+            f"""SELECT DISTINCT p.author_id FROM sessions s
+                CROSS JOIN session_posts sp ON sp.session_id = s.id
+                CROSS JOIN posts p ON p.id = sp.post_id
                 WHERE p.author_id IN ({','.join('?' * len(chunk))})
                   AND s.hashtag = ? COLLATE NOCASE AND (s.start < ? OR (s.start = ? AND s.id < ?))""",
             chunk + [s["hashtag"], s["start"], s["start"], s["id"]],
