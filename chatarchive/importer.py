@@ -64,6 +64,11 @@ def import_files(
     progress: Progress | None = None,
     batch_size: int = 2000,
 ) -> list[FileResult]:
+    """Import ``paths`` ("-" is stdin) into ``db`` in one transaction and
+    return one FileResult per path.  A file that holds no posts, or cannot
+    be read, is rolled back alone and gets ``error``; its malformed records
+    are skipped and counted, or with ``strict`` raise ParseError and roll
+    back everything.  Any other exception rolls back everything too."""
     progress = progress or Progress()
     results: list[FileResult] = []
     conn = db.conn
@@ -87,7 +92,8 @@ def import_files(
         if any(r.posts for r in results):
             resolve_local_replies(db)
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite may have rolled back already (disk full)
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
     return results

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from operator import itemgetter
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -204,9 +205,18 @@ def analyse_posts(
     # Fields by position (see QAPost): 0 id, 1 author_id, 2 handle, 3 text,
     # 4 created_at, 5 reply_to_id, 6 quote_of_id, 7 is_repost.
     candidates: list[tuple[Any, int]] = []
+    q_rx = q_marker.rx.match if q_marker.rx is not None else None
     q_match = q_marker.match
     for p in posts:
         if p[7] or not p[3]:
+            continue
+        if q_rx is not None:  # Marker.match inlined: one regex call per post
+            m = q_rx(p[3])
+            if m is None:
+                continue
+            n = to_number(m.group("n"))
+            if n is not None and not is_teaser(p[3][m.end():]):
+                candidates.append((p, n))
             continue
         m = q_match(p[3])
         if m and not is_teaser(m[1]):
@@ -250,6 +260,7 @@ def analyse_posts(
     answer_of: dict[str, int] = {}
     if not questions:
         return QAResult(shown_hosts, questions, question_of, answer_of)
+    a_rx = a_marker.rx.match if a_marker.rx is not None else None
     a_match = a_marker.match
     asker = {p[0]: p[1] for p, _ in candidates}  # each question post's own author
     for p in posts:
@@ -258,7 +269,15 @@ def analyse_posts(
             continue
         number: int | None = None
         text = p[3]
-        m = a_match(text) if text else None
+        if not text:
+            m = None
+        elif a_rx is not None:
+            m = a_rx(text)
+            if m is not None:
+                n = to_number(m.group("n"))
+                m = (n, None) if n is not None else None
+        else:
+            m = a_match(text)
         if m and m[0] in questions:
             number = m[0]
         elif embedded and text:
@@ -297,6 +316,9 @@ FROM session_posts sp JOIN posts p ON p.id = sp.post_id
 WHERE sp.session_id = ?
 ORDER BY p.created_at, p.id
 """
+
+
+_col0, _col8, _col9, _col10 = (itemgetter(i) for i in (0, 8, 9, 10))
 
 
 def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[str, Any]:
@@ -347,7 +369,9 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
     select = _SESSION_POSTS.format(
         conv="coalesce((SELECT cid FROM _conv WHERE rid = p.rowid), p.id)" if deferred else "p.conversation_id")
     conv_best: dict[str, tuple[int, int, tuple[str, int]]] = {}  # thread -> (session, posts, rank)
-    if bulk:
+    # Bulk answers wait in temp._conv's qid/aid (or temp._qa) for write_bulk.
+    target = ("_conv" if deferred else "_qa") if bulk else None
+    if bulk and not deferred:
         conn.execute("DROP TABLE IF EXISTS temp._qa")
         conn.execute("CREATE TEMP TABLE _qa (rid INTEGER PRIMARY KEY, qid INTEGER, aid INTEGER)")
     for sid in ids:
@@ -362,9 +386,9 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
         chat, q_marker, a_marker = markers[tag]
         hosts = json.loads(configured) if configured else (chat.hosts if chat and chat.hosts else None)
         batch = conn.execute(select, [sid]).fetchall()  # rows in QAPost order, then rowid, platform, conv
-        rowid_of = {r[0]: r[8] for r in batch}
-        platforms = {r[9] for r in batch}
-        convs = Counter(r[10] for r in batch if r[10] in threads_) if bulk else {}
+        rowid_of = dict(zip(map(_col0, batch), map(_col8, batch)))
+        platforms = set(map(_col9, batch))
+        convs = Counter(filter(threads_.__contains__, map(_col10, batch))) if bulk else {}
         rank = (start or "", sid)
         for conv, count in convs.items():
             best = conv_best.get(conv)
@@ -395,8 +419,8 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
         totals["questions"] += len(res.questions)
         totals["answers"] += len(res.answer_of)
         if len(a_updates) > 50000:
-            _flush(conn, q_updates, a_updates, bulk)
-    _flush(conn, q_updates, a_updates, bulk)
+            _flush(conn, q_updates, a_updates, target)
+    _flush(conn, q_updates, a_updates, target)
     if bulk:
         # Questions of sessions that no longer exist were deleted with them;
         # every post's two columns are rewritten in one pass.
@@ -405,11 +429,11 @@ def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[st
     return totals
 
 
-def _flush(conn, q_updates: list, a_updates: list, bulk: bool) -> None:
-    if bulk:
-        conn.executemany("INSERT INTO _qa (rid, qid) VALUES (?2, ?1) ON CONFLICT(rid) DO UPDATE SET qid = ?1",
+def _flush(conn, q_updates: list, a_updates: list, target: str | None) -> None:
+    if target:
+        conn.executemany(f"INSERT INTO {target} (rid, qid) VALUES (?2, ?1) ON CONFLICT(rid) DO UPDATE SET qid = ?1",
                          q_updates)
-        conn.executemany("INSERT INTO _qa (rid, aid) VALUES (?2, ?1) ON CONFLICT(rid) DO UPDATE SET aid = ?1",
+        conn.executemany(f"INSERT INTO {target} (rid, aid) VALUES (?2, ?1) ON CONFLICT(rid) DO UPDATE SET aid = ?1",
                          a_updates)
     else:
         conn.executemany("UPDATE posts SET question_id = ? WHERE rowid = ?", q_updates)

@@ -550,26 +550,25 @@ def scan_all_groups(db: sqlite_utils.Database, tag_ids: set[int] | None,
     out = scan.groups
     prev_rowid = None
     k = -1
-    post_states: list[list] = []
+    # The tags of the current post: its first tag's state, and a list only
+    # when it carries several (most posts carry one).
+    first: list | None = None
+    several: list[list] | None = None
+    get = state.get
     for rowid, tag, t, ts in cur:
         if rowid != prev_rowid:
-            if len(post_states) > 1:  # the previous post carried several tags
-                for st in post_states:
-                    co = st[4]
-                    for other in post_states:
-                        if other is not st:
-                            co[other[10]] = co.get(other[10], 0) + 1
-            post_states = []
+            if several is not None:  # the previous post carried several tags
+                _count_shared(several)
+                several = None
+            first = None
             prev_rowid = rowid
             k += 1
-        found = state.get(tag)
-        if found is None:
+        st = get(tag)
+        if st is None:
             gap, min_posts = settings.get(tag, default)
             st = state[tag] = [t, t, ts, 0, {}, k, k, round(gap * 1000), min_posts, array("q"), tag]
             scan.positions[tag] = st[9]
-        else:
-            st = found
-        if found is not None and ts - st[2] > st[7]:
+        elif ts - st[2] > st[7]:
             if st[3] >= st[8]:
                 out.append(Group(tag, st[0], st[1], st[3], st[4], st[5], st[6]))
             st[0], st[3], st[4], st[5] = t, 0, {}, k
@@ -578,17 +577,28 @@ def scan_all_groups(db: sqlite_utils.Database, tag_ids: set[int] | None,
         st[6] = k
         st[3] += 1
         st[9].append(k)
-        post_states.append(st)
-    if len(post_states) > 1:
-        for st in post_states:
-            for other in post_states:
-                if other is not st:
-                    st[4][other[10]] = st[4].get(other[10], 0) + 1
+        if first is None:
+            first = st
+        elif several is None:
+            several = [first, st]
+        else:
+            several.append(st)
+    if several is not None:
+        _count_shared(several)
     for tag, st in state.items():
         if st[3] >= st[8]:
             out.append(Group(tag, st[0], st[1], st[3], st[4], st[5], st[6]))
     out.sort(key=lambda g: (g.start, g.tag_id))
     return scan
+
+
+def _count_shared(post_states: list[list]) -> None:
+    """One post carried these tags: count it as shared by each pair."""
+    for st in post_states:
+        co = st[4]
+        for other in post_states:
+            if other is not st:
+                co[other[10]] = co.get(other[10], 0) + 1
 
 
 def drop_subsumed_scanned(db: sqlite_utils.Database, scan: Scan, keep_tags: set[int]) -> list[Group]:

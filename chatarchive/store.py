@@ -796,7 +796,6 @@ class PostWriter:
             for m in e.media:
                 if m.url:
                     media[m.url] = m
-        conn = self.conn
         if media:
             self._many(
                 "INSERT INTO media (url, type, alt, preview_url) VALUES ",

@@ -222,19 +222,24 @@ def _full(db: sqlite_utils.Database, defer: bool = False) -> ThreadUpdate:
     kids = bytearray(n)  # has a reply in the archive (membership walks start there)
     okeys: dict[str, int] = {}
     for rowid, prow, rrow, okey, _ in conn.execute(_LINKS_SELECT + " WHERE p.reply_to_id IS NOT NULL"):
+        if prow is not None and prow != rowid:  # the common case: the parent is here
+            parent[rowid] = prow
+            replies.append(rowid)
+            kids[prow] = 1
+            continue
         code = _parent_code(rowid, prow, rrow, okey, okeys)
         if code:
             parent[rowid] = code
             replies.append(rowid)
-            if prow is not None and prow != rowid:
-                kids[prow] = 1
     root = array("q", bytes(8 * n))
     depth = array("l", bytes(array("l").itemsize * n))
     state = bytearray(n)
     solve_forest(replies, parent, root, depth, state, _earliest_by_db(conn))
     del replies
     key_of = {code: key for key, code in okeys.items()}
-    root_rowids = sorted({root[i] for i in range(1, n) if state[i] and root[i] > 0})
+    # the posts solved: replies and the roots they reach
+    solved = [i for i, s in enumerate(state) if s]
+    root_rowids = sorted({r for r in map(root.__getitem__, solved) if r > 0})
     id_of: dict[int, str] = {}
     for chunk in _chunks(root_rowids, _CHUNK):
         id_of.update(conn.execute(
@@ -242,12 +247,15 @@ def _full(db: sqlite_utils.Database, defer: bool = False) -> ThreadUpdate:
     del root_rowids
 
     conn.execute("DROP TABLE IF EXISTS temp._conv")
-    conn.execute("CREATE TEMP TABLE _conv (rid INTEGER PRIMARY KEY, cid TEXT, depth INTEGER, kids INTEGER)")
+    # qid/aid: filled by qa.apply_qa, so write_bulk reads one row per post
+    conn.execute("""CREATE TEMP TABLE _conv (rid INTEGER PRIMARY KEY, cid TEXT, depth INTEGER, kids INTEGER,
+                                             qid INTEGER, aid INTEGER)""")
     conn.executemany(
-        "INSERT INTO _conv VALUES (?, ?, ?, ?)",
-        [(i, id_of[r] if r > 0 else key_of[r], depth[i], kids[i]) for i, r in enumerate(root) if state[i]],
+        "INSERT INTO _conv (rid, cid, depth, kids) VALUES (?, ?, ?, ?)",
+        [(i, id_of[r] if r > 0 else key_of[r], depth[i], kids[i])
+         for i, r in zip(solved, map(root.__getitem__, solved))],
     )
-    del parent, root, depth, state, id_of, kids
+    del parent, root, depth, state, id_of, kids, solved
     conn.execute("DELETE FROM conversations")
     conn.execute(
         """INSERT INTO conversations (id, session_id, size, depth, participants, started, ended)
@@ -265,26 +273,26 @@ def write_bulk(conn, *, conversations: bool = True, answers: bool = False) -> No
     """Rewrite every post's analysis columns in one pass over the posts,
     rebuilding their indexes after: posts.conversation_id from temp._conv (a
     post outside it is its own conversation) and, with ``answers``,
-    question_id/answer_to_id from temp._qa.  Each post is written once, not
-    once per column, and only when something changed."""
-    indexes, sets, changed = [], [], []
+    question_id/answer_to_id from temp._conv's qid/aid (or from temp._qa
+    without ``conversations``).  Each post is written once, not once per
+    column, and only when something changed: the rows of the temp table by a
+    join on rowid, the other posts by one scan."""
+    indexes: list[str] = []
+    cols: list[tuple[str, str, str]] = []  # column, value from the temp row, value without one
     if conversations:
         indexes.append("idx_posts_conversation_id")
-        conv = "coalesce((SELECT cid FROM _conv WHERE rid = posts.rowid), id)"
-        sets.append(f"conversation_id = {conv}")
-        changed.append(f"conversation_id IS NOT {conv}")
+        cols.append(("conversation_id", "coalesce(w.cid, posts.id)", "id"))
     if answers:
         indexes += ["idx_posts_question_id", "idx_posts_answer_to_id"]
-        for col, src in (("question_id", "qid"), ("answer_to_id", "aid")):
-            value = f"(SELECT {src} FROM _qa WHERE rid = posts.rowid)"
-            sets.append(f"{col} = {value}")
-            changed.append(f"{col} IS NOT {value}")
+        cols += [("question_id", "w.qid", "NULL"), ("answer_to_id", "w.aid", "NULL")]
+    src = "_conv" if conversations else "_qa"
     with without_index(conn, *indexes):
-        conn.execute(f"UPDATE posts SET {', '.join(sets)} WHERE {' OR '.join(changed)}")
-    if conversations:
-        conn.execute("DROP TABLE temp._conv")
-    if answers:
-        conn.execute("DROP TABLE temp._qa")
+        conn.execute(f"""UPDATE posts SET {', '.join(f'{c} = {v}' for c, v, _ in cols)} FROM {src} w
+                         WHERE w.rid = posts.rowid AND ({' OR '.join(f'posts.{c} IS NOT {v}' for c, v, _ in cols)})""")
+        conn.execute(f"""UPDATE posts SET {', '.join(f'{c} = {d}' for c, _, d in cols)}
+                         WHERE ({' OR '.join(f'{c} IS NOT {d}' for c, _, d in cols)})
+                           AND rowid NOT IN (SELECT rid FROM {src})""")
+    conn.execute(f"DROP TABLE temp.{src}")
 
 
 class without_index:

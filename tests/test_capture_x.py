@@ -246,10 +246,10 @@ def test_a_reset_too_far_away_is_an_error_not_a_wait(db, past_chat):
 def test_bad_token_gives_one_line_naming_the_variable(runner, db_path):
     with FakeX([], token=TOKEN) as srv:
         res = capture_cli(runner, db_path, srv, token="wrong-token-Kp3")
-    assert res.exit_code == 1
-    assert "X_BEARER_TOKEN" in res.output and "401" in res.output
-    assert "wrong-token-Kp3" not in res.output and "Traceback" not in res.output
-    assert len(res.output.strip().splitlines()) == 1
+    assert res.exit_code == 1, res.output
+    assert "X_BEARER_TOKEN" in res.output and "401" in res.output, res.output
+    assert "wrong-token-Kp3" not in res.output and "Traceback" not in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output
 
 
 def test_missing_token_fails_before_any_request(runner, db_path):
