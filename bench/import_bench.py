@@ -28,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 sys.path.insert(0, str(HERE))
-from gen_twarc2 import EPOCH, _vocab  # noqa: E402
+from gen_twarc2 import EPOCH, _vocab
 
 _WORDS = _vocab(random.Random(42))  # the generator's vocabulary (same seed)
 _SINCE = (EPOCH - timedelta(weeks=30)).strftime("%Y-%m-%dT%H:%M:%S.000Z")

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from collections.abc import Iterator
 
 import sqlite_utils
 
@@ -155,7 +155,9 @@ def _import_one(db, path, result, format_name, tz, strict, progress, batch_size)
             result.skipped += 1
             msg = f"{f.display}:{loc}: {reason}"
             if strict:
-                raise ParseError(f.display, loc, reason)
+                if loc.isdigit():
+                    raise ParseError(f.display, int(loc), reason)
+                raise ParseError(f.display, None, f"{loc}: {reason}")
             if result.skipped <= MAX_REPORTED_PROBLEMS:
                 progress.problem(msg)
             if result.skipped <= MAX_KEPT_PROBLEMS:

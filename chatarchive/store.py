@@ -13,11 +13,12 @@ import queue
 import re
 import sqlite3
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import chain
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import orjson
 import sqlite_utils
@@ -479,7 +480,7 @@ class SaveStats:
     updated: int = 0
     unchanged: int = 0
 
-    def __iadd__(self, other: "SaveStats") -> "SaveStats":
+    def __iadd__(self, other: SaveStats) -> SaveStats:
         self.added += other.added
         self.updated += other.updated
         self.unchanged += other.unchanged
@@ -507,7 +508,7 @@ class _Pending:
     """One post waiting in a batch: its column values, entities and raw JSON
     (serialized at once, so the parsed source page can be freed)."""
 
-    __slots__ = ("values", "hashtags", "mentions", "links", "media", "raw")
+    __slots__ = ("hashtags", "links", "media", "mentions", "raw", "values")
 
     def __init__(self, post: Post):
         self.values = _values(post)
@@ -517,7 +518,7 @@ class _Pending:
         self.media = post.media
         self.raw = _raw_json(post.raw)
 
-    def merge(self, later: "_Pending") -> None:
+    def merge(self, later: _Pending) -> None:
         later_wins = later.values[_MATCHED] >= self.values[_MATCHED]
         self.values = _merge_values(self.values, later.values)
         self.hashtags = _union(self.hashtags, later.hashtags)
@@ -563,7 +564,7 @@ class _Background:
                     return
                 if self.error is None:  # after a failure, drain without writing
                     self.write(*job)
-            except BaseException as e:  # re-raised in the caller's thread
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
                 self.error = e
             finally:
                 self.queue.task_done()
@@ -775,9 +776,9 @@ class PostWriter:
             found = dict(conn.execute(sql, chunk).fetchall())
             for v in chunk:
                 got = found.get(v)
-                if got is None and table == "hashtags":
-                    # stored with another case (the column is COLLATE NOCASE)
-                    got = conn.execute("SELECT id FROM hashtags WHERE tag = ?", (v,)).fetchone()[0]
+                if got is None:
+                    # stored with another case (hashtags.tag is COLLATE NOCASE)
+                    got = conn.execute(f"SELECT id FROM {table} WHERE {column} = ?", (v,)).fetchone()[0]
                 cache[v] = got
 
     def _save_entities(self, entries: list[_Pending]) -> None:
@@ -811,15 +812,18 @@ class PostWriter:
         self._ids(self._link_ids, "links", "url", urls)
         self._ids(self._media_ids, "media", "url", media)
         tag_ids, link_ids, media_ids = self._tag_ids, self._link_ids, self._media_ids
-        post_tags, mentions, post_links, post_media = [], [], [], []
+        post_tags: list[tuple[str, int]] = []
+        mentions: list[tuple[str, str]] = []
+        post_links: list[tuple[str, int]] = []
+        post_media: list[tuple[str, int]] = []
         for e in entries:
             pid = e.values[0]
             for t in e.hashtags:
                 if t:
                     post_tags.append((pid, tag_ids[t]))
-            for m in e.mentions:
-                if m:
-                    mentions.append((pid, m))
+            for handle in e.mentions:
+                if handle:
+                    mentions.append((pid, handle))
             for u in e.links:
                 if u:
                     post_links.append((pid, link_ids[u]))

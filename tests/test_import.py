@@ -11,13 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES
 
 from chatarchive import importer, sources
 from chatarchive.cli import cli
 from chatarchive.importer import Progress, import_files
 from chatarchive.store import open_db
-
-from conftest import FIXTURES
 
 TW = FIXTURES / "twarc2"
 CHAT = TW / "chat.jsonl"

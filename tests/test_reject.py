@@ -7,11 +7,10 @@ import gzip
 import json
 
 import pytest
+from conftest import FIXTURES, SHARED_FIXTURES, needs_shared_fixtures
 
 from chatarchive.cli import cli
 from chatarchive.store import open_db
-
-from conftest import FIXTURES, SHARED_FIXTURES, needs_shared_fixtures
 
 CHAT = FIXTURES / "twarc2" / "chat.jsonl"
 

@@ -7,15 +7,20 @@ import json
 import re
 
 import pytest
+from conftest import FIXTURES
 
 from chatarchive import store
 from chatarchive.cli import cli
 from chatarchive.errors import SearchError
 from chatarchive.importer import import_files
 from chatarchive.models import Author, Post
-from chatarchive.store import HIGHLIGHT_END, HIGHLIGHT_START, open_db, save_posts, search
-
-from conftest import FIXTURES
+from chatarchive.store import (
+    HIGHLIGHT_END,
+    HIGHLIGHT_START,
+    open_db,
+    save_posts,
+    search,
+)
 
 CHAT = FIXTURES / "twarc2" / "chat.jsonl"
 

@@ -9,7 +9,14 @@ import threading
 import pytest
 
 from chatarchive.models import Author, Media, Post
-from chatarchive.store import PostWriter, merge_rows, open_db, post_row, save_posts, transaction
+from chatarchive.store import (
+    PostWriter,
+    merge_rows,
+    open_db,
+    post_row,
+    save_posts,
+    transaction,
+)
 
 ANA = Author(id="101", platform="x", handle="ana", name="Ana")
 

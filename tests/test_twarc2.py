@@ -14,14 +14,13 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES, SHARED_FIXTURES, needs_shared_fixtures
 
 from chatarchive import sources
 from chatarchive.cli import cli
 from chatarchive.importer import import_files
 from chatarchive.sources import Context, InputFile, Skip, twarc2
 from chatarchive.store import open_db
-
-from conftest import FIXTURES, SHARED_FIXTURES, needs_shared_fixtures
 
 TW = FIXTURES / "twarc2"
 CTX = Context(path="test")

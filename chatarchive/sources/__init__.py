@@ -173,7 +173,8 @@ class InputFile:
         return b"".join(self.chunks())
 
     def text_stream(self) -> io.TextIOWrapper:
-        return io.TextIOWrapper(_ChunkReader(self.chunks()), encoding="utf-8-sig", newline="")
+        reader = _ChunkReader(self.chunks())
+        return io.TextIOWrapper(reader, encoding="utf-8-sig", newline="")  # type: ignore[arg-type]
 
     def close(self) -> None:
         if self.path != "-":
@@ -340,8 +341,8 @@ def json_records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as e:
-        line = data.count(b"\n", 0, getattr(e, "pos", 0) or 0) + 1
-        yield str(line), Skip(f"invalid JSON ({_short_json_error(e, b'')})")
+        at = data.count(b"\n", 0, getattr(e, "pos", 0) or 0) + 1
+        yield str(at), Skip(f"invalid JSON ({_short_json_error(e, b'')})")
         return
     if isinstance(doc, list):
         for i, item in enumerate(doc, 1):

@@ -8,14 +8,24 @@ The August 2026 OpenAPI renames some fields (``referenced_posts``,
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Iterator, List, Optional, Union
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import msgspec
 import orjson
 
 from ..models import Author, Media, Post
 from ..timeutil import iso_from_iso
-from . import Context, Format, InputFile, Skip, _short_json_error, is_jsonl, json_records, register
+from . import (
+    Context,
+    Format,
+    InputFile,
+    Skip,
+    _short_json_error,
+    is_jsonl,
+    json_records,
+    register,
+)
 
 
 def _refs(tweet: dict) -> list[dict]:
@@ -244,34 +254,34 @@ class _S(msgspec.Struct, gc=False):
 
 
 class _Ref(_S):
-    type: Optional[str] = None
-    id: Union[str, int, None] = None
+    type: str | None = None
+    id: str | int | None = None
 
 
 class _Tag(_S):
-    tag: Optional[str] = None
+    tag: str | None = None
 
 
 class _Mention(_S):
-    username: Optional[str] = None
+    username: str | None = None
 
 
 class _Url(_S):
-    url: Optional[str] = None
-    expanded_url: Optional[str] = None
-    unwound_url: Optional[str] = None
-    media_key: Optional[str] = None
+    url: str | None = None
+    expanded_url: str | None = None
+    unwound_url: str | None = None
+    media_key: str | None = None
 
 
 class _Entities(_S):
-    hashtags: Optional[List[_Tag]] = None
-    mentions: Optional[List[_Mention]] = None
-    urls: Optional[List[_Url]] = None
+    hashtags: list[_Tag] | None = None
+    mentions: list[_Mention] | None = None
+    urls: list[_Url] | None = None
 
 
 class _Note(_S):
-    text: Optional[str] = None
-    entities: Optional[_Entities] = None
+    text: str | None = None
+    entities: _Entities | None = None
 
 
 class _Metrics(_S):
@@ -283,57 +293,57 @@ class _Metrics(_S):
 
 
 class _Attachments(_S):
-    media_keys: Optional[List[str]] = None
+    media_keys: list[str] | None = None
 
 
 class _User(_S):
-    id: Union[str, int, None] = None
-    username: Optional[str] = None
-    name: Optional[str] = None
-    profile_image_url: Optional[str] = None
+    id: str | int | None = None
+    username: str | None = None
+    name: str | None = None
+    profile_image_url: str | None = None
 
 
 class _Tweet(_S):
-    id: Union[str, int]
-    text: Optional[str] = None
-    author_id: Union[str, int, None] = None
-    created_at: Optional[str] = None
-    conversation_id: Union[str, int, None] = None
-    lang: Optional[str] = None
-    in_reply_to_user_id: Union[str, int, None] = None
-    referenced_tweets: Optional[List[_Ref]] = None
-    referenced_posts: Optional[List[_Ref]] = None
-    note_tweet: Optional[_Note] = None
-    note_post: Optional[_Note] = None
-    entities: Optional[_Entities] = None
-    public_metrics: Optional[_Metrics] = None
-    attachments: Optional[_Attachments] = None
-    author: Optional[_User] = None
-    in_reply_to_user: Optional[_User] = None
+    id: str | int
+    text: str | None = None
+    author_id: str | int | None = None
+    created_at: str | None = None
+    conversation_id: str | int | None = None
+    lang: str | None = None
+    in_reply_to_user_id: str | int | None = None
+    referenced_tweets: list[_Ref] | None = None
+    referenced_posts: list[_Ref] | None = None
+    note_tweet: _Note | None = None
+    note_post: _Note | None = None
+    entities: _Entities | None = None
+    public_metrics: _Metrics | None = None
+    attachments: _Attachments | None = None
+    author: _User | None = None
+    in_reply_to_user: _User | None = None
 
 
 class _Media(_S):
-    media_key: Optional[str] = None
-    type: Optional[str] = None
-    url: Optional[str] = None
-    preview_image_url: Optional[str] = None
-    alt_text: Optional[str] = None
+    media_key: str | None = None
+    type: str | None = None
+    url: str | None = None
+    preview_image_url: str | None = None
+    alt_text: str | None = None
 
 
 class _Includes(_S):
-    users: Optional[List[_User]] = None
-    tweets: Optional[List[msgspec.Raw]] = None
-    posts: Optional[List[msgspec.Raw]] = None
-    media: Optional[List[_Media]] = None
+    users: list[_User] | None = None
+    tweets: list[msgspec.Raw] | None = None
+    posts: list[msgspec.Raw] | None = None
+    media: list[_Media] | None = None
 
 
 class _Page(_S):
     data: msgspec.Raw = msgspec.Raw()  # empty when missing (Raw takes no Optional)
-    includes: Optional[_Includes] = None
+    includes: _Includes | None = None
 
 
 _page_decoder = msgspec.json.Decoder(_Page)
-_raw_list_decoder = msgspec.json.Decoder(List[msgspec.Raw])
+_raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _tweet_decoder = msgspec.json.Decoder(_Tweet)
 
 
@@ -457,8 +467,8 @@ class _NotFast(Exception):
     """The line does not fit the structs: use the dict path."""
 
 
-def _fast_page(line: bytes) -> list[Post] | None:
-    """The posts of one raw-page JSONL line, or None for a page without data."""
+def _fast_page(line: bytes | bytearray) -> list[Post]:
+    """The posts of one raw-page JSONL line; _NotFast when it is not one."""
     try:
         page = _page_decoder.decode(line)
         data = bytes(page.data)
@@ -490,10 +500,10 @@ def _fast_page(line: bytes) -> list[Post] | None:
         post = _struct_to_post(tweet, bytes(r).decode(), users, context, media, True)
         seen.add(post.id)
         posts.append(post)
-    for tid, (tweet, r) in context.items():
+    for tid, (tweet, raw) in context.items():
         if tid in seen or tweet.created_at is None:
             continue
-        posts.append(_struct_to_post(tweet, r, users, context, media, False))
+        posts.append(_struct_to_post(tweet, raw, users, context, media, False))
     return posts
 
 
