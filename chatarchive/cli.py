@@ -147,10 +147,12 @@ class PlainProblems:
 @click.option("--format", "format_", type=click.Choice(format_choices()), help="Skip detection: read every FILE as this format.")
 @click.option("--tz", help="Time zone of local times in the file (Twitter Archiver CSV), e.g. America/New_York.")
 @click.option("--strict", is_flag=True, help="Any malformed record aborts the import and leaves the database untouched.")
+@click.option("--instance", metavar="URL", help="Mastodon server that served the files (host or URL, e.g. "
+              "https://mastodon.social), for files that carry no evidence of it.")
 @click.option("--no-analyse", is_flag=True, help="Do not re-detect sessions, threads and Q&A afterwards.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-file summary as JSON.")
-def import_(db, files, format_, tz, strict, no_analyse, quiet, as_json):
+def import_(db, files, format_, tz, strict, instance, no_analyse, quiet, as_json):
     """Import chat files into DB (created when missing).
 
     Formats are detected: twarc2 JSONL (raw or flattened), X API v2 pages,
@@ -176,6 +178,14 @@ def import_(db, files, format_, tz, strict, no_analyse, quiet, as_json):
         from .timeutil import get_zone
 
         get_zone(tz)
+    options = {}
+    if instance:
+        from .sources.mastodon import host_of
+
+        host = host_of(instance)
+        if not host or "/" in host or " " in host:
+            raise click.BadParameter(f"{instance!r} is not a server URL or host", param_hint="--instance")
+        options["instance"] = host
     created = not os.path.exists(db)
     archive = open_archive(db)
     console = Console(stderr=True)
@@ -184,7 +194,8 @@ def import_(db, files, format_, tz, strict, no_analyse, quiet, as_json):
     started = time.monotonic()
     try:
         with reporter if show_bar else contextlib.nullcontext():
-            results = import_files(archive, list(files), format=format_, tz=tz, strict=strict, progress=reporter)
+            results = import_files(archive, list(files), format=format_, tz=tz, strict=strict, progress=reporter,
+                                   options=options)
     except ParseError as e:
         discard_new_archive(archive, db, created)
         raise click.ClickException(f"{printable(str(e), 400)} (--strict: nothing was imported)")

@@ -20,7 +20,7 @@ import sqlite_utils
 from . import sources
 from .errors import ChatArchiveError, InputError, ParseError
 from .sources import Context, InputFile, Skip
-from .store import PostWriter, now_iso, resolve_local_replies
+from .store import PostWriter, merge_placeholder_authors, now_iso, resolve_local_replies
 
 MAX_REPORTED_PROBLEMS = 20  # shown while importing (all are counted)
 MAX_KEPT_PROBLEMS = 1000  # kept in FileResult.problems (--json)
@@ -63,12 +63,15 @@ def import_files(
     strict: bool = False,
     progress: Progress | None = None,
     batch_size: int = 2000,
+    options: dict | None = None,
 ) -> list[FileResult]:
     """Import ``paths`` ("-" is stdin) into ``db`` in one transaction and
     return one FileResult per path.  A file that holds no posts, or cannot
     be read, is rolled back alone and gets ``error``; its malformed records
     are skipped and counted, or with ``strict`` raise ParseError and roll
-    back everything.  Any other exception rolls back everything too."""
+    back everything.  Any other exception rolls back everything too.
+    ``options`` reach the sources' Context (e.g. ``{"instance": host}``:
+    the Mastodon server that served files carrying no evidence of it)."""
     progress = progress or Progress()
     results: list[FileResult] = []
     conn = db.conn
@@ -79,7 +82,7 @@ def import_files(
             result = FileResult(path="<stdin>" if path == "-" else path)
             try:
                 with _gc_paused():
-                    _import_one(db, path, result, format, tz, strict, progress, batch_size)
+                    _import_one(db, path, result, format, tz, strict, progress, batch_size, options)
             except ParseError:
                 raise  # strict mode: abandon the whole command
             except InputError as e:
@@ -91,6 +94,7 @@ def import_files(
             progress.end_file(result)
         if any(r.posts for r in results):
             resolve_local_replies(db)
+            merge_placeholder_authors(db)
     except BaseException:
         if conn.in_transaction:  # SQLite may have rolled back already (disk full)
             conn.execute("ROLLBACK")
@@ -133,7 +137,7 @@ def _can_share(db: sqlite_utils.Database) -> bool:
     return bool(ok)
 
 
-def _import_one(db, path, result, format_name, tz, strict, progress, batch_size) -> None:
+def _import_one(db, path, result, format_name, tz, strict, progress, batch_size, options=None) -> None:
     f = InputFile(path)
     writer: PostWriter | None = None
     try:
@@ -145,7 +149,7 @@ def _import_one(db, path, result, format_name, tz, strict, progress, batch_size)
         else:
             fmt = sources.detect(f)
         result.format = fmt.name
-        ctx = Context(path=f.display, tz=tz)
+        ctx = Context(path=f.display, tz=tz, options=dict(options or {}))
         writer = PostWriter(db, batch_size=batch_size, background=_can_share(db))
         progress.start_file(f.display, f.size)
         started = now_iso()
@@ -155,9 +159,13 @@ def _import_one(db, path, result, format_name, tz, strict, progress, batch_size)
             result.skipped += 1
             msg = f"{f.display}:{loc}: {reason}"
             if strict:
-                if loc.isdigit():
-                    raise ParseError(f.display, int(loc), reason)
-                raise ParseError(f.display, None, f"{loc}: {reason}")
+                # the line (when the location starts with one) travels with
+                # the error; the message is the same FILE:LINE: reason line
+                # as without --strict
+                lead = loc.split(" ", 1)[0]
+                err = ParseError(f.display, int(lead) if lead.isdigit() else None, reason)
+                err.args = (msg,)
+                raise err
             if result.skipped <= MAX_REPORTED_PROBLEMS:
                 progress.problem(msg)
             if result.skipped <= MAX_KEPT_PROBLEMS:

@@ -207,9 +207,12 @@ def analyse_posts(
     candidates: list[tuple[Any, int]] = []
     q_rx = q_marker.rx.match if q_marker.rx is not None else None
     q_match = q_marker.match
+    q_first = "Qq" if q_marker is _DEFAULT_Q else None
     for p in posts:
         if p[7] or not p[3]:
             continue
+        if q_first is not None and p[3][0].isalnum() and p[3][0] not in q_first:
+            continue  # no leading mention/hashtag/symbol, and no "Q" either
         if q_rx is not None:  # Marker.match inlined: one regex call per post
             m = q_rx(p[3])
             if m is None:
@@ -261,6 +264,7 @@ def analyse_posts(
     if not questions:
         return QAResult(shown_hosts, questions, question_of, answer_of)
     a_rx = a_marker.rx.match if a_marker.rx is not None else None
+    a_first = "Aa" if a_marker is _DEFAULT_A else None
     a_match = a_marker.match
     asker = {p[0]: p[1] for p, _ in candidates}  # each question post's own author
     for p in posts:
@@ -269,8 +273,8 @@ def analyse_posts(
             continue
         number: int | None = None
         text = p[3]
-        if not text:
-            m = None
+        if not text or (a_first is not None and text[0].isalnum() and text[0] not in a_first):
+            m = None  # the default marker starts with "A" (after any leading mentions/symbols)
         elif a_rx is not None:
             m = a_rx(text)
             if m is not None:

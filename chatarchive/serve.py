@@ -61,7 +61,7 @@ ARCHIVE_TABLES = frozenset({"posts", "authors", "sessions", "session_posts", "po
 
 # Internal tables: raw source objects, bookkeeping, FTS shadow tables.
 HIDDEN_TABLES = (
-    "raw", "_sqlite_migrations", "imports", "captures", "capture_pages", "chats", "analysis_dirty",
+    "raw", "_sqlite_migrations", "imports", "captures", "capture_pages", "chats", "analysis_dirty", "local_ids",
     "posts_fts", "posts_fts_data", "posts_fts_idx", "posts_fts_docsize", "posts_fts_config",
 )
 

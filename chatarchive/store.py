@@ -377,6 +377,26 @@ def m301_serve(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m003_local_ids(db: sqlite_utils.Database) -> None:
+    # A Mastodon post seen on two servers has a local id on each; posts
+    # keeps one (instance, local_id), this table keeps them all, so a reply
+    # naming its parent by any server's id resolves (resolve_local_replies).
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS local_ids (
+            instance TEXT NOT NULL,
+            local_id TEXT NOT NULL,
+            post_id TEXT NOT NULL REFERENCES posts(id),
+            PRIMARY KEY (instance, local_id)
+        ) WITHOUT ROWID;
+        INSERT OR IGNORE INTO local_ids (instance, local_id, post_id)
+        SELECT instance, local_id, id FROM posts
+        WHERE platform = 'mastodon' AND local_id IS NOT NULL AND instance IS NOT NULL;
+        """
+    )
+
+
 def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (creating when missing) an archive and bring its schema up to date."""
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -417,9 +437,22 @@ _MATCHED, _IS_REPOST = _IDX["matched"], _IDX["is_repost"]
 _COUNT_IDX = frozenset(_IDX[c] for c in _COUNTS)
 _FTS_IDX = tuple(_IDX[c] for c in _FTS_COLUMNS)
 _PLAIN_COLUMNS = [c for c in POST_COLUMNS if c != "id" and c not in _FTS_COLUMNS]
-# Which rule merges each column: 0 plain, 1 flag (only goes up), 2 count.
-_RULE = tuple(1 if i in (_MATCHED, _IS_REPOST) else 2 if i in _COUNT_IDX else 0
-              for i in range(len(POST_COLUMNS)))
+# Which rule merges each column: 0 plain, 1 flag (only goes up), 2 count,
+# 3 first known value kept (source: the format that first saw the post, so
+# re-reading it through another format is no update).  author_id and the
+# Mastodon (instance, local_id, reply_to_local_id) group have rules of
+# their own in _merge_values.
+_SOURCE, _AUTHOR_ID = _IDX["source"], _IDX["author_id"]
+_AUTHOR_HANDLE, _AUTHOR_NAME = _IDX["author_handle"], _IDX["author_name"]
+_LOCAL_GROUP = (_IDX["instance"], _IDX["local_id"], _IDX["reply_to_local_id"])
+_INSTANCE, _LOCAL_ID, _PLATFORM = _IDX["instance"], _IDX["local_id"], _IDX["platform"]
+_RULE = tuple(1 if i in (_MATCHED, _IS_REPOST) else 2 if i in _COUNT_IDX else 3 if i == _SOURCE
+              else 4 if i in _LOCAL_GROUP else 0 for i in range(len(POST_COLUMNS)))
+X_PLACEHOLDER_PREFIX = "x:@"  # X authors known only by handle (Twitter Archiver CSV)
+
+
+def _is_placeholder(author_id: Any) -> bool:
+    return isinstance(author_id, str) and author_id.startswith(X_PLACEHOLDER_PREFIX)
 
 
 def _values(post: Post) -> list[Any]:
@@ -446,9 +479,22 @@ def _merge_values(old: list[Any], new: list[Any]) -> list[Any]:
         return old
     prefer_new = new[_MATCHED] >= old[_MATCHED]
     out = list(old)
+    # Mastodon: instance, local_id and reply_to_local_id belong together
+    # (ids are valid on that server); the first server's stay unless the
+    # later sighting outranks it (matched over context).  Every server's ids
+    # are kept in local_ids anyway.
+    new_local = new[_INSTANCE] is not None and (
+        old[_INSTANCE] is None or new[_MATCHED] > old[_MATCHED])
     for i, rule in enumerate(_RULE):
         n = new[i]
-        if rule == 0:
+        if i == _AUTHOR_ID:
+            # a real id beats a placeholder "x:@handle" id, whatever the order
+            o = out[i]
+            if n is not None and n != "" and (
+                o is None or o == "" or (_is_placeholder(o) and not _is_placeholder(n))
+                or (prefer_new and _is_placeholder(o) == _is_placeholder(n))):
+                out[i] = n
+        elif rule == 0:
             if n is None or n == "":
                 if out[i] is None:
                     out[i] = n
@@ -457,8 +503,19 @@ def _merge_values(old: list[Any], new: list[Any]) -> list[Any]:
         elif rule == 2:
             if n is not None:
                 out[i] = n
+        elif rule == 3:
+            if out[i] is None or out[i] == "":
+                out[i] = n
+        elif rule == 4:
+            if new_local:
+                out[i] = n
         elif n and not out[i]:
             out[i] = n
+    if _is_placeholder(new[_AUTHOR_ID]) and not _is_placeholder(out[_AUTHOR_ID]):
+        # handle and name are copies of the author kept, not of the placeholder
+        for i in (_AUTHOR_HANDLE, _AUTHOR_NAME):
+            if old[i] is not None:
+                out[i] = old[i]
     return out
 
 
@@ -468,7 +525,10 @@ def merge_rows(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     The sighting that matched the query (or, at equal rank, the later one)
     wins; nothing known is replaced by NULL or ""; counts take the latest
     known value (NULL means unknown and never overwrites, 0 is a value);
-    matched and is_repost only ever go up.
+    matched and is_repost only ever go up; ``source`` stays the first
+    format's; a real author id beats a placeholder ``x:@handle`` one; the
+    Mastodon (instance, local_id, reply_to_local_id) triple stays the first
+    server's unless the later sighting matched and the first did not.
     """
     merged = _merge_values([old.get(c) for c in POST_COLUMNS], [new.get(c) for c in POST_COLUMNS])
     return dict(zip(POST_COLUMNS, merged))
@@ -504,6 +564,15 @@ def _union(old: list, new: list) -> list:
     return old + [x for x in new if x not in old]
 
 
+def _web_links(links: list[str]) -> list[str]:
+    """Only http(s) links reach the links table: a source may carry
+    ``javascript:``, ``data:`` or other schemes (a Bluesky link facet is any
+    string the client chose)."""
+    if not links:
+        return links
+    return [u for u in links if isinstance(u, str) and u[:8].lower().startswith(("http://", "https://"))]
+
+
 class _Pending:
     """One post waiting in a batch: its column values, entities and raw JSON
     (serialized at once, so the parsed source page can be freed)."""
@@ -514,7 +583,7 @@ class _Pending:
         self.values = _values(post)
         self.hashtags = post.hashtags
         self.mentions = post.mentions
-        self.links = post.links
+        self.links = _web_links(post.links)
         self.media = post.media
         self.raw = _raw_json(post.raw)
 
@@ -834,6 +903,10 @@ class PostWriter:
         self._many("INSERT OR IGNORE INTO mentions (post_id, handle) VALUES ", mentions)
         self._many("INSERT OR IGNORE INTO post_links (post_id, link_id) VALUES ", post_links)
         self._many("INSERT OR IGNORE INTO post_media (post_id, media_id) VALUES ", post_media)
+        # Every server's id of a Mastodon post (posts keeps only one).
+        local_ids = [(v[_INSTANCE], v[_LOCAL_ID], v[0]) for v in (e.values for e in entries)
+                     if v[_LOCAL_ID] is not None and v[_INSTANCE] is not None and v[_PLATFORM] == "mastodon"]
+        self._many("INSERT OR IGNORE INTO local_ids (instance, local_id, post_id) VALUES ", local_ids)
 
 
 def save_posts(db: sqlite_utils.Database, posts: Iterable[Post]) -> SaveStats:
@@ -843,6 +916,7 @@ def save_posts(db: sqlite_utils.Database, posts: Iterable[Post]) -> SaveStats:
         writer.add(posts)
         writer.flush()
         resolve_local_replies(db)
+        merge_placeholder_authors(db)
     return writer.stats
 
 
@@ -864,15 +938,41 @@ class transaction:
 def resolve_local_replies(db: sqlite_utils.Database) -> int:
     """Mastodon replies name their parent by its id on the same server; map
     those to the parent's uri (our post id) wherever the parent is stored."""
+    # local_ids holds every server's id of a post; only replies still
+    # waiting for their parent are visited (the partial index of m202).
     cur = db.conn.execute(
-        """UPDATE posts SET reply_to_id = (
-               SELECT p2.id FROM posts p2
-               WHERE p2.instance = posts.instance AND p2.local_id = posts.reply_to_local_id)
+        """UPDATE posts INDEXED BY idx_posts_unresolved_replies SET reply_to_id = (
+               SELECT l.post_id FROM local_ids l
+               WHERE l.instance = posts.instance AND l.local_id = posts.reply_to_local_id)
            WHERE reply_to_id IS NULL AND reply_to_local_id IS NOT NULL
-             AND EXISTS (SELECT 1 FROM posts p2
-                         WHERE p2.instance = posts.instance AND p2.local_id = posts.reply_to_local_id)"""
+             AND EXISTS (SELECT 1 FROM local_ids l
+                         WHERE l.instance = posts.instance AND l.local_id = posts.reply_to_local_id)"""
     )
     return cur.rowcount
+
+
+def merge_placeholder_authors(db: sqlite_utils.Database) -> int:
+    """One person, one participant: posts whose author is a placeholder
+    ``x:@handle`` (Twitter Archiver CSV: no user ids) are re-pointed at the
+    numeric X author with that handle (case-insensitive) when exactly one
+    exists; placeholder authors left without posts are dropped.  Returns
+    how many posts moved."""
+    conn = db.conn
+    lo, hi = X_PLACEHOLDER_PREFIX, X_PLACEHOLDER_PREFIX[:-1] + chr(ord(X_PLACEHOLDER_PREFIX[-1]) + 1)
+    placeholders = conn.execute(
+        "SELECT id, handle FROM authors WHERE id >= ? AND id < ?", (lo, hi)).fetchall()
+    moved = 0
+    for pid, handle in placeholders:
+        handle = handle or pid[len(X_PLACEHOLDER_PREFIX):]
+        real = conn.execute(
+            "SELECT id FROM authors WHERE handle = ? COLLATE NOCASE AND platform = 'x' "
+            "AND id <> '' AND id NOT GLOB '*[^0-9]*' LIMIT 2", (handle,)).fetchall()
+        if len(real) == 1:
+            moved += conn.execute("UPDATE posts SET author_id = ? WHERE author_id = ?",
+                                  (real[0][0], pid)).rowcount
+        if not conn.execute("SELECT 1 FROM posts WHERE author_id = ? LIMIT 1", (pid,)).fetchone():
+            conn.execute("DELETE FROM authors WHERE id = ?", (pid,))
+    return moved
 
 
 # --------------------------------------------------------------------------

@@ -275,8 +275,8 @@ def write_bulk(conn, *, conversations: bool = True, answers: bool = False) -> No
     post outside it is its own conversation) and, with ``answers``,
     question_id/answer_to_id from temp._conv's qid/aid (or from temp._qa
     without ``conversations``).  Each post is written once, not once per
-    column, and only when something changed: the rows of the temp table by a
-    join on rowid, the other posts by one scan."""
+    column, and only when something changed: the rows of the temp table by
+    one row-value lookup each, the other posts by one scan."""
     indexes: list[str] = []
     cols: list[tuple[str, str, str]] = []  # column, value from the temp row, value without one
     if conversations:
@@ -286,9 +286,12 @@ def write_bulk(conn, *, conversations: bool = True, answers: bool = False) -> No
         indexes += ["idx_posts_question_id", "idx_posts_answer_to_id"]
         cols += [("question_id", "w.qid", "NULL"), ("answer_to_id", "w.aid", "NULL")]
     src = "_conv" if conversations else "_qa"
+    names = ", ".join(c for c, _, _ in cols)
+    # One row-value lookup gives all the columns (not one subquery each).
+    row = f"(SELECT {', '.join(v for _, v, _ in cols)} FROM {src} w WHERE w.rid = posts.rowid)"
     with without_index(conn, *indexes):
-        conn.execute(f"""UPDATE posts SET {', '.join(f'{c} = {v}' for c, v, _ in cols)} FROM {src} w
-                         WHERE w.rid = posts.rowid AND ({' OR '.join(f'posts.{c} IS NOT {v}' for c, v, _ in cols)})""")
+        conn.execute(f"""UPDATE posts SET ({names}) = {row}
+                         WHERE rowid IN (SELECT rid FROM {src}) AND ({names}) IS NOT {row}""")
         conn.execute(f"""UPDATE posts SET {', '.join(f'{c} = {d}' for c, _, d in cols)}
                          WHERE ({' OR '.join(f'{c} IS NOT {d}' for c, _, d in cols)})
                            AND rowid NOT IN (SELECT rid FROM {src})""")

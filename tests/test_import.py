@@ -429,3 +429,141 @@ def test_locked_archive_is_one_line(runner, db_path):
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {db_path}: database is locked; nothing was imported"
     assert snapshot(db_path) == before
+
+
+# --------------------------------------------------------------------------
+# follow-up fixes: strict message, --instance, deep JSON, cross-format counts
+
+X = FIXTURES / "x"
+MASTO = FIXTURES / "mastodon"
+
+
+def _json_import(runner, db_path, *args):
+    result = runner.invoke(cli, ["import", str(db_path), *map(str, args), "--json", "--no-analyse"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["files"]
+
+
+def test_strict_message_has_the_same_file_line_form_as_normal_mode(runner, db_path, tmp_path):
+    bad = tmp_path / "statuses.json"
+    bad.write_text('[{"id_str": "1", "text": "no user"}, {"foo": 1}]', encoding="utf-8")
+    normal = run(runner, db_path, bad, "--format", "twitter_v1", "--no-analyse")
+    first = normal.stderr.splitlines()[0]
+    assert first.startswith(f"{bad}:1 item 1: ")
+    strict = run(runner, db_path, bad, "--format", "twitter_v1", "--no-analyse", "--strict")
+    assert strict.exit_code == 1
+    assert strict.output.strip().splitlines()[-1] == f"Error: {first} (--strict: nothing was imported)"
+
+
+def test_strict_parse_error_carries_the_line(db_path, tmp_path):
+    from chatarchive.errors import ParseError
+
+    cut = truncated_copy(tmp_path)
+    db = open_db(db_path)
+    with pytest.raises(ParseError) as info:
+        import_files(db, [str(cut)], strict=True)
+    assert (info.value.line, str(info.value)) == (2, f"{cut}:2: invalid JSON (line is cut off)")
+    db.conn.close()
+
+
+def test_instance_option_names_the_mastodon_server(runner, db_path, tmp_path):
+    lone = tmp_path / "frank.jsonl"  # a remote account, no tags, no mentions: no evidence of the server
+    lone.write_text((MASTO / "boost-quote.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    uri = "https://remote.example/users/frank/statuses/88"
+    _json_import(runner, db_path, lone)
+    db = open_db(db_path)
+    assert db.execute("SELECT instance FROM posts WHERE id = ?", (uri,)).fetchone()[0] is None
+    db.conn.close()
+    db_path.unlink()
+    files = _json_import(runner, db_path, lone, "--instance", "https://Social.Example/")
+    assert files[0]["added"] == 1
+    db = open_db(db_path)
+    assert db.execute("SELECT instance, local_id FROM posts WHERE id = ?", (uri,)).fetchone() == (
+        "social.example", "115600000800000088")
+    assert db.execute("SELECT post_id FROM local_ids WHERE instance = 'social.example'").fetchone()[0] == uri
+    db.conn.close()
+    bad = run(runner, db_path, lone, "--instance", "https://not a host/")
+    assert bad.exit_code == 2 and "--instance" in bad.output and "Traceback" not in bad.output
+    assert "--instance" in run(runner, "--help").output
+
+
+def _deep_thread(levels: int, *, pretty: bool) -> str:
+    """A getPostThread response whose anchor has ``levels`` parents (each one
+    a nesting level or two deeper), built as text: no recursion anywhere."""
+    def view(i: int) -> str:
+        return json.dumps({
+            "uri": f"at://did:plc:deep/app.bsky.feed.post/{i}", "cid": f"c{i}",
+            "author": {"did": "did:plc:deep", "handle": "deep.bsky.example"},
+            "record": {"$type": "app.bsky.feed.post", "text": f"post {i} #deepchat",
+                       "createdAt": f"2026-11-18T20:{i // 60 % 60:02d}:{i % 60:02d}.000Z"},
+            "indexedAt": "2026-11-18T21:00:00.000Z"})
+    sep = "\n" if pretty else ""
+    # innermost is the oldest parent; wrap it outward up to the anchor (post 0)
+    text = f'{{"$type": "app.bsky.feed.defs#threadViewPost", "post": {view(levels)}}}'
+    for i in range(levels - 1, -1, -1):
+        text = f'{{"$type": "app.bsky.feed.defs#threadViewPost", "post": {view(i)},{sep} "parent": ' + text + "}"
+    head = '{"thread": ' + sep
+    return head + text + sep + "}"
+
+
+@pytest.mark.parametrize("pretty", [False, True])
+def test_deep_json_is_detected_without_format(runner, db_path, tmp_path, pretty):
+    import orjson
+
+    deep = tmp_path / "deep-thread.json"
+    deep.write_text(_deep_thread(1100, pretty=pretty), encoding="utf-8")
+    with pytest.raises(orjson.JSONDecodeError, match="depth"):
+        orjson.loads(deep.read_bytes())  # the case at hand: orjson refuses it
+    files = _json_import(runner, db_path, deep)
+    assert files[0]["format"] == "bluesky" and files[0]["added"] == 1101 and files[0]["skipped"] == 0
+
+
+def test_deep_json_in_the_shared_json_reader(tmp_path):
+    """json_records (used by every JSON format) reads deep documents too."""
+    deep = tmp_path / "deep.json"
+    deep.write_text(_deep_thread(1100, pretty=True), encoding="utf-8")
+    f = sources.InputFile(str(deep))
+    records = list(sources.json_records(f, sources.Context(path=str(deep))))
+    f.close()
+    assert len(records) == 1 and not isinstance(records[0][1], sources.Skip)
+    assert records[0][1]["thread"]["post"]["uri"].endswith("/0")
+    broken = tmp_path / "broken.json"
+    broken.write_text(_deep_thread(1100, pretty=True)[:-3], encoding="utf-8")  # deep and cut off
+    f = sources.InputFile(str(broken))
+    records = list(sources.json_records(f, sources.Context(path=str(broken))))
+    f.close()
+    assert len(records) == 1 and isinstance(records[0][1], sources.Skip)
+
+
+def test_same_posts_through_another_format_are_not_updates(runner, db_path):
+    _json_import(runner, db_path, X / "v1.jsonl")
+    files = _json_import(runner, db_path, X / "tags.csv")
+    assert files[0]["updated"] == 0 and files[0]["unchanged"] >= 4
+    db = open_db(db_path)
+    overlap = db.execute("SELECT count(*) FROM raw r1 JOIN raw r2 ON r1.post_id = r2.post_id "
+                         "AND r1.format < r2.format").fetchone()[0]
+    assert overlap == files[0]["unchanged"]  # both formats' objects are kept
+    assert db.execute("SELECT count(*) FROM posts WHERE source = 'tags_csv'").fetchone()[0] == files[0]["added"]
+    db.conn.close()
+    assert _json_import(runner, db_path, X / "v1.jsonl")[0]["updated"] == 0
+
+
+def test_mastodon_pages_from_two_servers_alternately_change_nothing(runner, db_path):
+    a, b = MASTO / "tag-edchat-mastodon-example.json", MASTO / "tag-edchat-example-social.json"
+    _json_import(runner, db_path, a, b)
+    for path in (a, b, a, b):
+        assert _json_import(runner, db_path, path)[0]["updated"] == 0
+
+
+def test_archiver_authors_join_the_numeric_author(runner, db_path, tmp_path):
+    _json_import(runner, db_path, X / "v1.jsonl")
+    db = open_db(db_path)
+    numeric = dict(db.execute("SELECT lower(handle), id FROM authors"))
+    db.conn.close()
+    files = _json_import(runner, db_path, X / "archiver.csv", "--tz", "UTC")
+    assert files[0]["added"] > 0
+    db = open_db(db_path)
+    assert db.execute("SELECT count(*) FROM authors WHERE id LIKE 'x:@%'").fetchone()[0] == 0
+    rows = db.execute("SELECT lower(author_handle), author_id FROM posts WHERE source = 'twitter_archiver'").fetchall()
+    assert rows and all(numeric[h] == aid for h, aid in rows)
+    db.conn.close()

@@ -267,3 +267,134 @@ def test_mastodon_local_replies_resolved(db):
                  reply_to_local_id="11")
     save_posts(db, [child, parent])
     assert row(db, child.id)["reply_to_id"] == parent.id
+
+
+# --------------------------------------------------------------------------
+# Follow-up fixes: author placeholders, first source, local ids, link schemes
+
+
+def _ids_of(db, sql, params=()):
+    return [r[0] for r in db.execute(sql, params).fetchall()]
+
+
+def test_real_x_author_id_beats_placeholder_in_either_order(db):
+    placeholder = Author(id="x:@Ana", platform="x", handle="Ana", name="Ana B.")
+    save_posts(db, [make("1")])
+    stats = save_posts(db, [make("1", author=placeholder, source="twitter_archiver")])
+    assert row(db, "1")["author_id"] == "101"
+    assert (stats.updated, stats.unchanged) == (0, 1)
+    save_posts(db, [make("2", author=placeholder, source="twitter_archiver")])
+    save_posts(db, [make("2")])  # the numeric id arrives later: it wins
+    assert row(db, "2")["author_id"] == "101"
+    # within one batch too
+    writer = PostWriter(db)
+    with transaction(db):
+        writer.add([make("3"), make("3", author=placeholder, source="twitter_archiver")])
+        writer.flush()
+    assert row(db, "3")["author_id"] == "101"
+
+
+def test_placeholder_authors_are_merged_into_the_one_numeric_author(db):
+    save_posts(db, [make("1")])  # ana = 101
+    lone = Author(id="x:@zed", platform="x", handle="zed")
+    save_posts(db, [make("2", author=Author(id="x:@ANA", platform="x", handle="ANA")),
+                    make("3", author=lone)])
+    assert row(db, "2")["author_id"] == "101"  # handle matched case-insensitively
+    assert row(db, "3")["author_id"] == "x:@zed"  # no numeric author: kept
+    assert _ids_of(db, "SELECT id FROM authors ORDER BY id") == ["101", "x:@zed"]
+    # two numeric authors share the handle (renamed accounts): ambiguous, left alone
+    save_posts(db, [make("4", author=Author(id="202", platform="x", handle="zed")),
+                    make("5", author=Author(id="303", platform="x", handle="Zed"))])
+    assert row(db, "3")["author_id"] == "x:@zed"
+    assert "x:@zed" in _ids_of(db, "SELECT id FROM authors")
+
+
+def test_first_source_is_kept_and_a_source_only_difference_is_no_update(db):
+    save_posts(db, [make("1", source="twitter_v1", raw={"id_str": "1"})])
+    stats = save_posts(db, [make("1", source="tags_csv", raw={"id_str": "1", "from_user": "ana"})])
+    assert row(db, "1")["source"] == "twitter_v1"
+    assert (stats.added, stats.updated, stats.unchanged) == (0, 0, 1)
+    # the second format's raw object is still kept beside the first
+    assert sorted(_ids_of(db, "SELECT format FROM raw WHERE post_id = '1'")) == ["tags_csv", "twitter_v1"]
+    stats = save_posts(db, [make("1", source="tags_csv", text="hello community, edited")])
+    assert stats.updated == 1 and row(db, "1")["source"] == "twitter_v1"
+
+
+def test_only_http_links_are_stored(db):
+    save_posts(db, [make("1", links=["javascript:alert(1)", "https://ok.example/a", "data:text/html,<script>",
+                                     "HTTP://Upper.example/", "ftp://files.example/x", "vbscript:x"])])
+    save_posts(db, [make("1", links=["JavaScript:alert(2)"])])  # a later sighting cannot add one either
+    assert _ids_of(db, "SELECT url FROM links ORDER BY id") == ["https://ok.example/a", "HTTP://Upper.example/"]
+    assert db.execute("SELECT count(*) FROM post_links").fetchone()[0] == 2
+
+
+def _masto(pid, instance, local_id, *, reply_to_local_id=None, matched=True, like_count=None):
+    return Post(id=pid, platform="mastodon", source="mastodon", text="t " + pid, matched=matched,
+                created_at="2026-11-18T20:00:00.000Z", instance=instance, local_id=local_id,
+                reply_to_local_id=reply_to_local_id, like_count=like_count,
+                author=Author(id="https://a.example/users/a", platform="mastodon", handle="a@a.example"))
+
+
+def test_every_servers_local_id_resolves_replies(db):
+    save_posts(db, [_masto("uri:1", "one.example", "11")])
+    stats = save_posts(db, [_masto("uri:1", "two.example", "22")])
+    assert stats.updated == 0  # the first server's ids stay on the post
+    assert (row(db, "uri:1")["instance"], row(db, "uri:1")["local_id"]) == ("one.example", "11")
+    assert db.execute("SELECT instance, local_id, post_id FROM local_ids ORDER BY instance").fetchall() == [
+        ("one.example", "11", "uri:1"), ("two.example", "22", "uri:1")]
+    save_posts(db, [_masto("uri:2", "two.example", "23", reply_to_local_id="22"),
+                    _masto("uri:3", "one.example", "12", reply_to_local_id="11"),
+                    _masto("uri:4", "one.example", "13", reply_to_local_id="99")])
+    assert row(db, "uri:2")["reply_to_id"] == "uri:1"
+    assert row(db, "uri:3")["reply_to_id"] == "uri:1"
+    assert row(db, "uri:4")["reply_to_id"] is None  # parent not stored: waits
+    # alternating sightings change nothing
+    for instance, local in [("one.example", "11"), ("two.example", "22"), ("one.example", "11")]:
+        assert save_posts(db, [_masto("uri:1", instance, local)]).updated == 0
+
+
+def test_resolve_local_replies_touches_only_unresolved_replies(db):
+    from chatarchive.store import resolve_local_replies
+
+    save_posts(db, [_masto("uri:1", "one.example", "11"), _masto("uri:5", "one.example", "15")])
+    reply = _masto("uri:2", "one.example", "12", reply_to_local_id="11")
+    reply.reply_to_id = "uri:5"  # already linked by its source: left alone
+    save_posts(db, [reply])
+    statements = []
+    db.conn.set_trace_callback(statements.append)
+    try:
+        assert resolve_local_replies(db) == 0
+    finally:
+        db.conn.set_trace_callback(None)
+    assert row(db, "uri:2")["reply_to_id"] == "uri:5"
+    sql = " ".join(statements)
+    assert "local_ids" in sql and "idx_posts_unresolved_replies" in sql
+
+
+def _migration_names(store):
+    return [(fn.__name__, fn) for fn in _migration_functions(store.migrations)]
+
+
+def _migration_functions(migrations):
+    for attr in ("_migrations", "migrations"):
+        found = getattr(migrations, attr, None)
+        if found:
+            return [getattr(m, "fn", m) for m in found]
+    raise AssertionError("cannot list migrations")
+
+
+def test_m003_local_ids_backfills_existing_posts(tmp_path):
+    from chatarchive import store
+
+    path = tmp_path / "old.db"
+    db = open_db(path)
+    save_posts(db, [_masto("uri:1", "one.example", "11"), _masto("uri:x", None, "5"), make("9")])
+    db.execute("DROP TABLE local_ids")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm003_local_ids'")
+    db.conn.close()
+    db = open_db(path)  # the migration runs again on the "old" archive
+    assert db.execute("SELECT instance, local_id, post_id FROM local_ids").fetchall() == [
+        ("one.example", "11", "uri:1")]
+    assert "m003_local_ids" in _ids_of(db, "SELECT name FROM _sqlite_migrations")
+    # and it is the last migration: existing archives get it after all others
+    assert [name for name, _ in _migration_names(store)][-1] == "m003_local_ids"

@@ -278,6 +278,22 @@ def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
 
 
+def _loads_any_depth(data: bytes) -> Any:
+    """orjson, or (when orjson refuses the nesting depth, > 1024 levels: a
+    deep Bluesky getPostThread tree) the recursion-free parser."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        if "depth" not in str(e):
+            raise
+        from .bluesky import loads_deep
+
+        try:
+            return loads_deep(data.decode("utf-8-sig"))
+        except (ValueError, UnicodeDecodeError) as deep_error:
+            raise orjson.JSONDecodeError(str(deep_error), "", 0) from None
+
+
 def _complete_lines(head: bytes) -> int:
     """How many whole non-blank lines the head holds (0, 1 or 2 is all we need)."""
     n = 0
@@ -314,7 +330,7 @@ def is_jsonl(f: InputFile) -> bool:
 
 def _loads_or_nothing(data: bytes) -> Any:
     try:
-        return orjson.loads(data)
+        return _loads_any_depth(data)
     except orjson.JSONDecodeError:
         return _NOTHING
 
@@ -327,7 +343,7 @@ def json_records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
             if not line.strip():
                 continue
             try:
-                value = orjson.loads(line)
+                value = _loads_any_depth(line)
             except orjson.JSONDecodeError as e:
                 yield str(n), Skip(f"invalid JSON ({_short_json_error(e, line)})")
                 continue
@@ -339,7 +355,7 @@ def json_records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
         return
     data = f.read_all()
     try:
-        doc = orjson.loads(data)
+        doc = _loads_any_depth(data)
     except orjson.JSONDecodeError as e:
         at = data.count(b"\n", 0, getattr(e, "pos", 0) or 0) + 1
         yield str(at), Skip(f"invalid JSON ({_short_json_error(e, b'')})")
