@@ -105,6 +105,7 @@ def step_summary(run: DemoRun) -> None:
     run.echo(f"  chatarchive search {run.db_path} \"welcome\"")
     if s["sessions"]:
         run.echo(f"  chatarchive show {run.db_path} {s['sessions'][-1]['slug']}")
+    run.echo(f"  chatarchive serve {run.db_path} --open      # browse it all in Datasette")
 
 
 def step_recap(run: DemoRun) -> None:
