@@ -278,23 +278,22 @@ def write_bulk(conn, *, conversations: bool = True, answers: bool = False) -> No
     column, and only when something changed: the rows of the temp table by
     one row-value lookup each, the other posts by one scan."""
     indexes: list[str] = []
-    cols: list[tuple[str, str, str]] = []  # column, value from the temp row, value without one
+    cols: list[tuple[str, str]] = []  # column, its value (a post without a temp row gets NULL)
     if conversations:
         indexes.append("idx_posts_conversation_id")
-        cols.append(("conversation_id", "coalesce(w.cid, posts.id)", "id"))
+        cols.append(("conversation_id", "coalesce(max(w.cid), posts.id)"))
     if answers:
         indexes += ["idx_posts_question_id", "idx_posts_answer_to_id"]
-        cols += [("question_id", "w.qid", "NULL"), ("answer_to_id", "w.aid", "NULL")]
+        cols += [("question_id", "max(w.qid)"), ("answer_to_id", "max(w.aid)")]
     src = "_conv" if conversations else "_qa"
-    names = ", ".join(c for c, _, _ in cols)
-    # One row-value lookup gives all the columns (not one subquery each).
-    row = f"(SELECT {', '.join(v for _, v, _ in cols)} FROM {src} w WHERE w.rid = posts.rowid)"
+    names = ", ".join(c for c, _ in cols)
+    # One row-value lookup gives all the columns (not one subquery each); the
+    # aggregate always yields a row, so a post without a temp row gets its
+    # own id / NULLs from the same lookup and the table is walked once (two
+    # passes dirtied every page twice, spilling the cache on a big archive).
+    row = f"(SELECT {', '.join(v for _, v in cols)} FROM {src} w WHERE w.rid = posts.rowid)"
     with without_index(conn, *indexes):
-        conn.execute(f"""UPDATE posts SET ({names}) = {row}
-                         WHERE rowid IN (SELECT rid FROM {src}) AND ({names}) IS NOT {row}""")
-        conn.execute(f"""UPDATE posts SET {', '.join(f'{c} = {d}' for c, _, d in cols)}
-                         WHERE ({' OR '.join(f'{c} IS NOT {d}' for c, _, d in cols)})
-                           AND rowid NOT IN (SELECT rid FROM {src})""")
+        conn.execute(f"UPDATE posts SET ({names}) = {row} WHERE ({names}) IS NOT {row}")
     conn.execute(f"DROP TABLE temp.{src}")
 
 
