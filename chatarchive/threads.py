@@ -292,8 +292,11 @@ def write_bulk(conn, *, conversations: bool = True, answers: bool = False) -> No
     # own id / NULLs from the same lookup and the table is walked once (two
     # passes dirtied every page twice, spilling the cache on a big archive).
     row = f"(SELECT {', '.join(v for _, v in cols)} FROM {src} w WHERE w.rid = posts.rowid)"
+    # A post never analysed (conversation_id NULL) always changes: no second
+    # lookup to find that out (on a first run that is every post).
+    new = "conversation_id IS NULL OR " if conversations else ""
     with without_index(conn, *indexes):
-        conn.execute(f"UPDATE posts SET ({names}) = {row} WHERE ({names}) IS NOT {row}")
+        conn.execute(f"UPDATE posts SET ({names}) = {row} WHERE {new}({names}) IS NOT {row}")
     conn.execute(f"DROP TABLE temp.{src}")
 
 
