@@ -1,6 +1,7 @@
 """Per-session and per-hashtag statistics (used by `show`, the recap site and Datasette).
 
-The shapes are a contract (docs/HELPERS.md); every count is computed from
+The returned shapes are a contract that `show`, render.py, export.py and
+serve.py rely on (keep keys stable); every count is computed from
 the analysis tables, never stored twice:
 
 * participants: distinct authors of the session's posts (reposts included);
