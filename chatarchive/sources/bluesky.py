@@ -43,11 +43,9 @@ from dataclasses import dataclass, field
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
-import orjson
-
 from ..models import Author, Media, Post
 from ..timeutil import iso_from_iso
-from . import Context, Format, InputFile, Skip, register
+from . import Context, Format, Skip, register
 
 PLATFORM = "bluesky"
 POST_COLLECTION = "app.bsky.feed.post"
@@ -650,63 +648,10 @@ def loads_deep(text: str) -> Any:
             raise fail("expected ',' or a closing bracket", i)
 
 
-def _loads(data: bytes) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as e:
-        if "depth" not in str(e):
-            raise
-        return loads_deep(data.decode("utf-8"))
-
-
-def _head_is_jsonl(head: bytes) -> bool:
-    for line in head.split(b"\n")[:50]:
-        if line.strip():
-            try:
-                orjson.loads(line)
-                return True
-            except orjson.JSONDecodeError:
-                return False
-    return False
-
-
-def records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
-    """As the shared JSON reader (JSONL: a record per line; a document: the
-    document, or each element of a top-level list), but tolerant of depth."""
-    if _head_is_jsonl(f.head):
-        for n, line in enumerate(f.lines(), 1):
-            if not line.strip():
-                continue
-            try:
-                value = _loads(line)
-            except (orjson.JSONDecodeError, ValueError) as e:
-                yield str(n), Skip(f"invalid JSON ({str(e).split(':')[0]})")
-                continue
-            if isinstance(value, list):
-                for i, item in enumerate(value, 1):
-                    yield f"{n} item {i}", item
-            else:
-                yield str(n), value
-        return
-    data = f.read_all()
-    try:
-        doc = _loads(data)
-    except (orjson.JSONDecodeError, ValueError) as e:
-        pos = getattr(e, "pos", None) or 0
-        yield str(data.count(b"\n", 0, pos) + 1), Skip(f"invalid JSON ({str(e).split(':')[0]})")
-        return
-    if isinstance(doc, list):
-        for i, item in enumerate(doc, 1):
-            yield f"item {i}", item
-    else:
-        yield "1", doc
-
-
 register(Format(
     name="bluesky",
     description="Bluesky searchPosts / getPostThread / feed JSON (PostViews)",
     kind="json",
     sniff=_sniff,
     normalize=normalize,
-    records=records,
 ))
