@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..models import Author, Media, Post
 from ..timeutil import get_zone, iso_from_iso, iso_utc
 from . import Context, Format, InputFile, Skip, csv_records, register
-from .twarc2 import unescape_x, user_to_author
+from .twarc2 import unescape_x, user_to_author, x_post_url, x_profile_url
 from .twitter_v1 import (drop_self_links, entity_lists, is_web_link, parse_created_at, quote_from_links,
                          status_id_from_url)
 
@@ -176,7 +176,7 @@ def tags_row_to_post(row: dict, ctx: Context | None) -> Post:
     if uid:
         author = Author(id=uid, platform="x", handle=handle, name=cell(row, "user_name"),
                         avatar_url=_https_avatar(cell(row, "profile_image_url", "user_profile_image_url")),
-                        url=f"https://x.com/{handle}" if handle else None)
+                        url=x_profile_url(handle))
     entities = _json_cell(cell(row, "entities_str"))
     extended = _json_cell(cell(row, "extended_entities_str"))
     if isinstance(entities, dict):
@@ -202,7 +202,7 @@ def tags_row_to_post(row: dict, ctx: Context | None) -> Post:
         created_at=created_at,
         author=author,
         text=text,
-        url=f"https://x.com/{handle}/status/{pid}" if handle else f"https://x.com/i/web/status/{pid}",
+        url=x_post_url(handle, pid),
         reply_to_id=reply_to,
         reply_to_author=reply_author.lstrip("@") if reply_author else None,
         root_id=None if reply_to else pid,
@@ -286,9 +286,9 @@ def archiver_row_to_post(row: dict, ctx: Context) -> Post:
         created_at=parse_local(date, ctx.tz),
         author=Author(id=f"x:@{handle}", platform="x", handle=handle,
                       name=cell(row, "Full Name"), avatar_url=_https_avatar(avatar),
-                      url=f"https://x.com/{handle}"),
+                      url=x_profile_url(handle)),
         text=text,
-        url=f"https://x.com/{handle}/status/{pid}",
+        url=x_post_url(handle, pid),
         # The add-on records no reply-to id; a leading @mention is not enough.
         root_id=None,
         quote_of_id=quote_from_links(links, pid),
@@ -420,7 +420,7 @@ def twarc_csv_row_to_post(row: dict, ctx: Context | None) -> Post:
         created_at=iso_from_iso(cell(row, "created_at") or ""),
         author=author,
         text=text,
-        url=f"https://x.com/{handle}/status/{pid}" if handle else f"https://x.com/i/web/status/{pid}",
+        url=x_post_url(handle, pid),
         reply_to_id=reply_to,
         reply_to_author=(cell(row, "in_reply_to_username", "in_reply_to_user_id") if reply_to else None),
         root_id=cell(row, "conversation_id"),

@@ -39,6 +39,15 @@ def _ref_id(tweet: dict, kind: str) -> str | None:
     return None
 
 
+def x_post_url(handle: str | None, post_id: str) -> str:
+    """The permalink of an X post (the handle-free form when the handle is unknown)."""
+    return f"https://x.com/{handle}/status/{post_id}" if handle else f"https://x.com/i/web/status/{post_id}"
+
+
+def x_profile_url(handle: str | None) -> str | None:
+    return f"https://x.com/{handle}" if handle else None
+
+
 def unescape_x(text: str) -> str:
     """X escapes only &, < and > in post text; undo exactly that (a literal
     "&amp;" typed by the author arrives as "&amp;amp;")."""
@@ -65,7 +74,7 @@ def user_to_author(user: dict | None, fallback_id: str | None) -> Author | None:
         handle=username,
         name=user.get("name"),
         avatar_url=user.get("profile_image_url"),
-        url=f"https://x.com/{username}" if username else None,
+        url=x_profile_url(username),
     )
 
 
@@ -152,7 +161,7 @@ def tweet_to_post(
         created_at=_time(tweet["created_at"]),
         author=author,
         text=text,
-        url=f"https://x.com/{handle}/status/{tid}" if handle else f"https://x.com/i/web/status/{tid}",
+        url=x_post_url(handle, tid),
         reply_to_id=reply_to,
         reply_to_author=str(reply_to_author) if reply_to_author else None,
         root_id=str(conversation_id) if conversation_id else None,
@@ -359,7 +368,7 @@ def _author_s(user: _User | None, fallback_id: Any) -> Author | None:
         handle=username,
         name=user.name,
         avatar_url=user.profile_image_url,
-        url=f"https://x.com/{username}" if username else None,
+        url=x_profile_url(username),
     )
 
 
@@ -443,7 +452,7 @@ def _struct_to_post(
         created_at=_time(tweet.created_at),
         author=author,
         text=text,
-        url=f"https://x.com/{handle}/status/{tid}" if handle else f"https://x.com/i/web/status/{tid}",
+        url=x_post_url(handle, tid),
         reply_to_id=reply_to,
         reply_to_author=str(reply_to_author) if reply_to_author else None,
         root_id=str(conversation_id) if conversation_id else None,

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 from ..errors import InputError
 from ..models import Author, Post
 from . import Context, Format, InputFile, Skip, register
+from .twarc2 import x_profile_url
 from .twitter_v1 import _MEDIA_SELF_LINK, full_text, quote_from_links, status_to_post
 
 SOURCE = "tweets_js"
@@ -178,7 +179,7 @@ def owner_from_account(folder: str) -> Author | None:
         if isinstance(prof, dict):
             avatar = prof.get("avatarMediaUrl") or None
     return Author(id=uid, platform="x", handle=handle, name=acc.get("accountDisplayName") or None,
-                  avatar_url=avatar, url=f"https://x.com/{handle}" if handle else None)
+                  avatar_url=avatar, url=x_profile_url(handle))
 
 
 def infer_owner(elements: Iterator[tuple[int, Any]]) -> Author:
@@ -207,7 +208,7 @@ def infer_owner(elements: Iterator[tuple[int, Any]]) -> Author:
             break
     if handle:
         return Author(id=uid or f"x:@{handle}", platform="x", handle=handle,
-                      url=f"https://x.com/{handle}")
+                      url=x_profile_url(handle))
     return Author(id=UNKNOWN_OWNER_ID, platform="x")
 
 

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from ..models import Author, Media, Post
 from ..timeutil import iso_from_iso, iso_from_legacy
 from . import Context, Format, InputFile, Skip, json_records, register, sample_of
-from .twarc2 import _int, unescape_x, user_to_author
+from .twarc2 import _int, unescape_x, user_to_author, x_post_url
 
 SOURCE = "twitter_v1"
 
@@ -212,7 +212,7 @@ def status_to_post(
         created_at=parse_created_at(status.get("created_at")),
         author=author,
         text=unescape_x(text),
-        url=f"https://x.com/{handle}/status/{tid}" if handle else f"https://x.com/i/web/status/{tid}",
+        url=x_post_url(handle, tid),
         reply_to_id=reply_to,
         reply_to_author=reply_to_author,
         # v1.1 has no conversation id: a post that replies to nothing is its
