@@ -134,7 +134,7 @@ INSERT_POST = """INSERT INTO posts (id, platform, source, url, author_id, author
 
 
 def build(path: Path, n_posts: int, start: datetime) -> dict:
-    from chatarchive.store import open_db
+    from chatarchive.archive.schema import open_db
 
     if path.exists():
         path.unlink()
@@ -196,8 +196,8 @@ def new_session_posts(meta: dict, k: int, sessions: int = 1):
 
 
 def step_full(db_path: str) -> dict:
-    from chatarchive.analyse import analyse_archive
-    from chatarchive.store import open_db
+    from chatarchive.analysis.pipeline import analyse_archive
+    from chatarchive.archive.schema import open_db
 
     db = open_db(db_path)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -206,8 +206,9 @@ def step_full(db_path: str) -> dict:
 
 
 def step_add(db_path: str, meta_path: str, k: int, sessions: int) -> dict:
-    from chatarchive.analyse import analyse_archive
-    from chatarchive.store import open_db, save_posts
+    from chatarchive.analysis.pipeline import analyse_archive
+    from chatarchive.archive.schema import open_db
+    from chatarchive.archive.writer import save_posts
 
     meta = json.loads(Path(meta_path).read_text())
     db = open_db(db_path)
@@ -221,8 +222,8 @@ def step_add(db_path: str, meta_path: str, k: int, sessions: int) -> dict:
 
 
 def step_again(db_path: str) -> dict:
-    from chatarchive.analyse import analyse_archive
-    from chatarchive.store import open_db
+    from chatarchive.analysis.pipeline import analyse_archive
+    from chatarchive.archive.schema import open_db
 
     db = open_db(db_path)
     t0 = time.perf_counter()

@@ -34,7 +34,7 @@ from chatarchive.capture.http import ManualClock  # noqa: E402
 from chatarchive.capture.mastodon import MastodonCapture  # noqa: E402
 from chatarchive.capture.runner import run_capture  # noqa: E402
 from chatarchive.capture.x import XCapture  # noqa: E402
-from chatarchive.store import open_db  # noqa: E402
+from chatarchive.archive.schema import open_db  # noqa: E402
 
 T0 = datetime(2026, 11, 18, 20, 0, tzinfo=timezone.utc).timestamp()
 X_TOKEN = "bench-x-token"

@@ -103,7 +103,8 @@ def run_import(db: Path, path: Path, profile: Path | None = None) -> tuple[float
 
 
 def query_latencies(db_path: Path, repeat: int, queries=QUERIES) -> list[tuple[str, float, int]]:
-    from chatarchive.store import open_db, search
+    from chatarchive.archive.schema import open_db
+    from chatarchive.archive.search import search
 
     db = open_db(db_path)
     search(db, "hello")  # open the FTS tables once

@@ -26,10 +26,11 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from chatarchive.analyse import analyse_archive
+from chatarchive.analysis.pipeline import analyse_archive
 from chatarchive.models import Author, Media, Post
-from chatarchive.render import Site, build_site, gc_paused, load_session
-from chatarchive.store import open_db, save_posts
+from chatarchive.recap.site import Site, build_site, gc_paused, load_session
+from chatarchive.archive.schema import open_db
+from chatarchive.archive.writer import save_posts
 
 WORDS = ("community members engagement metrics onboarding retention moderation events feedback "  # noqa: SIM905
          "newsletter forum launch survey trust growth volunteers ambassadors content calendar "

@@ -33,7 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chatarchive.store import open_db
+from chatarchive.archive.schema import open_db
 
 TARGET_MS = 300
 

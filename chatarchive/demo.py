@@ -50,7 +50,7 @@ DemoStep = Callable[[DemoRun], None]
 
 
 def step_import(run: DemoRun) -> None:
-    from .importer import import_files
+    from .archive.importer import import_files
 
     assert run.db is not None
     files = sample_files()
@@ -75,7 +75,7 @@ SAMPLE_TIMEZONE = "America/New_York"  # the chat meets Wednesdays 20:00 New York
 def step_analyse(run: DemoRun) -> None:
     """Detect sessions, threads and Q&A.  Like a host would, tell the archive
     the chat's time zone once, so session slugs and times use its own dates."""
-    from .analyse import analyse_archive
+    from .analysis.pipeline import analyse_archive
 
     assert run.db is not None
     run.analysis = analyse_archive(run.db, hashtags=[SAMPLE_HASHTAG], tz=SAMPLE_TIMEZONE) or {}
@@ -110,7 +110,7 @@ def step_summary(run: DemoRun) -> None:
 
 def step_recap(run: DemoRun) -> None:
     """Write the recap site of every session into DIRECTORY/recap and say where to open it."""
-    from .render import build_site
+    from .recap.site import build_site
 
     assert run.db is not None
     if not run.db.conn.execute("SELECT count(*) FROM sessions").fetchone()[0]:
@@ -136,7 +136,7 @@ def run_demo(directory: Path, echo: Callable[[str], None] = print,
     """Import the sample into DIRECTORY/demo.db, analyse it and report; then
     whatever further steps are registered (recap site…).  Re-running is
     safe: the import is idempotent."""
-    from .store import open_db
+    from .archive.schema import open_db
 
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
@@ -176,7 +176,7 @@ def archive_summary(db: sqlite_utils.Database) -> dict[str, Any]:
 
 def _session_stats(db: sqlite_utils.Database, session_id: int) -> dict[str, Any] | None:
     try:
-        from . import stats  # type: ignore[attr-defined]
+        from .analysis import stats  # type: ignore[attr-defined]
     except ImportError:
         return None
     fn = getattr(stats, "session_stats", None)

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import sqlite_utils
 
 from .errors import ChatArchiveError
-from .render import SessionData, human_duration, load_session, safe_url
+from .recap.site import SessionData, human_duration, load_session, safe_url
 from .timeutil import parse_iso
 
 FORMATS = ("md", "json", "jsonl", "csv")
@@ -153,7 +153,7 @@ def _escape_line_start(m: re.Match) -> str:
 def md_text(text: str) -> str:
     """Post text for Markdown: escaped, http(s) URLs as autolinks, line
     breaks kept (as hard breaks)."""
-    from .render import _trim_url
+    from .recap.site import _trim_url
 
     out, pos = [], 0
     for m in _URL.finditer(text):
@@ -263,7 +263,7 @@ def markdown(data: SessionData) -> str:
         children = {p["id"]: [c for c in p["children"] if c not in shown] for p in rest}
         restset = {p["id"] for p in rest}
         roots = [p["id"] for p in rest if p["reply_to_id"] not in restset]
-        from .render import flatten_tree
+        from .recap.site import flatten_tree
 
         for depth, pid in flatten_tree(roots, children):
             out += _md_post(data.by_id[pid], data, indent="  " * depth)

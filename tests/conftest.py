@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from chatarchive.store import open_db
+from chatarchive.archive.schema import open_db
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures"

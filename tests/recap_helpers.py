@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chatarchive.analyse import analyse_archive
-from chatarchive.importer import import_files
-from chatarchive.store import open_db
+from chatarchive.analysis.pipeline import analyse_archive
+from chatarchive.archive.importer import import_files
+from chatarchive.archive.schema import open_db
 
 RECAP_FIXTURES = Path(__file__).parent / "fixtures" / "recap"
 CHAT = RECAP_FIXTURES / "recapchat.jsonl"

@@ -18,7 +18,7 @@ from chatarchive.capture.config import Config, Secret, SessionStore
 from chatarchive.capture.http import ManualClock
 from chatarchive.capture.runner import CaptureUI, run_capture
 from chatarchive.cli import cli
-from chatarchive.store import open_db
+from chatarchive.archive.schema import open_db
 
 HANDLE, PASSWORD = "tester.bsky.social", "abcd-efgh-ijkl-mnop"
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"

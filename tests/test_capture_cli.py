@@ -21,7 +21,7 @@ from rich.console import Console
 from chatarchive.capture.config import ConfigError, Secret, load_config
 from chatarchive.capture.runner import LiveUI, is_question
 from chatarchive.cli import cli
-from chatarchive.store import open_db
+from chatarchive.archive.schema import open_db
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 X_TOKEN = "AAAAxSecretBearer0000Kq7"

@@ -16,7 +16,7 @@ from chatarchive.capture.http import ManualClock
 from chatarchive.capture.mastodon import MastodonCapture, snowflake_upper
 from chatarchive.capture.runner import CaptureUI, run_capture
 from chatarchive.cli import cli
-from chatarchive.store import open_db
+from chatarchive.archive.schema import open_db
 
 TAG_PATH = "/api/v1/timelines/tag/edchat"
 

@@ -15,7 +15,7 @@ from chatarchive.capture.http import ManualClock, NetworkError, RateLimitError, 
 from chatarchive.capture.runner import CaptureUI, run_capture
 from chatarchive.capture.x import EXPANSIONS, MEDIA_FIELDS, TWEET_FIELDS, USER_FIELDS, XCapture, snowflake_below
 from chatarchive.cli import cli
-from chatarchive.store import open_db
+from chatarchive.archive.schema import open_db
 
 TOKEN = "x-test-bearer-Zq81"
 SEARCH = "/2/tweets/search/recent"

@@ -19,8 +19,8 @@ from chatarchive import sources
 from chatarchive.cli import cli
 from chatarchive.demo import STEPS, DemoRun, run_demo, sample_files, step_analyse, step_import, step_summary
 from chatarchive.errors import ChatArchiveError
-from chatarchive.importer import import_files
-from chatarchive.store import open_db
+from chatarchive.archive.importer import import_files
+from chatarchive.archive.schema import open_db
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "bench" / "make_sample.py"

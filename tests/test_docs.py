@@ -95,7 +95,7 @@ def test_readme_has_the_documented_sections():
 
 def test_readme_schema_lists_every_table_and_column(tmp_path):
     """The Schema section names every table and column the migrations create."""
-    from chatarchive.store import open_db
+    from chatarchive.archive.schema import open_db
 
     readme = README.read_text("utf-8")
     section = readme.split("## Schema", 1)[1].split("\n## ", 1)[0]

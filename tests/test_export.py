@@ -14,8 +14,8 @@ from recap_helpers import CHAT, HOSTILE, HOSTILE_SLUG, SECOND, recap_archive
 
 from chatarchive.cli import cli
 from chatarchive.export import export_session, md_escape, md_text
-from chatarchive.render import load_session
-from chatarchive.store import open_db
+from chatarchive.recap.site import load_session
+from chatarchive.archive.schema import open_db
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 
-from chatarchive import importer, sources
+from chatarchive import sources
+from chatarchive.archive import importer
 from chatarchive.cli import cli
-from chatarchive.importer import Progress, import_files
-from chatarchive.store import open_db
+from chatarchive.archive.importer import Progress, import_files
+from chatarchive.archive.schema import open_db
 
 TW = FIXTURES / "twarc2"
 CHAT = TW / "chat.jsonl"
@@ -306,15 +307,15 @@ def test_killed_process_leaves_the_archive_as_before(db_path, tmp_path):
             f.write(json.dumps(page) + "\n")
     code = (
         "import os, sys\n"
-        "from chatarchive import store\n"
-        "from chatarchive.importer import import_files\n"
-        "real = store.PostWriter._write_batch\n"
+        "from chatarchive.archive import schema, writer\n"
+        "from chatarchive.archive.importer import import_files\n"
+        "real = writer.PostWriter._write_batch\n"
         "n = [0]\n"
         "def write(self, *a):\n"
         "    real(self, *a); n[0] += 1\n"
         "    if n[0] == 3: os.kill(os.getpid(), 9)\n"
-        "store.PostWriter._write_batch = write\n"
-        "import_files(store.open_db(sys.argv[1]), [sys.argv[2]], batch_size=50)\n"
+        "writer.PostWriter._write_batch = write\n"
+        "import_files(schema.open_db(sys.argv[1]), [sys.argv[2]], batch_size=50)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(db_path), str(big)], capture_output=True)
     assert proc.returncode == -9
@@ -410,7 +411,7 @@ def test_locked_archive_is_one_line(runner, db_path):
     other = sqlite3.connect(db_path, timeout=0)
     other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
     try:
-        import chatarchive.store as store_module
+        import chatarchive.archive.schema as store_module
 
         real = store_module.open_db
 

@@ -24,9 +24,9 @@ from recap_helpers import (
     recap_archive,
 )
 
-from chatarchive import render
+from chatarchive.recap import site as render
 from chatarchive.cli import cli
-from chatarchive.render import (
+from chatarchive.recap.site import (
     build_site,
     flatten_tree,
     linkify,
@@ -35,8 +35,8 @@ from chatarchive.render import (
     sanitize_html,
     slugify,
 )
-from chatarchive.stats import hashtag_stats, session_stats
-from chatarchive.store import open_db
+from chatarchive.analysis.stats import hashtag_stats, session_stats
+from chatarchive.archive.schema import open_db
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -627,9 +627,9 @@ def test_fast_post_html_is_the_template_html(archive, tmp_path):
 
 def test_deep_reply_chain_renders_flat_and_capped(tmp_path):
     """A 1,500-deep reply chain: no recursion anywhere, indentation capped."""
-    from chatarchive.analyse import analyse_archive
+    from chatarchive.analysis.pipeline import analyse_archive
     from chatarchive.models import Author, Post
-    from chatarchive.store import save_posts
+    from chatarchive.archive.writer import save_posts
 
     a, b = (Author(id=str(i), platform="x", handle=h, name=h.title()) for i, h in ((1, "ping"), (2, "pong")))
     posts = [Post(id=str(10**6 + i), platform="x", source="test", author=(a, b)[i % 2],

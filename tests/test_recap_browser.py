@@ -23,7 +23,7 @@ from recap_helpers import (
     recap_archive,
 )
 
-from chatarchive.render import build_site
+from chatarchive.recap.site import build_site
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -10,7 +10,7 @@ import pytest
 from conftest import FIXTURES, SHARED_FIXTURES, needs_shared_fixtures
 
 from chatarchive.cli import cli
-from chatarchive.store import open_db
+from chatarchive.archive.schema import open_db
 
 CHAT = FIXTURES / "twarc2" / "chat.jsonl"
 

@@ -9,18 +9,14 @@ import re
 import pytest
 from conftest import FIXTURES
 
-from chatarchive import store
+from chatarchive.archive import search as store
 from chatarchive.cli import cli
 from chatarchive.errors import SearchError
-from chatarchive.importer import import_files
+from chatarchive.archive.importer import import_files
 from chatarchive.models import Author, Post
-from chatarchive.store import (
-    HIGHLIGHT_END,
-    HIGHLIGHT_START,
-    open_db,
-    save_posts,
-    search,
-)
+from chatarchive.archive.search import HIGHLIGHT_END, HIGHLIGHT_START, search
+from chatarchive.archive.schema import open_db
+from chatarchive.archive.writer import save_posts
 
 CHAT = FIXTURES / "twarc2" / "chat.jsonl"
 

@@ -23,10 +23,11 @@ import pytest
 from bs4 import BeautifulSoup
 from conftest import FIXTURES
 
-from chatarchive import serve
+from chatarchive.datasette import plugin as serve
 from chatarchive.cli import cli
 from chatarchive.models import Author, Post
-from chatarchive.store import open_db, save_posts
+from chatarchive.archive.schema import open_db
+from chatarchive.archive.writer import save_posts
 
 CHAT = FIXTURES / "serve" / "growthchat.jsonl"
 HOSTILE_ID = "1850000000000000008"  # mallory's <script>/onerror/javascript: post
@@ -53,7 +54,7 @@ def mastodon_post() -> Post:
 
 def add_sessions_by_hand(db) -> None:
     """Sessions, questions and answers as the analysis would record them
-    (used while chatarchive.analyse is a stub)."""
+    (used while chatarchive.analysis.pipeline is a stub)."""
     c = db.conn
     days = sorted({r[0] for r in c.execute(
         "select substr(created_at, 1, 10) from posts where matched = 1")})
@@ -88,8 +89,8 @@ def add_sessions_by_hand(db) -> None:
 
 
 def build_archive(path: Path) -> Path:
-    from chatarchive.analyse import analyse_archive
-    from chatarchive.importer import import_files
+    from chatarchive.analysis.pipeline import analyse_archive
+    from chatarchive.archive.importer import import_files
 
     db = open_db(path)
     results = import_files(db, [str(CHAT)])

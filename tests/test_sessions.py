@@ -14,12 +14,13 @@ from builders import ChatBuilder, at, post, standard_chat  # noqa: E402
 
 from conftest import SHARED_FIXTURES, needs_shared_fixtures  # noqa: E402
 
-from chatarchive import sessions, threads  # noqa: E402
-from chatarchive.analyse import analyse_archive  # noqa: E402
+from chatarchive.analysis import sessions, threads  # noqa: E402
+from chatarchive.analysis.pipeline import analyse_archive  # noqa: E402
 from chatarchive.cli import cli  # noqa: E402
 from chatarchive.errors import ChatArchiveError, NotFoundError  # noqa: E402
-from chatarchive.importer import import_files  # noqa: E402
-from chatarchive.store import open_db, save_posts, transaction  # noqa: E402
+from chatarchive.archive.importer import import_files  # noqa: E402
+from chatarchive.archive.schema import open_db
+from chatarchive.archive.writer import save_posts, transaction  # noqa: E402
 
 WEEK1 = "2026-11-12T01:00:00Z"  # Wed 2026-11-11 20:00 in New York
 WEEK2 = "2026-11-19T01:00:00Z"

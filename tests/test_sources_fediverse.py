@@ -13,7 +13,7 @@ from conftest import FIXTURES, SHARED_FIXTURES, needs_shared_fixtures
 
 from chatarchive.cli import cli
 from chatarchive.sources import Context, Skip, bluesky, mastodon
-from chatarchive.store import save_posts
+from chatarchive.archive.writer import save_posts
 
 M = FIXTURES / "mastodon"
 BS = FIXTURES / "bluesky"

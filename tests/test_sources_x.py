@@ -22,7 +22,7 @@ from chatarchive import sources
 from chatarchive.cli import cli
 from chatarchive.errors import InputError
 from chatarchive.sources import Context, Skip, csv_sheets, tweets_js, twitter_v1
-from chatarchive.store import open_db
+from chatarchive.archive.schema import open_db
 
 from conftest import FIXTURES, SHARED_FIXTURES, needs_shared_fixtures
 

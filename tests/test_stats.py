@@ -10,8 +10,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "analysis"))
 from builders import ChatBuilder, at  # noqa: E402
 
-from chatarchive import stats  # noqa: E402
-from chatarchive.analyse import analyse_archive  # noqa: E402
+from chatarchive.analysis import stats  # noqa: E402
+from chatarchive.analysis.pipeline import analyse_archive  # noqa: E402
 from chatarchive.errors import NotFoundError  # noqa: E402
 
 W1 = "2026-11-12T01:00:00Z"

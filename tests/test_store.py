@@ -9,14 +9,8 @@ import threading
 import pytest
 
 from chatarchive.models import Author, Media, Post
-from chatarchive.store import (
-    PostWriter,
-    merge_rows,
-    open_db,
-    post_row,
-    save_posts,
-    transaction,
-)
+from chatarchive.archive.writer import PostWriter, merge_rows, post_row, save_posts, transaction
+from chatarchive.archive.schema import open_db
 
 ANA = Author(id="101", platform="x", handle="ana", name="Ana")
 
@@ -354,7 +348,7 @@ def test_every_servers_local_id_resolves_replies(db):
 
 
 def test_resolve_local_replies_touches_only_unresolved_replies(db):
-    from chatarchive.store import resolve_local_replies
+    from chatarchive.archive.writer import resolve_local_replies
 
     save_posts(db, [_masto("uri:1", "one.example", "11"), _masto("uri:5", "one.example", "15")])
     reply = _masto("uri:2", "one.example", "12", reply_to_local_id="11")
@@ -384,7 +378,7 @@ def _migration_functions(migrations):
 
 
 def test_m003_local_ids_backfills_existing_posts(tmp_path):
-    from chatarchive import store
+    from chatarchive.archive import schema as store
 
     path = tmp_path / "old.db"
     db = open_db(path)

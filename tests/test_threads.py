@@ -11,10 +11,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "analysis"))
 from builders import at, post  # noqa: E402
 
-from chatarchive import threads  # noqa: E402
-from chatarchive.analyse import analyse_archive  # noqa: E402
+from chatarchive.analysis import threads  # noqa: E402
+from chatarchive.analysis.pipeline import analyse_archive  # noqa: E402
 from chatarchive.errors import NotFoundError  # noqa: E402
-from chatarchive.store import open_db, save_posts  # noqa: E402
+from chatarchive.archive.schema import open_db
+from chatarchive.archive.writer import save_posts  # noqa: E402
 
 T0 = "2026-03-04T18:00:00Z"
 

@@ -18,9 +18,9 @@ from conftest import FIXTURES, SHARED_FIXTURES, needs_shared_fixtures
 
 from chatarchive import sources
 from chatarchive.cli import cli
-from chatarchive.importer import import_files
+from chatarchive.archive.importer import import_files
 from chatarchive.sources import Context, InputFile, Skip, twarc2
-from chatarchive.store import open_db
+from chatarchive.archive.schema import open_db
 
 TW = FIXTURES / "twarc2"
 CTX = Context(path="test")

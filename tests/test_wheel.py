@@ -38,7 +38,7 @@ def test_wheel_contains_every_template(wheel):
             "search.html"} <= set(ours)
     for name in ours:
         assert f"chatarchive/templates/{name}" in names, name
-    assert "chatarchive/render.py" in names and "chatarchive/export.py" in names
+    assert "chatarchive/recap/site.py" in names and "chatarchive/export.py" in names
 
 
 def test_renderer_uses_the_templates_inside_the_wheel(wheel, tmp_path):
@@ -46,7 +46,7 @@ def test_renderer_uses_the_templates_inside_the_wheel(wheel, tmp_path):
     zipfile.ZipFile(wheel).extractall(target)
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "import chatarchive.render as r;"
+        "import chatarchive.recap.site as r;"
         "d = r.template_dirs(); print(d[0]);"
         "print(r.make_env().get_template('base.html').filename)"
     )

@@ -25,7 +25,8 @@ import orjson
 import sqlite_utils
 
 from ..errors import CaptureError, NotFoundError
-from ..store import PostWriter, SaveStats, now_iso, resolve_local_replies, transaction
+from ..archive.schema import now_iso
+from ..archive.writer import PostWriter, SaveStats, resolve_local_replies, transaction
 from .base import DEFAULT_LOOKBACK, CaptureClient, MissingCredentials, Window, utc_from_epoch
 from .config import Config, SessionStore
 from .http import Clock, NetworkError, Page, RateLimitError, RetryPolicy, format_seconds
@@ -37,7 +38,7 @@ def is_question(text: str) -> bool:
     """Does this post ask a numbered chat question?  The analysis' own rule
     (qa.py: markers after leading mentions, teasers excluded) when present."""
     try:
-        from ..qa import _DEFAULT_Q, is_teaser, match_marker
+        from ..analysis.qa import _DEFAULT_Q, is_teaser, match_marker
     except ImportError:  # pragma: no cover - analysis not installed
         return bool(QUESTION.match(text or ""))
     found = match_marker(text or "", _DEFAULT_Q)
@@ -586,7 +587,7 @@ def capture(
     finally:
         client.close()
     if opts.analyse and (result.added or result.updated):
-        from ..analyse import analyse_archive
+        from ..analysis.pipeline import analyse_archive
 
         result.analysis = analyse_archive(db) or {}
     return result
@@ -649,7 +650,7 @@ def capture_context(
     if results and all(r.status == "skipped" for r in results):
         raise MissingCredentials("; ".join(p for r in results for p in r.problems))
     if opts.analyse and any(r.added or r.updated for r in results):
-        from ..analyse import analyse_archive
+        from ..analysis.pipeline import analyse_archive
 
         analysis = analyse_archive(db) or {}
         for r in results:

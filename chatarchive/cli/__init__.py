@@ -12,8 +12,8 @@ import time
 
 import click
 
-from . import __version__
-from .errors import ChatArchiveError, ParseError
+from .. import __version__
+from ..errors import ChatArchiveError, ParseError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -50,7 +50,7 @@ def db_argument(f):
 
 
 def open_archive(path: str):
-    from .store import open_db
+    from ..archive.schema import open_db
 
     try:
         return open_db(path)
@@ -67,7 +67,7 @@ def json_out(data) -> None:
 
 
 def format_choices() -> list[str]:
-    from . import sources
+    from .. import sources
 
     sources._load_all()
     return list(sources.FORMATS)
@@ -113,7 +113,7 @@ class RichImportProgress:
         self.bar.update(self.task, completed=bytes_read, posts=posts, rate=rate)
 
     def problem(self, message):
-        from .sources import printable
+        from ..sources import printable
 
         self.console.print(printable(message, 400), style="yellow", highlight=False, markup=False)
 
@@ -134,7 +134,7 @@ class PlainProblems:
     def advance(self, bytes_read, posts): ...
 
     def problem(self, message):
-        from .sources import printable
+        from ..sources import printable
 
         click.echo(printable(message, 400), err=True)
 
@@ -171,16 +171,16 @@ def import_(db, files, format_, tz, strict, instance, no_analyse, quiet, as_json
 
     from rich.console import Console
 
-    from .importer import import_files
-    from .sources import printable
+    from ..archive.importer import import_files
+    from ..sources import printable
 
     if tz:
-        from .timeutil import get_zone
+        from ..timeutil import get_zone
 
         get_zone(tz)
     options = {}
     if instance:
-        from .sources.mastodon import host_of
+        from ..sources.mastodon import host_of
 
         host = host_of(instance)
         if not host or "/" in host or " " in host:
@@ -210,7 +210,7 @@ def import_(db, files, format_, tz, strict, instance, no_analyse, quiet, as_json
         discard_new_archive(archive, db, created)  # every file refused: leave no empty archive
     analysis = {}
     if not no_analyse and any(r.posts for r in results):
-        from .analyse import analyse_archive
+        from ..analysis.pipeline import analyse_archive
 
         analysis = analyse_archive(archive)
     if as_json:
@@ -284,9 +284,9 @@ def search(db, query, hashtag, author, session, since, until, limit, order, as_j
     Example:
         chatarchive search chats.db "community AND metrics" --hashtag cmgrchat
     """
-    from .store import HIGHLIGHT_END, HIGHLIGHT_START
-    from .store import search as run_search
-    from .timeutil import iso_utc, parse_time
+    from ..archive.search import HIGHLIGHT_END, HIGHLIGHT_START
+    from ..archive.search import search as run_search
+    from ..timeutil import iso_utc, parse_time
 
     archive = open_archive(db)
     rows = run_search(
@@ -306,7 +306,7 @@ def search(db, query, hashtag, author, session, since, until, limit, order, as_j
     from rich.console import Console
     from rich.table import Table
 
-    from .sources import printable
+    from ..sources import printable
 
     console = Console()
     if not console.is_terminal:
@@ -334,8 +334,8 @@ def highlighted(snippet: str):
     parsing, and no control characters from the post reach the terminal."""
     from rich.text import Text
 
-    from .sources import printable
-    from .store import HIGHLIGHT_END, HIGHLIGHT_START
+    from ..sources import printable
+    from ..archive.search import HIGHLIGHT_END, HIGHLIGHT_START
 
     text = Text()
     bold = False
@@ -398,12 +398,12 @@ def capture(db, platform, query, since, until, duration, tz, follow, interval, i
 
     from rich.console import Console
 
-    from .capture.config import load_config
-    from .capture.runner import CaptureOptions, LiveUI, LogUI, capture as run, capture_context
-    from .timeutil import parse_duration, parse_time
+    from ..capture.config import load_config
+    from ..capture.runner import CaptureOptions, LiveUI, LogUI, capture as run, capture_context
+    from ..timeutil import parse_duration, parse_time
 
     if tz:
-        from .timeutil import get_zone
+        from ..timeutil import get_zone
 
         get_zone(tz)
     start = parse_time(since, tz) if since else None
@@ -505,7 +505,7 @@ def serve(db, host, port, open_browser, no_sql, title, live, settings, metadata_
         chatarchive serve chats.db --no-sql --metadata-out metadata.json
         datasette serve -i chats.db -m metadata.json
     """
-    from . import serve as serving
+    from ..datasette import plugin as serving
 
     extra = serving.parse_settings(settings)
     if metadata_out:
@@ -532,7 +532,7 @@ def serve(db, host, port, open_browser, no_sql, title, live, settings, metadata_
 
 
 def parse_duration_option(value, name):
-    from .timeutil import parse_duration
+    from ..timeutil import parse_duration
 
     if value is None:
         return None
@@ -587,8 +587,8 @@ def sessions_detect(db, hashtags, gap, min_posts, tz, hosts, question_pattern, a
         chatarchive sessions detect chats.db --hashtag cmgrchat --gap 45m --min-posts 10
         chatarchive sessions detect chats.db --hashtag tchat --question-pattern 'T(?P<n>\\d+):'
     """
-    from .analyse import analyse_archive
-    from .sessions import list_sessions
+    from ..analysis.pipeline import analyse_archive
+    from ..analysis.sessions import list_sessions
 
     archive = open_archive(db)
     result = analyse_archive(
@@ -598,7 +598,7 @@ def sessions_detect(db, hashtags, gap, min_posts, tz, hosts, question_pattern, a
     )
     rows = [s for s in list_sessions(archive)
             if not hashtags or any(s["hashtag"].lower() == h.lstrip("#").lower() for h in hashtags)]
-    from .sessions import hashtag_id
+    from ..analysis.sessions import hashtag_id
 
     for h in hashtags:
         if hashtag_id(archive, h.lstrip("#")) is None:
@@ -629,10 +629,10 @@ def sessions_add(db, hashtag, start, end, duration, tz, hosts, title, as_json):
         chatarchive sessions add chats.db --hashtag cmgrchat --start 2026-11-18T20:00 \\
             --duration 1h --tz America/New_York --host cmgrhost --title "Onboarding"
     """
-    from .analyse import analyse_archive
-    from .sessions import add_session, get_session
-    from .store import transaction
-    from .timeutil import get_zone, iso_utc, parse_time
+    from ..analysis.pipeline import analyse_archive
+    from ..analysis.sessions import add_session, get_session
+    from ..archive.writer import transaction
+    from ..timeutil import get_zone, iso_utc, parse_time
 
     if (end is None) == (duration is None):
         raise click.UsageError("Give exactly one of --end and --duration.")
@@ -668,9 +668,9 @@ def sessions_schedule(db, hashtag, every, tz, duration, before, after, hosts, ti
         chatarchive sessions schedule chats.db --hashtag cmgrchat --every "wed 20:00" \\
             --tz America/New_York --duration 1h --before 15m --after 30m
     """
-    from .analyse import analyse_archive
-    from .sessions import list_sessions, set_schedule
-    from .store import transaction
+    from ..analysis.pipeline import analyse_archive
+    from ..analysis.sessions import list_sessions, set_schedule
+    from ..archive.writer import transaction
 
     archive = open_archive(db)
     with transaction(archive):
@@ -699,7 +699,7 @@ def sessions_list(db, hashtag, as_json):
     Example:
         chatarchive sessions list chats.db --hashtag cmgrchat
     """
-    from .sessions import list_sessions
+    from ..analysis.sessions import list_sessions
 
     rows = list_sessions(open_archive(db), hashtag)
     if as_json:
@@ -724,8 +724,8 @@ def sessions_remove(db, session):
     Example:
         chatarchive sessions remove chats.db cmgrchat-2026-11-18
     """
-    from .sessions import remove_session
-    from .store import transaction
+    from ..analysis.sessions import remove_session
+    from ..archive.writer import transaction
 
     archive = open_archive(db)
     with transaction(archive):
@@ -734,7 +734,7 @@ def sessions_remove(db, session):
 
 
 def _local(iso: str | None, tz: str | None, fmt: str = "%a %Y-%m-%d %H:%M") -> str:
-    from .timeutil import get_zone, parse_iso
+    from ..timeutil import get_zone, parse_iso
 
     if not iso:
         return ""
@@ -798,7 +798,7 @@ def show(db, session, top, as_json):
         chatarchive show chats.db cmgrchat-2026-11-18
         chatarchive show chats.db cmgrchat-2026-11-18 --json
     """
-    from .stats import session_stats
+    from ..analysis.stats import session_stats
 
     st = session_stats(open_archive(db), session, top=top)
     if as_json:
@@ -930,7 +930,7 @@ def recap(db, sessions, out, templates, download_media, no_search, quiet):
     """
     from pathlib import Path
 
-    from .render import build_site
+    from ..recap.site import build_site
 
     archive = existing_archive(db)
     progress = None if quiet else (lambda msg: click.echo(msg, err=True))
@@ -969,7 +969,7 @@ def export(db, session, fmt, output):
     import io
     import os
 
-    from .export import export_session
+    from ..export import export_session
 
     archive = existing_archive(db)
     buf = io.StringIO()
@@ -1002,6 +1002,6 @@ def demo(directory):
     """
     from pathlib import Path
 
-    from .demo import run_demo
+    from ..demo import run_demo
 
     run_demo(Path(directory), echo=click.echo)

@@ -49,11 +49,11 @@ from jinja2 import (
 )
 from markupsafe import Markup, escape
 
-from . import __version__
-from . import sessions as sessions_mod
-from . import stats as stats_mod
-from .errors import ChatArchiveError, NotFoundError
-from .timeutil import get_zone, parse_iso
+from .. import __version__
+from ..analysis import sessions as sessions_mod
+from ..analysis import stats as stats_mod
+from ..errors import ChatArchiveError, NotFoundError
+from ..timeutil import get_zone, parse_iso
 
 MANIFEST = ".chatarchive-site.json"
 
@@ -65,7 +65,7 @@ def template_dirs() -> list[Path]:
     """Our templates: inside the package in a wheel (force-included by
     pyproject), or the top-level ``templates/`` of a source checkout or
     editable install."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # chatarchive/
     return [p for p in (here / "templates", here.parent / "templates") if (p / "base.html").is_file()]
 
 

@@ -36,7 +36,7 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 import sqlite_utils
 
-from .errors import ChatArchiveError
+from ..errors import ChatArchiveError
 
 DEFAULT_QUESTION = r"(?:Q|Question)\s*(?P<n>\d{1,3})(?=\s*[:.)\-–—]|\s|$)[\s:.)\-–—]*"
 DEFAULT_ANSWER = r"A\s?(?P<n>\d{1,3})[a-z]?(?=$|[\s:.)\-–—,;!/])"

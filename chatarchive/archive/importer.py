@@ -17,10 +17,11 @@ from collections.abc import Iterator
 
 import sqlite_utils
 
-from . import sources
-from .errors import ChatArchiveError, InputError, ParseError
-from .sources import Context, InputFile, Skip
-from .store import PostWriter, merge_placeholder_authors, now_iso, resolve_local_replies
+from .. import sources
+from ..errors import ChatArchiveError, InputError, ParseError
+from ..sources import Context, InputFile, Skip
+from .schema import now_iso
+from .writer import PostWriter, merge_placeholder_authors, resolve_local_replies
 
 MAX_REPORTED_PROBLEMS = 20  # shown while importing (all are counted)
 MAX_KEPT_PROBLEMS = 1000  # kept in FileResult.problems (--json)

@@ -22,9 +22,9 @@ from typing import Any, Iterable
 import sqlite_utils
 
 from . import qa, sessions, threads
-from .errors import ChatArchiveError
+from ..errors import ChatArchiveError
 from .sessions import DEFAULTS_ROW, Changes, get_chat, save_chat, settings_for
-from .timeutil import get_zone
+from ..timeutil import get_zone
 
 ANALYSIS_CACHE_KB = 128 * 1024
 

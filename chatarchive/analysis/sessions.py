@@ -38,8 +38,8 @@ from typing import Any, Iterable
 
 import sqlite_utils
 
-from .errors import ChatArchiveError, NotFoundError
-from .timeutil import get_zone, iso_utc, parse_iso
+from ..errors import ChatArchiveError, NotFoundError
+from ..timeutil import get_zone, iso_utc, parse_iso
 
 DEFAULT_GAP = timedelta(minutes=45)
 DEFAULT_MIN_POSTS = 10

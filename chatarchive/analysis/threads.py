@@ -443,7 +443,7 @@ def thread(db: sqlite_utils.Database, post_id: str) -> list[dict[str, Any]]:
     ``post_id`` may be any post of the thread or the conversation id.
     Raises NotFoundError when neither is in the archive.
     """
-    from .errors import NotFoundError
+    from ..errors import NotFoundError
 
     conv = conversation_of(db, post_id)
     if conv is None:

@@ -39,8 +39,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from .errors import ChatArchiveError, NotFoundError
-from .store import HIGHLIGHT_END, HIGHLIGHT_START
+from ..errors import ChatArchiveError, NotFoundError
+from ..archive.search import HIGHLIGHT_END, HIGHLIGHT_START
 
 try:  # the plugin half needs Datasette; the configuration half does not
     from datasette import hookimpl
@@ -49,12 +49,12 @@ except ImportError:  # pragma: no cover - datasette is a dependency
         return f if f is not None else (lambda g: g)
 
 
-TEMPLATES_DIR = Path(__file__).parent / "datasette_templates"
+TEMPLATES_DIR = Path(__file__).parent / "templates"
 # The recap templates ship inside the wheel as chatarchive/templates.  On
 # Python >= 3.12 Datasette's plugin loader resolves a module plugin's
 # "templates" folder in its package, so those files (base.html, index.html…)
 # would replace Datasette's own; prepare_jinja2_environment removes them.
-RECAP_TEMPLATES_IN_PACKAGE = Path(__file__).parent / "templates"
+RECAP_TEMPLATES_IN_PACKAGE = Path(__file__).parent.parent / "templates"
 
 # Tables an archive must have (the plugin leaves other databases alone).
 ARCHIVE_TABLES = frozenset({"posts", "authors", "sessions", "session_posts", "posts_fts"})
@@ -535,7 +535,7 @@ def prepare_archive(db_path: str | Path) -> bool:
             f"{path}: not a chatarchive archive (no {', '.join(sorted(missing))} table); "
             "create one with chatarchive import"
         )
-    from .store import open_db
+    from ..archive.schema import open_db
 
     try:
         open_db(path).conn.close()
@@ -829,7 +829,7 @@ def local_time(iso: str | None, tz: str | None) -> str:
     """'2026-10-14 20:00 EDT' in the chat's zone (or UTC)."""
     if not iso:
         return ""
-    from .timeutil import parse_iso
+    from ..timeutil import parse_iso
 
     try:
         dt = parse_iso(iso)

@@ -1,0 +1,143 @@
+"""Full-text search over posts (FTS5): the ids of the best or newest matches first, then snippets for those."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Any
+
+import sqlite_utils
+
+from ..errors import SearchError
+from .writer import _chunks
+
+# --------------------------------------------------------------------------
+# Search
+
+HIGHLIGHT_START, HIGHLIGHT_END = "\x02", "\x03"
+
+
+BM25_WEIGHTS = "10.0, 2.0, 1.0"  # text, author_handle, author_name
+# Above this many full-text matches, "newest" walks posts by time and stops
+# at the limit instead of sorting every match.
+NEWEST_SCAN_THRESHOLD = 2000
+_RESULT_COLUMNS = ("id", "platform", "url", "author_handle", "author_name", "created_at", "text",
+                   "matched", "like_count", "repost_count")
+_FTS_OPERATORS = re.compile(r'["*():^+]|\b(AND|OR|NOT|NEAR)\b')
+
+
+def _plain_words_query(query: str) -> str | None:
+    """For a query without FTS5 operators that FTS5 still rejects (a word
+    with punctuation: #cmgrchat, e-mail, don't): every word as a quoted
+    string, which FTS5 tokenizes like the text.  None when not applicable."""
+    if _FTS_OPERATORS.search(query):
+        return None
+    words = query.split()
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words) if words else None
+
+
+def search(
+    db: sqlite_utils.Database,
+    query: str,
+    *,
+    hashtag: str | None = None,
+    author: str | None = None,
+    session: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = 20,
+    order: str = "best",
+) -> list[dict[str, Any]]:
+    """Full-text search; returns post rows plus `snippet` (matches wrapped in
+    HIGHLIGHT_START/HIGHLIGHT_END) and `rank` (bm25, lower is better; None
+    with ``order="newest"``).
+
+    Two steps keep big archives fast: first the ids of the best (or newest)
+    ``limit`` matches, computing nothing else per match; then rows and
+    snippets for those few only."""
+    if order not in ("best", "newest"):
+        raise ValueError(f"order must be 'best' or 'newest', not {order!r}")
+    try:
+        return _search(db, query, hashtag, author, session, since, until, limit, order)
+    except sqlite3.OperationalError as e:
+        msg = str(e)
+        if not ("fts5" in msg or "syntax error" in msg or "no such column" in msg or "unterminated" in msg):
+            raise
+        plain = _plain_words_query(query)
+        if plain is not None and plain != query:
+            try:
+                return _search(db, plain, hashtag, author, session, since, until, limit, order)
+            except sqlite3.OperationalError:
+                pass
+        raise SearchError(
+            f"Invalid search query: {query!r} ({msg}). FTS5 syntax: words, \"exact phrases\", "
+            "AND/OR/NOT (upper case), prefix*, NEAR(a b). Quote words with punctuation."
+        ) from None
+
+
+def _search(db, query, hashtag, author, session, since, until, limit, order) -> list[dict[str, Any]]:
+    conn = db.conn
+    filters: list[str] = []
+    params: dict[str, Any] = {"query": query, "limit": limit}
+    # Filters are checked per candidate post with primary-key lookups (a
+    # hashtag can have a hundred thousand posts; the matches are fewer).
+    if hashtag:
+        row = conn.execute("SELECT id FROM hashtags WHERE tag = ?", (hashtag.lstrip("#"),)).fetchone()
+        filters.append("EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.post_id = posts.id AND ph.hashtag_id = :tag_id)")
+        params["tag_id"] = row[0] if row else None  # unknown: matches nothing
+    if author:
+        filters.append("(posts.author_handle = :author COLLATE NOCASE OR posts.author_id = :author)")
+        params["author"] = author.lstrip("@")
+    if session:
+        row = conn.execute("SELECT id FROM sessions WHERE slug = ? OR CAST(id AS TEXT) = ?", (session, session)).fetchone()
+        filters.append("EXISTS (SELECT 1 FROM session_posts sp WHERE sp.session_id = :session_id AND sp.post_id = posts.id)")
+        params["session_id"] = row[0] if row else None
+    if since:
+        filters.append("posts.created_at >= :since")
+        params["since"] = since
+    if until:
+        filters.append("posts.created_at < :until")
+        params["until"] = until
+    extra = "".join(" AND " + f for f in filters)
+    if order == "best":
+        join = " JOIN posts ON posts.rowid = posts_fts.rowid" if filters else ""
+        sql = f"""SELECT posts_fts.rowid, bm25(posts_fts, {BM25_WEIGHTS}) AS rank FROM posts_fts{join}
+                  WHERE posts_fts MATCH :query{extra}
+                  ORDER BY rank LIMIT :limit"""
+    else:
+        matches = conn.execute("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH :query", params).fetchone()[0]
+        if matches > NEWEST_SCAN_THRESHOLD:
+            # Many matches: newest first through the time index, each post
+            # checked against the set of matches, stopping at the limit.
+            sql = f"""SELECT posts.rowid, NULL FROM posts INDEXED BY idx_posts_created_at
+                      WHERE posts.rowid IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH :query){extra}
+                      ORDER BY posts.created_at DESC LIMIT :limit"""
+        else:
+            sql = f"""SELECT posts.rowid, NULL FROM posts_fts JOIN posts ON posts.rowid = posts_fts.rowid
+                      WHERE posts_fts MATCH :query{extra}
+                      ORDER BY posts.created_at DESC LIMIT :limit"""
+    ranked = conn.execute(sql, params).fetchall()
+    # Step two: rows and snippets of those posts only.  (No bm25 here: for
+    # a phrase it would count the phrase's documents all over again.)
+    found: dict[int, dict[str, Any]] = {}
+    cols = ", ".join(f"posts.{c}" for c in _RESULT_COLUMNS)
+    for chunk in _chunks([r[0] for r in ranked], 500):
+        marks = ", ".join("?" * len(chunk))
+        cursor = conn.execute(
+            f"""SELECT posts.rowid, {cols},
+                   snippet(posts_fts, 0, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 16) AS snippet
+                FROM posts_fts JOIN posts ON posts.rowid = posts_fts.rowid
+                WHERE posts_fts MATCH ? AND posts_fts.rowid IN ({marks})""",
+            [query, *chunk],
+        )
+        names = [d[0] for d in cursor.description][1:]
+        for row in cursor:
+            found[row[0]] = dict(zip(names, row[1:]))
+    out = []
+    for rowid, rank in ranked:
+        row = found.get(rowid)
+        if row is not None:
+            row["rank"] = rank
+            out.append(row)
+    return out
+
