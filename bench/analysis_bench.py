@@ -44,8 +44,7 @@ sys.path.insert(0, str(ROOT))
 POSTS_PER_SESSION = 500
 TAG = "benchchat"
 INCIDENTAL = ["edtech", "community", "cmgr", "remote", "ux", "devrel", "opensource", "data"]
-WORDS = ("community members onboarding metrics newcomer welcome forum moderation event volunteer survey "
-         "engagement retention growth feedback ritual channel thread answer question idea tool").split()
+WORDS = ["community", "members", "onboarding", "metrics", "newcomer", "welcome", "forum", "moderation", "event", "volunteer", "survey", "engagement", "retention", "growth", "feedback", "ritual", "channel", "thread", "answer", "question", "idea", "tool"]
 
 
 def iso(dt: datetime) -> str:

@@ -25,16 +25,16 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent))
 
-from fake_servers import FakeBluesky, FakeMastodon, FakeX, make_chat, max_in_window  # noqa: E402
+from fake_servers import FakeBluesky, FakeMastodon, FakeX, make_chat, max_in_window
 
-from chatarchive.capture.base import Window  # noqa: E402
-from chatarchive.capture.bluesky import BlueskyCapture  # noqa: E402
-from chatarchive.capture.config import Config, Secret  # noqa: E402
-from chatarchive.capture.http import ManualClock  # noqa: E402
-from chatarchive.capture.mastodon import MastodonCapture  # noqa: E402
-from chatarchive.capture.runner import run_capture  # noqa: E402
-from chatarchive.capture.x import XCapture  # noqa: E402
-from chatarchive.archive.schema import open_db  # noqa: E402
+from chatarchive.archive.schema import open_db
+from chatarchive.capture.base import Window
+from chatarchive.capture.bluesky import BlueskyCapture
+from chatarchive.capture.config import Config, Secret
+from chatarchive.capture.http import ManualClock
+from chatarchive.capture.mastodon import MastodonCapture
+from chatarchive.capture.runner import run_capture
+from chatarchive.capture.x import XCapture
 
 T0 = datetime(2026, 11, 18, 20, 0, tzinfo=timezone.utc).timestamp()
 X_TOKEN = "bench-x-token"

@@ -29,20 +29,8 @@ HASHTAGS = ["cmgrchat", "edchat", "growthchat", "blogchat", "PSTweetChat", "DLFt
 # Word frequencies follow Zipf's law as in real posts: function words on
 # top, the chat's topic words spread over ranks ~60-900 (1-4% of posts
 # each), then a long tail of made-up words.
-FUNCTION_WORDS = (
-    "the to and a of in is for you that it on with this are be at have we our what how "
-    "your i can do not my more about all so as they from one just like if but when it's "
-    "there their out up by get an or will was how's who me us"
-).split()
-TOPIC_WORDS = (
-    "community metrics question answer chat great love thanks think people new time data "
-    "work team share learn best idea ideas good make help know building members engagement "
-    "content social media brand growth strategy measure measuring events onboarding "
-    "feedback tools platform moderation trust value retention survey insight insights "
-    "report story stories customer customers product launch goal goals culture remote "
-    "hybrid week today tonight everyone welcome hello joining first host hosts topic topics "
-    "café naïve résumé über 🎉 🙌 💡 ✅ 🚀 🔥 👋 😂 ❤️"
-).split()
+FUNCTION_WORDS = ["the", "to", "and", "a", "of", "in", "is", "for", "you", "that", "it", "on", "with", "this", "are", "be", "at", "have", "we", "our", "what", "how", "your", "i", "can", "do", "not", "my", "more", "about", "all", "so", "as", "they", "from", "one", "just", "like", "if", "but", "when", "it's", "there", "their", "out", "up", "by", "get", "an", "or", "will", "was", "how's", "who", "me", "us"]
+TOPIC_WORDS = ["community", "metrics", "question", "answer", "chat", "great", "love", "thanks", "think", "people", "new", "time", "data", "work", "team", "share", "learn", "best", "idea", "ideas", "good", "make", "help", "know", "building", "members", "engagement", "content", "social", "media", "brand", "growth", "strategy", "measure", "measuring", "events", "onboarding", "feedback", "tools", "platform", "moderation", "trust", "value", "retention", "survey", "insight", "insights", "report", "story", "stories", "customer", "customers", "product", "launch", "goal", "goals", "culture", "remote", "hybrid", "week", "today", "tonight", "everyone", "welcome", "hello", "joining", "first", "host", "hosts", "topic", "topics", "café", "naïve", "résumé", "über", "🎉", "🙌", "💡", "✅", "🚀", "🔥", "👋", "😂", "❤️"]
 SYLLABLES = ["ka", "lo", "mi", "ne", "ra", "tu", "vi", "zo", "pe", "sa", "do", "qui",
              "ber", "tan", "gor", "lin", "mus", "per", "sol", "tri", "ven", "wex"]
 SOURCES = ["Twitter Web App", "Twitter for iPhone", "Twitter for Android", "TweetDeck",

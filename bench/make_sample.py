@@ -406,7 +406,7 @@ def build_session(w: World, s: int, start: datetime) -> None:
             reply = rng.random() < 0.55
             host_mention = (HOSTS[p.platform],) if reply else ()
             link = rng.choice([None] * 6 + ["checklist", "welcome_dm", "buddy", "health", "burnout", "dashboard"])
-            if link in ("health", "burnout", "dashboard") and s == 0 or link in ("checklist", "welcome_dm", "buddy") and s == 1:
+            if (link in ("health", "burnout", "dashboard") and s == 0) or (link in ("checklist", "welcome_dm", "buddy") and s == 1):
                 link = None
             ans = chat(p.platform, p.key, minute,
                        tagged_body(f"{prefix} {text}", mentions=host_mention, link=link, emoji=rng.choice(EMOJI)),

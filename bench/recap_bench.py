@@ -27,10 +27,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from chatarchive.analysis.pipeline import analyse_archive
-from chatarchive.models import Author, Media, Post
-from chatarchive.recap.site import Site, build_site, gc_paused, load_session
 from chatarchive.archive.schema import open_db
 from chatarchive.archive.writer import save_posts
+from chatarchive.models import Author, Media, Post
+from chatarchive.recap.site import Site, build_site, gc_paused, load_session
 
 WORDS = ("community members engagement metrics onboarding retention moderation events feedback "  # noqa: SIM905
          "newsletter forum launch survey trust growth volunteers ambassadors content calendar "

@@ -41,26 +41,10 @@ TARGET_MS = 300
 # Realistic text: common English words with Zipf frequencies, chat topic
 # words, and a long tail of rarer tokens (names, tools, jargon).
 
-COMMON = """the to and a of i in is for that you it on with this we be are have my our
-at so but not can what do how all just about more they your it's as from when or like
-one get think really great love people time make good know need so much also would
-there if out up them their very way help me by who some new work been was an will
-thanks which great here into than then only because make sure even still back first""".split()
-TOPIC = """community members engagement content metrics growth retention newcomers
-welcome onboarding conversation platform moderation events feedback trust culture
-volunteers ambassadors forum discord slack meetup chat hashtag question answer host
-strategy goals data dashboard survey tools spreadsheet analytics roi value impact
-story stories brand voice audience network connection relationships mentor learning
-lurkers superusers champions advocacy recognition rewards badges gamification
-newsletter email webinar workshop program launch pilot experiment budget team leaders
-support documentation product customers users developers open source contributors
-governance guidelines code conduct safety inclusion accessibility remote async
-burnout boundaries energy curiosity kindness listening empathy patience consistency
-habits rituals onboarding calendar agenda recap summary highlights takeaways""".split()
-CHAT = """totally agree love this great point so true yes exactly same here +1 thanks
-for sharing good morning hello everyone hi all first time joining late sorry lurking
-today tonight week month year always never often sometimes honestly actually""".split()
-SYLLABLES = "ka lo mi ra te zu vo ne shi ta ri po la de gu ba ko mo sa fi ve xi yo an el or".split()
+COMMON = ["the", "to", "and", "a", "of", "i", "in", "is", "for", "that", "you", "it", "on", "with", "this", "we", "be", "are", "have", "my", "our", "at", "so", "but", "not", "can", "what", "do", "how", "all", "just", "about", "more", "they", "your", "it's", "as", "from", "when", "or", "like", "one", "get", "think", "really", "great", "love", "people", "time", "make", "good", "know", "need", "so", "much", "also", "would", "there", "if", "out", "up", "them", "their", "very", "way", "help", "me", "by", "who", "some", "new", "work", "been", "was", "an", "will", "thanks", "which", "great", "here", "into", "than", "then", "only", "because", "make", "sure", "even", "still", "back", "first"]
+TOPIC = ["community", "members", "engagement", "content", "metrics", "growth", "retention", "newcomers", "welcome", "onboarding", "conversation", "platform", "moderation", "events", "feedback", "trust", "culture", "volunteers", "ambassadors", "forum", "discord", "slack", "meetup", "chat", "hashtag", "question", "answer", "host", "strategy", "goals", "data", "dashboard", "survey", "tools", "spreadsheet", "analytics", "roi", "value", "impact", "story", "stories", "brand", "voice", "audience", "network", "connection", "relationships", "mentor", "learning", "lurkers", "superusers", "champions", "advocacy", "recognition", "rewards", "badges", "gamification", "newsletter", "email", "webinar", "workshop", "program", "launch", "pilot", "experiment", "budget", "team", "leaders", "support", "documentation", "product", "customers", "users", "developers", "open", "source", "contributors", "governance", "guidelines", "code", "conduct", "safety", "inclusion", "accessibility", "remote", "async", "burnout", "boundaries", "energy", "curiosity", "kindness", "listening", "empathy", "patience", "consistency", "habits", "rituals", "onboarding", "calendar", "agenda", "recap", "summary", "highlights", "takeaways"]
+CHAT = ["totally", "agree", "love", "this", "great", "point", "so", "true", "yes", "exactly", "same", "here", "+1", "thanks", "for", "sharing", "good", "morning", "hello", "everyone", "hi", "all", "first", "time", "joining", "late", "sorry", "lurking", "today", "tonight", "week", "month", "year", "always", "never", "often", "sometimes", "honestly", "actually"]
+SYLLABLES = ["ka", "lo", "mi", "ra", "te", "zu", "vo", "ne", "shi", "ta", "ri", "po", "la", "de", "gu", "ba", "ko", "mo", "sa", "fi", "ve", "xi", "yo", "an", "el", "or"]
 
 HASHTAGS = ["growthchat", "cmgrchat", "edchat", "hcsm", "blogchat", "smallbizchat", "journchat",
             "pmchat", "devrelchat", "uxchat", "datachat", "ecochat", "hrchat", "mktgchat",

@@ -13,10 +13,11 @@ Later features add a step (the recap site, Datasette) by appending to
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import sqlite_utils
 
@@ -229,5 +230,15 @@ def _when(start: str | None, tz: str | None) -> str:
     return f"{dt:%a %Y-%m-%d %H:%M} UTC"
 
 
-__all__ = ["DemoRun", "DemoStep", "STEPS", "archive_summary", "run_demo", "sample_files",
-           "step_analyse", "step_import", "step_recap", "step_summary"]
+__all__ = [
+    "STEPS",
+    "DemoRun",
+    "DemoStep",
+    "archive_summary",
+    "run_demo",
+    "sample_files",
+    "step_analyse",
+    "step_import",
+    "step_recap",
+    "step_summary",
+]

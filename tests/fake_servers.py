@@ -30,10 +30,11 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 DROP = object()
@@ -214,7 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
     # in two packets and delayed ACKs cost 40 ms per request
     wbufsize = 1 << 16
     disable_nagle_algorithm = True
-    server: "_HTTPServer"
+    server: _HTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -232,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    fake: "FakeServer"
+    fake: FakeServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (a timeout test) resets the connection under a
@@ -261,7 +262,7 @@ class FakeServer:
         self._port = 0
 
     # -- lifecycle
-    def start(self) -> "FakeServer":
+    def start(self) -> FakeServer:
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
         self._port = self._httpd.server_address[1]
@@ -277,7 +278,7 @@ class FakeServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> FakeServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -551,9 +552,9 @@ class FakeX(FakeServer):
         hits = []
         for p in self.visible():
             i = self.int_id[p.n]
-            if start is not None and p.t < start or end is not None and p.t >= end:
+            if (start is not None and p.t < start) or (end is not None and p.t >= end):
                 continue
-            if since_id is not None and i <= since_id or until_id is not None and i >= until_id:
+            if (since_id is not None and i <= since_id) or (until_id is not None and i >= until_id):
                 continue
             if cursor is not None and i >= cursor:
                 continue
@@ -1060,7 +1061,7 @@ class FakeBluesky(FakeServer):
             if not self.indexed(p):
                 continue
             st = self.sort_at(p)
-            if since is not None and st < since or until is not None and st >= until:
+            if (since is not None and st < since) or (until is not None and st >= until):
                 continue
             if not all(t.lower() in self.lower_tags[p.n] for t in tags + qtags):
                 continue

@@ -12,13 +12,13 @@ from datetime import datetime, timezone
 import pytest
 from fake_servers import FakeBluesky, at_uri, make_chat, max_in_window
 
+from chatarchive.archive.schema import open_db
 from chatarchive.capture.base import Window
 from chatarchive.capture.bluesky import BlueskyCapture
 from chatarchive.capture.config import Config, Secret, SessionStore
 from chatarchive.capture.http import ManualClock
 from chatarchive.capture.runner import CaptureUI, run_capture
 from chatarchive.cli import cli
-from chatarchive.archive.schema import open_db
 
 HANDLE, PASSWORD = "tester.bsky.social", "abcd-efgh-ijkl-mnop"
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"

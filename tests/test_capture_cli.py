@@ -18,10 +18,10 @@ import pytest
 from fake_servers import FakeBluesky, FakeMastodon, FakeX, at_uri, make_chat, x_id
 from rich.console import Console
 
+from chatarchive.archive.schema import open_db
 from chatarchive.capture.config import ConfigError, Secret, load_config
 from chatarchive.capture.runner import LiveUI, is_question
 from chatarchive.cli import cli
-from chatarchive.archive.schema import open_db
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 X_TOKEN = "AAAAxSecretBearer0000Kq7"

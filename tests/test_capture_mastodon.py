@@ -10,13 +10,13 @@ from datetime import datetime, timezone
 import pytest
 from fake_servers import FakeMastodon, make_chat, max_in_window
 
+from chatarchive.archive.schema import open_db
 from chatarchive.capture.base import Window
 from chatarchive.capture.config import Config, Secret
 from chatarchive.capture.http import ManualClock
 from chatarchive.capture.mastodon import MastodonCapture, snowflake_upper
 from chatarchive.capture.runner import CaptureUI, run_capture
 from chatarchive.cli import cli
-from chatarchive.archive.schema import open_db
 
 TAG_PATH = "/api/v1/timelines/tag/edchat"
 

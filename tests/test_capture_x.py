@@ -10,12 +10,12 @@ from datetime import datetime, timezone
 import pytest
 from fake_servers import FakeX, make_chat, max_in_window, x_id
 
+from chatarchive.archive.schema import open_db
 from chatarchive.capture.base import Window
 from chatarchive.capture.http import ManualClock, NetworkError, RateLimitError, RetryPolicy
 from chatarchive.capture.runner import CaptureUI, run_capture
 from chatarchive.capture.x import EXPANSIONS, MEDIA_FIELDS, TWEET_FIELDS, USER_FIELDS, XCapture, snowflake_below
 from chatarchive.cli import cli
-from chatarchive.archive.schema import open_db
 
 TOKEN = "x-test-bearer-Zq81"
 SEARCH = "/2/tweets/search/recent"

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from chatarchive import sources
+from chatarchive.archive.importer import import_files
+from chatarchive.archive.schema import open_db
 from chatarchive.cli import cli
 from chatarchive.demo import STEPS, DemoRun, run_demo, sample_files, step_analyse, step_import, step_summary
 from chatarchive.errors import ChatArchiveError
-from chatarchive.archive.importer import import_files
-from chatarchive.archive.schema import open_db
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "bench" / "make_sample.py"

@@ -12,10 +12,10 @@ from bs4 import BeautifulSoup
 from markdown_it import MarkdownIt
 from recap_helpers import CHAT, HOSTILE, HOSTILE_SLUG, SECOND, recap_archive
 
+from chatarchive.archive.schema import open_db
 from chatarchive.cli import cli
 from chatarchive.export import export_session, md_escape, md_text
 from chatarchive.recap.site import load_session
-from chatarchive.archive.schema import open_db
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ from conftest import FIXTURES
 
 from chatarchive import sources
 from chatarchive.archive import importer
-from chatarchive.cli import cli
 from chatarchive.archive.importer import Progress, import_files
 from chatarchive.archive.schema import open_db
+from chatarchive.cli import cli
 
 TW = FIXTURES / "twarc2"
 CHAT = TW / "chat.jsonl"

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "analysis"))
-from builders import ChatBuilder, standard_chat  # noqa: E402
+from builders import ChatBuilder, standard_chat
 
-from chatarchive.analysis import qa  # noqa: E402
-from chatarchive.analysis.pipeline import analyse_archive  # noqa: E402
-from chatarchive.errors import ChatArchiveError  # noqa: E402
-from chatarchive.analysis.qa import QAPost, analyse_posts  # noqa: E402
+from chatarchive.analysis import qa
+from chatarchive.analysis.pipeline import analyse_archive
+from chatarchive.analysis.qa import QAPost, analyse_posts
+from chatarchive.errors import ChatArchiveError
 
 START = "2026-11-12T01:00:00Z"
 

@@ -24,8 +24,10 @@ from recap_helpers import (
     recap_archive,
 )
 
-from chatarchive.recap import site as render
+from chatarchive.analysis.stats import hashtag_stats, session_stats
+from chatarchive.archive.schema import open_db
 from chatarchive.cli import cli
+from chatarchive.recap import site as render
 from chatarchive.recap.site import (
     build_site,
     flatten_tree,
@@ -35,8 +37,6 @@ from chatarchive.recap.site import (
     sanitize_html,
     slugify,
 )
-from chatarchive.analysis.stats import hashtag_stats, session_stats
-from chatarchive.archive.schema import open_db
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -628,8 +628,8 @@ def test_fast_post_html_is_the_template_html(archive, tmp_path):
 def test_deep_reply_chain_renders_flat_and_capped(tmp_path):
     """A 1,500-deep reply chain: no recursion anywhere, indentation capped."""
     from chatarchive.analysis.pipeline import analyse_archive
-    from chatarchive.models import Author, Post
     from chatarchive.archive.writer import save_posts
+    from chatarchive.models import Author, Post
 
     a, b = (Author(id=str(i), platform="x", handle=h, name=h.title()) for i, h in ((1, "ping"), (2, "pong")))
     posts = [Post(id=str(10**6 + i), platform="x", source="test", author=(a, b)[i % 2],

@@ -9,8 +9,8 @@ import json
 import pytest
 from conftest import FIXTURES, SHARED_FIXTURES, needs_shared_fixtures
 
-from chatarchive.cli import cli
 from chatarchive.archive.schema import open_db
+from chatarchive.cli import cli
 
 CHAT = FIXTURES / "twarc2" / "chat.jsonl"
 
@@ -28,7 +28,7 @@ SHARED_REJECTS = {
 def refuse(runner, db_path, path):
     result = runner.invoke(cli, ["import", str(db_path), str(path)])
     assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    assert ("Traceback" not in result.output and result.exception is None) or isinstance(result.exception, SystemExit)
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"Error: {path}: ")

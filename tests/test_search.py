@@ -10,13 +10,13 @@ import pytest
 from conftest import FIXTURES
 
 from chatarchive.archive import search as store
+from chatarchive.archive.importer import import_files
+from chatarchive.archive.schema import open_db
+from chatarchive.archive.search import HIGHLIGHT_END, HIGHLIGHT_START, search
+from chatarchive.archive.writer import save_posts
 from chatarchive.cli import cli
 from chatarchive.errors import SearchError
-from chatarchive.archive.importer import import_files
 from chatarchive.models import Author, Post
-from chatarchive.archive.search import HIGHLIGHT_END, HIGHLIGHT_START, search
-from chatarchive.archive.schema import open_db
-from chatarchive.archive.writer import save_posts
 
 CHAT = FIXTURES / "twarc2" / "chat.jsonl"
 

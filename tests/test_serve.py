@@ -23,11 +23,11 @@ import pytest
 from bs4 import BeautifulSoup
 from conftest import FIXTURES
 
-from chatarchive.datasette import plugin as serve
-from chatarchive.cli import cli
-from chatarchive.models import Author, Post
 from chatarchive.archive.schema import open_db
 from chatarchive.archive.writer import save_posts
+from chatarchive.cli import cli
+from chatarchive.datasette import plugin as serve
+from chatarchive.models import Author, Post
 
 CHAT = FIXTURES / "serve" / "growthchat.jsonl"
 HOSTILE_ID = "1850000000000000008"  # mallory's <script>/onerror/javascript: post

@@ -10,17 +10,16 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "analysis"))
-from builders import ChatBuilder, at, post, standard_chat  # noqa: E402
+from builders import ChatBuilder, at, post, standard_chat
+from conftest import SHARED_FIXTURES, needs_shared_fixtures
 
-from conftest import SHARED_FIXTURES, needs_shared_fixtures  # noqa: E402
-
-from chatarchive.analysis import sessions, threads  # noqa: E402
-from chatarchive.analysis.pipeline import analyse_archive  # noqa: E402
-from chatarchive.cli import cli  # noqa: E402
-from chatarchive.errors import ChatArchiveError, NotFoundError  # noqa: E402
-from chatarchive.archive.importer import import_files  # noqa: E402
+from chatarchive.analysis import sessions, threads
+from chatarchive.analysis.pipeline import analyse_archive
+from chatarchive.archive.importer import import_files
 from chatarchive.archive.schema import open_db
-from chatarchive.archive.writer import save_posts, transaction  # noqa: E402
+from chatarchive.archive.writer import save_posts, transaction
+from chatarchive.cli import cli
+from chatarchive.errors import ChatArchiveError, NotFoundError
 
 WEEK1 = "2026-11-12T01:00:00Z"  # Wed 2026-11-11 20:00 in New York
 WEEK2 = "2026-11-19T01:00:00Z"

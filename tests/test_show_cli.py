@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "analysis"))
-from builders import ChatBuilder  # noqa: E402
+from builders import ChatBuilder
 
-from chatarchive.analysis import stats  # noqa: E402
-from chatarchive.analysis.pipeline import analyse_archive  # noqa: E402
-from chatarchive.cli import cli  # noqa: E402
-from chatarchive.archive.schema import open_db  # noqa: E402
+from chatarchive.analysis import stats
+from chatarchive.analysis.pipeline import analyse_archive
+from chatarchive.archive.schema import open_db
+from chatarchive.cli import cli
 
 START = "2026-11-19T01:00:00Z"
 HOSTILE = "Q2: <script>alert('x')</script> [bold red]boom[/bold red] javascript:alert(1) ok? #showchat"

@@ -11,9 +11,9 @@ import pytest
 from bs4 import BeautifulSoup
 from conftest import FIXTURES, SHARED_FIXTURES, needs_shared_fixtures
 
+from chatarchive.archive.writer import save_posts
 from chatarchive.cli import cli
 from chatarchive.sources import Context, Skip, bluesky, mastodon
-from chatarchive.archive.writer import save_posts
 
 M = FIXTURES / "mastodon"
 BS = FIXTURES / "bluesky"

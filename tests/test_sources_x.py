@@ -17,14 +17,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES, SHARED_FIXTURES, needs_shared_fixtures
 
 from chatarchive import sources
+from chatarchive.archive.schema import open_db
 from chatarchive.cli import cli
 from chatarchive.errors import InputError
 from chatarchive.sources import Context, Skip, csv_sheets, tweets_js, twitter_v1
-from chatarchive.archive.schema import open_db
-
-from conftest import FIXTURES, SHARED_FIXTURES, needs_shared_fixtures
 
 sources._load_all()
 X = FIXTURES / "x"
@@ -491,8 +490,8 @@ def test_cli_same_posts_through_two_formats_are_one_row_each(runner, db_path):
 
 def test_cli_v1_relations_in_the_database(runner, db_path):
     import_json(runner, db_path, X / "v1.jsonl")
-    got = dict(((r[0], r[1:]) for r in rows(
-        db_path, "SELECT id, matched, is_repost, reply_to_id, quote_of_id FROM posts")))
+    got = dict((r[0], r[1:]) for r in rows(
+        db_path, "SELECT id, matched, is_repost, reply_to_id, quote_of_id FROM posts"))
     assert got == {
         "1790000000000000001": (1, 0, None, None),
         "1790000000000000002": (1, 0, "1790000000000000001", None),

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "analysis"))
-from builders import ChatBuilder, at  # noqa: E402
+from builders import ChatBuilder, at
 
-from chatarchive.analysis import stats  # noqa: E402
-from chatarchive.analysis.pipeline import analyse_archive  # noqa: E402
-from chatarchive.errors import NotFoundError  # noqa: E402
+from chatarchive.analysis import stats
+from chatarchive.analysis.pipeline import analyse_archive
+from chatarchive.errors import NotFoundError
 
 W1 = "2026-11-12T01:00:00Z"
 W2 = "2026-11-19T01:00:00Z"

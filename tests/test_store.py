@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from chatarchive.models import Author, Media, Post
-from chatarchive.archive.writer import PostWriter, merge_rows, post_row, save_posts, transaction
 from chatarchive.archive.schema import open_db
+from chatarchive.archive.writer import PostWriter, merge_rows, post_row, save_posts, transaction
+from chatarchive.models import Author, Media, Post
 
 ANA = Author(id="101", platform="x", handle="ana", name="Ana")
 

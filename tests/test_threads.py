@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "analysis"))
-from builders import at, post  # noqa: E402
+from builders import at, post
 
-from chatarchive.analysis import threads  # noqa: E402
-from chatarchive.analysis.pipeline import analyse_archive  # noqa: E402
-from chatarchive.errors import NotFoundError  # noqa: E402
+from chatarchive.analysis import threads
+from chatarchive.analysis.pipeline import analyse_archive
 from chatarchive.archive.schema import open_db
-from chatarchive.archive.writer import save_posts  # noqa: E402
+from chatarchive.archive.writer import save_posts
+from chatarchive.errors import NotFoundError
 
 T0 = "2026-03-04T18:00:00Z"
 

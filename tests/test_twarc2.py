@@ -17,10 +17,10 @@ import pytest
 from conftest import FIXTURES, SHARED_FIXTURES, needs_shared_fixtures
 
 from chatarchive import sources
-from chatarchive.cli import cli
 from chatarchive.archive.importer import import_files
-from chatarchive.sources import Context, InputFile, Skip, twarc2
 from chatarchive.archive.schema import open_db
+from chatarchive.cli import cli
+from chatarchive.sources import Context, InputFile, Skip, twarc2
 
 TW = FIXTURES / "twarc2"
 CTX = Context(path="test")

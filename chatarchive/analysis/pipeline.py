@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_right
+from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any, Iterable
+from typing import Any
 
 import sqlite_utils
 
-from . import qa, sessions, threads
 from ..errors import ChatArchiveError
-from .sessions import DEFAULTS_ROW, Changes, get_chat, save_chat, settings_for
 from ..timeutil import get_zone
+from . import qa, sessions, threads
+from .sessions import DEFAULTS_ROW, Changes, get_chat, save_chat, settings_for
 
 ANALYSIS_CACHE_KB = 128 * 1024
 

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
-from operator import itemgetter
 import re
 import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, NamedTuple, Sequence
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 import sqlite_utils
 

@@ -32,9 +32,10 @@ import math
 import re
 from array import array
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any
 
 import sqlite_utils
 
@@ -256,7 +257,7 @@ class Changes:
         self.deleted: set[int] = set()
         self.created: set[int] = set()
 
-    def merge(self, other: "Changes") -> None:
+    def merge(self, other: Changes) -> None:
         self.changed |= other.changed
         self.deleted |= other.deleted
         self.created |= other.created
@@ -363,7 +364,7 @@ def parse_every(value: str) -> tuple[int, int, int]:
     m = _EVERY.match(value or "")
     day = m and m.group(1).lower()
     wd = next((i for i, d in enumerate(_WEEKDAYS) if day and len(day) >= 3 and
-               ("monday tuesday wednesday thursday friday saturday sunday".split()[i]).startswith(day)), None)
+               (["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"][i]).startswith(day)), None)
     if not m or wd is None:
         raise ChatArchiveError(f"Invalid --every {value!r} (use a weekday and a time, e.g. \"wed 20:00\")")
     hour, minute = int(m.group(2)), int(m.group(3) or 0)

@@ -25,8 +25,9 @@ Two modes share one solver:
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, MutableMapping, Sequence
+from typing import Any
 
 import sqlite_utils
 

@@ -237,7 +237,7 @@ class _Background:
                     return
                 if self.error is None:  # after a failure, drain without writing
                     self.write(*job)
-            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            except BaseException as e:
                 self.error = e
             finally:
                 self.queue.task_done()

@@ -3,9 +3,10 @@ interface the runner drives, and small helpers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from ..errors import CaptureError
 from ..models import Post
@@ -114,7 +115,7 @@ def normalize_safely(problems: list[str], what: str, fn: Callable[..., Iterable[
     re-read it)."""
     try:
         return list(fn(*args, **kwargs))
-    except Exception as e:  # noqa: BLE001 - any normalizer failure on one page
+    except Exception as e:
         problems.append(f"{what}: could not read the response ({type(e).__name__}: {e})")
         return []
 

@@ -21,8 +21,9 @@ minute of a chat fits in one page) and re-seen posts are merged, not duplicated.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..sources import Context

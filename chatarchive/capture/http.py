@@ -22,8 +22,9 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -319,7 +320,7 @@ class HttpClient:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "HttpClient":
+    def __enter__(self) -> HttpClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -441,7 +442,7 @@ class HttpClient:
 def _public_url(url: str, params: Any) -> str:
     try:
         return str(httpx.URL(url, params=params))
-    except Exception:  # noqa: BLE001 - only for the log
+    except Exception:
         return url
 
 

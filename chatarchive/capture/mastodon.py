@@ -19,8 +19,9 @@ server it was not made for.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from ..sources import Context

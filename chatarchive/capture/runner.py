@@ -16,17 +16,18 @@ import json
 import re
 import sqlite3
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 import orjson
 import sqlite_utils
 
-from ..errors import CaptureError, NotFoundError
 from ..archive.schema import now_iso
 from ..archive.writer import PostWriter, SaveStats, resolve_local_replies, transaction
+from ..errors import CaptureError, NotFoundError
 from .base import DEFAULT_LOOKBACK, CaptureClient, MissingCredentials, Window, utc_from_epoch
 from .config import Config, SessionStore
 from .http import Clock, NetworkError, Page, RateLimitError, RetryPolicy, format_seconds
@@ -85,15 +86,15 @@ class CaptureResult:
 class CaptureUI:
     """Progress callbacks (no-ops); the CLI picks a live panel or log lines."""
 
-    def start(self, run: "CaptureRun") -> None: ...
+    def start(self, run: CaptureRun) -> None: ...
 
-    def page(self, run: "CaptureRun", page: Page, stats: SaveStats) -> None: ...
+    def page(self, run: CaptureRun, page: Page, stats: SaveStats) -> None: ...
 
-    def waiting(self, run: "CaptureRun", seconds: float, reason: str) -> None: ...
+    def waiting(self, run: CaptureRun, seconds: float, reason: str) -> None: ...
 
-    def idle(self, run: "CaptureRun", next_poll_at: float) -> None: ...
+    def idle(self, run: CaptureRun, next_poll_at: float) -> None: ...
 
-    def stop(self, run: "CaptureRun") -> None: ...
+    def stop(self, run: CaptureRun) -> None: ...
 
 
 class LogUI(CaptureUI):
@@ -322,7 +323,7 @@ class CaptureRun:
                     "UPDATE captures SET status = ?, finished = ?, requests = ? WHERE id = ?",
                     (status, now_iso(), self.result.requests, self.result.capture_id),
                 )
-        except Exception:  # noqa: BLE001 - never hide the error that got us here
+        except Exception:
             pass
         end_wal(self.db)
 

@@ -11,8 +11,9 @@ expire), so the next run finishes it before moving ``since_id``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .. import __version__
 from ..sources import Context

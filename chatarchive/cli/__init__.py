@@ -77,8 +77,7 @@ class RichImportProgress:
     """A rich progress bar with posts/s, on stderr, only on a terminal."""
 
     def __init__(self, console):
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                   TimeElapsedColumn)
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console = console
         self.bar = Progress(
@@ -334,8 +333,8 @@ def highlighted(snippet: str):
     parsing, and no control characters from the post reach the terminal."""
     from rich.text import Text
 
-    from ..sources import printable
     from ..archive.search import HIGHLIGHT_END, HIGHLIGHT_START
+    from ..sources import printable
 
     text = Text()
     bold = False
@@ -399,7 +398,8 @@ def capture(db, platform, query, since, until, duration, tz, follow, interval, i
     from rich.console import Console
 
     from ..capture.config import load_config
-    from ..capture.runner import CaptureOptions, LiveUI, LogUI, capture as run, capture_context
+    from ..capture.runner import CaptureOptions, LiveUI, LogUI, capture_context
+    from ..capture.runner import capture as run
     from ..timeutil import parse_duration, parse_time
 
     if tz:

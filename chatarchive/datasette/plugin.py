@@ -39,8 +39,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from ..errors import ChatArchiveError, NotFoundError
 from ..archive.search import HIGHLIGHT_END, HIGHLIGHT_START
+from ..errors import ChatArchiveError, NotFoundError
 
 try:  # the plugin half needs Datasette; the configuration half does not
     from datasette import hookimpl
@@ -866,7 +866,7 @@ async def _detect(datasette, name: str) -> bool:
         tables = set(await db.table_names())
     except sqlite3.Error:  # not a database after all
         tables = set()
-    known[name] = ARCHIVE_TABLES <= tables
+    known[name] = tables >= ARCHIVE_TABLES
     return known[name]
 
 

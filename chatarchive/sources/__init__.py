@@ -20,8 +20,9 @@ import csv
 import io
 import sys
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -52,7 +53,7 @@ class Format:
     kind: str  # "json" | "csv" | "custom"
     sniff: Callable[[Any], bool]
     normalize: Callable[[Any, Context], Iterable[Post]]
-    records: Callable[["InputFile", Context], Iterator[tuple[str, Any]]] | None = None
+    records: Callable[[InputFile, Context], Iterator[tuple[str, Any]]] | None = None
     header_row: int = 0  # csv: index of the header row
 
 
@@ -66,7 +67,7 @@ def register(fmt: Format) -> Format:
 
 def _load_all() -> None:
     # Importing the modules registers their formats, in detection order.
-    from . import bluesky, csv_sheets, mastodon, tweets_js, twarc2, twitter_v1  # noqa: F401
+    from . import bluesky, csv_sheets, mastodon, twarc2, tweets_js, twitter_v1  # noqa: F401
 
 
 # --------------------------------------------------------------------------
@@ -455,7 +456,7 @@ def _csv_head(head: bytes) -> list[list[str]]:
         return []
 
 
-_CONTROL = dict.fromkeys([*range(0, 32), 127, *range(0x80, 0xA0)], " ")
+_CONTROL = dict.fromkeys([*range(32), 127, *range(0x80, 0xA0)], " ")
 
 
 def printable(text: str, limit: int = 120, *, strip: bool = True) -> str:

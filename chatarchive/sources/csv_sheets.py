@@ -17,8 +17,9 @@ Unknown columns are ignored; missing ones are NULL.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 
@@ -27,8 +28,14 @@ from ..models import Author, Media, Post
 from ..timeutil import get_zone, iso_from_iso, iso_utc
 from . import Context, Format, InputFile, Skip, csv_records, register
 from .twarc2 import unescape_x, user_to_author, x_post_url, x_profile_url
-from .twitter_v1 import (drop_self_links, entity_lists, is_web_link, parse_created_at, quote_from_links,
-                         status_id_from_url)
+from .twitter_v1 import (
+    drop_self_links,
+    entity_lists,
+    is_web_link,
+    parse_created_at,
+    quote_from_links,
+    status_id_from_url,
+)
 
 _NULLS = {"", "NA", "N/A", "NaN", "nan", "None", "null", "NULL"}
 _SCIENTIFIC = re.compile(r"^\d+(?:[.,]\d+)?[eE][+-]?\d+$")

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import InputError
 from ..models import Author, Post
@@ -246,7 +247,7 @@ def records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
 def normalize(item: Any, ctx: Context) -> Iterator[Post]:
     """One array element: ``{"tweet": {…}}`` or the bare status."""
     tweet = _unwrap(item, "tweet")
-    if not isinstance(tweet, dict) or "full_text" not in tweet and "text" not in tweet:
+    if not isinstance(tweet, dict) or ("full_text" not in tweet and "text" not in tweet):
         raise Skip("not an archive post (no tweet / full_text)")
     owner = ctx.options.get("owner") or Author(id=UNKNOWN_OWNER_ID, platform="x")
     post = status_to_post(tweet, matched=True, source=SOURCE, author=owner, raw=item)

@@ -9,7 +9,8 @@ v1-derived formats: the account archive (tweets_js) and TAGS (csv_sheets).
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..models import Author, Media, Post
 from ..timeutil import iso_from_iso, iso_from_legacy
