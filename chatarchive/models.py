@@ -1,14 +1,20 @@
-"""The normalized records every source produces and every stage consumes.
+"""The typed records every stage passes on.
 
-Sources turn platform JSON/CSV into these dataclasses (pure functions, no I/O);
-``store.save_posts`` is the only writer. See sources.md §0.1 for the mapping
-rules: ids are strings, times are UTC ``YYYY-MM-DDTHH:MM:SS.fffZ``, counts are
-``None`` (not 0) when a source does not supply them.
+* ``Post``, ``Author``, ``Media``: what sources produce (pure functions, no
+  I/O) and ``archive.writer.PostWriter`` writes.  Ids are strings, times are
+  UTC ``YYYY-MM-DDTHH:MM:SS.fffZ``, counts are ``None`` (not 0) when a source
+  does not supply them.
+* ``StoredPost``: a row of the ``posts`` table.  Its fields are the table's
+  columns, in order: the one list of them (``archive.schema.POST_COLUMNS``
+  and every query's column list are derived from it).
+* ``Session``, ``Question``, ``Conversation``, ``SearchHit``: what
+  ``archive.queries`` and ``archive.search`` return.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -67,3 +73,163 @@ class Post:
     edited_at: str | None = None
     # The raw source object exactly as read (dict/list), kept in table `raw`.
     raw: Any = None
+
+
+# --------------------------------------------------------------------------
+# Read back from the archive
+
+
+def _analysis() -> Any:
+    """A column the analysis sets (PostWriter never writes it)."""
+    return field(default=None, metadata={"analysis": True})
+
+
+@dataclass
+class StoredPost:
+    """One row of ``posts``.  The field order is the column order of the table
+    as PostWriter writes it, then the columns the analysis sets."""
+
+    id: str
+    platform: str
+    source: str | None = None
+    url: str | None = None
+    author_id: str | None = None
+    author_handle: str | None = None
+    author_name: str | None = None
+    text: str | None = None
+    html: str | None = None
+    created_at: str | None = None
+    reply_to_id: str | None = None
+    reply_to_author: str | None = None
+    root_id: str | None = None
+    quote_of_id: str | None = None
+    is_repost: int = 0
+    lang: str | None = None
+    like_count: int | None = None
+    repost_count: int | None = None
+    reply_count: int | None = None
+    quote_count: int | None = None
+    matched: int = 1
+    local_id: str | None = None
+    instance: str | None = None
+    reply_to_local_id: str | None = None
+    spoiler_text: str | None = None
+    edited_at: str | None = None
+    conversation_id: str | None = _analysis()
+    question_id: int | None = _analysis()
+    answer_to_id: int | None = _analysis()
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+STORED_POST_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StoredPost))
+WRITTEN_POST_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StoredPost) if not f.metadata.get("analysis"))
+
+
+def _json_list(value: Any) -> list[str]:
+    """A JSON array column (hosts, platforms) as a list; tolerant of junk."""
+    if not value:
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    try:
+        got = json.loads(value)
+    except (TypeError, ValueError):
+        return [str(value)]
+    return [str(v) for v in got] if isinstance(got, list) else [str(got)]
+
+
+@dataclass
+class Session:
+    """One sitting of a chat hashtag (a row of ``sessions``, JSON columns decoded).
+
+    ``posts`` is the session's post count (``sessions.post_count``); listings
+    fill ``participants`` and ``questions`` too."""
+
+    id: int
+    slug: str
+    hashtag: str | None = None
+    title: str | None = None
+    start: str | None = None
+    end: str | None = None
+    hosts: list[str] = field(default_factory=list)
+    source: str | None = None
+    timezone: str | None = None
+    platforms: list[str] = field(default_factory=list)
+    posts: int = 0
+    window_start: str | None = None
+    window_end: str | None = None
+    configured_hosts: list[str] = field(default_factory=list)
+    participants: int | None = None
+    questions: int | None = None
+
+    # the stored columns, in the order Session.from_row reads them
+    COLUMNS = ("id", "slug", "hashtag", "title", "start", "end", "hosts", "source", "timezone",
+               "platforms", "post_count", "window_start", "window_end", "configured_hosts")
+
+    @classmethod
+    def from_row(cls, row: tuple | list, participants: int | None = None, questions: int | None = None) -> Session:
+        (sid, slug, hashtag, title, start, end, hosts, source, tz, platforms, post_count,
+         window_start, window_end, configured) = row[:14]
+        return cls(id=sid, slug=slug, hashtag=hashtag, title=title, start=start, end=end,
+                   hosts=_json_list(hosts), source=source, timezone=tz, platforms=_json_list(platforms),
+                   posts=post_count or 0, window_start=window_start, window_end=window_end,
+                   configured_hosts=_json_list(configured), participants=participants, questions=questions)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.participants is None:
+            del out["participants"]
+        if self.questions is None:
+            del out["questions"]
+        return out
+
+
+@dataclass
+class Question:
+    id: int
+    session_id: int
+    number: int
+    post_id: str | None
+    text: str | None
+
+
+@dataclass
+class Conversation:
+    """A reply tree of two or more posts (a row of ``conversations``)."""
+
+    id: str
+    session_id: int | None
+    size: int
+    depth: int
+    participants: int
+    started: str | None
+    ended: str | None
+
+
+# Where a search snippet's matches start and end (control characters: they
+# never occur in stored text, so every output can replace them safely).
+HIGHLIGHT_START, HIGHLIGHT_END = "\x02", "\x03"
+
+
+@dataclass
+class SearchHit:
+    """One result of ``archive.search.search``: the post, its snippet (matches
+    between ``HIGHLIGHT_START``/``HIGHLIGHT_END``) and its bm25 rank (lower is
+    better; None when ordered by time)."""
+
+    post: StoredPost
+    snippet: str
+    rank: float | None = None
+
+    def as_dict(self, highlight: tuple[str, str] = ("**", "**")) -> dict[str, Any]:
+        """The JSON shape of ``chatarchive search --json`` (matches between ``highlight``)."""
+        p = self.post
+        return {
+            "id": p.id, "platform": p.platform, "url": p.url, "author_handle": p.author_handle,
+            "author_name": p.author_name, "created_at": p.created_at, "text": p.text, "matched": p.matched,
+            "like_count": p.like_count, "repost_count": p.repost_count,
+            "snippet": self.snippet.replace(HIGHLIGHT_START, highlight[0]).replace(HIGHLIGHT_END, highlight[1]),
+            "rank": self.rank,
+        }

@@ -15,6 +15,7 @@ from conftest import SHARED_FIXTURES, needs_shared_fixtures
 
 from chatarchive.analysis import sessions, threads
 from chatarchive.analysis.pipeline import analyse_archive
+from chatarchive.archive import queries
 from chatarchive.archive.importer import import_files
 from chatarchive.archive.schema import open_db
 from chatarchive.archive.writer import save_posts, transaction
@@ -111,9 +112,9 @@ def test_one_chat_on_three_platforms_with_any_case_is_one_session(db):
     b.save(db)
     analyse_archive(db)
     assert len(rows(db)) == 1
-    s = sessions.list_sessions(db)[0]
-    assert s["platforms"] == ["bluesky", "mastodon", "x"] and s["posts"] == 15
-    assert s["hashtag"].lower() == "cmgrchat"
+    s = queries.list_sessions(db)[0]
+    assert s.platforms == ["bluesky", "mastodon", "x"] and s.posts == 15
+    assert s.hashtag.lower() == "cmgrchat"
 
 
 def test_untagged_replies_and_parents_belong_to_the_session(db):
@@ -160,7 +161,7 @@ def test_slug_date_is_local_when_the_zone_is_known_and_unique(db):
     analyse_archive(db, hashtags=["lchat"], tz="America/New_York")
     got = rows(db)
     assert [r[1] for r in got] == ["lchat-2026-11-11", "lchat-2026-11-11-2"]
-    assert [s["timezone"] for s in sessions.list_sessions(db)] == ["America/New_York"] * 2
+    assert [s.timezone for s in queries.list_sessions(db)] == ["America/New_York"] * 2
     with pytest.raises(ChatArchiveError):
         analyse_archive(db, tz="Mars/Olympus")
 
@@ -281,12 +282,12 @@ def test_manual_session_takes_over_and_survives_detection(db):
     detected_id = rows(db)[0][0]
     sid = add(db, hashtag="#cmgrchat", start=at(WEEK1, 2), end=at(WEEK1, 20), hosts=["cmgrhost"], title="Onboarding")
     assert sid == detected_id
-    s = sessions.get_session(db, sid)
-    assert (s["source"], s["title"], json.loads(s["hosts"])) == ("manual", "Onboarding", ["cmgrhost"])
-    assert w1["welcome"].id not in members(db, s["slug"])  # outside the explicit window
-    assert w1["q2"].id in members(db, s["slug"]) and w1["q3"].id not in members(db, s["slug"])
+    s = queries.get_session(db, sid)
+    assert (s.source, s.title, s.hosts) == ("manual", "Onboarding", ["cmgrhost"])
+    assert w1["welcome"].id not in members(db, s.slug)  # outside the explicit window
+    assert w1["q2"].id in members(db, s.slug) and w1["q3"].id not in members(db, s.slug)
     analyse_archive(db, hashtags=["cmgrchat"])
-    assert sessions.get_session(db, sid)["source"] == "manual"
+    assert queries.get_session(db, sid).source == "manual"
     assert len(rows(db)) == 2
     # the same command again is idempotent
     add(db, hashtag="cmgrchat", start=at(WEEK1, 2), end=at(WEEK1, 20), hosts=["cmgrhost"], title="Onboarding")
@@ -301,11 +302,11 @@ def test_get_session_by_id_or_slug(db):
     two_weeks(db)
     analyse_archive(db)
     s = rows(db)[1]
-    assert sessions.get_session(db, s[1])["id"] == s[0]
-    assert sessions.get_session(db, str(s[0]))["slug"] == s[1]
-    assert sessions.get_session(db, s[0])["slug"] == s[1]
+    assert queries.get_session(db, s[1]).id == s[0]
+    assert queries.get_session(db, str(s[0])).slug == s[1]
+    assert queries.get_session(db, s[0]).slug == s[1]
     with pytest.raises(NotFoundError):
-        sessions.get_session(db, "nope-2020-01-01")
+        queries.get_session(db, "nope-2020-01-01")
 
 
 # --------------------------------------------------------------------------
@@ -524,8 +525,8 @@ def test_bundled_sample_chat(db):
         pytest.skip("the bundled sample is not complete in this tree")
     import_files(db, [str(f) for f in files])
     analyse_archive(db, tz="America/New_York")
-    got = sessions.list_sessions(db)
-    assert [s["slug"] for s in got] == ["samplechat-2026-11-11", "samplechat-2026-11-18"]
+    got = queries.list_sessions(db)
+    assert [s.slug for s in got] == ["samplechat-2026-11-11", "samplechat-2026-11-18"]
     for s in got:
-        assert s["platforms"] == ["bluesky", "mastodon", "x"] and s["questions"] == 5
-        assert len(s["hosts"]) == 3  # the host's account on each platform
+        assert s.platforms == ["bluesky", "mastodon", "x"] and s.questions == 5
+        assert len(s.hosts) == 3  # the host's account on each platform

@@ -39,7 +39,9 @@ from typing import Any
 
 import sqlite_utils
 
-from ..errors import ChatArchiveError, NotFoundError
+from ..archive.queries import get_session
+from ..errors import ChatArchiveError
+from ..models import Session
 from ..timeutil import get_zone, iso_utc, parse_iso
 
 DEFAULT_GAP = timedelta(minutes=45)
@@ -195,8 +197,7 @@ def display_tag(db: sqlite_utils.Database, tag: str) -> str:
 # --------------------------------------------------------------------------
 # Reading sessions
 
-SESSION_COLUMNS = ["id", "slug", "hashtag", "title", "start", "end", "hosts", "source", "timezone",
-                   "platforms", "post_count", "window_start", "window_end", "configured_hosts"]
+SESSION_COLUMNS = list(Session.COLUMNS)
 _SESSION_SELECT = "SELECT " + ", ".join(f'"{c}"' for c in SESSION_COLUMNS) + " FROM sessions"
 
 
@@ -209,40 +210,6 @@ def _overlapping(db, tag: str, lo: str, hi: str) -> list[dict[str, Any]]:
 
 def _session_rows(db, where: str = "", params: Iterable[Any] = ()) -> list[dict[str, Any]]:
     return [dict(zip(SESSION_COLUMNS, r)) for r in db.execute(f"{_SESSION_SELECT} {where}", list(params))]
-
-
-def get_session(db: sqlite_utils.Database, id_or_slug: str | int) -> dict[str, Any]:
-    """A session row (columns as stored; hosts/platforms are JSON text) by id or slug."""
-    key = str(id_or_slug).strip()
-    rows = _session_rows(db, "WHERE slug = ? OR CAST(id AS TEXT) = ? ORDER BY slug = ? DESC", [key, key, key])
-    if not rows:
-        raise NotFoundError(f"No session {key!r} (see: chatarchive sessions list DB)")
-    return rows[0]
-
-
-def list_sessions(db: sqlite_utils.Database, hashtag: str | None = None) -> list[dict[str, Any]]:
-    """Sessions in time order with their counts, hosts and platforms decoded."""
-    where, params = "", []
-    if hashtag:
-        where, params = "WHERE s.hashtag = ? COLLATE NOCASE", [hashtag.lstrip("#")]
-    cur = db.execute(
-        f"""SELECT s.id, s.slug, s.hashtag, s.title, s.start, s."end", s.timezone, s.source, s.hosts,
-                   s.platforms, s.post_count,
-                   (SELECT count(DISTINCT p.author_id) FROM session_posts sp JOIN posts p ON p.id = sp.post_id
-                    WHERE sp.session_id = s.id) AS participants,
-                   (SELECT count(*) FROM questions q WHERE q.session_id = s.id) AS questions
-            FROM sessions s {where} ORDER BY s.start, s.id""",
-        params,
-    )
-    out = []
-    for r in cur:
-        out.append({
-            "id": r[0], "slug": r[1], "hashtag": r[2], "title": r[3], "start": r[4], "end": r[5],
-            "timezone": r[6], "source": r[7], "hosts": json.loads(r[8] or "[]"),
-            "platforms": json.loads(r[9] or "[]"), "posts": r[10] or 0, "participants": r[11],
-            "questions": r[12],
-        })
-    return out
 
 
 # --------------------------------------------------------------------------
@@ -346,9 +313,9 @@ def add_session(
     return _write_session(db, keep, values, tz)
 
 
-def remove_session(db: sqlite_utils.Database, id_or_slug: str) -> dict[str, Any]:
+def remove_session(db: sqlite_utils.Database, id_or_slug: str) -> Session:
     s = get_session(db, id_or_slug)
-    delete_sessions(db, [s["id"]])
+    delete_sessions(db, [s.id])
     return s
 
 

@@ -17,7 +17,6 @@ the analysis tables, never stored twice:
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -25,7 +24,9 @@ from typing import Any
 
 import sqlite_utils
 
-from .sessions import get_session, to_ts
+from ..archive.queries import get_session
+from ..models import Session
+from .sessions import to_ts
 
 TOP = 10
 BUSIEST = 5
@@ -43,7 +44,7 @@ def _minute(iso: str) -> str:
 
 def session_stats(db: sqlite_utils.Database, session_id_or_slug: str | int, *, top: int = TOP) -> dict[str, Any]:
     s = get_session(db, session_id_or_slug)
-    sid = s["id"]
+    sid = s.id
     cols = ["id", "author_id", "handle", "name", "avatar_url", "text", "url", "created_at", "reply_to_id",
             "matched", "is_repost", "likes", "reposts", "replies", "quotes"]
     posts = [
@@ -83,9 +84,8 @@ def session_stats(db: sqlite_utils.Database, session_id_or_slug: str | int, *, t
 
     return {
         "session": {
-            "id": sid, "slug": s["slug"], "hashtag": s["hashtag"], "title": s["title"], "start": s["start"],
-            "end": s["end"], "timezone": s["timezone"], "hosts": json.loads(s["hosts"] or "[]"),
-            "source": s["source"], "platforms": json.loads(s["platforms"] or "[]"),
+            "id": sid, "slug": s.slug, "hashtag": s.hashtag, "title": s.title, "start": s.start,
+            "end": s.end, "timezone": s.timezone, "hosts": s.hosts, "source": s.source, "platforms": s.platforms,
         },
         "posts": len(posts),
         "matched_posts": sum(1 for p in posts if p["matched"]),
@@ -102,7 +102,7 @@ def session_stats(db: sqlite_utils.Database, session_id_or_slug: str | int, *, t
     }
 
 
-def _earlier_authors(db, s: dict[str, Any], author_ids: list[str]) -> set[str]:
+def _earlier_authors(db, s: Session, author_ids: list[str]) -> set[str]:
     out: set[str] = set()
     for i in range(0, len(author_ids), 500):
         chunk = author_ids[i : i + 500]
@@ -114,7 +114,7 @@ def _earlier_authors(db, s: dict[str, Any], author_ids: list[str]) -> set[str]:
                 CROSS JOIN posts p ON p.id = sp.post_id
                 WHERE p.author_id IN ({','.join('?' * len(chunk))})
                   AND s.hashtag = ? COLLATE NOCASE AND (s.start < ? OR (s.start = ? AND s.id < ?))""",
-            chunk + [s["hashtag"], s["start"], s["start"], s["id"]],
+            [*chunk, s.hashtag, s.start, s.start, s.id],
         ))
     return out
 
@@ -175,9 +175,9 @@ def _top_posts(posts: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
     ]
 
 
-def _per_minute(s: dict[str, Any], posts: list[dict[str, Any]]) -> dict[str, Any]:
-    lo = min(x for x in (s["start"], s["window_start"]) if x) if (s["start"] or s["window_start"]) else None
-    hi = max(x for x in (s["end"], s["window_end"]) if x) if (s["end"] or s["window_end"]) else None
+def _per_minute(s: Session, posts: list[dict[str, Any]]) -> dict[str, Any]:
+    lo = min(x for x in (s.start, s.window_start) if x) if (s.start or s.window_start) else None
+    hi = max(x for x in (s.end, s.window_end) if x) if (s.end or s.window_end) else None
     if lo is None or hi is None:
         return {"per_minute": [], "busiest_minutes": []}
     counts = Counter(_minute(p["created_at"]) for p in posts if p["created_at"] and lo[:16] <= p["created_at"][:16] <= hi[:16])

@@ -9,12 +9,13 @@ from typing import Any
 import sqlite_utils
 
 from ..errors import SearchError
-from .writer import _chunks
+from ..models import HIGHLIGHT_END, HIGHLIGHT_START
+from .queries import chunks as _chunks
+from .queries import find_session
 
 # --------------------------------------------------------------------------
 # Search
 
-HIGHLIGHT_START, HIGHLIGHT_END = "\x02", "\x03"
 
 
 BM25_WEIGHTS = "10.0, 2.0, 1.0"  # text, author_handle, author_name
@@ -89,9 +90,9 @@ def _search(db, query, hashtag, author, session, since, until, limit, order) -> 
         filters.append("(posts.author_handle = :author COLLATE NOCASE OR posts.author_id = :author)")
         params["author"] = author.lstrip("@")
     if session:
-        row = conn.execute("SELECT id FROM sessions WHERE slug = ? OR CAST(id AS TEXT) = ?", (session, session)).fetchone()
+        found = find_session(db, session)
         filters.append("EXISTS (SELECT 1 FROM session_posts sp WHERE sp.session_id = :session_id AND sp.post_id = posts.id)")
-        params["session_id"] = row[0] if row else None
+        params["session_id"] = found.id if found else None
     if since:
         filters.append("posts.created_at >= :since")
         params["since"] = since

@@ -20,18 +20,13 @@ from typing import Any
 import orjson
 import sqlite_utils
 
-from ..models import Media, Post
+from ..models import WRITTEN_POST_FIELDS, Media, Post
 
 # --------------------------------------------------------------------------
 # Writing posts
 
-POST_COLUMNS = [
-    "id", "platform", "source", "url", "author_id", "author_handle", "author_name",
-    "text", "html", "created_at", "reply_to_id", "reply_to_author", "root_id",
-    "quote_of_id", "is_repost", "lang", "like_count", "repost_count",
-    "reply_count", "quote_count", "matched", "local_id", "instance",
-    "reply_to_local_id", "spoiler_text", "edited_at",
-]
+# The columns PostWriter writes, in order (the analysis sets the others).
+POST_COLUMNS = list(WRITTEN_POST_FIELDS)
 _COUNTS = {"like_count", "repost_count", "reply_count", "quote_count"}
 # Columns the FTS index holds: an UPDATE that leaves them alone must not
 # name them, so the posts_au trigger (UPDATE OF these) does not fire.

@@ -25,9 +25,10 @@ from typing import IO, Any
 import orjson
 import sqlite_utils
 
+from ..archive.queries import get_session
 from ..archive.schema import now_iso
 from ..archive.writer import PostWriter, SaveStats, resolve_local_replies, transaction
-from ..errors import CaptureError, NotFoundError
+from ..errors import CaptureError
 from .base import DEFAULT_LOOKBACK, CaptureClient, MissingCredentials, Window, utc_from_epoch
 from .config import Config, SessionStore
 from .http import Clock, NetworkError, Page, RateLimitError, RetryPolicy, format_seconds
@@ -494,19 +495,8 @@ def fetch_context(run: CaptureRun, rows: list[dict[str, Any]]) -> dict[str, int]
 def session_rows(db: sqlite_utils.Database, session: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The posts of a session (id or slug): its session_posts, or — before
     analysis has filled them — its hashtag's posts inside its time window."""
-    try:
-        from ..sessions import get_session  # type: ignore[attr-defined]
-
-        found = get_session(db, session)
-        info = dict(found) if not isinstance(found, dict) else found
-    except ImportError:
-        row = db.conn.execute(
-            'SELECT id, slug, hashtag, start, "end" FROM sessions WHERE slug = ? OR CAST(id AS TEXT) = ?',
-            (session, session),
-        ).fetchone()
-        if row is None:
-            raise NotFoundError(f"No session {session!r} (see: chatarchive sessions list DB)") from None
-        info = dict(zip(("id", "slug", "hashtag", "start", "end"), row))
+    found = get_session(db, session)
+    info = {"id": found.id, "slug": found.slug, "hashtag": found.hashtag, "start": found.start, "end": found.end}
     cols = ", ".join(f"p.{c}" for c in CONTEXT_COLUMNS)
     rows = db.conn.execute(
         f"SELECT {cols} FROM session_posts sp JOIN posts p ON p.id = sp.post_id WHERE sp.session_id = ? ORDER BY p.created_at",

@@ -588,7 +588,7 @@ def sessions_detect(db, hashtags, gap, min_posts, tz, hosts, question_pattern, a
         chatarchive sessions detect chats.db --hashtag tchat --question-pattern 'T(?P<n>\\d+):'
     """
     from ..analysis.pipeline import analyse_archive
-    from ..analysis.sessions import list_sessions
+    from ..archive.queries import list_sessions
 
     archive = open_archive(db)
     result = analyse_archive(
@@ -597,7 +597,7 @@ def sessions_detect(db, hashtags, gap, min_posts, tz, hosts, question_pattern, a
         redetect=True,
     )
     rows = [s for s in list_sessions(archive)
-            if not hashtags or any(s["hashtag"].lower() == h.lstrip("#").lower() for h in hashtags)]
+            if not hashtags or any((s.hashtag or "").lower() == h.lstrip("#").lower() for h in hashtags)]
     from ..analysis.sessions import hashtag_id
 
     for h in hashtags:
@@ -605,7 +605,7 @@ def sessions_detect(db, hashtags, gap, min_posts, tz, hosts, question_pattern, a
             click.echo(f"Warning: no post carries #{h.lstrip('#')} (check the spelling); "
                        "it is remembered as a chat hashtag.", err=True)
     if as_json:
-        json_out({"analysis": result, "sessions": rows})
+        json_out({"analysis": result, "sessions": [s.as_dict() for s in rows]})
         return
     click.echo(result["summary"])
     print_sessions(rows)
@@ -630,7 +630,8 @@ def sessions_add(db, hashtag, start, end, duration, tz, hosts, title, as_json):
             --duration 1h --tz America/New_York --host cmgrhost --title "Onboarding"
     """
     from ..analysis.pipeline import analyse_archive
-    from ..analysis.sessions import add_session, get_session
+    from ..analysis.sessions import add_session
+    from ..archive.queries import get_session
     from ..archive.writer import transaction
     from ..timeutil import get_zone, iso_utc, parse_time
 
@@ -669,7 +670,8 @@ def sessions_schedule(db, hashtag, every, tz, duration, before, after, hosts, ti
             --tz America/New_York --duration 1h --before 15m --after 30m
     """
     from ..analysis.pipeline import analyse_archive
-    from ..analysis.sessions import list_sessions, set_schedule
+    from ..analysis.sessions import set_schedule
+    from ..archive.queries import list_sessions
     from ..archive.writer import transaction
 
     archive = open_archive(db)
@@ -680,9 +682,9 @@ def sessions_schedule(db, hashtag, every, tz, duration, before, after, hosts, ti
             hosts=hosts, title=title,
         )
         result = analyse_archive(archive, hashtags=[chat.hashtag])
-    rows = [s for s in list_sessions(archive, chat.hashtag) if s["source"] == "scheduled"]
+    rows = [s for s in list_sessions(archive, chat.hashtag) if s.source == "scheduled"]
     if as_json:
-        json_out({"analysis": result, "sessions": rows})
+        json_out({"analysis": result, "sessions": [s.as_dict() for s in rows]})
         return
     click.echo(f"{len(rows)} scheduled session(s) of #{chat.hashtag}. {result['summary']}")
     print_sessions(rows)
@@ -699,11 +701,11 @@ def sessions_list(db, hashtag, as_json):
     Example:
         chatarchive sessions list chats.db --hashtag cmgrchat
     """
-    from ..analysis.sessions import list_sessions
+    from ..archive.queries import list_sessions
 
     rows = list_sessions(open_archive(db), hashtag)
     if as_json:
-        json_out(rows)
+        json_out([s.as_dict() for s in rows])
         return
     if not rows:
         click.echo("No sessions. Import a chat, or: chatarchive sessions detect DB --hashtag TAG", err=True)
@@ -730,7 +732,7 @@ def sessions_remove(db, session):
     archive = open_archive(db)
     with transaction(archive):
         s = remove_session(archive, session)
-    click.echo(f"Removed session {s['slug']}.")
+    click.echo(f"Removed session {s.slug}.")
 
 
 def _local(iso: str | None, tz: str | None, fmt: str = "%a %Y-%m-%d %H:%M") -> str:
@@ -756,8 +758,8 @@ def print_sessions(rows) -> None:
     if not console.is_terminal:
         for s in rows:
             click.echo("\t".join(str(x) for x in (
-                s["slug"], s["start"], "#" + (s["hashtag"] or ""), s["posts"], s["participants"], s["questions"],
-                s["source"], ",".join(s["platforms"]), ",".join(s["hosts"]))))
+                s.slug, s.start, "#" + (s.hashtag or ""), s.posts, s.participants, s.questions,
+                s.source, ",".join(s.platforms), ",".join(s.hosts))))
         return
     table = Table(expand=False)
     for name, kw in (("Session", {"style": "cyan", "no_wrap": True}), ("When", {"no_wrap": True}),
@@ -765,21 +767,17 @@ def print_sessions(rows) -> None:
                      ("Q", {"justify": "right"}), ("Hosts", {}), ("Platforms", {}), ("Source", {"style": "dim"})):
         table.add_column(name, **kw)
     for s in rows:
-        table.add_row(Text(s["slug"]), Text(_local(s["start"], s["timezone"])), f"{s['posts']:,}",
-                      f"{s['participants']:,}", str(s["questions"]),
-                      Text(", ".join("@" + h for h in s["hosts"])), Text(", ".join(s["platforms"])), s["source"])
+        table.add_row(Text(s.slug), Text(_local(s.start, s.timezone)), f"{s.posts:,}",
+                      f"{s.participants or 0:,}", str(s.questions or 0),
+                      Text(", ".join("@" + h for h in s.hosts)), Text(", ".join(s.platforms)), s.source or "")
     console.print(table)
 
 
 def show_session_line(s, as_json: bool) -> None:
     if as_json:
-        out = dict(s)
-        for k in ("hosts", "platforms", "configured_hosts"):
-            out[k] = json.loads(out[k]) if out.get(k) else []
-        json_out(out)
+        json_out(s.as_dict())
         return
-    click.echo(f"Session {s['slug']} (#{s['hashtag']}, {s['source']}): {s['start']} .. {s['end']}, "
-               f"{s['post_count'] or 0:,} posts")
+    click.echo(f"Session {s.slug} (#{s.hashtag}, {s.source}): {s.start} .. {s.end}, {s.posts:,} posts")
 
 
 @cli.command()

@@ -50,8 +50,8 @@ from jinja2 import (
 from markupsafe import Markup, escape
 
 from .. import __version__
-from ..analysis import sessions as sessions_mod
 from ..analysis import stats as stats_mod
+from ..archive.queries import resolve_session, session_ids
 from ..errors import ChatArchiveError, NotFoundError
 from ..timeutil import get_zone, parse_iso
 
@@ -364,11 +364,6 @@ def engagement(p: dict) -> int:
 
 # --------------------------------------------------------------------------
 # Session data (no HTML here: export.py uses it too)
-
-
-def resolve_session(db: sqlite_utils.Database, id_or_slug: str | int) -> int:
-    """A session's id from its id or slug (raises NotFoundError)."""
-    return int(sessions_mod.get_session(db, id_or_slug)["id"])
 
 
 _POST_SQL = """
@@ -1238,17 +1233,6 @@ class Site:
             raise ChatArchiveError(f"Template {template}: {e.message} (a template uses a variable the page does not have)")
 
 
-def _session_ids(db: sqlite_utils.Database, sessions: Iterable[str | int] | None) -> list[int]:
-    if sessions:
-        ids = []
-        for s in sessions:
-            sid = resolve_session(db, s)
-            if sid not in ids:
-                ids.append(sid)
-        return ids
-    return [r[0] for r in db.conn.execute('SELECT id FROM sessions ORDER BY start DESC, id DESC')]
-
-
 @contextlib.contextmanager
 def gc_paused():
     """Pause the cyclic garbage collector: a page builds hundreds of thousands
@@ -1290,7 +1274,7 @@ def _build_site(db, out, sessions, *, templates, download_media, search, progres
     out.mkdir(parents=True, exist_ok=True)
     result = RecapResult(out=out)
     site = Site(db, out, templates=templates, download_media=download_media, progress=progress)
-    ids = _session_ids(db, sessions)
+    ids = session_ids(db, sessions)
     if not ids and sessions is None and not db.conn.execute("SELECT count(*) FROM sessions").fetchone()[0]:
         raise NotFoundError("No sessions in this archive yet: run `chatarchive sessions detect DB` "
                             "(or import posts, which detects them) first")
