@@ -19,7 +19,9 @@ from typing import Any, TextIO
 import sqlite_utils
 
 from .errors import ChatArchiveError
-from .recap.site import SessionData, human_duration, load_session, safe_url
+from .present.text import human_duration, trim_url
+from .recap.site import SessionData, load_session
+from .safety import safe_url
 from .timeutil import parse_iso
 
 FORMATS = ("md", "json", "jsonl", "csv")
@@ -153,11 +155,10 @@ def _escape_line_start(m: re.Match) -> str:
 def md_text(text: str) -> str:
     """Post text for Markdown: escaped, http(s) URLs as autolinks, line
     breaks kept (as hard breaks)."""
-    from .recap.site import _trim_url
 
     out, pos = [], 0
     for m in _URL.finditer(text):
-        url, tail = _trim_url(m.group(0))
+        url, tail = trim_url(m.group(0))
         href = safe_url(url)
         if not href:
             continue

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
-from typing import Any, Union
+from typing import Any
 
 import sqlite_utils
 
 from ..errors import NotFoundError
 from ..models import STORED_POST_FIELDS, Conversation, Question, Session, StoredPost
 
-Connection = Union[sqlite3.Connection, sqlite_utils.Database]
+Connection = sqlite3.Connection | sqlite_utils.Database
 
 CHUNK = 500  # ids per IN (…) list: well under SQLite's variable limit
 

@@ -112,7 +112,7 @@ class RichImportProgress:
         self.bar.update(self.task, completed=bytes_read, posts=posts, rate=rate)
 
     def problem(self, message):
-        from ..sources import printable
+        from ..safety import printable
 
         self.console.print(printable(message, 400), style="yellow", highlight=False, markup=False)
 
@@ -133,7 +133,7 @@ class PlainProblems:
     def advance(self, bytes_read, posts): ...
 
     def problem(self, message):
-        from ..sources import printable
+        from ..safety import printable
 
         click.echo(printable(message, 400), err=True)
 
@@ -171,7 +171,7 @@ def import_(db, files, format_, tz, strict, instance, no_analyse, quiet, as_json
     from rich.console import Console
 
     from ..archive.importer import import_files
-    from ..sources import printable
+    from ..safety import printable
 
     if tz:
         from ..timeutil import get_zone
@@ -305,7 +305,7 @@ def search(db, query, hashtag, author, session, since, until, limit, order, as_j
     from rich.console import Console
     from rich.table import Table
 
-    from ..sources import printable
+    from ..safety import printable
 
     console = Console()
     if not console.is_terminal:
@@ -334,7 +334,7 @@ def highlighted(snippet: str):
     from rich.text import Text
 
     from ..archive.search import HIGHLIGHT_END, HIGHLIGHT_START
-    from ..sources import printable
+    from ..safety import printable
 
     text = Text()
     bold = False

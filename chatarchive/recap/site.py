@@ -18,7 +18,6 @@ archive passes :func:`safe_url` (http/https only), so no ``javascript:`` or
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import hashlib
 import json
@@ -34,9 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
 
-import nh3
 import sqlite_utils
 from jinja2 import (
     ChoiceLoader,
@@ -53,6 +50,8 @@ from .. import __version__
 from ..analysis import stats as stats_mod
 from ..archive.queries import resolve_session, session_ids
 from ..errors import ChatArchiveError, NotFoundError
+from ..present.text import and_join, anchor_for, esc, human_duration, initials, linkify, plural, url_domain, url_rest
+from ..safety import css_url, safe_url, sanitize_html
 from ..timeutil import get_zone, parse_iso
 
 MANIFEST = ".chatarchive-site.json"
@@ -135,210 +134,10 @@ SEARCH_JS = """(function () {
 SEARCH_JS_HASH = "sha256-" + __import__("base64").b64encode(hashlib.sha256(SEARCH_JS.encode()).digest()).decode()
 
 
-def and_join(items: list[str]) -> str:
-    """["Bluesky", "Mastodon", "X"] -> "Bluesky, Mastodon and X"."""
-    items = [str(i) for i in items]
-    return items[0] if len(items) == 1 else (", ".join(items[:-1]) + " and " + items[-1]) if items else ""
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    return f"{n:,} {word if n == 1 else (many or word + 's')}"
-
-
-def human_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    s = round(seconds)
-    if s < 60:
-        return f"{s} s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m} min" if not s or m >= 10 else f"{m} min {s} s"
-    h, m = divmod(m, 60)
-    return f"{h} h {m} min" if m else f"{h} h"
-
-
-# --------------------------------------------------------------------------
-# Safety: URLs, text, HTML
-
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
-_STRIP = re.compile(r"[\t\n\r]")
-# Characters kept as they are in an output URL; everything else (quotes,
-# spaces, <, >, backslash, parentheses, non-ASCII) is percent-encoded, so a
-# URL can never break out of an attribute or a CSS url("").
-_URL_SAFE = "-._~:/?#[]@!$&*+,;=%"
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def safe_url(url: Any) -> str | None:
-    """An http(s) URL fit for an href/src, normalized; None for anything else
-    (javascript:, data:, vbscript:, relative or malformed URLs).
-
-    The scheme is read as a browser reads it: leading/trailing spaces and
-    control characters are ignored and tabs/newlines inside are dropped."""
-    if not isinstance(url, str):
-        return None
-    return _safe_url(url)
-
-
-@functools.lru_cache(maxsize=65536)
-def _safe_url(url: str) -> str | None:
-    u = _STRIP.sub("", url.strip("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f\x10\x11\x12\x13"
-                                 "\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f \t\n\r"))
-    m = _SCHEME.match(u)
-    if not m or m.group(1).lower() not in ("http", "https"):
-        return None
-    rest = u[m.end():]
-    if not rest.startswith("//") or len(rest) < 3 or rest[2] in "/\\":
-        return None
-    if _CONTROL.search(rest):
-        return None
-    return m.group(1).lower() + ":" + quote(rest, safe=_URL_SAFE)
-
-
-def url_domain(url: str) -> str:
-    try:
-        host = urlsplit(url).hostname or url
-    except ValueError:
-        return url
-    return host.removeprefix("www.")
-
-
-def url_rest(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ""
-    rest = parts.path + (f"?{parts.query}" if parts.query else "")
-    return "" if rest == "/" else rest
-
-
-def css_url(url: str) -> Markup:
-    """``url("…")`` for a URL already through :func:`safe_url` or one of ours
-    (relative path); quote-free by construction."""
-    return Markup('url("' + quote(url, safe=_URL_SAFE) + '")')
-
-
-_ALLOWED_TAGS = {"p", "br", "a", "span"}
-
-
-_EMPTY_CLASS = re.compile(r'(<(?:a|span)\b[^>]*?) class=""')
-_LINK_KIND = re.compile(r"<a (?![^>]*class=)(?=[^>]*>([#@]))")
-
-
-def sanitize_html(html: str) -> Markup:
-    """Re-sanitize Mastodon HTML (it was sanitized on import, but the archive
-    may come from anywhere): paragraphs, line breaks, http(s) links only.
-    Links whose text starts with # or @ get a class so they can look like
-    hashtags and mentions (inserted right after ``<a ``: always well formed)."""
-    clean = nh3.clean(
-        html,
-        tags=_ALLOWED_TAGS,
-        clean_content_tags={"script", "style", "template", "textarea", "title", "noscript", "iframe"},
-        attributes={"a": {"href"}},
-        allowed_classes={"span": {"invisible", "ellipsis"}, "a": {"mention", "hashtag"}},
-        url_schemes={"http", "https"},
-        url_relative="deny",
-        link_rel="nofollow noopener noreferrer ugc",
-        strip_comments=True,
-    )
-    clean = _EMPTY_CLASS.sub(r"\1", clean)
-    clean = _LINK_KIND.sub(lambda m: f'<a class="{"hashtag" if m.group(1) == "#" else "mention"}" ', clean)
-    return Markup(clean)
-
-
-# URLs, @mentions and #hashtags in post text.  Every match starts at its
-# first character (h, @ or #) and the context checks are lookbehinds, so the
-# regex engine skips every other position fast (5x faster than \b-led
-# alternatives).  The url group lacks its leading "h".
-_TOKENS = re.compile(
-    r"[h@#](?:(?<=\bh)(?P<url>ttps?://[^\s<>\"'\u00a0\u3000]+)"
-    r"|(?<=@)(?<![\w@/]@)(?P<mention>[A-Za-z0-9_]{1,30}(?:@[A-Za-z0-9.\-]+\.[A-Za-z]{2,})?)"
-    r"|(?<=#)(?<![\w#&/]#)(?P<tag>\w{1,100}))"
-)
-_TRAILING = ".,;:!?'\"…»」』"
-
-
-def _trim_url(url: str) -> tuple[str, str]:
-    """Split trailing punctuation (and an unbalanced ')') off a URL in prose."""
-    tail = ""
-    while url:
-        ch = url[-1]
-        if ch in _TRAILING or (ch == ")" and url.count("(") < url.count(")")) or \
-                (ch == "]" and url.count("[") < url.count("]")):
-            tail = ch + tail
-            url = url[:-1]
-        else:
-            break
-    return url, tail
-
-
-def linkify(text: str, mention_href: Callable[[str], str | None] | None = None,
-            tag_href: Callable[[str], str | None] | None = None) -> Markup:
-    """Plain post text to HTML: every piece escaped; http(s) URLs, @mentions
-    and #hashtags become links (mentions/tags only where the site has a page;
-    ``tag_href`` returning "" marks a hashtag shown muted, without a link)."""
-    out: list[str] = []
-    pos = 0
-    for m in _TOKENS.finditer(text):
-        start = m.start()
-        url, mention, tag = m.group("url", "mention", "tag")
-        if url:
-            url, tail = _trim_url("h" + url)
-            href = safe_url(url)
-            if not href:
-                continue
-            shown = url.split("://", 1)[1]
-            if len(shown) > 48:
-                shown = shown[:45] + "…"
-            link = f'<a href="{_esc(href)}" rel="nofollow ugc">{_esc(shown)}</a>{_esc(tail)}'
-        elif mention:
-            href = mention_href(mention) if mention_href else None
-            if not href:
-                continue
-            link = f'<a class="mention" href="{_esc(href)}">@{_esc(mention)}</a>'
-        else:
-            href = tag_href(tag) if tag_href else None
-            if href is None:
-                continue
-            # "" means: the page's own hashtag, shown muted without a link
-            link = f'<a class="tag" href="{_esc(href)}">#{_esc(tag)}</a>' if href else f'<i class="g">#{_esc(tag)}</i>'
-        out.append(_esc(text[pos:start]))
-        out.append(link)
-        pos = m.end()
-    out.append(_esc(text[pos:]))
-    return Markup("".join(out))
-
-
-def _esc(s: str) -> str:
-    """HTML-escape text for element content and quoted attributes (as markupsafe does, minus the object)."""
-    return str(escape(s)) if "&" in s or "<" in s or ">" in s or '"' in s or "'" in s else s
-
-
-def initials(name: str | None, handle: str | None) -> str:
-    words = re.findall(r"[^\W\d_]+", name or "") or re.findall(r"[^\W\d_]+", handle or "")
-    if not words:
-        return "?"
-    if len(words) == 1:
-        return words[0][:2].title() if len(words[0]) > 1 and not words[0][:2].isupper() else words[0][:1].upper()
-    return (words[0][0] + words[-1][0]).upper()
-
-
 def slugify(value: str, fallback: str = "x") -> str:
     s = re.sub(r"[^a-z0-9_.\-]+", "-", (value or "").lower()).strip("-.")
     s = re.sub(r"\.{2,}", ".", s)
     return s[:80] or fallback
-
-
-_PLAIN_ID = re.compile(r"[A-Za-z0-9_\-]{1,40}")
-
-
-def anchor_for(post_id: str) -> str:
-    if (post_id.isdigit() and len(post_id) <= 40) or _PLAIN_ID.fullmatch(post_id):
-        return "p-" + post_id
-    return "p-" + hashlib.sha1(post_id.encode()).hexdigest()[:12]
 
 
 def _h(s: str) -> str:
@@ -715,7 +514,7 @@ class SiteWriter:
 
 def _e(v: Any) -> str:
     if type(v) is str:
-        return _esc(v)
+        return esc(v)
     return str(v) if isinstance(v, Markup) else str(escape(v))
 
 

@@ -28,6 +28,7 @@ import orjson
 
 from ..errors import InputError
 from ..models import Post
+from ..safety import printable
 
 HEAD_BYTES = 1 << 16
 # Detection reads at most this much ahead looking for the end of the first
@@ -454,18 +455,6 @@ def _csv_head(head: bytes) -> list[list[str]]:
         return [[c.strip() for c in row] for row in csv.reader(lines)]
     except csv.Error:
         return []
-
-
-_CONTROL = dict.fromkeys([*range(32), 127, *range(0x80, 0xA0)], " ")
-
-
-def printable(text: str, limit: int = 120, *, strip: bool = True) -> str:
-    """Text from a file made safe for a one-line message on a terminal: no
-    control characters (escape sequences), no line breaks, not too long."""
-    text = text.translate(_CONTROL)
-    if strip:
-        text = text.strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def describe_non_posts(value: Any) -> str:

@@ -1,0 +1,142 @@
+"""Post text and small pieces of every page, written once: linkify, URL
+trimming and shortening, initials, anchors, durations and plurals.
+
+The recap, the exports and the Datasette pages all call these, so the same
+post gets the same links and the same anchor everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from markupsafe import Markup, escape
+
+from ..safety import safe_url
+
+# URLs, @mentions and #hashtags in post text.  Every match starts at its
+# first character (h, @ or #) and the context checks are lookbehinds, so the
+# regex engine skips every other position fast (5x faster than \b-led
+# alternatives).  The url group lacks its leading "h".
+_TOKENS = re.compile(
+    r"[h@#](?:(?<=\bh)(?P<url>ttps?://[^\s<>\"'\u00a0\u3000]+)"
+    r"|(?<=@)(?<![\w@/]@)(?P<mention>[A-Za-z0-9_]{1,30}(?:@[A-Za-z0-9.\-]+\.[A-Za-z]{2,})?)"
+    r"|(?<=#)(?<![\w#&/]#)(?P<tag>\w{1,100}))"
+)
+_TRAILING = ".,;:!?'\"…»」』"
+
+
+def trim_url(url: str) -> tuple[str, str]:
+    """Split trailing punctuation (and an unbalanced ')') off a URL in prose."""
+    tail = ""
+    while url:
+        ch = url[-1]
+        if ch in _TRAILING or (ch == ")" and url.count("(") < url.count(")")) or \
+                (ch == "]" and url.count("[") < url.count("]")):
+            tail = ch + tail
+            url = url[:-1]
+        else:
+            break
+    return url, tail
+
+
+def linkify(text: str, mention_href: Callable[[str], str | None] | None = None,
+            tag_href: Callable[[str], str | None] | None = None) -> Markup:
+    """Plain post text to HTML: every piece escaped; http(s) URLs, @mentions
+    and #hashtags become links (mentions/tags only where the site has a page;
+    ``tag_href`` returning "" marks a hashtag shown muted, without a link)."""
+    out: list[str] = []
+    pos = 0
+    for m in _TOKENS.finditer(text):
+        start = m.start()
+        url, mention, tag = m.group("url", "mention", "tag")
+        if url:
+            url, tail = trim_url("h" + url)
+            href = safe_url(url)
+            if not href:
+                continue
+            shown = url.split("://", 1)[1]
+            if len(shown) > 48:
+                shown = shown[:45] + "…"
+            link = f'<a href="{esc(href)}" rel="nofollow ugc">{esc(shown)}</a>{esc(tail)}'
+        elif mention:
+            href = mention_href(mention) if mention_href else None
+            if not href:
+                continue
+            link = f'<a class="mention" href="{esc(href)}">@{esc(mention)}</a>'
+        else:
+            href = tag_href(tag) if tag_href else None
+            if href is None:
+                continue
+            # "" means: the page's own hashtag, shown muted without a link
+            link = f'<a class="tag" href="{esc(href)}">#{esc(tag)}</a>' if href else f'<i class="g">#{esc(tag)}</i>'
+        out.append(esc(text[pos:start]))
+        out.append(link)
+        pos = m.end()
+    out.append(esc(text[pos:]))
+    return Markup("".join(out))
+
+
+def esc(s: str) -> str:
+    """HTML-escape text for element content and quoted attributes (as markupsafe does, minus the object)."""
+    return str(escape(s)) if "&" in s or "<" in s or ">" in s or '"' in s or "'" in s else s
+
+
+def initials(name: str | None, handle: str | None) -> str:
+    words = re.findall(r"[^\W\d_]+", name or "") or re.findall(r"[^\W\d_]+", handle or "")
+    if not words:
+        return "?"
+    if len(words) == 1:
+        return words[0][:2].title() if len(words[0]) > 1 and not words[0][:2].isupper() else words[0][:1].upper()
+    return (words[0][0] + words[-1][0]).upper()
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_\-]{1,40}")
+
+
+def anchor_for(post_id: str) -> str:
+    if (post_id.isdigit() and len(post_id) <= 40) or _PLAIN_ID.fullmatch(post_id):
+        return "p-" + post_id
+    return "p-" + hashlib.sha1(post_id.encode()).hexdigest()[:12]
+
+
+def url_domain(url: str) -> str:
+    try:
+        host = urlsplit(url).hostname or url
+    except ValueError:
+        return url
+    return host.removeprefix("www.")
+
+
+def url_rest(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    rest = parts.path + (f"?{parts.query}" if parts.query else "")
+    return "" if rest == "/" else rest
+
+
+def and_join(items: list[str]) -> str:
+    """["Bluesky", "Mastodon", "X"] -> "Bluesky, Mastodon and X"."""
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else (", ".join(items[:-1]) + " and " + items[-1]) if items else ""
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m} min" if not s or m >= 10 else f"{m} min {s} s"
+    h, m = divmod(m, 60)
+    return f"{h} h {m} min" if m else f"{h} h"
