@@ -26,7 +26,8 @@ from conftest import FIXTURES
 from chatarchive.archive.schema import open_db
 from chatarchive.archive.writer import save_posts
 from chatarchive.cli import cli
-from chatarchive.datasette import plugin as serve
+from chatarchive.datasette import archives, metadata, pages, plugin, server
+from chatarchive.datasette import html as ds_html
 from chatarchive.models import Author, Post
 
 CHAT = FIXTURES / "serve" / "growthchat.jsonl"
@@ -128,7 +129,7 @@ def make_client(ds):
 
 @pytest.fixture(scope="module")
 def get(archive):
-    client = make_client(serve.make_datasette(archive.path))
+    client = make_client(server.make_datasette(archive.path))
     yield client
     client.loop.close()
 
@@ -164,7 +165,7 @@ def assert_inert(page: BeautifulSoup) -> None:
 
 
 def test_metadata_describes_hides_labels_sorts_and_facets(archive):
-    meta = serve.build_metadata(archive.path)
+    meta = metadata.build_metadata(archive.path)
     json.dumps(meta)  # serializable as the --metadata-out file
     assert meta["title"] == "Chat archive: #growthchat"
     assert "26 posts by 9 people in 2 chat sessions from 2026-10-01 to 2026-10-21" in meta["description_html"]
@@ -185,8 +186,8 @@ def test_metadata_describes_hides_labels_sorts_and_facets(archive):
     assert set(db["queries"]) >= {"session_transcript", "question_answers", "participant_history",
                                   "conversation_thread", "search_posts", "search_everything"}
     assert "allow_sql" not in meta
-    assert serve.build_metadata(archive.path, allow_sql=False, title="Our chats")["allow_sql"] is False
-    assert serve.build_metadata(archive.path, title="Our chats")["title"] == "Our chats"
+    assert metadata.build_metadata(archive.path, allow_sql=False, title="Our chats")["allow_sql"] is False
+    assert metadata.build_metadata(archive.path, title="Our chats")["title"] == "Our chats"
 
 
 # The public schema (DESIGN.md) must be described; tables other parts add
@@ -206,7 +207,7 @@ DESCRIBED_COLUMNS = {
 
 
 def test_public_tables_and_columns_have_descriptions(archive):
-    meta = serve.build_metadata(archive.path)["databases"]["chats"]["tables"]
+    meta = metadata.build_metadata(archive.path)["databases"]["chats"]["tables"]
     conn = sqlite3.connect(archive.path)
     names = {r[0] for r in conn.execute("select name from sqlite_master where type in ('table', 'view')")}
     for name in PUBLIC_TABLES:
@@ -222,29 +223,29 @@ def test_datasette_is_immutable_and_uses_the_tuned_settings(get):
     assert [d["is_mutable"] for d in dbs] == [False]
     settings = get("/-/settings.json").json()
     assert settings["suggest_facets"] is False
-    assert settings["facet_time_limit_ms"] == serve.SETTINGS["facet_time_limit_ms"]
+    assert settings["facet_time_limit_ms"] == metadata.SETTINGS["facet_time_limit_ms"]
 
 
 def test_inspect_data_counts_within_a_budget_and_fingerprints(archive, tmp_path):
-    info = serve.inspect_archive(archive.path)
+    info = server.inspect_archive(archive.path)
     assert info["tables"]["posts"]["count"] == 26
     assert info["tables"]["sessions"]["count"] == len(archive.slugs)
     assert info["size"] == archive.path.stat().st_size
-    assert serve.inspect_archive(archive.path)["hash"] == info["hash"]
+    assert server.inspect_archive(archive.path)["hash"] == info["hash"]
     big = tmp_path / "big.db"
     conn = sqlite3.connect(big)
     conn.execute("create table t (x)")
     conn.executemany("insert into t values (?)", ((i,) for i in range(300_000)))
     conn.commit()
     conn.close()
-    first = serve.inspect_archive(big, budget_ms=0)
+    first = server.inspect_archive(big, budget_ms=0)
     assert first["tables"]["t"]["count"] is None  # gave up: shown as "many rows"
-    assert serve.inspect_archive(big)["tables"]["t"]["count"] == 300_000
+    assert server.inspect_archive(big)["tables"]["t"]["count"] == 300_000
     conn = sqlite3.connect(big)
     conn.execute("insert into t values (1)")
     conn.commit()
     conn.close()
-    assert serve.inspect_archive(big)["hash"] != first["hash"]
+    assert server.inspect_archive(big)["hash"] != first["hash"]
 
 
 def test_index_and_database_pages_hide_internal_tables(get, archive):
@@ -438,7 +439,7 @@ def test_conversation_thread_survives_reply_cycles(tmp_path):
              text="two", reply_to_id="1"),
     ])
     db.conn.close()
-    client = make_client(serve.make_datasette(path))
+    client = make_client(server.make_datasette(path))
     try:
         rows = rows_of(client, "/cycle/conversation_thread.json?post=2")
         assert [r["post_id"] for r in rows] == ["1", "2"]
@@ -499,7 +500,7 @@ def test_search_page_finds_sessions_people_and_posts(get, archive):
 
 def test_people_search_in_memory_and_in_sql_agree(get, archive):
     # immutable: people from memory (casefold); --live: SQL LIKE
-    live = make_client(serve.make_datasette(archive.path, immutable=False))
+    live = make_client(server.make_datasette(archive.path, immutable=False))
     try:
         for q in ["bob", "BO", "masto", "Leeds", "ann", "nobody-at-all"]:
             mine = [a.text for a in soup(get(f"/chats/-/search?q={q}")).select("ul.ca-people a.ca-handle")]
@@ -513,14 +514,14 @@ def test_people_search_in_memory_and_in_sql_agree(get, archive):
         "@zoe@masto.example"]
     index = [("bob\nbob", {"handle": "bob"}), ("bobby\nb", {"handle": "bobby"}), ("abob\nx", {"handle": "abob"}),
              ("carl\nbob smith", {"handle": "carl"})]
-    assert [r["handle"] for r in serve.search_people(index, "Bob", 3)] == ["bob", "abob", "carl"]
+    assert [r["handle"] for r in pages.search_people(index, "Bob", 3)] == ["bob", "abob", "carl"]
 
 
 def test_search_page_orders_and_pages(get, monkeypatch):
     newest = soup(get("/chats/-/search?q=retention&order=newest"))
     times = [t["datetime"] for t in newest.select("article.ca-post time")]
     assert times == sorted(times, reverse=True)
-    monkeypatch.setattr(serve, "SEARCH_PAGE_SIZE", 1)
+    monkeypatch.setattr(pages, "SEARCH_PAGE_SIZE", 1)
     first = soup(get("/chats/-/search?q=retention&order=newest"))
     assert len(first.select("article.ca-post")) == 1
     nxt = first.find("a", rel="next")["href"]
@@ -532,10 +533,10 @@ def test_search_page_orders_and_pages(get, monkeypatch):
 
 def test_newest_first_plans_agree(get, monkeypatch):
     # Walking the time index and sorting all matches must give one order.
-    decide = serve.newest_by_index
+    decide = pages.newest_by_index
     orders = []
     for choice in (True, False):
-        monkeypatch.setattr(serve, "newest_by_index", lambda *a, choice=choice: choice)
+        monkeypatch.setattr(pages, "newest_by_index", lambda *a, choice=choice: choice)
         page = soup(get("/chats/-/search?q=growthchat&order=newest"))
         orders.append([a["id"] for a in page.select("article.ca-post")])
     assert orders[0] == orders[1] and len(orders[0]) == 25  # all but the context post
@@ -575,21 +576,21 @@ def test_session_page_groups_the_transcript_by_question(get, archive):
     q1 = page.find("section", id="q1")
     assert q1.find("article", class_="ca-question").find("div", class_="ca-text").text.startswith("Q1: Which metrics")
     answers = [a["id"] for a in q1.select("article.ca-answer")]
-    assert answers == [serve.anchor_for(i) for i in
+    assert answers == [ds_html.anchor_for(i) for i in
                        ["1850000000000000005", "1850000000000000006", HOSTILE_ID, LATE_ANSWER_ID]]
     # a reply to an answer stays with that question (posted before Q2)
-    assert q1.find("article", id=serve.anchor_for("1850000000000000007"))
+    assert q1.find("article", id=ds_html.anchor_for("1850000000000000007"))
     q2 = page.find("section", id="q2")
     assert [a["id"] for a in q2.select("article.ca-answer")] == [
-        serve.anchor_for("1850000000000000010"), serve.anchor_for("1850000000000000012")]
+        ds_html.anchor_for("1850000000000000010"), ds_html.anchor_for("1850000000000000012")]
     assert "4 answers" in q1.h2.text and "2 answers" in q2.h2.text
     before = page.find("section", id="before")
     assert len(before.select("article.ca-post")) == 3
-    hostile = page.find("article", id=serve.anchor_for(HOSTILE_ID))
+    hostile = page.find("article", id=ds_html.anchor_for(HOSTILE_ID))
     assert "<script>alert('xss')</script>" in hostile.find("div", class_="ca-text").text
     assert hostile.find("span", class_="ca-name").text.startswith("<b>Mallory</b>")
     assert hostile.find("span", class_="ca-initials")  # javascript: avatar refused
-    bob = page.find("article", id=serve.anchor_for("1850000000000000005"))
+    bob = page.find("article", id=ds_html.anchor_for("1850000000000000005"))
     assert bob.find("a", class_="ca-permalink")["href"] == "https://x.com/bob/status/1850000000000000005"
     assert bob.find("img", class_="ca-avatar")["src"] == "https://pbs.example.com/bob.jpg"
     participants = [a.text for a in page.select("section.ca-participants a.ca-handle")]
@@ -601,7 +602,7 @@ def test_session_page_by_id_and_missing_sessions(get, archive):
     sid = get(f"/chats/sessions.json?slug={archive.slugs[1]}&_shape=array").json()[0]["id"]
     page = soup(get(f"/chats/-/session/{sid}"))
     assert archive.slugs[1] in page.title.text
-    assert page.find("article", id=serve.anchor_for(MASTODON_ID))
+    assert page.find("article", id=ds_html.anchor_for(MASTODON_ID))
     assert get("/chats/-/session/no-such-session").status_code == 404
     assert get("/nodb/-/session/1").status_code == 404
 
@@ -620,9 +621,9 @@ def test_internal_links_on_plugin_pages_resolve(get, archive):
 
 
 def test_css_is_served_and_linked(get):
-    assert get(serve.CSS_PATH).headers["content-type"].startswith("text/css")
+    assert get(plugin.CSS_PATH).headers["content-type"].startswith("text/css")
     page = soup(get("/chats/posts"))
-    assert any(l["href"].startswith(serve.CSS_PATH) for l in page.find_all("link", rel="stylesheet"))
+    assert any(l["href"].startswith(plugin.CSS_PATH) for l in page.find_all("link", rel="stylesheet"))
 
 
 # --------------------------------------------------------------------------
@@ -630,7 +631,7 @@ def test_css_is_served_and_linked(get):
 
 
 def test_live_mode_is_read_only_but_not_immutable(archive):
-    client = make_client(serve.make_datasette(archive.path, immutable=False))
+    client = make_client(server.make_datasette(archive.path, immutable=False))
     try:
         assert [d["is_mutable"] for d in client("/-/databases.json").json()] == [True]
         assert client(f"/chats/-/session/{archive.slugs[0]}").status_code == 200
@@ -645,7 +646,7 @@ def test_dotted_file_names_get_working_links(archive, tmp_path):
 
     path = tmp_path / "club.chats.db"
     shutil.copy(archive.path, path)
-    client = make_client(serve.make_datasette(path))
+    client = make_client(server.make_datasette(path))
     try:
         index = soup(client("/"))
         link = index.find("a", string="Search sessions, people and posts")["href"]
@@ -659,7 +660,7 @@ def test_dotted_file_names_get_working_links(archive, tmp_path):
 
 
 def test_no_sql_turns_off_arbitrary_sql_only(archive):
-    client = make_client(serve.make_datasette(archive.path, allow_sql=False))
+    client = make_client(server.make_datasette(archive.path, allow_sql=False))
     try:
         assert client("/chats.json?sql=select+1").status_code == 403
         assert client("/chats/posts?_where=1%3D1").status_code == 403
@@ -669,7 +670,7 @@ def test_no_sql_turns_off_arbitrary_sql_only(archive):
         assert client(f"/chats/-/session/{archive.slugs[0]}").status_code == 200
     finally:
         client.loop.close()
-    client = make_client(serve.make_datasette(archive.path))
+    client = make_client(server.make_datasette(archive.path))
     try:
         assert client("/chats.json?sql=select+1").status_code == 200
     finally:
@@ -685,7 +686,7 @@ def test_plugin_leaves_other_databases_alone(tmp_path):
     conn.close()
     from datasette.app import Datasette
 
-    serve.ensure_plugin_registered()
+    server.ensure_plugin_registered()
     client = make_client(Datasette([str(path)]))
     try:
         page = soup(client("/other/posts"))
@@ -703,10 +704,10 @@ def test_recap_templates_never_replace_datasette_templates(tmp_path):
     recap = tmp_path / "templates"
     recap.mkdir()
     (recap / "base.html").write_text("recap base")
-    env = Environment(loader=ChoiceLoader([FileSystemLoader([str(recap), str(serve.TEMPLATES_DIR)])]))
+    env = Environment(loader=ChoiceLoader([FileSystemLoader([str(recap), str(archives.TEMPLATES_DIR)])]))
     assert env.get_template("base.html").render() == "recap base"
-    serve.fix_template_loader(env, recap)
-    assert env.loader.loaders[0].searchpath == [str(serve.TEMPLATES_DIR)]
+    plugin.fix_template_loader(env, recap)
+    assert env.loader.loaders[0].searchpath == [str(archives.TEMPLATES_DIR)]
 
 
 # --------------------------------------------------------------------------
@@ -723,11 +724,11 @@ def test_recap_templates_never_replace_datasette_templates(tmp_path):
     ('https://x.example/"onmouseover="alert(1)', '<a class="ca-link" href="https://x.example/" rel="nofollow noopener noreferrer">x.example/</a>&#34;onmouseover=&#34;alert(1)'),
 ])
 def test_linkify_plain(text, html):
-    assert str(serve.linkify(text)) == html
+    assert str(ds_html.linkify(text)) == html
 
 
 def test_linkify_mentions_and_tags():
-    html = str(serve.linkify(
+    html = str(ds_html.linkify(
         "hi @alice, @bob@masto.example and @carol. #Café #growth_chat",
         mention_url=lambda h: f"/p?h={h}", tag_url=lambda t: f"/t?t={t}"))
     assert html == (
@@ -736,18 +737,18 @@ def test_linkify_mentions_and_tags():
         '<a class="ca-mention" href="/p?h=carol">@carol</a>. '
         '<a class="ca-tag" href="/t?t=Café">#Café</a> <a class="ca-tag" href="/t?t=growth_chat">#growth_chat</a>'
     )
-    long = serve.linkify("https://example.com/" + "x" * 100)
+    long = ds_html.linkify("https://example.com/" + "x" * 100)
     assert "…" in long and long.count("x") > 100  # shown shortened, href complete
 
 
 def test_highlight_avatar_and_initials():
-    assert str(serve.highlight("a \x02<b>\x03 c")) == "a <mark>&lt;b&gt;</mark> c"
-    assert "img" in serve.avatar("https://e.example/a.png", "bob")
-    assert "img" not in serve.avatar("javascript:alert(1)", "bob")
-    assert "img" not in serve.avatar('https://e.example/a.png" onerror="x', "bob")
-    assert serve.initials("bob", "<b>Mallory Q</b>") == "BM"
-    assert serve.initials("zoe@masto.example", None) == "ZM"
-    assert serve.initials(None, "!!") == "?"
+    assert str(ds_html.highlight("a \x02<b>\x03 c")) == "a <mark>&lt;b&gt;</mark> c"
+    assert "img" in ds_html.avatar("https://e.example/a.png", "bob")
+    assert "img" not in ds_html.avatar("javascript:alert(1)", "bob")
+    assert "img" not in ds_html.avatar('https://e.example/a.png" onerror="x', "bob")
+    assert ds_html.initials("bob", "<b>Mallory Q</b>") == "BM"
+    assert ds_html.initials("zoe@masto.example", None) == "ZM"
+    assert ds_html.initials(None, "!!") == "?"
 
 
 # --------------------------------------------------------------------------
@@ -760,12 +761,12 @@ def test_cli_metadata_out_matches_what_serve_uses(runner, archive, tmp_path):
                                  "--setting", "default_page_size", "20"])
     assert result.exit_code == 0, result.output
     written = json.loads(out.read_text())
-    assert written == serve.build_metadata(archive.path, allow_sql=False)
+    assert written == metadata.build_metadata(archive.path, allow_sql=False)
     assert f"datasette serve -i {archive.path} -m {out}" in result.output
     assert "--setting default_page_size 20" in result.output
     assert "--setting suggest_facets off" in result.output
     stdout = runner.invoke(cli, ["serve", str(archive.path), "--metadata-out", "-"])
-    assert json.loads(stdout.stdout) == serve.build_metadata(archive.path)
+    assert json.loads(stdout.stdout) == metadata.build_metadata(archive.path)
 
 
 def test_datasette_itself_serves_the_same_site_from_the_metadata_file(runner, archive, tmp_path):

@@ -505,12 +505,13 @@ def serve(db, host, port, open_browser, no_sql, title, live, settings, metadata_
         chatarchive serve chats.db --no-sql --metadata-out metadata.json
         datasette serve -i chats.db -m metadata.json
     """
-    from ..datasette import plugin as serving
+    from ..datasette import metadata as ds_metadata
+    from ..datasette import server as ds_server
 
-    extra = serving.parse_settings(settings)
+    extra = ds_metadata.parse_settings(settings)
     if metadata_out:
-        serving.prepare_archive(db)
-        metadata = serving.build_metadata(db, title=title, allow_sql=not no_sql)
+        ds_server.prepare_archive(db)
+        metadata = ds_metadata.build_metadata(db, title=title, allow_sql=not no_sql)
         text = json.dumps(metadata, indent=2, ensure_ascii=False) + "\n"
         if metadata_out == "-":
             click.echo(text, nl=False)
@@ -519,9 +520,9 @@ def serve(db, host, port, open_browser, no_sql, title, live, settings, metadata_
                 f.write(text)
             click.echo(f"Wrote {metadata_out}. Serve the same site with:", err=True)
         shown = "metadata.json" if metadata_out == "-" else metadata_out
-        click.echo(serving.datasette_command(db, shown, extra), err=True)
+        click.echo(ds_metadata.datasette_command(db, shown, extra), err=True)
         return
-    serving.serve(
+    ds_server.serve(
         db, host=host, port=port, open_browser=open_browser, allow_sql=not no_sql, title=title,
         immutable=not live, settings=extra, quiet=quiet, echo=click.echo,
     )
