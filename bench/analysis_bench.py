@@ -11,7 +11,11 @@ What it prints:
 2. incremental re-analysis after importing one more session's posts (through
    the real PostWriter, as an import does), and after ten more sessions, so
    the cost can be seen to follow the new posts, not the archive size;
-3. a re-run with nothing new.
+3. a re-run with nothing new;
+4. with ``--hash``, a SHA-256 of the analysis results in the final archive
+   (the posts' conversation/question/answer columns and the sessions,
+   session_posts, conversations and questions tables): a change to the
+   analysis that must not change its results keeps this hash.
 
 The archive is written directly with SQL (fast): weekly one-hour sessions of
 about 500 posts (a host asking Q1..Q5 on X, answers "A1: …" replying to the
@@ -27,11 +31,13 @@ getrusage(RUSAGE_CHILDREN).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -151,7 +157,7 @@ def build(path: Path, n_posts: int, start: datetime) -> dict:
     sessions = n_posts // POSTS_PER_SESSION
     t = start
     total = 0
-    for s in range(sessions):
+    for _ in range(sessions):
         posts: list = []
         tags: list = []
         gen.session(t, POSTS_PER_SESSION, posts, tags)
@@ -230,6 +236,29 @@ def step_again(db_path: str) -> dict:
     return {"seconds": time.perf_counter() - t0, "result": result}
 
 
+# The analysis results, each in a fixed order (rowids and ids as stored).
+HASHED = [
+    "SELECT id, conversation_id, question_id, answer_to_id FROM posts ORDER BY id",
+    "SELECT * FROM sessions ORDER BY id",
+    "SELECT * FROM session_posts ORDER BY session_id, post_id",
+    "SELECT * FROM conversations ORDER BY id",
+    "SELECT * FROM questions ORDER BY id",
+]
+
+
+def analysis_hash(path: str | Path) -> str:
+    """SHA-256 over the analysis results of an archive (read-only)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    h = hashlib.sha256()
+    for sql in HASHED:
+        h.update(sql.encode())
+        for row in conn.execute(sql):
+            h.update(repr(row).encode())
+            h.update(b"\n")
+    conn.close()
+    return h.hexdigest()
+
+
 def run_child(*args: str) -> tuple[dict, float]:
     """Run a step in a child process; return its JSON and its peak RSS in MB."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -260,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--posts", type=int, default=1_000_000)
     ap.add_argument("--dir", default="/tmp/chatarchive-bench")
     ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--hash", action="store_true", help="print a SHA-256 of the analysis results at the end")
     ap.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.step:
@@ -298,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(full={r['full']}, sessions analysed {r['sessions_analysed']}, created {r['sessions_created']})")
     again, rss = run_child("again", str(db))
     print(f"re-analysis with nothing new: {again['seconds']:.3f} s")
+    if args.hash:
+        print(f"analysis results SHA-256: {analysis_hash(db)}")
     return 0
 
 

@@ -15,6 +15,7 @@ the importer meets the "context first, then matched" merge on every page.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import random
@@ -107,7 +108,7 @@ class Generator:
             "id": str(10_000_000 + u * 7919),
             "name": name + (" 🌻" if u % 7 == 0 else ""),
             "username": handle,
-            "created_at": "2012-%02d-%02dT10:%02d:00.000Z" % (u % 12 + 1, u % 28 + 1, u % 60),
+            "created_at": f"2012-{u % 12 + 1:02d}-{u % 28 + 1:02d}T10:{u % 60:02d}:00.000Z",
             "description": desc,
             "entities": {"description": {"hashtags": [
                 {"start": desc.index("#" + tags[0]), "end": desc.index("#" + tags[0]) + len(tags[0]) + 1,
@@ -294,19 +295,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-page", type=int, default=100)
     args = ap.parse_args(argv)
     gen = Generator(args.posts, seed=args.seed, per_page=args.per_page)
-    if args.output is None:
-        out = sys.stdout.buffer
-    elif args.output.endswith(".gz"):
-        out = gzip.open(args.output, "wb", compresslevel=3)
-    else:
-        out = open(args.output, "wb")
-    try:
+    with contextlib.ExitStack() as stack:
+        if args.output is None:
+            out = sys.stdout.buffer
+        elif args.output.endswith(".gz"):
+            out = stack.enter_context(gzip.open(args.output, "wb", compresslevel=3))
+        else:
+            out = stack.enter_context(open(args.output, "wb"))
         for page in gen.pages():
             out.write(json.dumps(page).encode("ascii"))
             out.write(b"\n")
-    finally:
-        if out is not sys.stdout.buffer:
-            out.close()
     return 0
 
 

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -29,6 +30,9 @@ HERE = Path(__file__).resolve().parent
 
 sys.path.insert(0, str(HERE))
 from gen_twarc2 import EPOCH, _vocab
+
+from chatarchive.archive.schema import open_db
+from chatarchive.archive.search import search
 
 _WORDS = _vocab(random.Random(42))  # the generator's vocabulary (same seed)
 _SINCE = (EPOCH - timedelta(weeks=30)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -103,9 +107,6 @@ def run_import(db: Path, path: Path, profile: Path | None = None) -> tuple[float
 
 
 def query_latencies(db_path: Path, repeat: int, queries=QUERIES) -> list[tuple[str, float, int]]:
-    from chatarchive.archive.schema import open_db
-    from chatarchive.archive.search import search
-
     db = open_db(db_path)
     search(db, "hello")  # open the FTS tables once
     out = []
@@ -113,9 +114,9 @@ def query_latencies(db_path: Path, repeat: int, queries=QUERIES) -> list[tuple[s
         times = []
         for _ in range(repeat):
             t0 = time.perf_counter()
-            rows = search(db, q, **opts)
+            hits = search(db, q, **opts)
             times.append(time.perf_counter() - t0)
-        out.append((q + (" " + json.dumps(opts) if opts else ""), statistics.median(times), len(rows)))
+        out.append((q + (" " + json.dumps(opts) if opts else ""), statistics.median(times), len(hits)))
     db.conn.close()
     return out
 
@@ -164,8 +165,6 @@ def main() -> int:
         print(f"  again, after:    {json_s:8.1f} s  (cpu {json_cpu:.1f} s)")
     if prof:
         print(f"profile:           {prof} (python -m pstats {prof})")
-
-    import sqlite3
 
     conn = sqlite3.connect(db)
     posts, matched = conn.execute("select count(*), sum(matched) from posts").fetchone()

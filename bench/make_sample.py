@@ -391,7 +391,7 @@ def build_session(w: World, s: int, start: datetime) -> None:
         again = None  # False on the first pass through the answers, True after
         window = (q_minutes[n] if n < 5 else 59) - q_minutes[n - 1]
         answers_by_q[n] = []
-        for i, p in enumerate(members):
+        for p in members:
             if rng.random() > p.activity:
                 continue
             if not pool:
@@ -687,7 +687,7 @@ def render_x(world: World) -> list[str]:
             inc_tweets: dict[str, dict] = {}
             media: list[dict] = []
 
-            def add_user(key):
+            def add_user(key, users=users):
                 u = BY_KEY[key]
                 users.setdefault(u.uid, x_user(u))
 

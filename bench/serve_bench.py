@@ -73,7 +73,7 @@ class TextMaker:
         # Zipf: weight 1/rank^1.07 over the whole vocabulary, topic words
         # lifted so that chat subjects are common but not stop-word common.
         weights = []
-        for i, w in enumerate(self.words):
+        for i in range(len(self.words)):
             rank = i + 1
             weights.append(1.0 / rank ** 1.07)
         self.cum = list(_accumulate(weights))
@@ -381,7 +381,7 @@ def main() -> None:
         ("search page, typical word", f"/{name}/-/search?q={typical_word}", True),
         ("session page, median session", f"/{name}/-/session/{typical_session[0]}", True),
     ]
-    for label, (word, n) in words.items():
+    for label, (word, _n) in words.items():
         if "typical" not in label:
             cases.append((f"search page, {label.split(' ')[0]} word", f"/{name}/-/search?q={word}", False))
     cases += [
@@ -412,7 +412,7 @@ def main() -> None:
           f"({big_session[1]} posts)\n")
     print(f"{'page':40} {'median':>8} {'p90':>8} {'max':>8} {'first':>8} {'KB':>7}")
     ok = True
-    for label, path, gated, r in results:
+    for label, _path, gated, r in results:
         mark = ""
         if gated:
             passed = r["median"] < TARGET_MS
@@ -421,7 +421,7 @@ def main() -> None:
         print(f"{label:40} {r['median']:7.0f}ms {r['p90']:7.0f}ms {r['max']:7.0f}ms {r['first']:7.0f}ms "
               f"{r['bytes'] / 1024:7.0f}{mark}")
     if args.json:
-        print(json.dumps([{"page": l, "path": p, **r} for l, p, _, r in results], indent=2))
+        print(json.dumps([{"page": label, "path": path, **r} for label, path, _, r in results], indent=2))
     print("\nTarget met." if ok else "\nTarget NOT met.")
     sys.exit(0 if ok else 1)
 

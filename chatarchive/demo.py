@@ -12,7 +12,6 @@ Later features add a step (the recap site, Datasette) by appending to
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,10 +20,15 @@ from typing import Any
 
 import sqlite_utils
 
+from .api import Archive
+from .archive.importer import FileResult
 from .errors import ChatArchiveError
+from .present.terminal import local_time
 
 SAMPLE_PACKAGE = "chatarchive.sample"
 SAMPLE_SUFFIXES = (".jsonl", ".json", ".csv")
+SAMPLE_HASHTAG = "samplechat"
+SAMPLE_TIMEZONE = "America/New_York"  # the chat meets Wednesdays 20:00 New York time
 
 
 def sample_files() -> list[Path]:
@@ -40,24 +44,25 @@ class DemoRun:
     directory: Path
     echo: Callable[[str], None]
     db_path: Path
-    db: sqlite_utils.Database | None = None
-    imports: list[Any] = field(default_factory=list)  # importer.FileResult
-    analysis: dict[str, Any] = field(default_factory=dict)  # analyse_archive's return
+    archive: Archive
+    imports: list[FileResult] = field(default_factory=list)
+    analysis: dict[str, Any] = field(default_factory=dict)  # Archive.analyse's return
     summary: dict[str, Any] = field(default_factory=dict)  # archive_summary()
     outputs: dict[str, Path] = field(default_factory=dict)  # e.g. {"recap": site index}
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        return self.archive.db
 
 
 DemoStep = Callable[[DemoRun], None]
 
 
 def step_import(run: DemoRun) -> None:
-    from .archive.importer import import_files
-
-    assert run.db is not None
     files = sample_files()
     if not files:
         raise ChatArchiveError("The bundled sample chat is missing from this installation")
-    run.imports = import_files(run.db, [str(p) for p in files])
+    run.imports = run.archive.import_files(files, analyse=False).files
     run.echo(f"Imported the bundled #samplechat sample ({len(files)} files) into {run.db_path}:")
     for r in run.imports:
         name = Path(r.path).name
@@ -69,24 +74,16 @@ def step_import(run: DemoRun) -> None:
             run.echo(f"  {name} ({r.format}): {r.added} added, {r.updated} updated, {r.unchanged} unchanged{skipped}")
 
 
-SAMPLE_HASHTAG = "samplechat"
-SAMPLE_TIMEZONE = "America/New_York"  # the chat meets Wednesdays 20:00 New York time
-
-
 def step_analyse(run: DemoRun) -> None:
     """Detect sessions, threads and Q&A.  Like a host would, tell the archive
     the chat's time zone once, so session slugs and times use its own dates."""
-    from .analysis.pipeline import analyse_archive
-
-    assert run.db is not None
-    run.analysis = analyse_archive(run.db, hashtags=[SAMPLE_HASHTAG], tz=SAMPLE_TIMEZONE) or {}
+    run.analysis = run.archive.analyse(SAMPLE_HASHTAG, tz=SAMPLE_TIMEZONE)
     if run.analysis.get("summary"):
         run.echo(str(run.analysis["summary"]))
 
 
 def step_summary(run: DemoRun) -> None:
-    assert run.db is not None
-    s = run.summary = archive_summary(run.db)
+    s = run.summary = archive_summary(run.archive)
     platforms = ", ".join(f"{n} on {p}" for p, n in s["platforms"].items())
     run.echo("")
     run.echo(f"Found {s['posts']} posts ({s['matched_posts']} matched the hashtag, {s['context_posts']} context) "
@@ -94,9 +91,8 @@ def step_summary(run: DemoRun) -> None:
     run.echo(f"Sessions: {len(s['sessions'])}")
     for sess in s["sessions"]:
         run.echo(f"  {sess['slug']}: {sess['when']}, {sess['posts']} posts, {sess['participants']} participants"
-                 + (f" ({sess['first_timers']} first-timers, {sess['returning']} returning)"
-                    if sess.get("first_timers") is not None else ""))
-        if sess.get("hosts"):
+                 f" ({sess['first_timers']} first-timers, {sess['returning']} returning)")
+        if sess["hosts"]:
             run.echo(f"    hosts: {', '.join('@' + h for h in sess['hosts'])}")
         for q in sess["questions"]:
             text = q["text"] if len(q["text"]) <= 70 else q["text"][:69] + "…"
@@ -111,13 +107,10 @@ def step_summary(run: DemoRun) -> None:
 
 def step_recap(run: DemoRun) -> None:
     """Write the recap site of every session into DIRECTORY/recap and say where to open it."""
-    from .recap.site import build_site
-
-    assert run.db is not None
-    if not run.db.conn.execute("SELECT count(*) FROM sessions").fetchone()[0]:
+    if not run.archive.sessions():
         run.echo("No sessions found, so no recap site was written.")
         return
-    result = build_site(run.db, run.directory / "recap")
+    result = run.archive.recap(run.directory / "recap")
     run.outputs["recap"] = result.index
     run.echo("")
     run.echo(f"Recap site: {result.pages} pages in {result.out} ({result.seconds:.1f} s)")
@@ -137,97 +130,45 @@ def run_demo(directory: Path, echo: Callable[[str], None] = print,
     """Import the sample into DIRECTORY/demo.db, analyse it and report; then
     whatever further steps are registered (recap site…).  Re-running is
     safe: the import is idempotent."""
-    from .archive.schema import open_db
-
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ChatArchiveError(f"{directory}: exists and is not a directory")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ChatArchiveError(f"{directory}: cannot create the demo directory ({e.strerror})")
-    run = DemoRun(directory=directory, echo=echo, db_path=directory / "demo.db")
-    try:
-        run.db = open_db(run.db_path)
-    except Exception as e:  # sqlite3.DatabaseError: a stray file named demo.db
-        raise ChatArchiveError(f"{run.db_path}: cannot open as a chatarchive database ({e})")
+        raise ChatArchiveError(f"{directory}: cannot create the demo directory ({e.strerror})") from None
+    db_path = directory / "demo.db"
+    run = DemoRun(directory=directory, echo=echo, db_path=db_path, archive=Archive(db_path, create=True))
     for step in STEPS if steps is None else steps:
         step(run)
     return run
 
 
 # --------------------------------------------------------------------------
-# What the archive holds, for the report (plain data; the CLI prints it)
+# What the archive holds, for the report (plain data; the steps print it)
 
 
-def archive_summary(db: sqlite_utils.Database) -> dict[str, Any]:
-    """Counts over the whole archive plus one entry per session.
-
-    Uses stats.session_stats when the analysis provides it, and the tables
-    directly otherwise, so the demo reports what exists at any stage."""
-    q = db.conn.execute
+def archive_summary(archive: Archive) -> dict[str, Any]:
+    """Counts over the whole archive plus one entry per session (its
+    statistics from ``Archive.session_stats``)."""
+    q = archive.db.conn.execute
     posts, matched = q("SELECT count(*), coalesce(sum(matched), 0) FROM posts").fetchone()
     participants = q("SELECT count(DISTINCT author_id) FROM posts WHERE author_id IS NOT NULL").fetchone()[0]
     platforms = dict(q("SELECT platform, count(*) FROM posts GROUP BY platform ORDER BY platform").fetchall())
-    sessions = [_session_summary(db, row) for row in q(
-        'SELECT id, slug, start, "end", timezone, hosts FROM sessions ORDER BY start, id').fetchall()]
-    return {"posts": posts, "matched_posts": matched, "context_posts": posts - matched,
-            "participants": participants, "platforms": platforms, "sessions": sessions}
-
-
-def _session_stats(db: sqlite_utils.Database, session_id: int) -> dict[str, Any] | None:
-    try:
-        from .analysis import stats  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    fn = getattr(stats, "session_stats", None)
-    return fn(db, session_id) if fn else None
-
-
-def _session_summary(db: sqlite_utils.Database, row: tuple) -> dict[str, Any]:
-    sid, slug, start, end, tz, hosts = row
-    out: dict[str, Any] = {"id": sid, "slug": slug, "start": start, "end": end,
-                           "when": _when(start, tz)}
-    st = _session_stats(db, sid)
-    if st is not None:
-        out.update({
+    sessions = []
+    for s in archive.sessions():
+        st = archive.session_stats(s.id)
+        sessions.append({
+            "id": s.id, "slug": s.slug, "start": s.start, "end": s.end,
+            "when": local_time(s.start, s.timezone, zone=True) or "?",
             "posts": st["posts"], "participants": st["participants"],
             "first_timers": len(st["first_timers"]), "returning": len(st["returning"]),
-            "hosts": st["session"].get("hosts") or [],
+            "hosts": st["session"]["hosts"] or [],
             "questions": [{"number": x["number"], "text": x["text"], "answers": x["answers"]}
                           for x in st["questions"]],
         })
-        return out
-    q = db.conn.execute
-    out["posts"], out["participants"] = q(
-        """SELECT count(*), count(DISTINCT p.author_id) FROM session_posts sp
-           JOIN posts p ON p.id = sp.post_id WHERE sp.session_id = ?""", (sid,)).fetchone()
-    try:
-        out["hosts"] = json.loads(hosts) if hosts else []
-    except ValueError:
-        out["hosts"] = []
-    out["questions"] = [
-        {"number": n, "text": text or "", "answers": answers}
-        for n, text, answers in q(
-            """SELECT number, text, (SELECT count(*) FROM posts a WHERE a.answer_to_id = questions.id)
-               FROM questions WHERE session_id = ? ORDER BY number, id""", (sid,))
-    ]
-    return out
-
-
-def _when(start: str | None, tz: str | None) -> str:
-    if not start:
-        return "?"
-    from .timeutil import get_zone, parse_iso
-
-    dt = parse_iso(start)
-    if tz:
-        try:
-            local = dt.astimezone(get_zone(tz))
-            return f"{local:%a %Y-%m-%d %H:%M} {tz}"
-        except ChatArchiveError:
-            pass
-    return f"{dt:%a %Y-%m-%d %H:%M} UTC"
+    return {"posts": posts, "matched_posts": matched, "context_posts": posts - matched,
+            "participants": participants, "platforms": platforms, "sessions": sessions}
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Typed errors raised by the library; cli.py turns them into one-line messages."""
+"""Typed errors raised by the library; the CLI (``cli/``) turns them into one-line messages."""
 
 
 class ChatArchiveError(Exception):

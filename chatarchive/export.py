@@ -1,11 +1,13 @@
 """Export one session: a Markdown transcript for a blog post, or JSON/JSONL/CSV.
 
-``export_session(db, session, fmt, stream)`` writes to any text stream.  The
-Markdown groups the chat the way a host recaps it: each question with its
-answers (most engaged first) and their replies nested under them, then the
-rest of the conversation in time order, links and people.  Post text is
-escaped for Markdown (so ``<script>`` or ``[x](javascript:…)`` in a post
-stays text when the blog renders it) and only http(s) URLs become links.
+``export_session(db, session, fmt, stream)`` writes to any text stream, from
+the same view model as the recap page and the Datasette page
+(``present.views.load_session``).  The Markdown groups the chat the way a
+host recaps it: each question with its answers (most engaged first) and
+their replies nested under them, then the rest of the conversation in time
+order, links and people.  Post text is escaped for Markdown (so ``<script>``
+or ``[x](javascript:…)`` in a post stays text when the blog renders it) and
+only http(s) URLs (``safety.safe_url``) become links.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from typing import Any, TextIO
 import sqlite_utils
 
 from .errors import ChatArchiveError
-from .present.text import human_duration, trim_url
-from .recap.site import SessionData, load_session
+from .present.text import URL_IN_TEXT, human_duration, trim_url
+from .present.views import SessionPost, SessionView, flatten_tree, load_session
 from .safety import safe_url
 from .timeutil import parse_iso
 
@@ -57,53 +59,53 @@ def export_session(db: sqlite_utils.Database, session: str | int, fmt: str, stre
 # Machine-readable
 
 
-def post_record(p: dict[str, Any], slug: str) -> dict[str, Any]:
+def post_record(p: SessionPost, slug: str) -> dict[str, Any]:
+    sp = p.post
     return {
         "session": slug,
-        "id": p["id"],
-        "platform": p["platform"],
-        "created_at": p["created_at"],
-        "author_id": p["author_id"],
-        "author_handle": p["handle"],
-        "author_name": p["name"] or None,
-        "text": p["text"] or "",
-        "html": p["html"],
-        "url": p["url"],
-        "reply_to_id": p["reply_to_id"],
-        "quote_of_id": p["quote_of_id"],
-        "is_repost": bool(p["is_repost"]),
-        "matched": bool(p["matched"]),
-        "question": p["q_number"],
-        "answers_question": p["a_number"],
-        "conversation_id": p["conversation_id"],
-        "like_count": p["like_count"],
-        "repost_count": p["repost_count"],
-        "reply_count": p["reply_count"],
-        "quote_count": p["quote_count"],
-        "links": list(p["links"]),
-        "media": [{"url": m["url"], "type": m["type"], "alt": m["alt"]} for m in p["media"]],
+        "id": sp.id,
+        "platform": sp.platform,
+        "created_at": sp.created_at,
+        "author_id": sp.author_id,
+        "author_handle": p.handle,
+        "author_name": p.name or None,
+        "text": sp.text or "",
+        "html": sp.html,
+        "url": sp.url,
+        "reply_to_id": sp.reply_to_id,
+        "quote_of_id": sp.quote_of_id,
+        "is_repost": bool(sp.is_repost),
+        "matched": bool(sp.matched),
+        "question": p.q_number,
+        "answers_question": p.a_number,
+        "conversation_id": sp.conversation_id,
+        "like_count": sp.like_count,
+        "repost_count": sp.repost_count,
+        "reply_count": sp.reply_count,
+        "quote_count": sp.quote_count,
+        "links": list(p.links),
+        "media": [{"url": m.url, "type": m.type, "alt": m.alt} for m in p.media],
     }
 
 
-def post_records(data: SessionData) -> Iterable[dict[str, Any]]:
-    slug = data.session["slug"]
+def post_records(data: SessionView) -> Iterable[dict[str, Any]]:
+    slug = data.session.slug
     for p in data.posts:
         yield post_record(p, slug)
 
 
-def as_json(data: SessionData) -> dict[str, Any]:
+def as_json(data: SessionView) -> dict[str, Any]:
     stats = {k: v for k, v in data.stats.items() if k != "session"}
     return {
-        "session": data.session,
+        "session": data.stats["session"],
         "stats": stats,
         "questions": [
-            {"number": q["number"], "post_id": q.get("post_id"), "text": q.get("text"),
-             "answers": [a["post"]["id"] for a in q["answers"]]}
+            {"number": q.number, "post_id": q.post_id, "text": q.text, "answers": [a.post.id for a in q.answers]}
             for q in data.questions
         ],
         "conversations": [
-            {"id": c["id"], "size": c["size"], "depth": c["depth"], "participants": c["participants"],
-             "started": c["started"], "posts": [p["id"] for _, p in c["items"]]}
+            {"id": c.id, "size": c.size, "depth": c.depth, "participants": c.participants,
+             "started": c.started, "posts": [p.id for _, p in c.items]}
             for c in data.conversations
         ],
         "posts": list(post_records(data)),
@@ -136,7 +138,6 @@ def csv_row(record: dict[str, Any]) -> dict[str, Any]:
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 _MD_LINE_START = re.compile(r"^(\s*)([-+=>#]|\d+(?=[.)]))")
-_URL = re.compile(r"\bhttps?://[^\s<>\"'\u00a0\u3000]+")
 
 
 def md_escape(text: str) -> str:
@@ -157,7 +158,7 @@ def md_text(text: str) -> str:
     breaks kept (as hard breaks)."""
 
     out, pos = [], 0
-    for m in _URL.finditer(text):
+    for m in URL_IN_TEXT.finditer(text):
         url, tail = trim_url(m.group(0))
         href = safe_url(url)
         if not href:
@@ -176,25 +177,26 @@ def _md_link(label: str, url: str | None) -> str:
     return f"[{label}]({href})" if href else label
 
 
-def _who(p: dict[str, Any]) -> str:
-    name = md_escape(p["name"]) if p["name"] else ""
-    handle = md_escape("@" + p["handle"])
+def _who(p: SessionPost) -> str:
+    name = md_escape(p.name) if p.name else ""
+    handle = md_escape("@" + p.handle)
     return f"**{name}** ({handle})" if name else f"**{handle}**"
 
 
-def _md_post(p: dict[str, Any], data: SessionData, indent: str = "", bullet: str = "- ") -> list[str]:
-    when = parse_iso(p["created_at"]).astimezone(data.zone).strftime("%H:%M")
-    head = f"{indent}{bullet}{_who(p)}, {_md_link(when, p['url'])}: "
-    text = p["text"] or ""
-    if p["spoiler_text"]:
-        text = f"CW: {p['spoiler_text']}\n{text}"
+def _md_post(p: SessionPost, data: SessionView, indent: str = "", bullet: str = "- ") -> list[str]:
+    sp = p.post
+    when = parse_iso(sp.created_at or "").astimezone(data.zone).strftime("%H:%M")
+    head = f"{indent}{bullet}{_who(p)}, {_md_link(when, sp.url)}: "
+    text = sp.text or ""
+    if sp.spoiler_text:
+        text = f"CW: {sp.spoiler_text}\n{text}"
     body = md_text(text).replace("  \n", "  \n" + indent + " " * len(bullet))
     lines = [head + body]
     extra = []
-    for m in p["media"]:
-        kind = "Video" if (m["type"] or "") in ("video", "animated_gif", "gifv") else "Image"
-        alt = f": {md_escape(m['alt'])}" if m["alt"] else ""
-        extra.append(_md_link(kind, m["url"]) + alt)
+    for m in p.media:
+        kind = "Video" if (m.type or "") in ("video", "animated_gif", "gifv") else "Image"
+        alt = f": {md_escape(m.alt)}" if m.alt else ""
+        extra.append(_md_link(kind, m.url) + alt)
     if extra:
         lines.append(f"{indent}{' ' * len(bullet)}{' · '.join(extra)}")
     return lines
@@ -209,14 +211,14 @@ def _question_title(text: str, number: int, hashtag: str | None) -> str:
     return md_text(" ".join(text.split()))
 
 
-def markdown(data: SessionData) -> str:
+def markdown(data: SessionView) -> str:
     s = data.session
     st = data.stats
     zone = data.zone
-    start = parse_iso(s["start"]).astimezone(zone) if s.get("start") else None
-    end = parse_iso(s["end"]).astimezone(zone) if s.get("end") else None
-    tag = f"#{s['hashtag']}" if s.get("hashtag") else "Chat"
-    title = s.get("title") or (f"{tag} · {start:%-d %B %Y}" if start else tag)
+    start = parse_iso(s.start).astimezone(zone) if s.start else None
+    end = parse_iso(s.end).astimezone(zone) if s.end else None
+    tag = f"#{s.hashtag}" if s.hashtag else "Chat"
+    title = s.title or (f"{tag} · {start:%-d %B %Y}" if start else tag)
     out: list[str] = [f"# {md_escape(title)}", ""]
     if start:
         when = f"{start:%A, %-d %B %Y} · {start:%H:%M}"
@@ -225,10 +227,10 @@ def markdown(data: SessionData) -> str:
         when += f" {start:%Z}"
         if end:
             when += f" ({human_duration((end - start).total_seconds())})"
-        out.append(f"**{when}**" + (f" · hosted by {', '.join(md_escape('@' + h) for h in s.get('hosts') or [])}"
-                                      if s.get("hosts") else ""))
+        out.append(f"**{when}**" + (f" · hosted by {', '.join(md_escape('@' + h) for h in s.hosts)}"
+                                      if s.hosts else ""))
         out.append("")
-    first = sum(1 for p in data.participants if p["first_timer"])
+    first = sum(1 for p in data.participants if p.first_timer)
     counts = [f"{st.get('matched_posts', st.get('posts', 0)):,} posts", f"{len(data.participants):,} people"]
     if first:
         counts[-1] += f" ({first} first-timers)"
@@ -237,35 +239,33 @@ def markdown(data: SessionData) -> str:
 
     shown: set[str] = set()
     for q in data.questions:
-        qpost = q["post"]
-        qtext = (qpost["text"] if qpost else q.get("text")) or ""
-        out.append(f"## Q{q['number']}: {_question_title(qtext, q['number'], s.get('hashtag'))}")
+        qpost = q.post
+        qtext = (qpost.post.text if qpost else q.text) or ""
+        out.append(f"## Q{q.number}: {_question_title(qtext, q.number, s.hashtag)}")
         out.append("")
         if qpost:
-            shown.add(qpost["id"])
-            when = parse_iso(qpost["created_at"]).astimezone(zone).strftime("%H:%M")
-            n = len(q["answers"])
-            out.append(f"*Asked by {md_escape('@' + qpost['handle'])} at {_md_link(when, qpost['url'])} · "
+            shown.add(qpost.id)
+            when = parse_iso(qpost.post.created_at or "").astimezone(zone).strftime("%H:%M")
+            n = len(q.answers)
+            out.append(f"*Asked by {md_escape('@' + qpost.handle)} at {_md_link(when, qpost.post.url)} · "
                        f"{n} answer{'s' if n != 1 else ''}*")
             out.append("")
-        for a in q["answers"]:
-            out += _md_post(a["post"], data)
-            shown.add(a["post"]["id"])
-            for depth, r in a["thread"]:
+        for a in q.answers:
+            out += _md_post(a.post, data)
+            shown.add(a.post.id)
+            for depth, r in a.thread:
                 out += _md_post(r, data, indent="  " * depth)
-                shown.add(r["id"])
-        if not q["answers"]:
+                shown.add(r.id)
+        if not q.answers:
             out.append("*No answers in the archive.*")
         out.append("")
 
-    rest = [p for p in data.posts if p["id"] not in shown and not p["is_repost"]]
+    rest = [p for p in data.posts if p.id not in shown and not p.post.is_repost]
     if rest:
         out += ["## The rest of the chat" if data.questions else "## Transcript", ""]
-        children = {p["id"]: [c for c in p["children"] if c not in shown] for p in rest}
-        restset = {p["id"] for p in rest}
-        roots = [p["id"] for p in rest if p["reply_to_id"] not in restset]
-        from .recap.site import flatten_tree
-
+        children = {p.id: [c for c in p.children if c not in shown] for p in rest}
+        restset = {p.id for p in rest}
+        roots = [p.id for p in rest if p.post.reply_to_id not in restset]
         for depth, pid in flatten_tree(roots, children):
             out += _md_post(data.by_id[pid], data, indent="  " * depth)
         out.append("")
@@ -280,11 +280,11 @@ def markdown(data: SessionData) -> str:
         out += ["## People", ""]
         people = []
         for u in data.participants:
-            label = md_escape("@" + (u["handle"] or "?"))
-            badge = " (host)" if u["host"] else (" (first chat!)" if u["first_timer"] else "")
-            people.append(f"{_md_link(label, u['url'])}{badge}")
+            label = md_escape("@" + (u.handle or "?"))
+            badge = " (host)" if u.host else (" (first chat!)" if u.first_timer else "")
+            people.append(f"{_md_link(label, u.url)}{badge}")
         out += [", ".join(people), ""]
-    out += ["---", "", f"*Times in {md_escape(s.get('timezone') or 'UTC')}. Archived with chatarchive.*", ""]
+    out += ["---", "", f"*Times in {md_escape(s.timezone or 'UTC')}. Archived with chatarchive.*", ""]
     return "\n".join(out)
 
 

@@ -49,7 +49,7 @@ def get_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ChatArchiveError(f"Unknown time zone: {name!r} (use an IANA name such as America/New_York)")
+        raise ChatArchiveError(f"Unknown time zone: {name!r} (use an IANA name such as America/New_York)") from None
 
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?$")
@@ -76,7 +76,7 @@ def parse_time(value: str, tz: str | None = None) -> datetime:
         else:
             dt = datetime.fromisoformat(s.replace("Z", "+00:00").replace(" ", "T", 1))
     except ValueError:
-        raise ChatArchiveError(f"Invalid time: {value!r} (use ISO-8601, e.g. 2026-11-18T20:00 or 2026-11-18)")
+        raise ChatArchiveError(f"Invalid time: {value!r} (use ISO-8601, e.g. 2026-11-18T20:00 or 2026-11-18)") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=get_zone(tz) if tz else timezone.utc)
     return dt.astimezone(timezone.utc)

@@ -13,8 +13,10 @@ from chatarchive.archive.schema import open_db
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures"
 # Real files from the real services (not committed): ../shared/fixtures from
-# the project root, present on developer machines and in CI.
-SHARED_FIXTURES = Path(os.environ.get("CHATARCHIVE_SHARED_FIXTURES", HERE.parent.parent / "shared" / "fixtures"))
+# the project root, present on developer machines and in CI, or wherever this
+# variable points (README.md, "Set up", names it).
+SHARED_FIXTURES_ENV = "CHATARCHIVE_SHARED_FIXTURES"
+SHARED_FIXTURES = Path(os.environ.get(SHARED_FIXTURES_ENV, HERE.parent.parent / "shared" / "fixtures"))
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ import json
 import random
 import re
 import secrets
+import sys
 import threading
 import time
 from collections import deque
@@ -239,8 +240,6 @@ class _HTTPServer(ThreadingHTTPServer):
         # A client that gave up (a timeout test) resets the connection under a
         # handler thread; socketserver would print that traceback to stderr,
         # where it lands in whatever CliRunner is capturing at that moment.
-        import sys
-
         if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
 

@@ -17,7 +17,7 @@ from chatarchive.capture.base import Window
 from chatarchive.capture.bluesky import BlueskyCapture
 from chatarchive.capture.config import Config, Secret, SessionStore
 from chatarchive.capture.http import ManualClock
-from chatarchive.capture.runner import CaptureUI, run_capture
+from chatarchive.capture.runner import QuietUI, run_capture
 from chatarchive.cli import cli
 
 HANDLE, PASSWORD = "tester.bsky.social", "abcd-efgh-ijkl-mnop"
@@ -144,7 +144,7 @@ def test_expired_token_answer_from_the_server_is_handled_once(db, chat):
 
 
 def test_without_a_login_the_message_names_both_variables(runner, db_path, chat):
-    start, posts = chat
+    _, posts = chat
     with FakeBluesky(posts) as srv:
         res = capture_cli(runner, db_path, srv, login=False)
     assert res.exit_code == 1
@@ -153,7 +153,7 @@ def test_without_a_login_the_message_names_both_variables(runner, db_path, chat)
 
 
 def test_an_html_403_from_a_public_host_is_one_plain_line(runner, db_path, chat):
-    start, posts = chat
+    _, posts = chat
     with FakeBluesky(posts, public_html_403=True) as srv:
         res = capture_cli(runner, db_path, srv, login=False)
     assert res.exit_code == 1
@@ -162,7 +162,7 @@ def test_an_html_403_from_a_public_host_is_one_plain_line(runner, db_path, chat)
 
 
 def test_a_wrong_app_password_is_refused_without_echoing_it(runner, db_path, chat):
-    start, posts = chat
+    _, posts = chat
     with FakeBluesky(posts, handle=HANDLE, password="the-real-one") as srv:
         res = capture_cli(runner, db_path, srv)
         assert len(srv.requests_to(CREATE)) == 1 and not srv.requests_to(SEARCH)
@@ -185,7 +185,7 @@ def test_429_waits_for_ratelimit_reset(db, chat):
 def test_an_interrupted_poll_continues_from_its_cursor(db, chat):
     start, posts = chat
 
-    class StopAfterFirstPage(CaptureUI):
+    class StopAfterFirstPage(QuietUI):
         def page(self, run, page, stats):
             raise KeyboardInterrupt
 

@@ -18,9 +18,10 @@ import pytest
 from fake_servers import FakeBluesky, FakeMastodon, FakeX, at_uri, make_chat, x_id
 from rich.console import Console
 
+from chatarchive.analysis.qa import looks_like_question as is_question
 from chatarchive.archive.schema import open_db
 from chatarchive.capture.config import ConfigError, Secret, load_config
-from chatarchive.capture.runner import LiveUI, is_question
+from chatarchive.capture.ui import LiveUI
 from chatarchive.cli import cli
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -110,7 +111,7 @@ token = "{M_TOKEN}"
 
 
 def test_capture_with_a_config_file(runner, db_path, tmp_path, recent_chat):
-    start, posts = recent_chat
+    _, posts = recent_chat
     cfg = write_config(tmp_path / "private.toml", f'[x]\nbearer_token = "{X_TOKEN}"\n')
     with FakeX(posts, token=X_TOKEN) as srv:
         res = runner.invoke(cli, ["capture", str(db_path), "x", "#edchat", "--config", str(cfg), "--api-base", srv.url,
@@ -121,7 +122,7 @@ def test_capture_with_a_config_file(runner, db_path, tmp_path, recent_chat):
 
 
 def test_secrets_never_reach_the_database_raw_pages_output_or_logs(runner, db_path, tmp_path, recent_chat, caplog):
-    start, posts = recent_chat
+    _, posts = recent_chat
     caplog.set_level(logging.DEBUG)  # httpx/httpcore debug logging included
     raw = {p: tmp_path / f"{p}.jsonl" for p in ("x", "mastodon", "bluesky")}
     env = {"X_BEARER_TOKEN": X_TOKEN, "MASTODON_TOKEN": M_TOKEN,
@@ -163,7 +164,7 @@ def test_live_panel_shows_posts_people_question_and_rate_limit(db, recent_chat):
     from chatarchive.capture.runner import run_capture
     from chatarchive.capture.x import XCapture
 
-    start, posts = recent_chat
+    _, posts = recent_chat
     console = Console(record=True, force_terminal=True, width=110, color_system=None)
     with FakeX(posts, token=X_TOKEN) as srv:
         run_capture(db, XCapture("#edchat", token=X_TOKEN, api_base=srv.url), Window(), ui=LiveUI(console))
@@ -183,7 +184,7 @@ def test_live_panel_shows_posts_people_question_and_rate_limit(db, recent_chat):
 
 
 def test_context_for_a_detected_session(runner, db_path, recent_chat):
-    start, posts = recent_chat
+    _, posts = recent_chat
     env = {"X_BEARER_TOKEN": X_TOKEN}
     with FakeX(posts, token=X_TOKEN) as srv:
         res = runner.invoke(cli, ["capture", str(db_path), "x", "#edchat", "--api-base", srv.url], env=env)

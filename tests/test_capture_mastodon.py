@@ -15,7 +15,7 @@ from chatarchive.capture.base import Window
 from chatarchive.capture.config import Config, Secret
 from chatarchive.capture.http import ManualClock
 from chatarchive.capture.mastodon import MastodonCapture, snowflake_upper
-from chatarchive.capture.runner import CaptureUI, run_capture
+from chatarchive.capture.runner import QuietUI, run_capture
 from chatarchive.cli import cli
 
 TAG_PATH = "/api/v1/timelines/tag/edchat"
@@ -147,7 +147,7 @@ def test_per_server_tokens_from_the_config_file(db, chat):
 
 
 def test_a_server_that_wants_a_token_names_the_variable(runner, db_path, chat):
-    start, posts = chat
+    _, posts = chat
     with FakeMastodon(posts, token="needed") as srv:
         res = runner.invoke(cli, ["capture", str(db_path), "mastodon", "#edchat", "--instance", srv.url, "--no-analyse"])
     assert res.exit_code == 1
@@ -177,7 +177,7 @@ def test_429_waits_for_the_iso_reset_time(db, chat):
 def test_an_interrupted_backfill_continues_from_max_id(db, chat):
     start, posts = chat
 
-    class StopAfterSecondPage(CaptureUI):
+    class StopAfterSecondPage(QuietUI):
         def page(self, run, page, stats):
             if run.result.pages == 2:
                 raise KeyboardInterrupt

@@ -6,6 +6,7 @@ import json
 import math
 import time
 from datetime import datetime, timezone
+from itertools import pairwise
 
 import pytest
 from fake_servers import FakeX, make_chat, max_in_window, x_id
@@ -13,7 +14,7 @@ from fake_servers import FakeX, make_chat, max_in_window, x_id
 from chatarchive.archive.schema import open_db
 from chatarchive.capture.base import Window
 from chatarchive.capture.http import ManualClock, NetworkError, RateLimitError, RetryPolicy
-from chatarchive.capture.runner import CaptureUI, run_capture
+from chatarchive.capture.runner import QuietUI, run_capture
 from chatarchive.capture.x import EXPANSIONS, MEDIA_FIELDS, TWEET_FIELDS, USER_FIELDS, XCapture, snowflake_below
 from chatarchive.cli import cli
 
@@ -179,7 +180,7 @@ def test_full_archive_search_paces_one_request_per_second(db):
     assert result.status == "ok" and result.added > 1000
     assert all(r.status == 200 for r in srv.log) and len(reqs) == 3
     assert reqs[0].param("max_results") == "500"
-    gaps = [b.t - a.t for a, b in zip(reqs, reqs[1:], strict=False)]
+    gaps = [b.t - a.t for a, b in pairwise(reqs)]
     assert gaps and min(gaps) >= 1.0
 
 
@@ -273,7 +274,7 @@ def test_an_interrupted_poll_is_finished_by_the_next_run(db, past_chat):
     start, posts = past_chat
     window = Window(dt(start), dt(start + 3600))
 
-    class StopAfterFirstPage(CaptureUI):
+    class StopAfterFirstPage(QuietUI):
         def page(self, run, page, stats):
             raise KeyboardInterrupt
 

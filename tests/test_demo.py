@@ -48,7 +48,6 @@ def truth():
 
 
 def format_ready(name: str) -> bool:
-    sources._load_all()
     return name in sources.FORMATS
 
 

@@ -15,7 +15,7 @@ from recap_helpers import CHAT, HOSTILE, HOSTILE_SLUG, SECOND, recap_archive
 from chatarchive.archive.schema import open_db
 from chatarchive.cli import cli
 from chatarchive.export import export_session, md_escape, md_text
-from chatarchive.recap.site import load_session
+from chatarchive.present.views import load_session
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +56,9 @@ def test_markdown_groups_qa(archive):
     data = load_session(open_db(archive), SECOND)
     q1_list = doc.find_all("h2")[0].find_next("ul")
     answers = q1_list.find_all("li", recursive=False)
-    assert len(answers) == len(data.questions[0]["answers"]) == 5
-    for li, a in zip(answers, data.questions[0]["answers"]):
-        assert li.find("a")["href"] == a["post"]["url"]
+    assert len(answers) == len(data.questions[0].answers) == 5
+    for li, a in zip(answers, data.questions[0].answers):
+        assert li.find("a")["href"] == a.post.post.url
     alice = answers[0]
     assert "Returning members beat new sign-ups" in alice.get_text()
     nested = alice.find("ul")

@@ -15,9 +15,10 @@ from conftest import FIXTURES
 
 from chatarchive import sources
 from chatarchive.archive import importer
-from chatarchive.archive.importer import Progress, import_files
+from chatarchive.archive.importer import NoProgress, Progress, import_files
 from chatarchive.archive.schema import open_db
 from chatarchive.cli import cli
+from chatarchive.errors import ChatArchiveError
 
 TW = FIXTURES / "twarc2"
 CHAT = TW / "chat.jsonl"
@@ -354,7 +355,7 @@ def test_quiet_and_json_show_no_bar(runner, db_path, flag):
 def test_progress_callbacks(db_path):
     events = []
 
-    class Recorder(Progress):
+    class Recorder(NoProgress):
         def start_file(self, path, total_bytes):
             events.append(("start", path, total_bytes))
 
@@ -364,7 +365,8 @@ def test_progress_callbacks(db_path):
         def end_file(self, result):
             events.append(("end", result.added))
 
-    import_files(open_db(db_path), [str(CHAT)], progress=Recorder())
+    recorder: Progress = Recorder()  # the Protocol the CLI's progress bar implements too
+    import_files(open_db(db_path), [str(CHAT)], progress=recorder)
     assert events[0] == ("start", str(CHAT), CHAT.stat().st_size)
     assert events[-2] == ("advance", CHAT.stat().st_size, 10)  # 10 sightings of 8 posts
     assert events[-1] == ("end", CHAT_POSTS)
@@ -486,6 +488,41 @@ def test_instance_option_names_the_mastodon_server(runner, db_path, tmp_path):
     bad = run(runner, db_path, lone, "--instance", "https://not a host/")
     assert bad.exit_code == 2 and "--instance" in bad.output and "Traceback" not in bad.output
     assert "--instance" in run(runner, "--help").output
+
+
+def test_import_files_instance_and_format_parameters(tmp_path):
+    """The library's own spelling of --instance and --format."""
+    lone = tmp_path / "frank.jsonl"
+    lone.write_text((MASTO / "boost-quote.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    db = open_db(tmp_path / "lib.db")
+    [result] = import_files(db, [str(lone)], format="mastodon", instance="https://Social.Example/")
+    assert (result.format, result.added) == ("mastodon", 1)
+    assert db.execute("SELECT DISTINCT instance FROM posts").fetchall() == [("social.example",)]
+    with pytest.raises(ChatArchiveError, match="Unknown format 'nope'; choose from bluesky, twarc2"):
+        import_files(db, [str(lone)], format="nope")
+    assert db.execute("SELECT count(*) FROM imports").fetchone()[0] == 1  # nothing more was written
+    db.conn.close()
+
+
+def test_per_file_state_does_not_leak_between_files(tmp_path):
+    """Each file gets its own Context (and format state): the server guessed
+    for one Mastodon file is not the server of the next."""
+    lone = tmp_path / "frank.jsonl"  # no evidence of its server
+    lone.write_text((MASTO / "boost-quote.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    db = open_db(tmp_path / "two.db")
+    import_files(db, [str(MASTO / "tag-edchat-mastodon-example.json"), str(lone)])
+    uri = "https://remote.example/users/frank/statuses/88"
+    assert db.execute("SELECT instance FROM posts WHERE id = ?", (uri,)).fetchone() == (None,)
+    assert db.execute("SELECT count(*) FROM posts WHERE instance = 'mastodon.example'").fetchone()[0] == 4
+    db.conn.close()
+
+
+def test_registry_order_is_detection_order():
+    assert tuple(sources.FORMATS) == sources.ORDER  # also the order --format lists them in
+    with pytest.raises(ValueError, match=r"not in sources\.registry\.ORDER"):
+        sources.register(sources.Format(name="new_format", description="", kind="json",
+                                        sniff=lambda v: False, normalize=lambda v, ctx: iter(())))
+    assert "new_format" not in sources.FORMATS
 
 
 def _deep_thread(levels: int, *, pretty: bool) -> str:

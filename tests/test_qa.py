@@ -11,9 +11,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "analysis"))
 from builders import ChatBuilder, standard_chat
 
-from chatarchive.analysis import qa
+from chatarchive.analysis import qa, sessions
 from chatarchive.analysis.pipeline import analyse_archive
-from chatarchive.analysis.qa import QAPost, analyse_posts
+from chatarchive.analysis.qa import QAPost, QATotals, QAWriter, analyse_posts
+from chatarchive.analysis.rewrite import PostRewrite
 from chatarchive.errors import ChatArchiveError
 
 START = "2026-11-12T01:00:00Z"
@@ -242,3 +243,45 @@ def test_host_and_patterns_are_remembered_per_chat(db):
     analyse_archive(db)
     assert [r[1] for r in qrows(db)] == [1, 2, 3]
     assert db.execute("SELECT hosts FROM sessions").fetchone()[0] == '["tophost"]'
+
+
+def test_qa_writes_questions_and_answers_and_nothing_else(db):
+    b = ChatBuilder(START)
+    named = standard_chat(b, questions=3, people=5)
+    b.save(db)
+    analyse_archive(db)
+    (sid,) = [r[0] for r in db.execute("SELECT id FROM sessions")]
+    expected = (qrows(db), db.execute("SELECT id, question_id, answer_to_id FROM posts ORDER BY id").fetchall())
+    db.execute("UPDATE posts SET question_id = NULL, answer_to_id = NULL")
+    db.execute("DELETE FROM questions")
+    session_rows = db.execute("SELECT * FROM sessions").fetchall()
+    # some sessions: the posts' columns are written directly
+    writer = QAWriter(db, [sid])
+    ((_, members),) = sessions.member_rows(db, writer.session_ids)
+    assert writer.add(sid, members) == ["cmgrhost"]  # the hosts it found, for the session summary
+    assert writer.finish() == QATotals(questions=3, answers=15)
+    got = db.execute("SELECT id, question_id, answer_to_id FROM posts ORDER BY id").fetchall()
+    assert [r[1] for r in qrows(db)] == [1, 2, 3] and got == expected[1]
+    assert db.execute("SELECT * FROM sessions").fetchall() == session_rows  # no counts, no hosts
+    assert {r[0] for r in db.execute("SELECT post_id FROM questions")} == {named[f"q{n}"].id for n in (1, 2, 3)}
+
+
+def test_qa_of_every_session_goes_through_the_one_pass_rewrite(db):
+    b = ChatBuilder(START)
+    standard_chat(b, questions=2, people=4)
+    b.save(db)
+    analyse_archive(db)
+    expected = db.execute("SELECT id, question_id, answer_to_id FROM posts ORDER BY id").fetchall()
+    with pytest.raises(ValueError):
+        QAWriter(db, None)  # every session's answers must go to a PostRewrite
+    db.execute("UPDATE posts SET question_id = NULL, answer_to_id = NULL")
+    rewrite = PostRewrite(db.conn, conversations=False)
+    writer = QAWriter(db, None, rewrite=rewrite)
+    for sid, members in sessions.member_rows(db, writer.session_ids):
+        writer.add(sid, members)
+    assert writer.finish() == QATotals(questions=2, answers=8)
+    # held back until the owner of the rewrite writes it
+    assert db.execute("SELECT count(*) FROM posts WHERE answer_to_id IS NOT NULL").fetchone()[0] == 0
+    rewrite.write(answers=True)
+    assert db.execute("SELECT id, question_id, answer_to_id FROM posts ORDER BY id").fetchall() == expected
+    assert db.execute("SELECT name FROM sqlite_temp_master").fetchall() == []

@@ -1,8 +1,9 @@
-"""The static recap site (render.py, templates/): structure checked with
-BeautifulSoup, safety of everything that comes from posts, re-runs that
+"""The static recap site (chatarchive/recap/, templates/): structure checked
+with BeautifulSoup, safety of everything that comes from posts, re-runs that
 rewrite only what changed, template overrides, --download-media against a
 local server, and the site without Pagefind.  The browser checks are in
-test_recap_browser.py."""
+test_recap_browser.py; the same hostile posts through every output are in
+test_hostile_outputs.py."""
 
 from __future__ import annotations
 
@@ -27,16 +28,13 @@ from recap_helpers import (
 from chatarchive.analysis.stats import hashtag_stats, session_stats
 from chatarchive.archive.schema import open_db
 from chatarchive.cli import cli
-from chatarchive.recap import site as render
-from chatarchive.recap.site import (
-    build_site,
-    flatten_tree,
-    linkify,
-    load_session,
-    safe_url,
-    sanitize_html,
-    slugify,
-)
+from chatarchive.present.text import linkify
+from chatarchive.present.views import flatten_tree, load_session
+from chatarchive.recap import media, search_index
+from chatarchive.recap.files import MANIFEST
+from chatarchive.recap.site import build_site
+from chatarchive.recap.sitemap import slugify
+from chatarchive.safety import safe_url, sanitize_html
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -155,10 +153,10 @@ def test_qa_view(session_doc, archive):
     assert "5 answers" in q1.select_one(".qmeta").get_text()
     # Answers, most engaged first (engagement from the archive, not from the page)
     data = load_session(db, SECOND)
-    expected = [a["post"]["id"] for a in data.questions[0]["answers"]]
+    expected = [a.post.id for a in data.questions[0].answers]
     shown = [a["href"].rsplit("/", 1)[-1] for a in q1.select("ol.ans > li > article .ph a.t")]
     assert shown == [f"{pid}" for pid in expected]
-    eng = [data.by_id[pid]["engagement"] for pid in expected]
+    eng = [data.by_id[pid].engagement for pid in expected]
     assert eng == sorted(eng, reverse=True) and len(expected) == 5
     # Alice's answer (21 likes) leads; its 3 replies are folded under it as a tree
     first = q1.select_one("ol.ans > li")
@@ -440,7 +438,7 @@ def test_rerun_with_fewer_sessions_removes_only_our_stale_files(archive, tmp_pat
     assert result.removed >= 1
     index = soup(out / "index.html")
     assert [a["href"] for a in index.select("ol.sessions .si a")] == [f"sessions/{SECOND}.html"]
-    manifest = json.loads((out / render.MANIFEST).read_text())
+    manifest = json.loads((out / MANIFEST).read_text())
     assert f"sessions/{FIRST}.html" not in manifest["files"] and "notes.txt" not in manifest["files"]
 
 
@@ -523,11 +521,11 @@ def test_download_media_copies_into_the_site(archive, tmp_path):
 
 
 def test_sniff_media_refuses_what_is_not_an_image():
-    assert render.sniff_media(b"\x89PNG\r\n\x1a\n....") == "png"
-    assert render.sniff_media(b"\xff\xd8\xff\xe0") == "jpg"
-    assert render.sniff_media(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "webp"
-    assert render.sniff_media(b"<svg onload=alert(1)>") is None
-    assert render.sniff_media(b"<!doctype html>") is None
+    assert media.sniff_media(b"\x89PNG\r\n\x1a\n....") == "png"
+    assert media.sniff_media(b"\xff\xd8\xff\xe0") == "jpg"
+    assert media.sniff_media(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "webp"
+    assert media.sniff_media(b"<svg onload=alert(1)>") is None
+    assert media.sniff_media(b"<!doctype html>") is None
 
 
 # --------------------------------------------------------------------------
@@ -535,7 +533,7 @@ def test_sniff_media_refuses_what_is_not_an_image():
 
 
 def test_site_works_without_pagefind(archive, tmp_path, monkeypatch, runner):
-    monkeypatch.setattr(render, "pagefind_executable", lambda: None)
+    monkeypatch.setattr(search_index, "pagefind_executable", lambda: None)
     out = tmp_path / "site"
     res = runner.invoke(cli, ["recap", str(archive), "--out", str(out)])
     assert res.exit_code == 0, res.output
@@ -551,7 +549,7 @@ def test_pagefind_failure_is_reported(archive, tmp_path, monkeypatch):
     fake = tmp_path / "pagefind"
     fake.write_text("#!/bin/sh\necho 'boom: cannot index' >&2\nexit 3\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(render, "pagefind_executable", lambda: str(fake))
+    monkeypatch.setattr(search_index, "pagefind_executable", lambda: str(fake))
     result = build_site(open_db(archive), tmp_path / "site")
     assert not result.search_ok and result.search == "search disabled: Pagefind failed (boom: cannot index)"
 
@@ -599,30 +597,40 @@ def test_demo_writes_the_recap_site(tmp_path):
     assert len(sessions) == run.db.execute("SELECT count(*) FROM sessions").fetchone()[0] >= 1
 
 
-def test_fast_post_html_is_the_template_html(archive, tmp_path):
-    """Our _post.html macros and their fast Python form give the same HTML,
-    for every post of the fixtures, the hostile ones included."""
+def test_post_html_is_written_once(archive, tmp_path):
+    """Every post of the fixtures (the hostile ones, a content warning and
+    Mastodon HTML included) has one HTML: the page shows present.html's, and
+    templates importing the old _post.html macros get exactly the same."""
+    from chatarchive.present.html import mini_html, post_html
+    from chatarchive.recap.pages import session_context
+    from chatarchive.recap.sitemap import SiteMap
+    from chatarchive.recap.templates import make_env
+
     db = recap_archive(tmp_path / "all.db", (CHAT, HOSTILE))
     db.execute("UPDATE posts SET spoiler_text = 'spoilers <b>', edited_at = created_at WHERE text LIKE 'A2:%'")
     pid = db.execute("SELECT id FROM posts WHERE text LIKE 'A1: filler answer 1%'").fetchone()[0]
     db.execute("UPDATE posts SET platform = 'mastodon', html = '<p>hi <a href=\"https://x.example/\">#tag</a></p>' "
                "WHERE id = ?", [pid])
+    db.execute("UPDATE posts SET matched = 0 WHERE text LIKE 'A1: filler answer 2%'")  # a context post
     sessions = [r[0] for r in db.execute("SELECT id FROM sessions")]
-    slow = render.Site(db, tmp_path / "a")
-    slow.fast_posts = False
-    fast = render.Site(db, tmp_path / "b")
-    n = 0
-    for site in (slow, fast):
-        site.plan(sessions)
-    assert isinstance(fast.macros(), render._FastPosts) and not isinstance(slow.macros(), render._FastPosts)
+    site = SiteMap()
+    site.plan(db, sessions)
+    macros = make_env().from_string(
+        '{% import "_post.html" as pp %}{{ pp.post(p) }}|{{ pp.mini(p) }}|{{ pp.avatar(p.person, "s") }}|'
+        '{{ pp.who(p.person, p.person_href) }}')
+    n, kinds = 0, set()
     for sid in sessions:
-        data = load_session(db, sid)
-        a, b = slow.session_context(data), fast.session_context(data)
-        for va, vb in zip(a["posts"], b["posts"]):
-            assert str(va["html"]) == str(vb["html"]), va["id"]
-            assert str(slow.macros().mini(va)) == str(fast.macros().mini(vb)), va["id"]
+        ctx = session_context(site, load_session(db, sid))
+        page = build_site(db, tmp_path / "site", [sid], search=False)
+        html = (page.out / site.session_pages[sid]).read_text("utf-8")
+        for v in ctx["posts"]:
+            assert str(v.html) == str(post_html(v)) and f'<li id="{v.anchor}">{v.html}</li>' in html, v.id
+            assert macros.render(p=v) == "|".join(map(str, (post_html(v), mini_html(v), v.av_s, v.who))), v.id
             n += 1
+            kinds.update(k for k, on in (("cw", v.cw), ("html", v.is_html), ("repost", v.repost), ("media", v.media),
+                                         ("reply", v.reply_to), ("quote", v.quote), ("context", v.context)) if on)
     assert n == db.execute("SELECT count(*) FROM session_posts").fetchone()[0] > 50
+    assert kinds == {"cw", "html", "repost", "media", "reply", "quote", "context"}
 
 
 def test_deep_reply_chain_renders_flat_and_capped(tmp_path):
@@ -652,7 +660,7 @@ def test_threads_without_conversation_ids_are_rebuilt_from_replies(archive, tmp_
     db = open_db(copy_archive(archive, tmp_path))
     db.execute("UPDATE posts SET conversation_id = NULL")
     data = load_session(db, SECOND)
-    side = next(c for c in data.conversations if c["items"][0][1]["text"].startswith("Side question"))
-    assert [(d, p["handle"]) for d, p in side["items"]] == [(0, "dan_writes"), (1, "alice_cm"), (1, "mod_maria")]
-    alice = next(c for c in data.conversations if c["items"][0][1]["text"].startswith("A1: Returning"))
-    assert [d for d, _ in alice["items"]] == [0, 1, 2, 3]
+    side = next(c for c in data.conversations if c.items[0][1].post.text.startswith("Side question"))
+    assert [(d, p.handle) for d, p in side.items] == [(0, "dan_writes"), (1, "alice_cm"), (1, "mod_maria")]
+    alice = next(c for c in data.conversations if c.items[0][1].post.text.startswith("A1: Returning"))
+    assert [d for d, _ in alice.items] == [0, 1, 2, 3]

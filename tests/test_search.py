@@ -1,5 +1,5 @@
-"""`chatarchive search` and store.search: FTS5 with porter stemming over post
-text and author handle/name, filters, orders, JSON, errors, hostile text."""
+"""`chatarchive search` and archive.search: FTS5 with porter stemming over post
+text and author handle/name, filters, orders, typed hits, JSON, errors, hostile text."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import re
 import pytest
 from conftest import FIXTURES
 
-from chatarchive.archive import search as store
+from chatarchive.archive import search as search_module
 from chatarchive.archive.importer import import_files
 from chatarchive.archive.schema import open_db
 from chatarchive.archive.search import HIGHLIGHT_END, HIGHLIGHT_START, search
 from chatarchive.archive.writer import save_posts
 from chatarchive.cli import cli
 from chatarchive.errors import SearchError
-from chatarchive.models import Author, Post
+from chatarchive.models import Author, Post, SearchHit, StoredPost
 
 CHAT = FIXTURES / "twarc2" / "chat.jsonl"
 
@@ -28,8 +28,8 @@ def archive(db_path):
     return db
 
 
-def ids(rows) -> list[str]:
-    return [r["id"] for r in rows]
+def ids(hits) -> list[str]:
+    return [h.post.id for h in hits]
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours only (rich's own)
@@ -60,9 +60,10 @@ def test_author_handle_and_name_are_searchable(archive):
 def test_best_and_newest_orders(archive):
     assert ids(search(archive, "retention")) == ["2004", "2005"]  # the short post ranks first
     assert ids(search(archive, "retention", order="newest")) == ["2005", "2004"]
-    rows = search(archive, "testchat", order="newest")
-    assert [r["created_at"] for r in rows] == sorted((r["created_at"] for r in rows), reverse=True)
-    ranks = [r["rank"] for r in search(archive, "testchat")]
+    hits = search(archive, "testchat", order="newest")
+    assert [h.post.created_at for h in hits] == sorted((h.post.created_at for h in hits), reverse=True)
+    assert all(h.rank is None for h in hits)
+    ranks = [h.rank for h in search(archive, "testchat")]
     assert ranks == sorted(ranks)
 
 
@@ -82,19 +83,30 @@ def test_filters(archive):
 
 def test_both_newest_plans_agree(archive, monkeypatch):
     sorted_plan = search(archive, "testchat", order="newest", limit=4)
-    monkeypatch.setattr(store, "NEWEST_SCAN_THRESHOLD", 0)  # walk the time index instead
+    monkeypatch.setattr(search_module, "NEWEST_SCAN_THRESHOLD", 0)  # walk the time index instead
     scan_plan = search(archive, "testchat", order="newest", limit=4)
     assert ids(scan_plan) == ids(sorted_plan) == ["2006", "2003", "2005", "2004"]
     assert ids(search(archive, "testchat", order="newest", author="chathost")) == ["2003", "2002"]
 
 
-def test_result_rows(archive):
-    row = search(archive, "dashboard OR retention", author="ana_chats")[0]
-    assert row["id"] == "2004" and row["url"] == "https://x.com/ana_chats/status/2004"
-    assert row["author_handle"] == "ana_chats" and row["author_name"] == "Ana Müller"
-    assert row["matched"] == 1 and row["like_count"] == 5
-    assert f"{HIGHLIGHT_START}retention{HIGHLIGHT_END}" in row["snippet"]
-    assert isinstance(row["rank"], float)
+def test_result_hits(archive):
+    hit = search(archive, "dashboard OR retention", author="ana_chats")[0]
+    assert isinstance(hit, SearchHit) and isinstance(hit.post, StoredPost)
+    post = hit.post
+    assert post.id == "2004" and post.url == "https://x.com/ana_chats/status/2004"
+    assert post.author_handle == "ana_chats" and post.author_name == "Ana Müller"
+    assert post.matched == 1 and post.like_count == 5
+    # the whole stored row, as every other read returns it
+    stored = archive.execute("SELECT * FROM posts WHERE id = '2004'").fetchone()
+    names = [d[0] for d in archive.execute("SELECT * FROM posts LIMIT 0").description]
+    assert post.as_dict() == dict(zip(names, stored))
+    assert f"{HIGHLIGHT_START}retention{HIGHLIGHT_END}" in hit.snippet
+    assert isinstance(hit.rank, float)
+    # the --json shape
+    shown = hit.as_dict()
+    assert list(shown) == ["id", "platform", "url", "author_handle", "author_name", "created_at", "text",
+                           "matched", "like_count", "repost_count", "snippet", "rank"]
+    assert "**retention**" in shown["snippet"] and shown["rank"] == hit.rank
 
 
 def test_invalid_syntax_raises_search_error(archive):
@@ -112,8 +124,8 @@ def test_large_limits_and_many_results(db):
     author = Author(id="1", platform="x", handle="bulk")
     save_posts(db, [Post(id=str(i), platform="x", source="twarc2", author=author, text=f"metrics number {i}",
                          created_at=f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}.000Z") for i in range(1200)])
-    rows = search(db, "metric", limit=1100, order="newest")
-    assert len(rows) == 1100 and rows[0]["id"] == "1199"
+    hits = search(db, "metric", limit=1100, order="newest")
+    assert len(hits) == 1100 and hits[0].post.id == "1199"
     assert len(search(db, "metric", limit=1100)) == 1100
 
 
@@ -194,9 +206,11 @@ def test_cli_rich_table_highlights(runner, archive, db_path):
     assert "2 result(s), best match first" in ANSI.sub("", result.stdout)
 
 
-def test_cli_missing_database_is_created_empty(runner, db_path):
+def test_cli_missing_database_is_an_error(runner, db_path):
+    # DESIGN's CLI contract: only import, capture and demo create an archive
     result = cli_search(runner, db_path, "metrics")
-    assert result.exit_code == 0 and "No matches." in result.stderr
+    assert result.exit_code == 1 and "no such archive" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not db_path.exists()
 
 
 def test_session_filter(archive):

@@ -1,8 +1,11 @@
 """`chatarchive serve` in a real headless Chromium: the search page shows a
-hit and hostile post text never runs (Debian chromium, never a download)."""
+hit, the pages look right (screenshots at 1280 and 375 px, kept where
+CHATARCHIVE_SCREENSHOTS=DIR says) and hostile post text never runs (Debian
+chromium, never a download)."""
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -62,21 +65,60 @@ def test_search_page_shows_a_hit(browser, server):
     page.goto(f"{server}/chats/-/search")
     page.fill("#ca-q", "spreadsheet")
     page.press("#ca-q", "Enter")
-    page.wait_for_selector("article.ca-post")
-    hits = page.locator("article.ca-post")
+    page.wait_for_selector("article.post")
+    hits = page.locator("article.post")
     assert hits.count() == 1
     assert hits.first.locator("mark").inner_text() == "spreadsheet"
     assert "A2: a spreadsheet and patience" in hits.first.inner_text()
     # the hit links to its session page, which opens at the right question
-    hits.first.locator("a.ca-session").click()
+    hits.first.locator("p.in a").click()
     page.wait_for_selector("section#q2")
-    assert page.locator("section#q2 article.ca-answer").count() == 2
+    assert page.locator("section#q2 article.is-a").count() == 2
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    where = os.environ.get("CHATARCHIVE_SCREENSHOTS")
+    path = Path(where) if where else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_pages_look_right(browser, server, shots, width):
+    """The posts on the plugin's pages are the recap's cards, laid out inside
+    Datasette's page: no horizontal overflow, Datasette's link colours and
+    paragraph margins kept out of the posts, avatars as round initials."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    seen = watch(page)
+    for name, path in [("search", "/chats/-/search?q=retention"),
+                       ("session", "/chats/-/session/growthchat-2026-10-14"),
+                       ("session2", "/chats/-/session/growthchat-2026-10-21")]:
+        page.goto(server + path)
+        page.wait_for_load_state("load")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, (name, width, overflow)
+        post = page.locator("article.post").first
+        style = post.evaluate("""e => { const s = getComputedStyle(e), who = getComputedStyle(e.querySelector('.who')),
+            t = getComputedStyle(e.querySelector('.t')), av = getComputedStyle(e.querySelector('.av')),
+            re = e.querySelector('p') && getComputedStyle(e.querySelector('p'));
+            return {display: s.display, radius: s.borderTopLeftRadius, whoColor: who.color, whoLine: who.textDecorationLine,
+                    tLine: t.textDecorationLine, avRadius: av.borderTopLeftRadius, pMargin: re ? re.marginBottom : '0px'}; }""")
+        assert style["display"] == "flex" and style["radius"] == "10px", style
+        assert style["whoColor"] == "rgb(17, 26, 53)" and style["whoLine"] == "none" and style["tLine"] == "none", style
+        assert style["avRadius"] == "50%" and style["pMargin"] == "0px", style
+        target = shots / f"datasette-{name}-{width}.png"
+        page.screenshot(path=str(target), full_page=True)
+        assert target.stat().st_size > 10_000
+    assert seen["errors"] == [] and seen["dialogs"] == []
     page.close()
 
 
 @pytest.mark.parametrize("path", [
     "/chats/-/search?q=onerror",
     "/chats/-/session/growthchat-2026-10-14",
+    "/chats/-/session/growthchat-2026-10-21",  # the Mastodon post whose stored HTML carries script
     "/chats/posts?_search=alert",
     f"/chats/posts/{HOSTILE_ID}",
     "/chats/authors",
@@ -89,7 +131,7 @@ def test_hostile_text_does_not_execute(browser, server, path):
     page.wait_for_load_state("load")
     body = page.inner_text("body")
     # The payloads are visible as text…
-    assert "alert" in body or "Mallory" in body
+    assert "alert" in body or "Mallory" in body or "first replies" in body
     # …and nothing ran: no dialog, no script error, no injected element.
     page.wait_for_timeout(200)
     assert seen["dialogs"] == [] and seen["errors"] == []

@@ -58,7 +58,7 @@ def two_weeks(db, strays=True):
 
 
 def test_detect_splits_at_gaps_and_leaves_strays_out(db):
-    w1, w2 = two_weeks(db)
+    w1, _w2 = two_weeks(db)
     analyse_archive(db)
     got = rows(db)
     assert [(r[1], r[2], r[5], r[6]) for r in got] == [
@@ -137,8 +137,83 @@ def test_untagged_replies_and_parents_belong_to_the_session(db):
     assert old.id not in members(db, slug) and stray_reply.id not in members(db, slug)
 
 
+def threaded_chat(db):
+    """A chat with tagged and untagged replies at several depths."""
+    b = ChatBuilder(WEEK1)
+    named = standard_chat(b)
+    early = b.add("host2", "Before the chat: read this first", -5, matched=False)
+    r1 = b.add("zoe", "@person1 so true", 50, reply_to=named["a1.1"].id, matched=False)
+    b.add("person1", "@zoe thanks!", 52, reply_to=r1.id, matched=False)
+    b.add("yan", "@person1 catching up the next day", 60 * 20, reply_to=r1.id, matched=False)
+    b.add("person2", "A1: replying to the early post #cmgrchat", 4, reply_to=early.id)
+    b.add("person3", "@zoe A2: and a tagged reply deeper down #cmgrchat", 53, reply_to=r1.id)
+    b.save(db)
+
+
+def table(db, name):
+    return db.execute(f"SELECT * FROM {name} ORDER BY 1, 2").fetchall()
+
+
+def test_the_threads_step_hands_its_pending_conversations_to_membership(db):
+    threaded_chat(db)
+    analyse_archive(db)
+    expected_members = table(db, "session_posts")
+    expected_convs = dict(db.execute("SELECT id, conversation_id FROM posts").fetchall())
+    (sid,) = [r[0] for r in rows(db)]
+    # A deferred full run writes no post; what it found travels in ThreadUpdate.pending.
+    db.execute("UPDATE posts SET conversation_id = NULL")
+    th = threads.update_threads(db, full=True, defer=True)
+    assert th.full and th.pending is not None and th.pending.conversations
+    assert db.execute("SELECT count(*) FROM posts WHERE conversation_id IS NOT NULL").fetchone()[0] == 0
+    # membership seeded from it finds exactly what the walk over written threads found
+    db.execute("DELETE FROM session_posts")
+    assert sessions.refresh_membership(db, None, threads=th.pending) == {sid}
+    assert table(db, "session_posts") == expected_members
+    # and the members' conversations are read from it
+    ((got_sid, got_rows),) = sessions.member_rows(db, [sid], threads=th.pending)
+    assert got_sid == sid
+    assert {r[0]: r[sessions.MEMBER_CONVERSATION] for r in got_rows} == {
+        r[0]: expected_convs[r[0]] for r in got_rows}
+    th.pending.write(answers=False)
+    assert dict(db.execute("SELECT id, conversation_id FROM posts").fetchall()) == expected_convs
+    assert db.execute("SELECT name FROM sqlite_temp_master").fetchall() == []
+
+
+@pytest.mark.parametrize("options", [{}, {"full": True}, {"redetect": True}, {"hashtags": ["cmgrchat"]}])
+def test_no_step_leaves_a_temp_table_behind(db, options):
+    threaded_chat(db)
+    analyse_archive(db, **options)
+    b = ChatBuilder(WEEK1)
+    b.add("late", "A3: one more #cmgrchat", 55)
+    b.save(db)
+    analyse_archive(db, **options)
+    assert db.execute("SELECT name FROM sqlite_temp_master").fetchall() == []
+
+
+def test_a_mistyped_option_is_an_error(db):
+    with pytest.raises(TypeError):
+        analyse_archive(db, hashtag=["cmgrchat"])  # (the option is hashtags=)
+
+
+def test_the_session_summary_is_a_step_of_its_own(db):
+    b = ChatBuilder(WEEK1)
+    standard_chat(b)
+    b.add("m1", "hello #cmgrchat from the fediverse", 10, platform="mastodon")
+    b.save(db)
+    analyse_archive(db)
+    (sid,) = [r[0] for r in rows(db)]
+    summary = db.execute("SELECT post_count, platforms, hosts FROM sessions").fetchone()
+    assert summary == (23, '["mastodon", "x"]', '["cmgrhost"]')
+    ((_, members_),) = sessions.member_rows(db, [sid])
+    got = sessions.summarise(members_, ["cmgrhost"])
+    assert got == sessions.SessionSummary(posts=23, platforms=["mastodon", "x"], hosts=["cmgrhost"])
+    db.execute("UPDATE sessions SET post_count = 0, platforms = NULL, hosts = NULL")
+    sessions.write_summaries(db, {sid: got})
+    assert db.execute("SELECT post_count, platforms, hosts FROM sessions").fetchone() == summary
+
+
 def test_a_tagged_reply_from_a_later_session_stays_with_it(db):
-    w1, w2 = two_weeks(db, strays=False)
+    w1, _w2 = two_weeks(db, strays=False)
     b = ChatBuilder(WEEK2)
     back = b.add("person4", "Re last week's Q1 #cmgrchat", 20, reply_to=w1["q1"].id)
     under = b.add("person5", "untagged reply to that", 21, reply_to=back.id, matched=False)

@@ -1,19 +1,26 @@
-"""`chatarchive show` and `sessions show`: the terminal recap and its JSON."""
+"""`chatarchive show` and `sessions show`: the terminal recap and its JSON;
+and the other terminal views of present/terminal.py."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
 from pathlib import Path
+
+from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "analysis"))
 from builders import ChatBuilder
 
 from chatarchive.analysis import stats
 from chatarchive.analysis.pipeline import analyse_archive
+from chatarchive.api import Archive
 from chatarchive.archive.schema import open_db
 from chatarchive.cli import cli
+from chatarchive.models import Session
+from chatarchive.present.terminal import ImportProgressBar, local_time, print_sessions
 
 START = "2026-11-19T01:00:00Z"
 HOSTILE = "Q2: <script>alert('x')</script> [bold red]boom[/bold red] javascript:alert(1) ok? #showchat"
@@ -93,3 +100,39 @@ def test_show_unknown_session_and_bad_database(runner, db_path, tmp_path):
     junk.write_bytes(b"\x00garbage" * 1000)
     r = runner.invoke(cli, ["show", str(junk), "x"])
     assert r.exit_code == 1 and "cannot open" in r.output
+
+
+CHAT = Path(__file__).parent / "fixtures" / "twarc2" / "chat.jsonl"
+
+
+def test_the_import_progress_bar_on_a_terminal(tmp_path):
+    # a file name and a problem carrying an escape sequence reach the terminal as plain text
+    name = tmp_path / "chat\x1b[31m.jsonl"
+    name.write_text(CHAT.read_text("utf-8") + "{broken\n", "utf-8")
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100)
+    archive = Archive(tmp_path / "p.db", create=True)
+    with ImportProgressBar(console) as bar:
+        result = archive.import_files([name], progress=bar, analyse=False)
+    [f] = result.files
+    assert f.added > 0 and f.skipped == 1
+    text = out.getvalue()
+    assert "\x1b[31m" not in text
+    assert "chat [31m.jsonl:4:" in text  # the problem line, FILE:LINE: reason, printable
+
+
+def test_sessions_table_and_local_times():
+    out = io.StringIO()
+    s = build_session_row()
+    print_sessions(Console(file=out, width=120), [s])
+    text = flat(out.getvalue())
+    assert "showchat-2026-11-18" in text and "Wed 2026-11-18 20:00" in text and "@showhost" in text
+    assert local_time("2026-11-19T01:00:00.000Z", "America/New_York", zone=True) == "Wed 2026-11-18 20:00 America/New_York"
+    assert local_time("2026-11-19T01:00:00.000Z", "Not/AZone") == "Thu 2026-11-19 01:00 UTC"
+    assert local_time(None, None) == ""
+
+
+def build_session_row() -> Session:
+    return Session(id=1, slug="showchat-2026-11-18", hashtag="showchat", start="2026-11-19T01:00:00.000Z",
+                   end="2026-11-19T02:00:00.000Z", hosts=["showhost"], source="detected",
+                   timezone="America/New_York", platforms=["x"], posts=13, participants=7, questions=2)

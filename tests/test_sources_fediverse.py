@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import re
 import sqlite3
 
 import pytest
@@ -13,7 +14,8 @@ from conftest import FIXTURES, SHARED_FIXTURES, needs_shared_fixtures
 
 from chatarchive.archive.writer import save_posts
 from chatarchive.cli import cli
-from chatarchive.sources import Context, Skip, bluesky, mastodon
+from chatarchive.safety import sanitize_html
+from chatarchive.sources import Context, Skip, bluesky, loads_deep, mastodon
 
 M = FIXTURES / "mastodon"
 BS = FIXTURES / "bluesky"
@@ -42,8 +44,14 @@ def load(path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def ctx(**options):
-    return Context(path="test", options=dict(options))
+def mctx(instance=None) -> Context:
+    """A Mastodon file's Context (its state: the serving server, local ids seen)."""
+    return mastodon.FORMAT.context("test", instance=instance)
+
+
+def bctx() -> Context:
+    """A Bluesky file's Context (its state: the handles seen)."""
+    return bluesky.FORMAT.context("test")
 
 
 def by_id(posts):
@@ -82,7 +90,7 @@ def scalar(db_path, sql, params=()):
 
 
 def test_mastodon_status_maps_every_field():
-    posts = by_id(mastodon.normalize(load(PAGE_A), ctx()))
+    posts = by_id(mastodon.normalize(load(PAGE_A), mctx()))
     q1 = posts[Q1_URI]
     assert q1.platform == "mastodon" and q1.source == "mastodon"
     assert (q1.local_id, q1.instance) == ("115600000000000001", "mastodon.example")
@@ -111,7 +119,7 @@ def test_mastodon_status_maps_every_field():
 
 
 def test_mastodon_text_from_html():
-    a1 = by_id(mastodon.normalize(load(PAGE_A), ctx()))[A1_URI]
+    a1 = by_id(mastodon.normalize(load(PAGE_A), mctx()))[A1_URI]
     # </p><p> is a blank line, <br> a newline, entities unescaped, the
     # invisible/ellipsis spans of a link give the whole URL
     assert a1.text == (
@@ -126,7 +134,7 @@ def test_mastodon_text_from_html():
 
 
 def test_mastodon_hostile_html_is_sanitized():
-    mallory = by_id(mastodon.normalize(load(PAGE_A), ctx()))[MALLORY_URI]
+    mallory = by_id(mastodon.normalize(load(PAGE_A), mctx()))[MALLORY_URI]
     html = mallory.html
     lowered = html.lower()
     for bad in ("<script", "alert", "<img", "onerror", "onclick", "onmouseover", "javascript:", "data:",
@@ -134,11 +142,17 @@ def test_mastodon_hostile_html_is_sanitized():
         assert bad not in lowered, bad
     soup = BeautifulSoup(html, "html.parser")
     assert {t.name for t in soup.find_all(True)} <= {"p", "br", "a", "span"}
+    assert all(not t.attrs for t in soup.find_all(["p", "br", "span"]))
     for a in soup.find_all("a"):
-        assert set(a.attrs) <= {"href", "rel"}
-        assert "nofollow" in a["rel"]
+        # the one sanitizer's allowlist (safety.sanitize_html): href, rel and
+        # the class that marks hashtag and mention links, nothing else
+        assert set(a.attrs) <= {"href", "rel", "class"}
+        assert set(a.get("class", [])) <= {"hashtag", "mention"}
+        assert {"nofollow", "noopener", "noreferrer", "ugc"} <= set(a["rel"])
         if a.has_attr("href"):
             assert a["href"].startswith("https://")
+    # stored as every output shows it: re-sanitizing changes nothing
+    assert str(sanitize_html(html)) == html
     # the words stay; the script's code and the iframe's fallback do not
     assert mallory.text == "Hello friends of the chat and more tricks\n\nstyled bold safe link #EdChat"
     assert mallory.links == ["https://good.example/page"]
@@ -155,6 +169,16 @@ def test_mastodon_unsafe_hrefs_are_dropped(href):
     assert "href" not in c.html and c.text == "words"
 
 
+def test_mastodon_links_follow_the_one_url_rule():
+    # mailto: is not a web link (safety.safe_url): the address stays as text
+    c = mastodon.parse_content('<p>write <a href="mailto:host@chat.example">host@chat.example</a></p>')
+    assert c.links == [] and "<a" not in c.html and c.text == "write host@chat.example"
+    # read as a browser reads it: a tab inside the scheme does not hide javascript:
+    c = mastodon.parse_content('<p><a href="java&#9;script:alert(1)">x</a> <a href=" HTTPS://ok.example/a b">y</a></p>')
+    assert c.links == ["https://ok.example/a%20b"]
+    assert [a.get("href") for a in BeautifulSoup(c.html, "html.parser").find_all("a")] == ["https://ok.example/a%20b"]
+
+
 def test_mastodon_html_edge_cases():
     c = mastodon.parse_content("<p>a</p><p></p><p>b<br><br>c</p><ul><li>one</li><li>two</li></ul>"
                                "<p>x &amp;amp; y &#8212; z</p><p>unclosed <span>span")
@@ -166,7 +190,7 @@ def test_mastodon_html_edge_cases():
 
 
 def test_mastodon_media_card_spoiler_and_edits():
-    carol = by_id(mastodon.normalize(load(PAGE_A), ctx()))[CAROL_URI]
+    carol = by_id(mastodon.normalize(load(PAGE_A), mctx()))[CAROL_URI]
     assert [(m.url, m.type, m.alt, m.preview_url) for m in carol.media] == [(
         "https://files.mastodon.example/media_attachments/files/wall.png", "image",
         "A wall of sticky notes with questions",
@@ -196,10 +220,10 @@ def test_mastodon_same_status_from_two_servers_is_one_row(db_path, runner):
 
 def test_mastodon_instance_rules():
     page = load(PAGE_A)
-    posts = list(mastodon.normalize(page, ctx()))
+    posts = list(mastodon.normalize(page, mctx()))
     assert {p.instance for p in posts} == {"mastodon.example"}  # from tags[].url
     # an explicit instance (live capture, --instance) wins over evidence
-    posts = list(mastodon.normalize(page, ctx(instance="https://Other.Example/")))
+    posts = list(mastodon.normalize(page, mctx(instance="https://Other.Example/")))
     assert {p.instance for p in posts} == {"other.example"}
     # evidence: a local account, else a local mention, else nothing
     s = copy.deepcopy(page[3])  # Q1 by alice, local on mastodon.example
@@ -226,7 +250,7 @@ def test_mastodon_jsonl_instance_found_by_reading_ahead(db_path, runner):
 
 
 def test_mastodon_context_file_is_context():
-    posts = by_id(mastodon.normalize(load(CONTEXT), ctx()))
+    posts = by_id(mastodon.normalize(load(CONTEXT), mctx()))
     assert set(posts) == {Q1_URI, CAROL_URI, "https://other.example/users/eve/statuses/77"}
     assert not any(p.matched for p in posts.values())
     # ancestors[0] has no parent: it is the thread root for every status
@@ -239,24 +263,24 @@ def test_mastodon_context_file_is_context():
 
 
 def test_mastodon_context_links_to_anchor_after_import(db, tmp_path):
-    save_posts(db, mastodon.normalize(load(CONTEXT), ctx()))
+    save_posts(db, mastodon.normalize(load(CONTEXT), mctx()))
     assert db.execute("select reply_to_id from posts where id = ?", [CAROL_URI]).fetchone()[0] is None
-    save_posts(db, mastodon.normalize(load(PAGE_A), ctx()))  # brings A1, runs resolve_local_replies
+    save_posts(db, mastodon.normalize(load(PAGE_A), mctx()))  # brings A1, runs resolve_local_replies
     row = db.execute("select reply_to_id, matched from posts where id = ?", [CAROL_URI]).fetchone()
     assert row == (A1_URI, 1)  # and the tag page upgraded it to matched
 
 
 def test_mastodon_reply_by_first_servers_local_id_after_second_server(db):
-    save_posts(db, mastodon.normalize(load(PAGE_A), ctx()))
-    save_posts(db, mastodon.normalize(load(PAGE_B), ctx()))  # A1 seen again, from example.social
+    save_posts(db, mastodon.normalize(load(PAGE_A), mctx()))
+    save_posts(db, mastodon.normalize(load(PAGE_B), mctx()))  # A1 seen again, from example.social
     late = copy.deepcopy(load(CONTEXT)["descendants"][1])  # a reply read later from mastodon.example
     late["in_reply_to_id"] = "115600000300000033"  # A1's id on mastodon.example
-    save_posts(db, mastodon.normalize(late, ctx()))
+    save_posts(db, mastodon.normalize(late, mctx()))
     assert db.execute("select reply_to_id from posts where id = ?", [late["uri"]]).fetchone()[0] == A1_URI
 
 
 def test_mastodon_boost_and_quotes():
-    posts = by_id(mastodon.normalize([json.loads(line) for line in JSONL.read_text().splitlines()], ctx()))
+    posts = by_id(mastodon.normalize([json.loads(line) for line in JSONL.read_text().splitlines()], mctx()))
     boost = posts["https://mastodon.example/users/ivan/statuses/115600001000000010/activity"]
     assert boost.is_repost and boost.matched
     assert boost.author.handle == "ivan@mastodon.example"
@@ -301,7 +325,19 @@ def test_mastodon_reply_author_rules():
 ])
 def test_mastodon_bad_records_are_skipped(value, reason):
     with pytest.raises(Skip, match=reason):
-        list(mastodon.normalize(value, ctx()))
+        list(mastodon.normalize(value, mctx()))
+
+
+def test_per_file_state_is_made_by_the_format():
+    # the state is the format's own typed object, not a key in a dict
+    ctx = mastodon.FORMAT.context("f.json", instance="https://Social.Example/")
+    assert isinstance(ctx.state, mastodon.MastodonFile) and ctx.state.explicit == "social.example"
+    assert isinstance(bluesky.FORMAT.context("f.json").state, bluesky.BlueskyFile)
+    # a Context made by hand carries no state: a clear error, not a silent guess
+    with pytest.raises(TypeError, match="carries no MastodonFile"):
+        list(mastodon.normalize(load(PAGE_A), Context(path="f.json")))
+    with pytest.raises(TypeError, match="carries no BlueskyFile"):
+        list(bluesky.normalize(load(SEARCH), Context(path="f.json")))
 
 
 def test_mastodon_bad_time_is_an_error():
@@ -316,7 +352,7 @@ def test_mastodon_bad_time_is_an_error():
 
 
 def test_bluesky_facets_use_utf8_byte_offsets():
-    posts = by_id(bluesky.normalize(load(SEARCH), ctx()))
+    posts = by_id(bluesky.normalize(load(SEARCH), bctx()))
     a1 = posts[BA1]
     text = a1.text
     mention = load(SEARCH)["posts"][4]["record"]["facets"][0]
@@ -346,7 +382,7 @@ def test_bluesky_facet_slices_are_checked():
 
 
 def test_bluesky_embeds_quotes_and_media():
-    posts = by_id(bluesky.normalize(load(SEARCH), ctx()))
+    posts = by_id(bluesky.normalize(load(SEARCH), bctx()))
     assert sum(p.matched for p in posts.values()) == 6
     quote = posts[BQUOTE]  # recordWithMedia: a quote and an image
     assert quote.quote_of_id == BQ1
@@ -377,7 +413,7 @@ def test_bluesky_quoted_view_record_becomes_context():
 
 
 def test_bluesky_thread_walk():
-    posts = by_id(bluesky.normalize(load(THREAD), ctx()))
+    posts = by_id(bluesky.normalize(load(THREAD), bctx()))
     assert set(posts) == {BA1, BQ1, BR1, BR2}  # notFoundPost and blockedPost skipped
     assert [p.id for p in posts.values() if p.matched] == [BA1]  # the anchor only
     assert posts[BR1].reply_to_id == BA1 and posts[BR1].reply_to_author == "bob.bsky.example"
@@ -394,7 +430,7 @@ def test_bluesky_thread_v2_flat_list():
         {"uri": "at://did:plc:x/app.bsky.feed.post/gone", "depth": 1,
          "value": {"$type": "app.bsky.unspecced.defs#threadItemNotFound"}},
     ]
-    posts = by_id(bluesky.normalize({"thread": items}, ctx()))
+    posts = by_id(bluesky.normalize({"thread": items}, bctx()))
     assert {pid: p.matched for pid, p in posts.items()} == {BQ1: False, BA1: True}
 
 
@@ -443,7 +479,7 @@ def test_bluesky_10000_deep_thread_has_no_recursion_limit():
         parent = {"$type": "app.bsky.feed.defs#threadViewPost", "post": _pv(-i)}
         node["parent"] = parent
         node = parent
-    posts = list(bluesky.normalize({"thread": anchor}, ctx()))
+    posts = list(bluesky.normalize({"thread": anchor}, bctx()))
     assert len(posts) == 2 * depth + 1
     assert sum(p.matched for p in posts) == 1
     deepest = by_id(posts)[f"at://did:plc:user{depth % 7}/app.bsky.feed.post/r{depth}"]
@@ -462,7 +498,7 @@ def _deep_thread_json(depth):
 
 def test_bluesky_deep_json_beyond_orjson_limit(runner, db_path, tmp_path):
     text = _deep_thread_json(1500)  # ~3,000 levels: orjson stops at 1,024
-    value = bluesky.loads_deep(text)
+    value = loads_deep(text)
     assert value["thread"]["post"]["uri"].endswith("/r0")
     path = tmp_path / "deep-thread.json"
     path.write_text(text)
@@ -476,17 +512,17 @@ def test_bluesky_deep_json_beyond_orjson_limit(runner, db_path, tmp_path):
     "[]", "  3 ", '"s"', '[{"k": [1, {"k2": null}]}, 2]',
 ])
 def test_loads_deep_matches_json(doc):
-    assert bluesky.loads_deep(doc) == json.loads(doc)
+    assert loads_deep(doc) == json.loads(doc)
 
 
 @pytest.mark.parametrize("doc", ['{"a": 1', '[1, 2', '{"a" 1}', '[1,]', '{"a": 1} x', 'nul', '{1: 2}'])
 def test_loads_deep_rejects_bad_json(doc):
     with pytest.raises(ValueError):
-        bluesky.loads_deep(doc)
+        loads_deep(doc)
 
 
 def test_bluesky_feed_items_and_reposts():
-    posts = by_id(bluesky.normalize(load(FEED), ctx()))
+    posts = by_id(bluesky.normalize(load(FEED), bctx()))
     dan_repost = posts["at://did:plc:danreposts00000000000004/app.bsky.feed.repost/3mqrepost1"]
     assert dan_repost.is_repost and dan_repost.matched
     assert dan_repost.author.handle == "dan.bsky.example"
@@ -502,8 +538,8 @@ def test_bluesky_feed_items_and_reposts():
     assert posts[BR2].reply_to_author == "carol.bsky.example"
     # the same item as a bare list element, or alone on a JSONL line
     item = load(FEED)["feed"][2]
-    assert [p.id for p in bluesky.normalize(item, ctx())][0] == dan_repost.id
-    assert [p.id for p in bluesky.normalize([load(SEARCH)["posts"][5]], ctx())] == [BQ1]
+    assert next(iter(bluesky.normalize(item, bctx()))).id == dan_repost.id
+    assert [p.id for p in bluesky.normalize([load(SEARCH)["posts"][5]], bctx())] == [BQ1]
 
 
 @pytest.mark.parametrize("value, reason", [
@@ -515,7 +551,7 @@ def test_bluesky_feed_items_and_reposts():
 ])
 def test_bluesky_bad_records_are_skipped(value, reason):
     with pytest.raises(Skip, match=reason):
-        list(bluesky.normalize(value, ctx()))
+        list(bluesky.normalize(value, bctx()))
 
 
 def test_bluesky_created_at_falls_back_to_indexed_at():
@@ -659,7 +695,13 @@ def test_real_mastodon_files(runner, db_path, name):
     assert scalar(db_path, "select count(*) from posts where quote_of_id is not null") == n_quotes
     assert {r["instance"] for r in rows(db_path, "select distinct instance from posts")} == {instance}
     assert scalar(db_path, "select count(*) from posts where id not like 'http%'") == 0  # ids are uris
-    assert scalar(db_path, "select count(*) from posts where html like '%<script%' or html like '%class=%'") == 0
+    assert scalar(db_path, "select count(*) from posts where html like '%<script%'") == 0
+    # the server's classes are gone; the only classes are the sanitizer's own
+    # marks of hashtag and mention links, and what is stored is what outputs show
+    for r in rows(db_path, "select html from posts where html is not null"):
+        assert set(re.findall(r'class="([^"]*)"', r["html"])) <= {"hashtag", "mention"}
+        assert r["html"].count("class=") == len(re.findall(r'<a class="(?:hashtag|mention)" ', r["html"]))
+        assert str(sanitize_html(r["html"])) == r["html"]
 
 
 @needs_shared_fixtures()

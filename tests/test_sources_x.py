@@ -25,7 +25,6 @@ from chatarchive.cli import cli
 from chatarchive.errors import InputError
 from chatarchive.sources import Context, Skip, csv_sheets, tweets_js, twitter_v1
 
-sources._load_all()
 X = FIXTURES / "x"
 Q1_FULL = (
     "Q1: How do you spark curiosity in a classroom where everyone is tired, distracted and "
@@ -161,7 +160,7 @@ def test_v1_search_response_and_array_documents():
     search = json.loads((X / "v1-search.json").read_text())
     assert [p.id for p in twitter_v1.normalize(search, ctx())] == [
         "1790000000000000008", "1790000000000000002"]
-    [q2_answer] = [p for p in twitter_v1.normalize(search["statuses"][0], ctx())]
+    [q2_answer] = list(twitter_v1.normalize(search["statuses"][0], ctx()))
     assert q2_answer.text == 'A2: "Why?" and then "why not?" #edchat'  # a "text" (not full_text) status
     array = json.loads((X / "v1-array.json").read_text())
     assert [p.reply_to_id for p in twitter_v1.normalize(array, ctx())] == ["1790000000000000001", None]
@@ -234,7 +233,7 @@ def test_tweets_js_owner_from_account_js_and_archive_quirks(tmp_path):
     owner = tweets_js.owner_from_account(str(folder))
     assert (owner.id, owner.handle, owner.name) == ("783214", "alice", "Alice")
     assert owner.avatar_url == "https://pbs.twimg.com/profile_images/783214/alice.jpg"  # profile.js
-    c = ctx(options={"owner": owner})
+    c = Context(path="test", state=tweets_js.ArchiveOwner(owner))  # as records() leaves it
     posts = {p.id: p for item in archive_elements(folder / "tweets.js") for p in tweets_js.normalize(item, c)}
     q1 = posts["1790000000000000001"]
     assert q1.text == Q1_FULL and q1.author is owner and q1.source == "tweets_js"
@@ -300,7 +299,7 @@ def test_tags_id_recovered_from_status_url_and_time_fallback_needs_tz():
     mangled = dict(row, id_str="1.79E+18")
     [post] = list(csv_sheets.normalize_tags(mangled, ctx()))
     assert post.id == "1790000000000000010"  # from status_url, which agrees with 1.79E+18
-    with pytest.raises(Skip, match="Excel-mangled id 1.79E\\+18"):
+    with pytest.raises(Skip, match=r"Excel-mangled id 1\.79E\+18"):
         list(csv_sheets.normalize_tags(dict(mangled, status_url="NA"), ctx()))
     no_created = dict(row, created_at="NA", time="2024-05-13 20:25:00")
     with pytest.raises(Skip, match="--tz"):
@@ -334,7 +333,7 @@ def test_archiver_row_local_time_handles_links_and_media():
     assert q2.media == [] and q2.links == []  # "pic.twitter.com/…" is neither
     assert q2.created_at == "2024-05-13T19:15:00.000Z"
     winter = dict(rows_["1790000000000000020"], Date="1/7/2020 14:33")
-    assert list(csv_sheets.normalize_archiver(winter, c))[0].created_at == "2020-01-07T19:33:00.000Z"  # EST
+    assert next(iter(csv_sheets.normalize_archiver(winter, c))).created_at == "2020-01-07T19:33:00.000Z"  # EST
 
 
 def test_archiver_mangled_ids_are_refused_row_by_row():
@@ -426,7 +425,7 @@ def test_twarc_csv_older_json_encoded_text():
 
 def test_csv_sniffs_are_exclusive():
     def head(path, n=3):
-        return [r for r in csv.reader(path.read_text(encoding="utf-8").splitlines()[:n])]
+        return list(csv.reader(path.read_text(encoding="utf-8").splitlines()[:n]))
 
     expect = {"tags.csv": "tags_csv", "archiver.csv": "twitter_archiver", "twarc.csv": "twarc_csv"}
     for name, fmt in expect.items():
@@ -490,8 +489,8 @@ def test_cli_same_posts_through_two_formats_are_one_row_each(runner, db_path):
 
 def test_cli_v1_relations_in_the_database(runner, db_path):
     import_json(runner, db_path, X / "v1.jsonl")
-    got = dict((r[0], r[1:]) for r in rows(
-        db_path, "SELECT id, matched, is_repost, reply_to_id, quote_of_id FROM posts"))
+    got = {r[0]: r[1:] for r in rows(
+        db_path, "SELECT id, matched, is_repost, reply_to_id, quote_of_id FROM posts")}
     assert got == {
         "1790000000000000001": (1, 0, None, None),
         "1790000000000000002": (1, 0, "1790000000000000001", None),

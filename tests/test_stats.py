@@ -48,7 +48,7 @@ def build(db):
 
 
 def test_session_stats_numbers(db):
-    q1, q, a1 = build(db)
+    _q1, q, a1 = build(db)
     st = stats.session_stats(db, "statchat-2026-11-19")
     assert set(st) == SESSION_KEYS
     s = st["session"]

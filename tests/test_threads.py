@@ -110,7 +110,7 @@ def test_quotes_link_but_do_not_merge(db):
 
 def test_ten_thousand_deep_chain_full_and_incremental(db):
     n = 10_000
-    chain = [post("u%d" % (i % 7), f"reply {i}", t(i / 60), id=f"p{i}", reply_to=f"p{i - 1}" if i else None)
+    chain = [post(f"u{i % 7}", f"reply {i}", t(i / 60), id=f"p{i}", reply_to=f"p{i - 1}" if i else None)
              for i in range(n)]
     save_posts(db, chain)
     result = analyse_archive(db)

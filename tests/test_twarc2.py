@@ -152,7 +152,7 @@ def test_flattened_post_with_inlined_author_and_references():
     assert [(p.id, p.matched) for p in posts] == [("2005", True), ("2004", False)]
     assert posts[0].author.handle == "ben" and posts[0].reply_to_author == "ana_chats"
     assert posts[1].author.handle == "ana_chats"  # the referenced post's own author
-    media_post = list(twarc2.normalize(flat[1], CTX))[0]
+    media_post = next(iter(twarc2.normalize(flat[1], CTX)))
     assert [m.url for m in media_post.media] == ["https://pbs.twimg.com/media/health.jpg"]
 
 
@@ -326,7 +326,7 @@ def test_shared_known_numbers():
 @needs_shared_fixtures()
 def test_shared_stream_with_broken_line_reports_it(tmp_path):
     path = SHARED_FIXTURES / "twarc2" / "streaming_output_with_error.jsonl"
-    db, result = import_one(tmp_path, path)
+    _, result = import_one(tmp_path, path)
     assert result.skipped == 1
     assert len(result.problems) == 1
     assert result.problems[0].startswith(f"{path}:8: invalid JSON")

@@ -1,6 +1,10 @@
 """The analysis: threads, sessions, Q&A and statistics, computed from the archive.
 
 ``pipeline.analyse_archive`` runs the steps in order (threads, detection,
-membership, Q&A) with the state between them passed explicitly.
+membership, then Q&A and the session summary from one read of each
+session's members), handing each step's result to the next explicitly.
+``settings`` holds the per-chat options (table ``chats``), ``rewrite`` the
+one-pass rewrite of the posts' analysis columns, ``stats`` the statistics
+the views show.
 May import: archive, models, errors, timeutil.
 """

@@ -8,72 +8,71 @@ their hashtags' time windows and the sessions those touch are recomputed.
 When most of the archive is new (the first run) it switches to full mode,
 which reads the whole archive once with set-based SQL and compact arrays.
 
+The steps, and what each hands to the next:
+
+1. ``settings.remember``: the options given, stored per hashtag;
+2. ``threads.update_threads`` -> ``ThreadUpdate``: the new or changed posts,
+   the conversations they are in now and, in full mode, ``pending``: every
+   post's new conversation id, not yet written to the posts;
+3. detection (``_detect_full``/``_detect_incremental``, with
+   ``sessions.reconcile``) -> ``Changes``: the sessions created, changed and
+   deleted, and the sessions the new posts touch;
+4. ``sessions.refresh_membership`` (given ``pending``) -> the sessions whose
+   members were recomputed;
+5. per session, from one read of its members (``sessions.member_rows``):
+   Q&A (``qa.QAWriter``), the session summary (post count, platforms,
+   hosts) and, over all sessions, each thread's session
+   (``sessions.ConversationTally``);
+6. in full mode, ``pending`` (now holding the Q&A columns too) rewrites
+   every post once.
+
 Everything runs in one transaction: an interrupted analysis leaves the
 previous one intact.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from bisect import bisect_right
 from collections.abc import Iterable
 from datetime import timedelta
+from operator import itemgetter
+from types import TracebackType
 from typing import Any
 
 import sqlite_utils
 
+from ..archive.queries import chunks, marks
 from ..errors import ChatArchiveError
 from ..timeutil import get_zone
-from . import qa, sessions, threads
-from .sessions import DEFAULTS_ROW, Changes, get_chat, save_chat, settings_for
+from . import qa, sessions, settings, threads
+from .rewrite import PostRewrite
+from .sessions import Changes, Group
+from .settings import DEFAULTS_ROW, settings_for
 
 ANALYSIS_CACHE_KB = 128 * 1024
 
 
 class _Transaction:
+    """One transaction around the analysis (a savepoint inside the caller's)."""
+
     def __init__(self, db: sqlite_utils.Database):
-        self.conn = db.conn
+        self.conn: sqlite3.Connection = db.conn
         self.nested = self.conn.in_transaction
 
-    def __enter__(self):
+    def __enter__(self) -> _Transaction:
         self.conn.execute("SAVEPOINT analyse" if self.nested else "BEGIN")
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if self.nested:
             if exc_type:
                 self.conn.execute("ROLLBACK TO analyse")
             self.conn.execute("RELEASE analyse")
         else:
             self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-        return False
-
-
-def _remember(db, tags: list[str] | None, *, gap, min_posts, tz, hosts, question_pattern,
-              answer_pattern) -> list[str]:
-    """Store the options the user gave, per hashtag (or as defaults)."""
-    names = [sessions.clean_tag(t) for t in tags] if tags else [DEFAULTS_ROW]
-    out = []
-    for name in names:
-        chat = get_chat(db, name)
-        if name != DEFAULTS_ROW:
-            chat.hashtag = sessions.display_tag(db, chat.hashtag)
-            chat.explicit = True
-        if gap is not None:
-            chat.gap_seconds = int(gap.total_seconds())
-        if min_posts is not None:
-            chat.min_posts = min_posts
-        if tz is not None:
-            chat.timezone = tz
-        if hosts:
-            chat.hosts = [h.lstrip("@") for h in hosts]
-        if question_pattern is not None:
-            chat.question_pattern = question_pattern or None
-        if answer_pattern is not None:
-            chat.answer_pattern = answer_pattern or None
-        save_chat(db, chat)
-        out.append(chat.hashtag)
-    return out if tags else []
 
 
 def analyse_archive(
@@ -89,7 +88,6 @@ def analyse_archive(
     full: bool = False,
     redetect: bool = False,
     refresh_sessions: Iterable[int] | None = None,
-    **_ignored: Any,
 ) -> dict[str, Any]:
     """Analyse what is new (or, with ``full``/``redetect``, everything).
 
@@ -98,9 +96,10 @@ def analyse_archive(
     patterns are remembered for those hashtags (for every hashtag when none
     is named).  ``refresh_sessions`` recomputes membership and Q&A of those
     sessions (after ``sessions add``).  Returns counts and a one-line
-    ``summary``."""
+    ``summary``.  Raises ChatArchiveError for an invalid option."""
     t0 = time.monotonic()
     tags = list(hashtags or [])
+    host_list = list(hosts or [])
     if gap is not None and gap.total_seconds() <= 0:
         raise ChatArchiveError("--gap must be positive")
     if min_posts is not None and min_posts < 1:
@@ -109,7 +108,7 @@ def analyse_archive(
         get_zone(tz)
     qa.compile_pattern(question_pattern, "question")
     qa.compile_pattern(answer_pattern, "answer")
-    options_given = any(v is not None for v in (gap, min_posts, tz, question_pattern, answer_pattern)) or bool(hosts)
+    options_given = any(v is not None for v in (gap, min_posts, tz, question_pattern, answer_pattern)) or bool(host_list)
     conn = db.conn
     # A bigger page cache while rewriting analysis columns of many posts
     # (the default spills dirty pages to disk again and again); restored after.
@@ -124,27 +123,26 @@ def analyse_archive(
         conn.execute("PRAGMA temp_store = MEMORY")
     try:
         with _Transaction(db):
-            result = _analyse(db, tags, gap, min_posts, tz, hosts, question_pattern, answer_pattern, full,
-                              redetect, refresh_sessions, options_given)
+            if tags or options_given:
+                tags = settings.remember(db, tags, gap=gap, min_posts=min_posts, tz=tz, hosts=host_list,
+                                         question_pattern=question_pattern, answer_pattern=answer_pattern)
+            th, changes, done, qa_totals = _analyse(db, tags, full, redetect or bool(tags) or options_given,
+                                                    set(refresh_sessions or []))
     finally:
         conn.execute(f"PRAGMA cache_size = {cache}")
         if switch_temp:
             conn.execute(f"PRAGMA temp_store = {temp_store}")
-    th, changes, done, qa_totals = result
     return _summary(db, th, changes, done, qa_totals, full, time.monotonic() - t0)
 
 
-def _analyse(db, tags, gap, min_posts, tz, hosts, question_pattern, answer_pattern, full, redetect,
-             refresh_sessions, options_given):
-    if tags or options_given:
-        tags = _remember(db, tags, gap=gap, min_posts=min_posts, tz=tz, hosts=hosts,
-                         question_pattern=question_pattern, answer_pattern=answer_pattern)
-    redetect = redetect or bool(tags) or options_given
+def _analyse(db: sqlite_utils.Database, tags: list[str], full: bool, redetect: bool,
+             wanted: set[int]) -> tuple[threads.ThreadUpdate, Changes, set[int] | None, qa.QATotals]:
+    """Steps 2-6; returns what the summary reports: the threads' update, the
+    sessions' changes, the sessions analysed (None: all) and the Q&A totals."""
     th = threads.update_threads(db, full=full, defer=True)
-    explicit = sessions.explicit_chats(db)
+    explicit = settings.explicit_chats(db)
     chosen = tags or explicit or None  # None: every hashtag, guessing which are chats
     changes = Changes()
-    wanted: set[int] = set(refresh_sessions or [])
     affected: set[int] | None = wanted
     if full or th.full or redetect:
         changes = _detect_full(db, chosen, guess=not (tags or explicit))
@@ -153,24 +151,49 @@ def _analyse(db, tags, gap, min_posts, tz, hosts, question_pattern, answer_patte
         changes, touched = _detect_incremental(db, th, chosen, guess=not explicit)
         affected = wanted | changes.changed | touched
     if th.full:
-        affected = None  # the posts' new conversation ids wait in temp._conv for apply_qa
+        affected = None  # every post is rewritten (th.pending): every session goes with it
     if affected is None:
-        sessions.refresh_membership(db, None)
-        qa_totals = qa.apply_qa(db, None)
-        sessions.set_conversation_sessions(db, qa_totals.pop("conversation_sessions"))
-        done: set[int] | None = None
-    elif affected:
-        affected -= changes.deleted
-        done = sessions.refresh_membership(db, affected)
-        sessions.refresh_conversation_sessions(db, done)
-        qa_totals = qa.apply_qa(db, done)
-    else:
-        done = set()
-        qa_totals = {"questions": 0, "answers": 0}
-    return th, changes, done, qa_totals
+        sessions.refresh_membership(db, None, threads=th.pending)
+        return th, changes, None, _per_session(db, None, th.pending)
+    if not affected:
+        return th, changes, set(), qa.QATotals()
+    affected -= changes.deleted
+    done = sessions.refresh_membership(db, affected)
+    sessions.refresh_conversation_sessions(db, done)
+    return th, changes, done, _per_session(db, done, None)
 
 
-def _summary(db, th, changes, done, qa_totals, full, elapsed) -> dict[str, Any]:
+_conversation_of = itemgetter(sessions.MEMBER_CONVERSATION)
+
+
+def _per_session(db: sqlite_utils.Database, session_ids: set[int] | None,
+                 pending: PostRewrite | None) -> qa.QATotals:
+    """Steps 5 and 6 for these sessions (all when None): Q&A, the session
+    summary and (for all) each thread's session, from one read of each
+    session's members; for all sessions the posts' columns are then
+    rewritten in one pass (``pending``'s conversations with them)."""
+    rewrite = None
+    if session_ids is None:
+        rewrite = pending if pending is not None else PostRewrite(db.conn, conversations=False)
+    qa_step = qa.QAWriter(db, session_ids, rewrite=rewrite)
+    tally = sessions.ConversationTally(db) if session_ids is None else None
+    summaries: dict[int, sessions.SessionSummary] = {}
+    for sid, rows in sessions.member_rows(db, qa_step.session_ids, threads=pending):
+        hosts = qa_step.add(sid, rows)
+        summaries[sid] = sessions.summarise(rows, hosts)
+        if tally is not None:
+            tally.add(sid, map(_conversation_of, rows))
+    totals = qa_step.finish()
+    if rewrite is not None:
+        rewrite.write(answers=True)
+    sessions.write_summaries(db, summaries)
+    if tally is not None:
+        tally.write()
+    return totals
+
+
+def _summary(db: sqlite_utils.Database, th: threads.ThreadUpdate, changes: Changes, done: set[int] | None,
+             qa_totals: qa.QATotals, full: bool, elapsed: float) -> dict[str, Any]:
     conn = db.conn
     total_sessions = conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
     threads_n = conn.execute("SELECT count(*) FROM conversations").fetchone()[0]
@@ -203,30 +226,28 @@ def _summary(db, th, changes, done, qa_totals, full, elapsed) -> dict[str, Any]:
     parts.append(f"{threads_n:,} threads")
     parts.append(f"{questions_n:,} questions, {answers_n:,} answers")
     result["summary"] = "Analysis: " + "; ".join(parts) + f" ({elapsed:.1f} s)"
-    result["qa"] = qa_totals
+    result["qa"] = qa_totals.as_dict()
     return result
 
 
-def _sessions_of(db, tags: list[str]) -> set[int]:
+def _sessions_of(db: sqlite_utils.Database, tags: list[str]) -> set[int]:
     out: set[int] = set()
     for t in tags:
         out.update(r[0] for r in db.execute("SELECT id FROM sessions WHERE hashtag = ? COLLATE NOCASE", [t]))
     return out
 
 
-def _tag_names(db, ids: Iterable[int]) -> dict[int, str]:
-    ids = sorted(set(ids))
+def _tag_names(db: sqlite_utils.Database, ids: Iterable[int]) -> dict[int, str]:
     out: dict[int, str] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        out.update(db.execute(f"SELECT id, tag FROM hashtags WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+    for chunk in chunks(sorted(set(ids))):
+        out.update(db.execute(f"SELECT id, tag FROM hashtags WHERE id IN ({marks(len(chunk))})", chunk))
     return out
 
 
 def _detect_full(db: sqlite_utils.Database, chosen: list[str] | None, guess: bool) -> Changes:
     changes = Changes()
     if chosen is not None:
-        ids = {t: sessions.hashtag_id(db, t) for t in chosen}
+        ids = {t: settings.hashtag_id(db, t) for t in chosen}
         tag_ids: set[int] | None = {i for i in ids.values() if i is not None}
     else:
         tag_ids = None
@@ -234,13 +255,13 @@ def _detect_full(db: sqlite_utils.Database, chosen: list[str] | None, guess: boo
     sched_tags = [r[0] for r in db.execute("SELECT hashtag FROM chats WHERE schedules IS NOT NULL AND schedules != '[]'")]
     for t in sched_tags:
         if chosen is None or any(t.lower() == c.lower() for c in chosen):
-            changes.merge(sessions.apply_schedules(db, t, sessions.hashtag_id(db, t)))
+            changes.merge(sessions.apply_schedules(db, t, settings.hashtag_id(db, t)))
     default_chat = settings_for(db, DEFAULTS_ROW)
     default = (default_chat.gap, default_chat.min_count)
     per_tag: dict[int, tuple[float, int]] = {}
     tz_of: dict[int, str | None] = {}
-    for t, explicit in db.execute("SELECT hashtag, explicit FROM chats WHERE hashtag != ?", [DEFAULTS_ROW]).fetchall():
-        i = sessions.hashtag_id(db, t)
+    for (t,) in db.execute("SELECT hashtag FROM chats WHERE hashtag != ?", [DEFAULTS_ROW]).fetchall():
+        i = settings.hashtag_id(db, t)
         if i is not None:
             c = settings_for(db, t)
             per_tag[i] = (c.gap, c.min_count)
@@ -248,7 +269,7 @@ def _detect_full(db: sqlite_utils.Database, chosen: list[str] | None, guess: boo
     scan = sessions.scan_all_groups(db, tag_ids, per_tag, default)
     groups = sessions.drop_subsumed_scanned(db, scan, keep_tags=set()) if guess else scan.groups
     del scan
-    by_tag: dict[int, list] = {}
+    by_tag: dict[int, list[Group]] = {}
     for g in groups:
         by_tag.setdefault(g.tag_id, []).append(g)
     # Tags that had detected sessions must be reconciled too (to drop them).
@@ -310,11 +331,10 @@ def _detect_incremental(db: sqlite_utils.Database, th: threads.ThreadUpdate, cho
     dirty = th.dirty_ids
     chosen_ids = None
     if chosen is not None:
-        chosen_ids = {i for i in (sessions.hashtag_id(db, t) for t in chosen) if i is not None}
+        chosen_ids = {i for i in (settings.hashtag_id(db, t) for t in chosen) if i is not None}
     windows = _Windows(db)
-    for i in range(0, len(dirty), 500):
-        chunk = dirty[i : i + 500]
-        m = ",".join("?" * len(chunk))
+    for chunk in chunks(dirty):
+        m = marks(len(chunk))
         for tag_id, t, matched in db.execute(
             f"""SELECT ph.hashtag_id, p.created_at, p.matched FROM posts p
                 JOIN post_hashtags ph ON ph.post_id = p.id
@@ -328,15 +348,15 @@ def _detect_incremental(db: sqlite_utils.Database, th: threads.ThreadUpdate, cho
         # sessions the changed posts belonged to
         for (sid,) in db.execute(f"SELECT DISTINCT session_id FROM session_posts WHERE post_id IN ({m})", chunk):
             touched.add(sid)
-    for sid, tag, s0, s1 in db.execute(
-            "SELECT id, hashtag, start, \"end\" FROM sessions WHERE id IN (%s)" % ",".join("?" * len(touched)),
+    for tag, s0, s1 in db.execute(
+            f'SELECT hashtag, start, "end" FROM sessions WHERE id IN ({marks(len(touched))})',
             sorted(touched)).fetchall() if touched else []:
-        tag_id = sessions.hashtag_id(db, tag)
+        tag_id = settings.hashtag_id(db, tag)
         if tag_id is not None and (chosen_ids is None or tag_id in chosen_ids):
             span = spans.setdefault(tag_id, [s0, s1])
             span[0], span[1] = min(span[0], s0), max(span[1], s1)
     names = _tag_names(db, spans)
-    all_groups: list[tuple[int, str, str, list]] = []
+    all_groups: list[tuple[int, str, str, list[Group]]] = []
     for tag_id, (lo, hi) in sorted(spans.items()):
         name = names[tag_id]
         chat = settings_for(db, name)
@@ -353,11 +373,10 @@ def _detect_incremental(db: sqlite_utils.Database, th: threads.ThreadUpdate, cho
         changes.merge(sessions.reconcile(db, name, groups, lo, hi, settings_for(db, name).timezone))
     # Sessions holding posts of the conversations the new posts joined.
     convs = sorted(th.conversations)
-    for i in range(0, len(convs), 500):
-        chunk = convs[i : i + 500]
+    for chunk in chunks(convs):
         touched.update(r[0] for r in db.execute(
             f"""SELECT DISTINCT sp.session_id FROM posts p INDEXED BY idx_posts_conversation_id
                 JOIN session_posts sp ON sp.post_id = p.id
-                WHERE p.conversation_id IN ({','.join('?' * len(chunk))})""", chunk))
+                WHERE p.conversation_id IN ({marks(len(chunk))})""", chunk))
     touched -= changes.deleted
     return changes, touched

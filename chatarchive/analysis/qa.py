@@ -18,9 +18,10 @@ Hosts post numbered questions; participants answer with the number:
 regular expression whose named group ``n`` is the number (``T(?P<n>\\d+):``
 for T1/T2 chats, ``(?P<n>\\d)\\ufe0f\\u20e3`` for keycap emoji).
 
-:func:`analyse_posts` is pure (tested on plain lists); :func:`apply_qa`
-runs it per session and writes ``questions``, ``posts.question_id`` and
-``posts.answer_to_id``.
+:func:`analyse_posts` is pure (tested on plain lists); :class:`QAWriter`
+runs it on each session's members and writes ``questions``,
+``posts.question_id`` and ``posts.answer_to_id`` (nothing else: the
+session's counts and hosts are the pipeline's session summary).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import json
 import math
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -37,7 +37,10 @@ from typing import Any, NamedTuple
 
 import sqlite_utils
 
+from ..archive.queries import chunks, marks
 from ..errors import ChatArchiveError
+from .rewrite import PostRewrite
+from .settings import Chat, settings_for
 
 DEFAULT_QUESTION = r"(?:Q|Question)\s*(?P<n>\d{1,3})(?=\s*[:.)\-–—]|\s|$)[\s:.)\-–—]*"
 DEFAULT_ANSWER = r"A\s?(?P<n>\d{1,3})[a-z]?(?=$|[\s:.)\-–—,;!/])"
@@ -65,7 +68,7 @@ def compile_pattern(pattern: str | None, kind: str) -> re.Pattern | None:
     try:
         rx = re.compile(pattern)
     except re.error as e:
-        raise ChatArchiveError(f"Invalid --{kind}-pattern {pattern!r}: {e}")
+        raise ChatArchiveError(f"Invalid --{kind}-pattern {pattern!r}: {e}") from e
     if "n" not in rx.groupindex:
         raise ChatArchiveError(
             f"--{kind}-pattern {pattern!r} needs a named group n for the number, e.g. T(?P<n>\\d+):"
@@ -144,13 +147,21 @@ def is_teaser(rest: str) -> bool:
     return "?" not in rest or len(rest.strip()) < 40
 
 
+def looks_like_question(text: str | None) -> bool:
+    """Whether a text asks a numbered question by the default marker (and is
+    no teaser), as :func:`analyse_posts` would take it from a host; for
+    showing questions as they arrive, before any session exists."""
+    found = _DEFAULT_Q.match(text or "")
+    return found is not None and not is_teaser(found[1])
+
+
 def handle_matches(handle: str | None, host: str) -> bool:
     """A host given as 'cmgrhost' matches cmgrhost, cmgrhost@mastodon.social
     and cmgrhost.bsky.social (one host on several platforms)."""
     if not handle:
         return False
     h, k = handle.lower().lstrip("@"), host.lower().lstrip("@")
-    return h == k or h.startswith(k + "@") or h.startswith(k + ".") or k.startswith(h + "@")
+    return h == k or h.startswith((k + "@", k + ".")) or k.startswith(h + "@")
 
 
 class QAPost(NamedTuple):
@@ -187,7 +198,7 @@ class QAResult:
 
 
 def analyse_posts(
-    posts: Sequence[QAPost],
+    posts: Sequence[tuple[Any, ...]],
     *,
     hosts: Iterable[str] | None = None,
     question_pattern: str | re.Pattern | Marker | None = None,
@@ -215,18 +226,18 @@ def analyse_posts(
         if q_first is not None and p[3][0].isalnum() and p[3][0] not in q_first:
             continue  # no leading mention/hashtag/symbol, and no "Q" either
         if q_rx is not None:  # Marker.match inlined: one regex call per post
-            m = q_rx(p[3])
-            if m is None:
+            qm = q_rx(p[3])
+            if qm is None:
                 continue
-            n = to_number(m.group("n"))
-            if n is not None and not is_teaser(p[3][m.end():]):
+            n = to_number(qm.group("n"))
+            if n is not None and not is_teaser(p[3][qm.end():]):
                 candidates.append((p, n))
             continue
-        m = q_match(p[3])
-        if m and not is_teaser(m[1]):
-            candidates.append((p, m[0]))
+        found = q_match(p[3])
+        if found and not is_teaser(found[1]):
+            candidates.append((p, found[0]))
 
-    def key(p) -> str:
+    def key(p: tuple[Any, ...]) -> str:
         return p[1] or p[2] or ""
 
     if host_list:
@@ -272,19 +283,21 @@ def analyse_posts(
         pid = p[0]
         if p[7] or pid in question_of:
             continue
-        number: int | None = None
+        number: int | None = None  # the question it answers
+        marked: int | None = None  # the number of its answer marker
         text = p[3]
         if not text or (a_first is not None and text[0].isalnum() and text[0] not in a_first):
-            m = None  # the default marker starts with "A" (after any leading mentions/symbols)
+            pass  # the default marker starts with "A" (after any leading mentions/symbols)
         elif a_rx is not None:
-            m = a_rx(text)
-            if m is not None:
-                n = to_number(m.group("n"))
-                m = (n, None) if n is not None else None
+            am = a_rx(text)
+            if am is not None:
+                marked = to_number(am.group("n"))
         else:
-            m = a_match(text)
-        if m and m[0] in questions:
-            number = m[0]
+            found = a_match(text)
+            if found:
+                marked = found[0]
+        if marked is not None and marked in questions:
+            number = marked
         elif embedded and text:
             head = text[:EMBEDDED_WITHIN + 8]
             if ":" in head:
@@ -293,16 +306,16 @@ def analyse_posts(
                     number = to_number(e.group("n"))
         if number is None:
             for target in (p[5], p[6]):
-                if target and target in question_of:
-                    if p[1] is None or p[1] != asker[target]:
-                        number = question_of[target]
-                        break
+                # a reply to / quote of a question, by someone other than its asker
+                if target and target in question_of and (p[1] is None or p[1] != asker[target]):
+                    number = question_of[target]
+                    break
         if number is not None:
             answer_of[pid] = number
     return QAResult(shown_hosts, questions, question_of, answer_of)
 
 
-def _marker(pattern, kind: str) -> Marker | None:
+def _marker(pattern: str | re.Pattern | Marker | None, kind: str) -> Marker | None:
     if pattern is None or isinstance(pattern, Marker):
         return pattern
     if isinstance(pattern, re.Pattern):
@@ -314,134 +327,122 @@ def _marker(pattern, kind: str) -> Marker | None:
 # --------------------------------------------------------------------------
 # Applying to sessions
 
-_SESSION_POSTS = """
-SELECT p.id, p.author_id, coalesce(p.author_handle, p.author_id), coalesce(p.text, ''),
-       coalesce(p.created_at, ''), p.reply_to_id, p.quote_of_id, p.is_repost, p.rowid, p.platform, {conv}
-FROM session_posts sp JOIN posts p ON p.id = sp.post_id
-WHERE sp.session_id = ?
-ORDER BY p.created_at, p.id
-"""
+# a member row's post id and rowid (sessions.member_rows: the rowid follows the QAPost fields)
+_post_id, _rowid = itemgetter(0), itemgetter(len(QAPost._fields))
+_FLUSH_AT = 50000  # answers held before they are written (memory stays flat)
 
 
-_col0, _col8, _col9, _col10 = (itemgetter(i) for i in (0, 8, 9, 10))
+@dataclass
+class QATotals:
+    """Questions and answers found in the sessions analysed."""
+
+    questions: int = 0
+    answers: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"questions": self.questions, "answers": self.answers}
 
 
-def apply_qa(db: sqlite_utils.Database, session_ids: set[int] | None) -> dict[str, Any]:
-    """Recompute questions and answers of these sessions (all when None),
-    and the sessions' post_count, platforms and hosts.
+class QAWriter:
+    """Recompute the questions and answers of sessions, one session's members
+    at a time (the rows of ``sessions.member_rows``, which the pipeline
+    reads once for Q&A and the session summary alike).
 
-    Question ids stay stable across re-runs: a question is identified by
-    (session, number).  For all sessions at once (``None``) the answers are
-    written in one pass with their indexes rebuilt after, and each thread's
-    session is worked out on the way (returned as ``conversation_sessions``)."""
-    from .sessions import settings_for
-    from .threads import write_bulk
+    Writes ``questions`` and the posts' ``question_id``/``answer_to_id``,
+    nothing else.  Question ids stay stable across re-runs: a question is
+    identified by (session, number).
 
-    conn = db.conn
-    bulk = session_ids is None
-    if bulk:
-        ids = [r[0] for r in conn.execute("SELECT id FROM sessions ORDER BY id")]
-    else:
-        ids = sorted(session_ids or ())
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            m = ",".join("?" * len(chunk))
-            conn.execute(f"""UPDATE posts SET question_id = NULL WHERE question_id IN
-                             (SELECT id FROM questions WHERE session_id IN ({m}))""", chunk)
-            conn.execute(f"""UPDATE posts SET answer_to_id = NULL WHERE answer_to_id IN
-                             (SELECT id FROM questions WHERE session_id IN ({m}))""", chunk)
-    totals: dict[str, Any] = {"questions": 0, "answers": 0}
-    info = {r[0]: r[1:] for r in conn.execute("SELECT id, hashtag, configured_hosts, start FROM sessions")}
-    existing: dict[int, dict[int, int]] = {}
-    if bulk:
-        rows = conn.execute("SELECT id, session_id, number FROM questions").fetchall()
-    else:
-        rows = []
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            rows += conn.execute(f"SELECT id, session_id, number FROM questions WHERE session_id IN "
-                                 f"({','.join('?' * len(chunk))})", chunk).fetchall()
-    for qid, sid, n in rows:
-        existing.setdefault(sid, {})[n] = qid
-    markers: dict[str, tuple[Any, Marker | None, Marker | None]] = {}
-    q_updates: list[tuple[int, int]] = []
-    a_updates: list[tuple[int, int]] = []
-    threads_ = {r[0] for r in conn.execute("SELECT id FROM conversations")} if bulk else set()
-    # In a full analysis the posts' conversation ids are still in temp._conv
-    # (threads.write_bulk writes them with the answers, in one pass).
-    deferred = bulk and conn.execute(
-        "SELECT 1 FROM sqlite_temp_master WHERE type = 'table' AND name = '_conv'").fetchone() is not None
-    select = _SESSION_POSTS.format(
-        conv="coalesce((SELECT cid FROM _conv WHERE rid = p.rowid), p.id)" if deferred else "p.conversation_id")
-    conv_best: dict[str, tuple[int, int, tuple[str, int]]] = {}  # thread -> (session, posts, rank)
-    # Bulk answers wait in temp._conv's qid/aid (or temp._qa) for write_bulk.
-    target = ("_conv" if deferred else "_qa") if bulk else None
-    if bulk and not deferred:
-        conn.execute("DROP TABLE IF EXISTS temp._qa")
-        conn.execute("CREATE TEMP TABLE _qa (rid INTEGER PRIMARY KEY, qid INTEGER, aid INTEGER)")
-    for sid in ids:
-        tag, configured, start = info.get(sid, (None, None, None))
-        if tag not in markers:
-            chat = settings_for(db, tag) if tag else None
-            markers[tag] = (
+    ``session_ids`` None means every session: the posts' two columns are then
+    put into ``rewrite`` (:class:`.rewrite.PostRewrite`), whose owner writes
+    every post once with the other analysis columns; a post it holds no answer
+    for loses its old one.  For some sessions the columns of their posts are
+    cleared first and written directly."""
+
+    def __init__(self, db: sqlite_utils.Database, session_ids: Iterable[int] | None, *,
+                 rewrite: PostRewrite | None = None):
+        conn = self.conn = db.conn
+        self.db = db
+        if session_ids is None:
+            if rewrite is None:
+                raise ValueError("Q&A of every session writes through a PostRewrite")
+            self.session_ids = [r[0] for r in conn.execute("SELECT id FROM sessions ORDER BY id")]
+            rows = conn.execute("SELECT id, session_id, number FROM questions").fetchall()
+        else:
+            self.session_ids = ids = sorted(session_ids)
+            rows = []
+            for chunk in chunks(ids):
+                m = marks(len(chunk))
+                conn.execute(f"""UPDATE posts SET question_id = NULL WHERE question_id IN
+                                 (SELECT id FROM questions WHERE session_id IN ({m}))""", chunk)
+                conn.execute(f"""UPDATE posts SET answer_to_id = NULL WHERE answer_to_id IN
+                                 (SELECT id FROM questions WHERE session_id IN ({m}))""", chunk)
+                rows += conn.execute(f"SELECT id, session_id, number FROM questions WHERE session_id IN ({m})",
+                                     chunk).fetchall()
+        self.rewrite = rewrite if session_ids is None else None
+        self.existing: dict[int, dict[int, int]] = {}  # session -> number -> question id
+        for qid, sid, n in rows:
+            self.existing.setdefault(sid, {})[n] = qid
+        self.info: dict[int, tuple[str | None, str | None]] = {
+            r[0]: (r[1], r[2]) for r in conn.execute("SELECT id, hashtag, configured_hosts FROM sessions")}
+        self.markers: dict[str | None, tuple[Chat | None, Marker | None, Marker | None]] = {}
+        self.q_updates: list[tuple[int, int]] = []  # (question id, post rowid)
+        self.a_updates: list[tuple[int, int]] = []
+        self.totals = QATotals()
+
+    def _settings(self, tag: str | None) -> tuple[Chat | None, Marker | None, Marker | None]:
+        if tag not in self.markers:
+            chat = settings_for(self.db, tag) if tag else None
+            self.markers[tag] = (
                 chat,
                 _marker(chat.question_pattern, "question") if chat else None,
                 _marker(chat.answer_pattern, "answer") if chat else None,
             )
-        chat, q_marker, a_marker = markers[tag]
+        return self.markers[tag]
+
+    def add(self, session_id: int, rows: list[tuple]) -> list[str]:
+        """One session's members (by time, then id); returns its hosts."""
+        conn = self.conn
+        tag, configured = self.info.get(session_id, (None, None))
+        chat, q_marker, a_marker = self._settings(tag)
         hosts = json.loads(configured) if configured else (chat.hosts if chat and chat.hosts else None)
-        batch = conn.execute(select, [sid]).fetchall()  # rows in QAPost order, then rowid, platform, conv
-        rowid_of = dict(zip(map(_col0, batch), map(_col8, batch)))
-        platforms = set(map(_col9, batch))
-        convs = Counter(filter(threads_.__contains__, map(_col10, batch))) if bulk else {}
-        rank = (start or "", sid)
-        for conv, count in convs.items():
-            best = conv_best.get(conv)
-            if best is None or count > best[1] or (count == best[1] and rank < best[2]):
-                conv_best[conv] = (sid, count, rank)
-        res = analyse_posts(batch, hosts=hosts, question_pattern=q_marker, answer_pattern=a_marker, presorted=True)
-        old = existing.get(sid, {})
+        rowid_of = dict(zip(map(_post_id, rows), map(_rowid, rows)))
+        res = analyse_posts(rows, hosts=hosts, question_pattern=q_marker, answer_pattern=a_marker, presorted=True)
+        old = self.existing.get(session_id, {})
         qid_of: dict[int, int] = {}
         for n, q in sorted(res.questions.items()):
             if n in old:
                 qid = old.pop(n)
                 conn.execute("UPDATE questions SET post_id = ?, text = ? WHERE id = ?", [q.post_id, q.text, qid])
             else:
-                qid = conn.execute(
+                new_id = conn.execute(
                     "INSERT INTO questions (session_id, number, post_id, text) VALUES (?, ?, ?, ?)",
-                    [sid, n, q.post_id, q.text],
+                    [session_id, n, q.post_id, q.text],
                 ).lastrowid
+                assert new_id is not None  # (set by every INSERT)
+                qid = new_id
             qid_of[n] = qid
         if old:
             gone = list(old.values())
-            conn.execute(f"DELETE FROM questions WHERE id IN ({','.join('?' * len(gone))})", gone)
-        q_updates.extend((qid_of[n], rowid_of[pid]) for pid, n in res.question_of.items())
-        a_updates.extend((qid_of[n], rowid_of[pid]) for pid, n in res.answer_of.items())
-        conn.execute(
-            "UPDATE sessions SET hosts = ?, post_count = ?, platforms = ? WHERE id = ?",
-            [json.dumps(res.hosts), len(batch), json.dumps(sorted(p for p in platforms if p)), sid],
-        )
-        totals["questions"] += len(res.questions)
-        totals["answers"] += len(res.answer_of)
-        if len(a_updates) > 50000:
-            _flush(conn, q_updates, a_updates, target)
-    _flush(conn, q_updates, a_updates, target)
-    if bulk:
-        # Questions of sessions that no longer exist were deleted with them;
-        # every post's two columns are rewritten in one pass.
-        write_bulk(conn, conversations=deferred, answers=True)
-        totals["conversation_sessions"] = conv_best
-    return totals
+            conn.execute(f"DELETE FROM questions WHERE id IN ({marks(len(gone))})", gone)
+        self.q_updates.extend((qid_of[n], rowid_of[pid]) for pid, n in res.question_of.items())
+        self.a_updates.extend((qid_of[n], rowid_of[pid]) for pid, n in res.answer_of.items())
+        self.totals.questions += len(res.questions)
+        self.totals.answers += len(res.answer_of)
+        if len(self.a_updates) > _FLUSH_AT:
+            self._flush()
+        return res.hosts
 
+    def finish(self) -> QATotals:
+        """Write what is held back; returns the totals.  (Questions of sessions
+        that no longer exist were deleted with them.)"""
+        self._flush()
+        return self.totals
 
-def _flush(conn, q_updates: list, a_updates: list, target: str | None) -> None:
-    if target:
-        conn.executemany(f"INSERT INTO {target} (rid, qid) VALUES (?2, ?1) ON CONFLICT(rid) DO UPDATE SET qid = ?1",
-                         q_updates)
-        conn.executemany(f"INSERT INTO {target} (rid, aid) VALUES (?2, ?1) ON CONFLICT(rid) DO UPDATE SET aid = ?1",
-                         a_updates)
-    else:
-        conn.executemany("UPDATE posts SET question_id = ? WHERE rowid = ?", q_updates)
-        conn.executemany("UPDATE posts SET answer_to_id = ? WHERE rowid = ?", a_updates)
-    q_updates.clear()
-    a_updates.clear()
+    def _flush(self) -> None:
+        if self.rewrite is not None:
+            self.rewrite.add_answers(self.q_updates, self.a_updates)
+        else:
+            self.conn.executemany("UPDATE posts SET question_id = ? WHERE rowid = ?", self.q_updates)
+            self.conn.executemany("UPDATE posts SET answer_to_id = ? WHERE rowid = ?", self.a_updates)
+        self.q_updates.clear()
+        self.a_updates.clear()

@@ -19,10 +19,16 @@ inside the window (``via='tag'``), plus untagged posts that reply into those
 threads and untagged parents posted during the session (``via='thread'``).
 
 Which hashtags are chats: those the user named (``sessions detect
---hashtag``, ``add``, ``schedule``; remembered in table ``chats``).  While
-none is named, every hashtag is tried and a group is dropped when most of
-its posts also carry a hashtag used at least as often in that window (so
-``#edtech`` inside ``#edchat`` is not a chat of its own).
+--hashtag``, ``add``, ``schedule``; remembered in table ``chats``, see
+:mod:`.settings`).  While none is named, every hashtag is tried and a group
+is dropped when most of its posts also carry a hashtag used at least as
+often in that window (so ``#edtech`` inside ``#edchat`` is not a chat of
+its own).
+
+After membership, :func:`member_rows` reads each session's members once for
+the steps that need them: Q&A, the session summary (``post_count``,
+``platforms``, ``hosts``: :func:`summarise`, :func:`write_summaries`) and,
+in a full analysis, each thread's session (:class:`ConversationTally`).
 """
 
 from __future__ import annotations
@@ -30,28 +36,30 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from operator import itemgetter
 from typing import Any
 
 import sqlite_utils
 
-from ..archive.queries import get_session
+from ..archive.queries import chunks, get_session, marks
 from ..errors import ChatArchiveError
 from ..models import Session
 from ..timeutil import get_zone, iso_utc, parse_iso
+from .qa import QAPost
+from .rewrite import PostRewrite
+from .settings import Chat, clean_tag, display_tag, get_chat, save_chat
 
-DEFAULT_GAP = timedelta(minutes=45)
-DEFAULT_MIN_POSTS = 10
 SUBSUME_SHARE = 0.8  # share of a group's posts that also carry the bigger tag
 MIN_SHARE = 0.25  # while guessing: share of the window's tagged posts a chat's hashtag must have
 ANCESTOR_LEAD = timedelta(hours=1)  # untagged parents this long before the window join it
 _EPOCH = datetime(1970, 1, 1)
-DEFAULTS_ROW = "*"  # chats row holding defaults for every hashtag (no hashtag can be "*")
-_CHUNK = 500
 
 
 # --------------------------------------------------------------------------
@@ -78,13 +86,6 @@ def from_ms(ms: int) -> str:
     return iso_utc(datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms))
 
 
-def clean_tag(tag: str) -> str:
-    tag = (tag or "").strip().lstrip("#")
-    if not tag or not re.fullmatch(r"\w+", tag):
-        raise ChatArchiveError(f"Invalid hashtag: {tag!r} (letters, digits and _ only, e.g. cmgrchat)")
-    return tag
-
-
 def slugify(tag: str) -> str:
     return re.sub(r"[^\w]+", "-", tag.lower()).strip("-_") or "chat"
 
@@ -96,120 +97,35 @@ def local_date(iso: str, tz: str | None) -> date:
     return dt.date()
 
 
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
-
-
-def _chunks(seq: list, n: int = _CHUNK):
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]
-
-
 def _overlaps(a0: str, a1: str, b0: str, b1: str) -> bool:
     return a0 <= b1 and b0 <= a1
 
 
-# --------------------------------------------------------------------------
-# Chat settings (table chats)
+def _time(s: Session) -> tuple[str, str]:
+    """A session's start and end (the analysis writes both on every session)."""
+    return s.start or "", s.end or ""
 
 
-@dataclass
-class Chat:
-    hashtag: str
-    explicit: bool = False
-    timezone: str | None = None
-    hosts: list[str] = field(default_factory=list)
-    gap_seconds: int | None = None
-    min_posts: int | None = None
-    question_pattern: str | None = None
-    answer_pattern: str | None = None
-    schedules: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def gap(self) -> float:
-        return float(self.gap_seconds) if self.gap_seconds else DEFAULT_GAP.total_seconds()
-
-    @property
-    def min_count(self) -> int:
-        return self.min_posts if self.min_posts else DEFAULT_MIN_POSTS
-
-
-def get_chat(db: sqlite_utils.Database, hashtag: str) -> Chat:
-    row = db.execute(
-        """SELECT hashtag, explicit, timezone, hosts, gap_seconds, min_posts, question_pattern,
-                  answer_pattern, schedules FROM chats WHERE hashtag = ?""",
-        [hashtag],
-    ).fetchone()
-    if row is None:
-        return Chat(hashtag=hashtag)
-    return Chat(
-        hashtag=row[0], explicit=bool(row[1]), timezone=row[2], hosts=json.loads(row[3] or "[]"),
-        gap_seconds=row[4], min_posts=row[5], question_pattern=row[6], answer_pattern=row[7],
-        schedules=json.loads(row[8] or "[]"),
-    )
-
-
-def save_chat(db: sqlite_utils.Database, chat: Chat) -> None:
-    db.execute(
-        """INSERT INTO chats (hashtag, explicit, timezone, hosts, gap_seconds, min_posts,
-                              question_pattern, answer_pattern, schedules)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT(hashtag) DO UPDATE SET explicit = excluded.explicit,
-             timezone = excluded.timezone, hosts = excluded.hosts,
-             gap_seconds = excluded.gap_seconds, min_posts = excluded.min_posts,
-             question_pattern = excluded.question_pattern, answer_pattern = excluded.answer_pattern,
-             schedules = excluded.schedules""",
-        [chat.hashtag, int(chat.explicit), chat.timezone, json.dumps(chat.hosts), chat.gap_seconds,
-         chat.min_posts, chat.question_pattern, chat.answer_pattern, json.dumps(chat.schedules)],
-    )
-
-
-def settings_for(db: sqlite_utils.Database, tag: str) -> Chat:
-    """A chat's settings, with the defaults row filling what it leaves open."""
-    chat = get_chat(db, tag)
-    base = get_chat(db, DEFAULTS_ROW)
-    for attr in ("timezone", "gap_seconds", "min_posts", "question_pattern", "answer_pattern"):
-        if getattr(chat, attr) is None:
-            setattr(chat, attr, getattr(base, attr))
-    if not chat.hosts:
-        chat.hosts = base.hosts
-    return chat
-
-
-def explicit_chats(db: sqlite_utils.Database) -> list[str]:
-    return [r[0] for r in db.execute("SELECT hashtag FROM chats WHERE explicit = 1 ORDER BY hashtag")]
-
-
-def hashtag_id(db: sqlite_utils.Database, tag: str) -> int | None:
-    row = db.execute("SELECT id FROM hashtags WHERE tag = ?", [tag]).fetchone()
-    return row[0] if row else None
-
-
-def display_tag(db: sqlite_utils.Database, tag: str) -> str:
-    """The hashtag as users write it: the chat's own spelling, else the first seen."""
-    row = db.execute("SELECT hashtag FROM chats WHERE hashtag = ?", [tag]).fetchone()
-    if row:
-        return row[0]
-    row = db.execute("SELECT tag FROM hashtags WHERE tag = ?", [tag]).fetchone()
-    return row[0] if row else tag
+def _window(s: Session) -> tuple[str, str]:
+    """The window whose tagged posts are a session's members (its time when it has none)."""
+    return s.window_start or s.start or "", s.window_end or s.end or ""
 
 
 # --------------------------------------------------------------------------
 # Reading sessions
 
-SESSION_COLUMNS = list(Session.COLUMNS)
-_SESSION_SELECT = "SELECT " + ", ".join(f'"{c}"' for c in SESSION_COLUMNS) + " FROM sessions"
+_SESSION_SELECT = "SELECT " + ", ".join(f'"{c}"' for c in Session.COLUMNS) + " FROM sessions"
 
 
-def _overlapping(db, tag: str, lo: str, hi: str) -> list[dict[str, Any]]:
+def _overlapping(db: sqlite_utils.Database, tag: str, lo: str, hi: str) -> list[Session]:
     """Sessions of a hashtag whose window overlaps [lo, hi], oldest id first."""
     return _session_rows(
         db, """WHERE hashtag = ? COLLATE NOCASE AND coalesce(window_start, start) <= ?
                AND coalesce(window_end, "end") >= ? ORDER BY id""", [tag, hi, lo])
 
 
-def _session_rows(db, where: str = "", params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-    return [dict(zip(SESSION_COLUMNS, r)) for r in db.execute(f"{_SESSION_SELECT} {where}", list(params))]
+def _session_rows(db: sqlite_utils.Database, where: str = "", params: Iterable[Any] = ()) -> list[Session]:
+    return [Session.from_row(r) for r in db.execute(f"{_SESSION_SELECT} {where}", list(params))]
 
 
 # --------------------------------------------------------------------------
@@ -246,8 +162,8 @@ def unique_slug(db: sqlite_utils.Database, tag: str, day: date, current: str | N
 
 def delete_sessions(db: sqlite_utils.Database, ids: Iterable[int]) -> None:
     ids = sorted(set(ids))
-    for chunk in _chunks(ids):
-        m = _marks(len(chunk))
+    for chunk in chunks(ids):
+        m = marks(len(chunk))
         db.execute(f"UPDATE posts SET question_id = NULL WHERE question_id IN "
                    f"(SELECT id FROM questions WHERE session_id IN ({m}))", chunk)
         db.execute(f"UPDATE posts SET answer_to_id = NULL WHERE answer_to_id IN "
@@ -258,18 +174,20 @@ def delete_sessions(db: sqlite_utils.Database, ids: Iterable[int]) -> None:
         db.execute(f"DELETE FROM sessions WHERE id IN ({m})", chunk)
 
 
-def _write_session(db, existing: dict | None, values: dict[str, Any], tz: str | None) -> int:
+def _write_session(db: sqlite_utils.Database, existing: Session | None, values: dict[str, Any],
+                   tz: str | None) -> int:
     """Insert or update one session; the slug follows its local date."""
     day = local_date(values["start"], tz)
     if existing is None:
         slug = unique_slug(db, values["hashtag"], day)
         cols = ", ".join(f'"{c}"' for c in ["slug", *values])
-        cur = db.execute(f"INSERT INTO sessions ({cols}) VALUES ({_marks(len(values) + 1)})",
-                         [slug, *values.values()])
-        return cur.lastrowid
-    sid = existing["id"]
+        new_id = db.execute(f"INSERT INTO sessions ({cols}) VALUES ({marks(len(values) + 1)})",
+                            [slug, *values.values()]).lastrowid
+        assert new_id is not None  # (set by every INSERT)
+        return new_id
+    sid = existing.id
     values = dict(values)
-    values["slug"] = unique_slug(db, values["hashtag"], day, existing["slug"], sid)
+    values["slug"] = unique_slug(db, values["hashtag"], day, existing.slug, sid)
     sets = ", ".join(f'"{c}" = ?' for c in values)
     db.execute(f"UPDATE sessions SET {sets} WHERE id = ?", list(values.values()) + [sid])
     return sid
@@ -288,7 +206,7 @@ def add_session(
 ) -> int:
     """Create (or, for an overlapping window of the same hashtag, take over)
     a session with an explicit window.  Returns its id; membership and Q&A
-    follow in ``analyse.analyse_archive``."""
+    follow in ``pipeline.analyse_archive(db, refresh_sessions=[id])``."""
     tag = clean_tag(hashtag)
     if end <= start:
         raise ChatArchiveError(f"The session must end after it starts ({start} .. {end})")
@@ -302,10 +220,10 @@ def add_session(
     tag = display_tag(db, tag)
     overlapping = _overlapping(db, tag, start, end)
     keep = overlapping[0] if overlapping else None
-    delete_sessions(db, [s["id"] for s in overlapping[1:]])
+    delete_sessions(db, [s.id for s in overlapping[1:]])
     host_list = [h.lstrip("@") for h in hosts if h.strip()]
     values = {
-        "hashtag": tag, "title": title if title is not None else (keep or {}).get("title"),
+        "hashtag": tag, "title": title if title is not None else (keep.title if keep else None),
         "start": start, "end": end, "window_start": start, "window_end": end, "source": source,
         "timezone": tz, "hosts": json.dumps(host_list),
         "configured_hosts": json.dumps(host_list) if host_list else None,
@@ -405,24 +323,24 @@ def apply_schedules(db: sqlite_utils.Database, tag: str, tag_id: int | None,
     for sched in chat.schedules:
         before, after = timedelta(seconds=sched.get("before") or 0), timedelta(seconds=sched.get("after") or 0)
         duration = timedelta(seconds=sched["duration"])
-        for day, start, end in occurrences(sched["every"], sched["timezone"], duration, span[0], span[1]):
+        for _day, start, end in occurrences(sched["every"], sched["timezone"], duration, span[0], span[1]):
             w0 = iso_utc(parse_iso(start) - before)
             w1 = iso_utc(parse_iso(end) + after)
             if _count_tagged(db, tag_id, w0, w1) == 0:
                 continue
             overlapping = _overlapping(db, tag, w0, w1)
-            if any(s["source"] == "manual" for s in overlapping):
+            if any(s.source == "manual" for s in overlapping):
                 continue  # an explicit window wins over the schedule
             keep = overlapping[0] if overlapping else None
-            extra = [s["id"] for s in overlapping[1:] if s["source"] == "detected"]
+            extra = [s.id for s in overlapping[1:] if s.source == "detected"]
             delete_sessions(db, extra)
             changes.deleted.update(extra)
             values = {
-                "hashtag": display, "title": sched.get("title") or (keep or {}).get("title"),
+                "hashtag": display, "title": sched.get("title") or (keep.title if keep else None),
                 "start": start, "end": end, "window_start": w0, "window_end": w1,
                 "source": "scheduled", "timezone": sched["timezone"],
             }
-            if keep and all(keep.get(k) == v for k, v in values.items()):
+            if keep and all(getattr(keep, k) == v for k, v in values.items()):
                 continue
             sid = _write_session(db, keep, values, sched["timezone"])
             changes.changed.add(sid)
@@ -431,7 +349,7 @@ def apply_schedules(db: sqlite_utils.Database, tag: str, tag_id: int | None,
     return changes
 
 
-def _count_tagged(db, tag_id: int, lo: str, hi: str) -> int:
+def _count_tagged(db: sqlite_utils.Database, tag_id: int, lo: str, hi: str) -> int:
     return db.execute(
         """SELECT count(*) FROM posts p INDEXED BY idx_posts_created_at
            WHERE p.created_at BETWEEN ? AND ? AND p.matched = 1
@@ -500,7 +418,7 @@ def scan_all_groups(db: sqlite_utils.Database, tag_ids: set[int] | None,
     if tag_ids is not None:
         if not tag_ids:
             return scan
-        where = f"AND ph.hashtag_id IN ({_marks(len(tag_ids))})"
+        where = f"AND ph.hashtag_id IN ({marks(len(tag_ids))})"
         params = sorted(tag_ids)
     # Epoch milliseconds (integers, as split_groups uses: both split alike)
     # come from SQLite (C) rather than a Python parse per post.
@@ -599,7 +517,7 @@ def drop_subsumed_scanned(db: sqlite_utils.Database, scan: Scan, keep_tags: set[
     return out
 
 
-def _tag_times(db, tag_id: int, lo: str, hi: str) -> list[str]:
+def _tag_times(db: sqlite_utils.Database, tag_id: int, lo: str, hi: str) -> list[str]:
     return [r[0] for r in db.execute(
         """SELECT p.created_at FROM posts p INDEXED BY idx_posts_created_at
            WHERE p.created_at BETWEEN ? AND ? AND p.matched = 1
@@ -609,7 +527,7 @@ def _tag_times(db, tag_id: int, lo: str, hi: str) -> list[str]:
     )]
 
 
-def _reach(db, tag_id: int, t: str, gap: float, before: bool) -> str | None:
+def _reach(db: sqlite_utils.Database, tag_id: int, t: str, gap: float, before: bool) -> str | None:
     """The farthest tagged post within ``gap`` of ``t`` on one side (a
     bounded range scan: rare hashtags never scan the whole archive)."""
     gap_ms = round(gap * 1000)
@@ -635,10 +553,11 @@ def window_groups(db: sqlite_utils.Database, tag: str, tag_id: int, lo: str, hi:
         grown = False
         for s in _session_rows(db, "WHERE hashtag = ? COLLATE NOCASE AND source = 'detected' "
                                "AND start <= ? AND \"end\" >= ?", [tag, hi, lo]):
-            if s["start"] < lo:
-                lo, grown = s["start"], True
-            if s["end"] > hi:
-                hi, grown = s["end"], True
+            start, end = _time(s)
+            if start < lo:
+                lo, grown = start, True
+            if end > hi:
+                hi, grown = end, True
         while True:
             prev = _reach(db, tag_id, lo, gap, before=True)
             if prev is None or prev >= lo:
@@ -662,7 +581,7 @@ def drop_subsumed(db: sqlite_utils.Database, groups: list[Group], keep_tags: set
     if len(groups) == 0:
         return groups
     names = dict(db.execute("SELECT id, lower(tag) FROM hashtags"
-                            f" WHERE id IN ({_marks(len({g.tag_id for g in groups}))})",
+                            f" WHERE id IN ({marks(len({g.tag_id for g in groups}))})",
                             sorted({g.tag_id for g in groups})).fetchall())
     out = []
     for g in groups:
@@ -712,28 +631,27 @@ def reconcile(db: sqlite_utils.Database, tag: str, groups: list[Group], lo: str 
         rows = _session_rows(db, "WHERE hashtag = ? COLLATE NOCASE ORDER BY id", [tag])
     else:
         rows = _overlapping(db, tag, lo, hi or lo)
-    fixed = [s for s in rows if s["source"] != "detected"]
-    detected = [s for s in rows if s["source"] == "detected"]
+    fixed = [s for s in rows if s.source != "detected"]
+    detected = [s for s in rows if s.source == "detected"]
     display = display_tag(db, tag)
     used: set[int] = set()
     for g in groups:
-        if any(_overlaps(s["window_start"] or s["start"], s["window_end"] or s["end"], g.start, g.end)
-               for s in fixed):
+        if any(_overlaps(*_window(s), g.start, g.end) for s in fixed):
             continue
-        match = next((s for s in detected if s["id"] not in used
-                      and _overlaps(s["start"], s["end"], g.start, g.end)), None)
+        match = next((s for s in detected if s.id not in used
+                      and _overlaps(*_time(s), g.start, g.end)), None)
         values = {"hashtag": display, "start": g.start, "end": g.end, "window_start": g.start,
                   "window_end": g.end, "source": "detected", "timezone": tz}
         if match is not None:
-            used.add(match["id"])
-            if all(match.get(k) == v for k, v in values.items()) and \
-                    match["slug"] == unique_slug(db, display, local_date(g.start, tz), match["slug"], match["id"]):
+            used.add(match.id)
+            if all(getattr(match, k) == v for k, v in values.items()) and \
+                    match.slug == unique_slug(db, display, local_date(g.start, tz), match.slug, match.id):
                 continue
         sid = _write_session(db, match, values, tz)
         changes.changed.add(sid)
         if match is None:
             changes.created.add(sid)
-    gone = [s["id"] for s in detected if s["id"] not in used]
+    gone = [s.id for s in detected if s.id not in used]
     delete_sessions(db, gone)
     changes.deleted.update(gone)
     return changes
@@ -743,8 +661,14 @@ def reconcile(db: sqlite_utils.Database, tag: str, groups: list[Group], lo: str 
 # Membership
 
 
-def refresh_membership(db: sqlite_utils.Database, session_ids: set[int] | None) -> set[int]:
+def refresh_membership(db: sqlite_utils.Database, session_ids: set[int] | None, *,
+                       threads: PostRewrite | None = None) -> set[int]:
     """Recompute session_posts for these sessions (all when None).
+
+    ``threads``: the posts' conversations from a full threading run that are
+    not yet written to the posts (``ThreadUpdate.pending``); for all sessions,
+    the thread walks then start from the posts it marks as having replies
+    instead of probing every member.
 
     Returns the sessions actually recomputed: also those sharing a
     conversation with them, since a post's thread membership follows its
@@ -781,25 +705,23 @@ def refresh_membership(db: sqlite_utils.Database, session_ids: set[int] | None) 
                WHERE sp.session_id NOT IN (SELECT id FROM _aff)""")]
         if more:
             conn.executemany("INSERT OR IGNORE INTO _aff VALUES (?)", [(i,) for i in more])
-            conn.execute(f"DELETE FROM session_posts WHERE session_id IN ({_marks(len(more))})", more)
+            conn.execute(f"DELETE FROM session_posts WHERE session_id IN ({marks(len(more))})", more)
             _insert_tagged(conn, more)
         conn.execute("DROP TABLE temp._convs")
     lead = f"-{int(ANCESTOR_LEAD.total_seconds())} seconds"
     not_tagged = "NOT EXISTS (SELECT 1 FROM session_posts x WHERE x.post_id = {0}.id AND x.via = 'tag')"
-    # In a full analysis temp._conv lists the posts that have replies: the
-    # walks start from those instead of probing every member.
-    kids = session_ids is None and conn.execute(
-        "SELECT 1 FROM sqlite_temp_master WHERE type = 'table' AND name = '_conv'").fetchone() is not None
-    if kids:
+    # A full threading run marks the posts that have replies: the walks
+    # start from those instead of probing every member.
+    if session_ids is None and threads is not None and threads.conversations:
         up_seed = f"""
               SELECT s.id, q.id, strftime('%Y-%m-%dT%H:%M:%fZ', s.window_start, '{lead}'), s.window_end
-              FROM _conv k CROSS JOIN posts q ON q.rowid = k.rid
+              FROM {threads.table} k CROSS JOIN posts q ON q.rowid = k.rid
               CROSS JOIN posts p ON p.reply_to_id = q.id
               CROSS JOIN session_posts sp ON sp.post_id = p.id
               CROSS JOIN sessions s ON s.id = sp.session_id
               WHERE k.kids = 1 AND p.id != q.id AND sp.via = 'tag' AND {not_tagged.format('q')}"""
         down_seed = f"""
-              SELECT sp.session_id, c.id FROM _conv k CROSS JOIN posts p ON p.rowid = k.rid
+              SELECT sp.session_id, c.id FROM {threads.table} k CROSS JOIN posts p ON p.rowid = k.rid
               CROSS JOIN session_posts sp ON sp.post_id = p.id
               CROSS JOIN posts c ON c.reply_to_id = p.id
               WHERE k.kids = 1 AND c.id != p.id AND {not_tagged.format('c')}"""
@@ -845,8 +767,10 @@ def refresh_membership(db: sqlite_utils.Database, session_ids: set[int] | None) 
     return done
 
 
-def _insert_tagged(conn, only: list[int] | None = None) -> None:
-    where = f"WHERE a.id IN ({_marks(len(only))})" if only else ""
+def _insert_tagged(conn: sqlite3.Connection, only: list[int] | None = None) -> None:
+    """The tagged members of the sessions in refresh_membership's own temp._aff
+    (or of ``only`` those)."""
+    where = f"WHERE a.id IN ({marks(len(only))})" if only else ""
     conn.execute(
         f"""INSERT OR IGNORE INTO session_posts (session_id, post_id, via)
             SELECT s.id, p.id, 'tag'
@@ -860,17 +784,94 @@ def _insert_tagged(conn, only: list[int] | None = None) -> None:
     )
 
 
-def set_conversation_sessions(db: sqlite_utils.Database, best: dict[str, tuple]) -> None:
-    """Write every thread's session as counted by qa.apply_qa over all sessions."""
+# --------------------------------------------------------------------------
+# Each session's members, read once for the steps after membership
+
+# A member row: qa.QAPost's fields (so Q&A takes the rows as they are), then these.
+MEMBER_ROWID = len(QAPost._fields)
+MEMBER_PLATFORM = MEMBER_ROWID + 1
+MEMBER_CONVERSATION = MEMBER_ROWID + 2
+_MEMBERS_SQL = """
+SELECT p.id, p.author_id, coalesce(p.author_handle, p.author_id), coalesce(p.text, ''),
+       coalesce(p.created_at, ''), p.reply_to_id, p.quote_of_id, p.is_repost, p.rowid, p.platform, {conv}
+FROM session_posts sp JOIN posts p ON p.id = sp.post_id
+WHERE sp.session_id = ?
+ORDER BY p.created_at, p.id
+"""
+
+
+def member_rows(db: sqlite_utils.Database, session_ids: Iterable[int], *,
+                threads: PostRewrite | None = None) -> Iterator[tuple[int, list[tuple]]]:
+    """(session id, its member posts by time then id) for each session in turn.
+
+    Q&A, the session summary and the threads' session tally all look at
+    every member, so the pipeline reads them once for all three.  Rows are
+    plain tuples (see ``MEMBER_*``; building a record per post costs more than
+    the rest of the read).  ``threads``: conversation ids not yet written to
+    the posts (``ThreadUpdate.pending``) are read from there."""
     conn = db.conn
-    conn.execute("DROP TABLE IF EXISTS temp._cs")
-    conn.execute("CREATE TEMP TABLE _cs (id TEXT PRIMARY KEY, sid INTEGER)")
-    conn.executemany("INSERT INTO _cs VALUES (?, ?)", [(c, b[0]) for c, b in best.items()])
-    conn.execute("""UPDATE conversations SET session_id = NULL
-                    WHERE session_id IS NOT NULL AND id NOT IN (SELECT id FROM _cs)""")
-    conn.execute("""UPDATE conversations SET session_id = _cs.sid FROM _cs
-                    WHERE conversations.id = _cs.id AND conversations.session_id IS NOT _cs.sid""")
-    conn.execute("DROP TABLE temp._cs")
+    select = _MEMBERS_SQL.format(conv=threads.conversation_sql("p") if threads is not None else "p.conversation_id")
+    for sid in session_ids:
+        yield sid, conn.execute(select, [sid]).fetchall()
+
+
+@dataclass
+class SessionSummary:
+    """What a session's row says about its members (``sessions.post_count``,
+    ``platforms``) and its hosts as Q&A found them."""
+
+    posts: int
+    platforms: list[str]
+    hosts: list[str]
+
+
+_platform_of = itemgetter(MEMBER_PLATFORM)
+
+
+def summarise(rows: list[tuple], hosts: list[str]) -> SessionSummary:
+    """The summary of one session from its :func:`member_rows`."""
+    return SessionSummary(len(rows), sorted(p for p in set(map(_platform_of, rows)) if p), hosts)
+
+
+def write_summaries(db: sqlite_utils.Database, summaries: dict[int, SessionSummary]) -> None:
+    db.conn.executemany(
+        "UPDATE sessions SET hosts = ?, post_count = ?, platforms = ? WHERE id = ?",
+        [(json.dumps(s.hosts), s.posts, json.dumps(s.platforms), sid) for sid, s in summaries.items()],
+    )
+
+
+class ConversationTally:
+    """Each thread's session in a full analysis: the session holding most of
+    its posts (the earlier session on a tie), counted while every session's
+    members are read anyway (:func:`member_rows`), then written by
+    :meth:`write`.  (Incremental runs use :func:`refresh_conversation_sessions`.)"""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+        self.threads = {r[0] for r in db.conn.execute("SELECT id FROM conversations")}
+        self.start_of: dict[int, str | None] = dict(db.conn.execute("SELECT id, start FROM sessions").fetchall())
+        self.best: dict[str, tuple[int, int, tuple[str, int]]] = {}  # thread -> (session, posts, rank)
+
+    def add(self, session_id: int, conversation_ids: Iterable[str]) -> None:
+        """The conversation ids of one session's members."""
+        rank = (self.start_of.get(session_id) or "", session_id)
+        best = self.best
+        for conv, count in Counter(filter(self.threads.__contains__, conversation_ids)).items():
+            b = best.get(conv)
+            if b is None or count > b[1] or (count == b[1] and rank < b[2]):
+                best[conv] = (session_id, count, rank)
+
+    def write(self) -> None:
+        """Set conversations.session_id of every thread (NULL for a thread in no session)."""
+        conn = self.db.conn
+        conn.execute("DROP TABLE IF EXISTS temp._cs")
+        conn.execute("CREATE TEMP TABLE _cs (id TEXT PRIMARY KEY, sid INTEGER)")
+        conn.executemany("INSERT INTO _cs VALUES (?, ?)", [(c, b[0]) for c, b in self.best.items()])
+        conn.execute("""UPDATE conversations SET session_id = NULL
+                        WHERE session_id IS NOT NULL AND id NOT IN (SELECT id FROM _cs)""")
+        conn.execute("""UPDATE conversations SET session_id = _cs.sid FROM _cs
+                        WHERE conversations.id = _cs.id AND conversations.session_id IS NOT _cs.sid""")
+        conn.execute("DROP TABLE temp._cs")
 
 
 def refresh_conversation_sessions(db: sqlite_utils.Database, session_ids: set[int] | None) -> None:
@@ -895,8 +896,8 @@ def refresh_conversation_sessions(db: sqlite_utils.Database, session_ids: set[in
     ids = sorted(session_ids)
     conn.execute("DROP TABLE IF EXISTS temp._cs")
     conn.execute("CREATE TEMP TABLE _cs (id TEXT PRIMARY KEY)")
-    for chunk in _chunks(ids):
-        m = _marks(len(chunk))
+    for chunk in chunks(ids):
+        m = marks(len(chunk))
         conn.execute(f"""INSERT OR IGNORE INTO _cs SELECT p.conversation_id FROM session_posts sp
                          JOIN posts p ON p.id = sp.post_id
                          WHERE sp.session_id IN ({m}) AND p.conversation_id IS NOT NULL""", chunk)

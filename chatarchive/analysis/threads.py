@@ -16,7 +16,10 @@ root).  Quotes are links between posts, never tree edges.
 Two modes share one solver:
 
 * full: parent links of the whole archive are read as integer rowids into
-  compact arrays (``array('q')``), so a million posts cost a few MB;
+  compact arrays (``array('q')``), so a million posts cost a few MB; in the
+  pipeline the posts' new conversation ids are handed on in
+  ``ThreadUpdate.pending`` (a :class:`.rewrite.PostRewrite`) and written
+  together with the Q&A columns, in one pass over the posts;
 * incremental: only the new or changed posts (``conversation_id IS NULL`` or
   listed in ``analysis_dirty``) and the conversations they touch are read
   and rewritten, so re-analysis costs time in proportion to what arrived.
@@ -24,6 +27,7 @@ Two modes share one solver:
 
 from __future__ import annotations
 
+import sqlite3
 from array import array
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +35,13 @@ from typing import Any
 
 import sqlite_utils
 
+from ..archive.queries import chunks, marks
+from ..errors import NotFoundError
+from .rewrite import PostRewrite
+
 # Full mode above this share of unanalysed posts: reading everything once is
 # cheaper than chasing many small closures.
 FULL_RATIO = 0.2
-_CHUNK = 500
 
 # One thread in reply order (depth-first, siblings by time), with depth.
 # The priority queue ordered by "lvl DESC" makes SQLite walk depth-first
@@ -69,11 +76,17 @@ FROM t
 
 @dataclass
 class ThreadUpdate:
-    full: bool = False
+    """What the threads step did, for the steps after it."""
+
+    full: bool = False  # every post was threaded again (the later steps redo every session)
     posts: int = 0  # posts whose conversation was (re)computed
     dirty_ids: list[str] = field(default_factory=list)  # new/changed posts (incremental only)
     conversations: set[str] = field(default_factory=set)  # conversation ids now holding them
     removed: set[str] = field(default_factory=set)  # conversation ids that no longer exist
+    # A full run with ``defer``: the posts' new conversation ids, not yet in
+    # posts.conversation_id.  Whoever holds it must ``write`` it (or
+    # ``discard`` it) before the analysis ends.
+    pending: PostRewrite | None = None
 
 
 # --------------------------------------------------------------------------
@@ -145,11 +158,10 @@ def solve_forest(
     return cycles
 
 
-def _earliest_by_db(conn) -> Callable[[list[int]], int]:
+def _earliest_by_db(conn: sqlite3.Connection) -> Callable[[list[int]], int]:
     def earliest(ring: list[int]) -> int:
-        marks = ",".join("?" * len(ring))
         row = conn.execute(
-            f"SELECT rowid FROM posts WHERE rowid IN ({marks}) ORDER BY created_at, id LIMIT 1", ring
+            f"SELECT rowid FROM posts WHERE rowid IN ({marks(len(ring))}) ORDER BY created_at, id LIMIT 1", ring
         ).fetchone()
         return row[0] if row else min(ring)
 
@@ -189,8 +201,12 @@ def _parent_code(rowid: int, prow: int | None, rrow: int | None, okey: str | Non
 
 
 def update_threads(db: sqlite_utils.Database, *, full: bool = False, defer: bool = False) -> ThreadUpdate:
-    """Bring posts.conversation_id and the conversations table up to date
-    (``defer``: in full mode, leave the posts to :func:`write_bulk`)."""
+    """Bring posts.conversation_id and the conversations table up to date.
+
+    With ``defer``, a full run leaves the posts' conversation ids in the
+    returned ``ThreadUpdate.pending`` instead of writing them, so the later
+    steps can read them there and the posts are rewritten only once (see
+    :mod:`.rewrite`)."""
     conn = db.conn
     # max(rowid) is instant and equals the count while nothing is deleted
     total = conn.execute("SELECT max(rowid) FROM posts").fetchone()[0] or 0
@@ -210,9 +226,8 @@ def update_threads(db: sqlite_utils.Database, *, full: bool = False, defer: bool
 
 
 def _full(db: sqlite_utils.Database, defer: bool = False) -> ThreadUpdate:
-    """Every post's conversation.  With ``defer`` the posts are not written
-    yet: temp._conv (rid, cid, depth, kids) holds the threads' posts until
-    :func:`write_bulk`, so the analysis rewrites each post only once."""
+    """Every post's conversation; with ``defer`` the posts are not written
+    yet (``ThreadUpdate.pending`` holds the threads' posts)."""
     conn = db.conn
     maxrow = conn.execute("SELECT max(rowid) FROM posts").fetchone()[0]
     n = maxrow + 1
@@ -242,89 +257,29 @@ def _full(db: sqlite_utils.Database, defer: bool = False) -> ThreadUpdate:
     solved = [i for i, s in enumerate(state) if s]
     root_rowids = sorted({r for r in map(root.__getitem__, solved) if r > 0})
     id_of: dict[int, str] = {}
-    for chunk in _chunks(root_rowids, _CHUNK):
+    for chunk in chunks(root_rowids):
         id_of.update(conn.execute(
-            f"SELECT rowid, id FROM posts WHERE rowid IN ({','.join('?' * len(chunk))})", chunk))
+            f"SELECT rowid, id FROM posts WHERE rowid IN ({marks(len(chunk))})", chunk))
     del root_rowids
 
-    conn.execute("DROP TABLE IF EXISTS temp._conv")
-    # qid/aid: filled by qa.apply_qa, so write_bulk reads one row per post
-    conn.execute("""CREATE TEMP TABLE _conv (rid INTEGER PRIMARY KEY, cid TEXT, depth INTEGER, kids INTEGER,
-                                             qid INTEGER, aid INTEGER)""")
-    conn.executemany(
-        "INSERT INTO _conv (rid, cid, depth, kids) VALUES (?, ?, ?, ?)",
+    pending = PostRewrite(conn, conversations=True)
+    pending.add_threads(
         [(i, id_of[r] if r > 0 else key_of[r], depth[i], kids[i])
          for i, r in zip(solved, map(root.__getitem__, solved))],
     )
     del parent, root, depth, state, id_of, kids, solved
     conn.execute("DELETE FROM conversations")
     conn.execute(
-        """INSERT INTO conversations (id, session_id, size, depth, participants, started, ended)
-           SELECT c.cid, NULL, count(*), max(c.depth), count(DISTINCT p.author_id),
-                  min(p.created_at), max(p.created_at)
-           FROM _conv c JOIN posts p ON p.rowid = c.rid
-           GROUP BY c.cid HAVING count(*) > 1"""
+        f"""INSERT INTO conversations (id, session_id, size, depth, participants, started, ended)
+            SELECT c.cid, NULL, count(*), max(c.depth), count(DISTINCT p.author_id),
+                   min(p.created_at), max(p.created_at)
+            FROM {pending.table} c JOIN posts p ON p.rowid = c.rid
+            GROUP BY c.cid HAVING count(*) > 1"""
     )
     if not defer:
-        write_bulk(conn)
-    return ThreadUpdate(full=True, posts=maxrow)
-
-
-def write_bulk(conn, *, conversations: bool = True, answers: bool = False) -> None:
-    """Rewrite every post's analysis columns in one pass over the posts,
-    rebuilding their indexes after: posts.conversation_id from temp._conv (a
-    post outside it is its own conversation) and, with ``answers``,
-    question_id/answer_to_id from temp._conv's qid/aid (or from temp._qa
-    without ``conversations``).  Each post is written once, not once per
-    column, and only when something changed: the rows of the temp table by
-    one row-value lookup each, the other posts by one scan."""
-    indexes: list[str] = []
-    cols: list[tuple[str, str]] = []  # column, its value (a post without a temp row gets NULL)
-    if conversations:
-        indexes.append("idx_posts_conversation_id")
-        cols.append(("conversation_id", "coalesce(max(w.cid), posts.id)"))
-    if answers:
-        indexes += ["idx_posts_question_id", "idx_posts_answer_to_id"]
-        cols += [("question_id", "max(w.qid)"), ("answer_to_id", "max(w.aid)")]
-    src = "_conv" if conversations else "_qa"
-    names = ", ".join(c for c, _ in cols)
-    # One row-value lookup gives all the columns (not one subquery each); the
-    # aggregate always yields a row, so a post without a temp row gets its
-    # own id / NULLs from the same lookup and the table is walked once (two
-    # passes dirtied every page twice, spilling the cache on a big archive).
-    row = f"(SELECT {', '.join(v for _, v in cols)} FROM {src} w WHERE w.rid = posts.rowid)"
-    # A post never analysed (conversation_id NULL) always changes: no second
-    # lookup to find that out (on a first run that is every post).
-    new = "conversation_id IS NULL OR " if conversations else ""
-    with without_index(conn, *indexes):
-        conn.execute(f"UPDATE posts SET ({names}) = {row} WHERE {new}({names}) IS NOT {row}")
-    conn.execute(f"DROP TABLE temp.{src}")
-
-
-class without_index:
-    """Drop an index around a bulk update and build it again afterwards
-    (one sorted build is far cheaper than a million scattered updates).
-    Inside the caller's transaction: a failure rolls the drop back too."""
-
-    def __init__(self, conn, *names: str):
-        self.conn = conn
-        self.names = names
-        self.sql: list[str] = []
-
-    def __enter__(self):
-        for name in self.names:
-            row = self.conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?",
-                                    [name]).fetchone()
-            if row and row[0]:
-                self.sql.append(row[0])
-                self.conn.execute(f'DROP INDEX "{name}"')
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            for sql in self.sql:
-                self.conn.execute(sql)
-        return False
+        pending.write(answers=False)
+        return ThreadUpdate(full=True, posts=maxrow)
+    return ThreadUpdate(full=True, posts=maxrow, pending=pending)
 
 
 def _incremental(db: sqlite_utils.Database) -> ThreadUpdate:
@@ -342,13 +297,13 @@ def _incremental(db: sqlite_utils.Database) -> ThreadUpdate:
     # them (or keyed by their id while they were missing), and the
     # conversations of their parents and sources' roots.
     keys = set(dirty_ids) | {r[3] for r in dirty_rows if r[3]} | {r[4] for r in dirty_rows if r[4]}
-    for chunk in _chunks(sorted(keys), _CHUNK):
-        marks = ",".join("?" * len(chunk))
+    for chunk in chunks(sorted(keys)):
+        m = marks(len(chunk))
         pending.update(r[0] for r in conn.execute(
-            f"SELECT DISTINCT conversation_id FROM posts WHERE conversation_id IN ({marks})", chunk))
+            f"SELECT DISTINCT conversation_id FROM posts WHERE conversation_id IN ({m})", chunk))
         pending.update(r[0] for r in conn.execute(
             f"""SELECT DISTINCT conversation_id FROM posts
-                WHERE (reply_to_id IN ({marks}) OR id IN ({marks})) AND conversation_id IS NOT NULL""",
+                WHERE (reply_to_id IN ({m}) OR id IN ({m})) AND conversation_id IS NOT NULL""",
             chunk + chunk))
     pending.discard(None)
 
@@ -367,18 +322,18 @@ def _incremental(db: sqlite_utils.Database) -> ThreadUpdate:
                 pending.add(conv)
 
     dirty_rowids = [r[0] for r in dirty_rows]
-    for chunk in _chunks(dirty_rowids, _CHUNK):
-        take(conn.execute(f"{_LINKS_SELECT} WHERE p.rowid IN ({','.join('?' * len(chunk))})", chunk))
+    for chunk in chunks(dirty_rowids):
+        take(conn.execute(f"{_LINKS_SELECT} WHERE p.rowid IN ({marks(len(chunk))})", chunk))
     while True:
         todo = sorted(pending - loaded_convs)
         pending.clear()
-        for chunk in _chunks(todo, _CHUNK):
+        for chunk in chunks(todo):
             loaded_convs.update(chunk)
             take(conn.execute(
-                f"{_LINKS_SELECT} WHERE p.conversation_id IN ({','.join('?' * len(chunk))})", chunk))
+                f"{_LINKS_SELECT} WHERE p.conversation_id IN ({marks(len(chunk))})", chunk))
         missing = sorted({p for p in parent.values() if p > 0 and p not in parent})
-        for chunk in _chunks(missing, _CHUNK):
-            take(conn.execute(f"{_LINKS_SELECT} WHERE p.rowid IN ({','.join('?' * len(chunk))})", chunk))
+        for chunk in chunks(missing):
+            take(conn.execute(f"{_LINKS_SELECT} WHERE p.rowid IN ({marks(len(chunk))})", chunk))
         if not (pending - loaded_convs) and not missing:
             break
 
@@ -389,9 +344,9 @@ def _incremental(db: sqlite_utils.Database) -> ThreadUpdate:
     key_of = {code: key for key, code in okeys.items()}
     root_rowids = sorted({r for r in root.values() if r > 0})
     id_of: dict[int, str] = {}
-    for chunk in _chunks(root_rowids, _CHUNK):
+    for chunk in chunks(root_rowids):
         id_of.update(conn.execute(
-            f"SELECT rowid, id FROM posts WHERE rowid IN ({','.join('?' * len(chunk))})", chunk))
+            f"SELECT rowid, id FROM posts WHERE rowid IN ({marks(len(chunk))})", chunk))
     new_conv = {k: (id_of[r] if r > 0 else key_of[r]) for k, r in root.items()}
     updates = [(c, k) for k, c in new_conv.items() if old_conv.get(k) != c]
     conn.executemany("UPDATE posts SET conversation_id = ? WHERE rowid = ?", updates)
@@ -403,12 +358,12 @@ def _incremental(db: sqlite_utils.Database) -> ThreadUpdate:
     for k, c in new_conv.items():
         if depth[k] > max_depth.get(c, -1):
             max_depth[c] = depth[k]
-    for chunk in _chunks(sorted(old_ids | new_ids), _CHUNK):
-        conn.execute(f"DELETE FROM conversations WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-    for chunk in _chunks(sorted(new_ids), _CHUNK):
+    for chunk in chunks(sorted(old_ids | new_ids)):
+        conn.execute(f"DELETE FROM conversations WHERE id IN ({marks(len(chunk))})", chunk)
+    for chunk in chunks(sorted(new_ids)):
         rows = conn.execute(
             f"""SELECT conversation_id, count(*), count(DISTINCT author_id), min(created_at), max(created_at)
-                FROM posts WHERE conversation_id IN ({','.join('?' * len(chunk))})
+                FROM posts WHERE conversation_id IN ({marks(len(chunk))})
                 GROUP BY conversation_id HAVING count(*) > 1""",
             chunk,
         ).fetchall()
@@ -419,11 +374,6 @@ def _incremental(db: sqlite_utils.Database) -> ThreadUpdate:
         )
     return ThreadUpdate(full=False, posts=len(parent), dirty_ids=dirty_ids, conversations=new_ids,
                         removed=removed)
-
-
-def _chunks(seq: list, n: int):
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]
 
 
 # --------------------------------------------------------------------------
@@ -444,8 +394,6 @@ def thread(db: sqlite_utils.Database, post_id: str) -> list[dict[str, Any]]:
     ``post_id`` may be any post of the thread or the conversation id.
     Raises NotFoundError when neither is in the archive.
     """
-    from ..errors import NotFoundError
-
     conv = conversation_of(db, post_id)
     if conv is None:
         raise NotFoundError(f"No post or conversation {post_id!r} in the archive (run the analysis first?)")

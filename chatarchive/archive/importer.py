@@ -2,7 +2,8 @@
 
 Every file gets a SAVEPOINT: a refused file (unknown format, no posts) is
 rolled back alone; with ``strict=True`` the first problem rolls back the
-whole command, so the database is exactly as it was before.
+whole command, so the database is exactly as it was before.  What happens
+is reported through a :class:`Progress` (the CLI draws a bar with it).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import sqlite_utils
 
 from .. import sources
-from ..errors import ChatArchiveError, InputError, ParseError
-from ..sources import Context, InputFile, Skip
+from ..errors import InputError, ParseError
+from ..sources import Format, InputFile, Skip
 from .schema import now_iso
 from .writer import PostWriter, merge_placeholder_authors, resolve_local_replies
 
@@ -29,6 +31,8 @@ MAX_KEPT_PROBLEMS = 1000  # kept in FileResult.problems (--json)
 
 @dataclass
 class FileResult:
+    """What importing one file did (the ``--json`` summary's per-file entry)."""
+
     path: str
     format: str | None = None
     added: int = 0
@@ -43,16 +47,36 @@ class FileResult:
         return self.added + self.updated + self.unchanged
 
 
-class Progress:
-    """Callbacks the CLI implements with a rich progress bar; no-ops here."""
+class Progress(Protocol):
+    """What an import reports while it runs (the CLI draws a progress bar)."""
 
-    def start_file(self, path: str, total_bytes: int | None) -> None: ...
+    def start_file(self, path: str, total_bytes: int | None) -> None:
+        """A file is opened; ``total_bytes`` is its size as stored (None for stdin)."""
 
-    def advance(self, bytes_read: int, posts: int) -> None: ...
+    def advance(self, bytes_read: int, posts: int) -> None:
+        """So far in this file: bytes of it read (as stored) and posts normalized."""
 
-    def problem(self, message: str) -> None: ...
+    def problem(self, message: str) -> None:
+        """A malformed record was skipped (``FILE:LINE: reason``; the first few only)."""
 
-    def end_file(self, result: FileResult) -> None: ...
+    def end_file(self, result: FileResult) -> None:
+        """The file is done (or refused: ``result.error``)."""
+
+
+class NoProgress:
+    """A :class:`Progress` that shows nothing: for library use."""
+
+    def start_file(self, path: str, total_bytes: int | None) -> None:
+        pass
+
+    def advance(self, bytes_read: int, posts: int) -> None:
+        pass
+
+    def problem(self, message: str) -> None:
+        pass
+
+    def end_file(self, result: FileResult) -> None:
+        pass
 
 
 def import_files(
@@ -61,19 +85,24 @@ def import_files(
     *,
     format: str | None = None,
     tz: str | None = None,
+    instance: str | None = None,
     strict: bool = False,
     progress: Progress | None = None,
     batch_size: int = 2000,
-    options: dict | None = None,
 ) -> list[FileResult]:
     """Import ``paths`` ("-" is stdin) into ``db`` in one transaction and
-    return one FileResult per path.  A file that holds no posts, or cannot
-    be read, is rolled back alone and gets ``error``; its malformed records
-    are skipped and counted, or with ``strict`` raise ParseError and roll
-    back everything.  Any other exception rolls back everything too.
-    ``options`` reach the sources' Context (e.g. ``{"instance": host}``:
-    the Mastodon server that served files carrying no evidence of it)."""
-    progress = progress or Progress()
+    return one FileResult per path.
+
+    ``format`` skips detection (a name in ``sources.FORMATS``; an unknown
+    name raises ChatArchiveError); ``tz`` is the zone of local times
+    (Twitter Archiver sheets); ``instance`` is the Mastodon server that
+    served the files (a host or URL), for files carrying no evidence of it.
+    A file that holds no posts, or cannot be read, is rolled back alone and
+    gets ``error``; its malformed records are skipped and counted, or with
+    ``strict`` raise ParseError and roll back everything.  Any other
+    exception rolls back everything too."""
+    fmt = sources.get_format(format) if format else None
+    progress = progress or NoProgress()
     results: list[FileResult] = []
     conn = db.conn
     conn.execute("BEGIN")
@@ -83,7 +112,7 @@ def import_files(
             result = FileResult(path="<stdin>" if path == "-" else path)
             try:
                 with _gc_paused():
-                    _import_one(db, path, result, format, tz, strict, progress, batch_size, options)
+                    _import_one(db, path, result, fmt, tz, instance, strict, progress, batch_size)
             except ParseError:
                 raise  # strict mode: abandon the whole command
             except InputError as e:
@@ -138,19 +167,15 @@ def _can_share(db: sqlite_utils.Database) -> bool:
     return bool(ok)
 
 
-def _import_one(db, path, result, format_name, tz, strict, progress, batch_size, options=None) -> None:
+def _import_one(db: sqlite_utils.Database, path: str, result: FileResult, fmt: Format | None, tz: str | None,
+                instance: str | None, strict: bool, progress: Progress, batch_size: int) -> None:
     f = InputFile(path)
     writer: PostWriter | None = None
     try:
-        if format_name:
-            sources._load_all()
-            fmt = sources.FORMATS.get(format_name)
-            if fmt is None:
-                raise ChatArchiveError(f"Unknown format {format_name!r}; choose from {', '.join(sources.FORMATS)}")
-        else:
+        if fmt is None:
             fmt = sources.detect(f)
         result.format = fmt.name
-        ctx = Context(path=f.display, tz=tz, options=dict(options or {}))
+        ctx = fmt.context(f.display, tz=tz, instance=instance)
         writer = PostWriter(db, batch_size=batch_size, background=_can_share(db))
         progress.start_file(f.display, f.size)
         started = now_iso()

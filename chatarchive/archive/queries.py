@@ -5,19 +5,21 @@ these functions (Datasette hands them its own connection through
 ``execute_fn``), so a session is found the same way everywhere and the
 post column list exists once (:data:`POST_SELECT`, from ``StoredPost``).
 
-Every function takes a ``sqlite3.Connection`` or a ``sqlite_utils.Database``.
+Every function takes a ``sqlite3.Connection`` or a ``sqlite_utils.Database``
+(rows may be tuples or ``sqlite3.Row``: Datasette's connections use the latter).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
 
 from ..errors import NotFoundError
-from ..models import STORED_POST_FIELDS, Conversation, Question, Session, StoredPost
+from ..models import STORED_POST_FIELDS, Author, Conversation, Media, Question, Session, StoredPost
 
 Connection = sqlite3.Connection | sqlite_utils.Database
 
@@ -124,6 +126,294 @@ def session_conversations(db: Connection, session_id: int) -> list[Conversation]
     return [Conversation(*r) for r in connection(db).execute(
         """SELECT id, session_id, size, depth, participants, started, ended FROM conversations
            WHERE session_id = ? ORDER BY started, id""", [session_id])]
+
+
+def count_sessions(db: Connection) -> int:
+    return int(connection(db).execute("SELECT count(*) FROM sessions").fetchone()[0])
+
+
+def sessions_by_ids(db: Connection, ids: Iterable[int]) -> list[Session]:
+    """The sessions with these ids (any order; unknown ids are left out)."""
+    out: list[Session] = []
+    conn = connection(db)
+    for chunk in chunks(list(ids)):
+        out += [Session.from_row(r) for r in conn.execute(f"{_SESSION_SELECT} WHERE s.id IN ({marks(len(chunk))})", chunk)]
+    return out
+
+
+def recent_sessions(db: Connection, limit: int = 10) -> list[Session]:
+    """The newest sessions first."""
+    return [Session.from_row(r) for r in connection(db).execute(
+        f"{_SESSION_SELECT} ORDER BY s.start DESC, s.id DESC LIMIT ?", [limit])]
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def sessions_matching(db: Connection, text: str, limit: int = 11) -> list[Session]:
+    """Sessions whose slug, title or hashtag contains ``text`` (any case), newest first."""
+    return [Session.from_row(r) for r in connection(db).execute(
+        rf"""{_SESSION_SELECT} WHERE s.slug LIKE :like ESCAPE '\' OR s.title LIKE :like ESCAPE '\'
+             OR s.hashtag LIKE :like ESCAPE '\' ORDER BY s.start DESC LIMIT :limit""",
+        {"like": _like(text), "limit": limit})]
+
+
+def post_sessions(db: Connection, post_ids: Iterable[str]) -> dict[str, list[Session]]:
+    """The sessions each post belongs to (posts in none are left out)."""
+    out: dict[str, list[Session]] = {}
+    conn = connection(db)
+    select = _SESSION_SELECT.replace(" FROM sessions s", "")
+    for chunk in chunks(list(post_ids)):
+        for r in conn.execute(
+            f"""{select}, sp.post_id FROM session_posts sp JOIN sessions s ON s.id = sp.session_id
+                WHERE sp.post_id IN ({marks(len(chunk))}) ORDER BY s.start, s.id""", chunk):
+            out.setdefault(r[len(Session.COLUMNS)], []).append(Session.from_row(r))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Authors
+
+_AUTHOR_FIELDS = ("id", "platform", "handle", "name", "avatar_url", "url")
+_AUTHOR_SELECT = ", ".join(f"a.{c}" for c in _AUTHOR_FIELDS)
+
+
+def _author(r: Any, at: int = 0) -> Author | None:
+    return None if r[at] is None else Author(*r[at:at + len(_AUTHOR_FIELDS)])
+
+
+def count_authors(db: Connection) -> int:
+    return int(connection(db).execute("SELECT count(*) FROM authors").fetchone()[0])
+
+
+def all_authors(db: Connection) -> list[Author]:
+    return [Author(*r) for r in connection(db).execute(f"SELECT {_AUTHOR_SELECT} FROM authors a")]
+
+
+def authors_matching(db: Connection, text: str, limit: int = 11, *, exact: str | None = None) -> list[Author]:
+    """Authors whose handle or name contains ``text`` (SQL LIKE: any case for
+    ASCII): the handle ``exact`` (default: ``text``) first, then shorter handles."""
+    return [Author(*r) for r in connection(db).execute(
+        rf"""SELECT {_AUTHOR_SELECT} FROM authors a WHERE a.handle LIKE :like ESCAPE '\' OR a.name LIKE :like ESCAPE '\'
+             ORDER BY (a.handle = :exact COLLATE NOCASE) DESC, length(a.handle), a.handle LIMIT :limit""",
+        {"like": _like(text), "exact": text if exact is None else exact, "limit": limit})]
+
+
+def session_authors(db: Connection, session_ids: list[int]) -> list[Author]:
+    """Every author of a post of these sessions, once, by author id."""
+    found: dict[str, Author] = {}
+    conn = connection(db)
+    for chunk in chunks(session_ids):
+        for r in conn.execute(
+            f"""SELECT DISTINCT {_AUTHOR_SELECT} FROM session_posts sp JOIN posts p ON p.id = sp.post_id
+                JOIN authors a ON a.id = p.author_id WHERE sp.session_id IN ({marks(len(chunk))})""", chunk):
+            found.setdefault(r[0], Author(*r))
+    return [found[k] for k in sorted(found)]
+
+
+# --------------------------------------------------------------------------
+# Posts as the views read them
+
+
+@dataclass(slots=True)
+class PostRow:
+    """A post as the views read it: its row, its author's row (None when the
+    author is not in ``authors``) and its media and links (filled by
+    :func:`attach_entities`)."""
+
+    post: StoredPost
+    author: Author | None
+    media: list[Media] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+
+
+_POST_AUTHOR_SELECT = f"{POST_SELECT}, {_AUTHOR_SELECT}"
+
+
+def _post_row(r: Any) -> PostRow:
+    return PostRow(StoredPost(*r[:_NPOST]), _author(r, _NPOST))
+
+
+def session_posts(db: Connection, session_id: int, *, entities: bool = True) -> list[PostRow]:
+    """Every post of a session in time order, with its author (and, unless
+    ``entities=False``, its media and links)."""
+    got = [_post_row(r) for r in connection(db).execute(
+        f"""SELECT {_POST_AUTHOR_SELECT} FROM session_posts sp JOIN posts p ON p.id = sp.post_id
+            LEFT JOIN authors a ON a.id = p.author_id
+            WHERE sp.session_id = ? ORDER BY p.created_at, p.id""", [session_id])]
+    if entities:
+        attach_entities(db, got, session_id=session_id)
+    return got
+
+
+def attach_entities(db: Connection, posts: list[PostRow], *, session_id: int | None = None) -> None:
+    """Fill in the media and links of ``posts`` (all of one session when
+    ``session_id`` is given: two queries instead of two per 500 posts)."""
+    conn = connection(db)
+    by_id = {r.post.id: r for r in posts}
+    if session_id is not None:
+        media_rows = conn.execute(
+            """SELECT pm.post_id, m.url, m.type, m.alt, m.preview_url FROM session_posts sp
+               JOIN post_media pm ON pm.post_id = sp.post_id JOIN media m ON m.id = pm.media_id
+               WHERE sp.session_id = ? ORDER BY m.id""", [session_id]).fetchall()
+        link_rows = conn.execute(
+            """SELECT pl.post_id, l.url FROM session_posts sp JOIN post_links pl ON pl.post_id = sp.post_id
+               JOIN links l ON l.id = pl.link_id WHERE sp.session_id = ? ORDER BY l.id""", [session_id]).fetchall()
+    else:
+        media_rows, link_rows = [], []
+        for chunk in chunks(list(by_id)):
+            m = marks(len(chunk))
+            media_rows += conn.execute(
+                f"""SELECT pm.post_id, m.url, m.type, m.alt, m.preview_url FROM post_media pm
+                    JOIN media m ON m.id = pm.media_id WHERE pm.post_id IN ({m}) ORDER BY m.id""", chunk).fetchall()
+            link_rows += conn.execute(
+                f"""SELECT pl.post_id, l.url FROM post_links pl JOIN links l ON l.id = pl.link_id
+                    WHERE pl.post_id IN ({m}) ORDER BY l.id""", chunk).fetchall()
+    for r in posts:
+        r.media = []
+        r.links = []
+    for pid, url, typ, alt, preview in media_rows:
+        row = by_id.get(pid)
+        if row is not None:
+            row.media.append(Media(url=url, type=typ, alt=alt, preview_url=preview))
+    for pid, url in link_rows:
+        row = by_id.get(pid)
+        if row is not None:
+            row.links.append(url)
+
+
+def search_rows(db: Connection, match: str, rowids: list[int]) -> dict[int, tuple[PostRow, str]]:
+    """The posts of full-text hits (by ``posts`` rowid, as FTS5 returns them)
+    with their snippets for ``match`` (matches between ``models.HIGHLIGHT_START``
+    and ``HIGHLIGHT_END``), their authors, media and links."""
+    out: dict[int, tuple[PostRow, str]] = {}
+    conn = connection(db)
+    for chunk in chunks(rowids):
+        for r in conn.execute(
+            f"""SELECT {_POST_AUTHOR_SELECT}, snippet(posts_fts, 0, char(2), char(3), '…', 24), posts_fts.rowid
+                FROM posts_fts JOIN posts p ON p.rowid = posts_fts.rowid LEFT JOIN authors a ON a.id = p.author_id
+                WHERE posts_fts MATCH ? AND posts_fts.rowid IN ({marks(len(chunk))})""", [match, *chunk]):
+            n = _NPOST + len(_AUTHOR_FIELDS)
+            out[r[n + 1]] = (_post_row(r), r[n])
+    attach_entities(db, [row for row, _ in out.values()])
+    return out
+
+
+def participant_posts(db: Connection, session_ids: list[int]
+                      ) -> Iterator[tuple[int, StoredPost, int | None, int | None]]:
+    """Every post (reposts left out) of these sessions that has an author, as
+    (session id, post, number of the question it asks, number of the question
+    it answers), author by author and in time order within each: a stream
+    that a participant page at a time can be cut from."""
+    if not session_ids:
+        return
+    cur = connection(db).execute(
+        f"""SELECT sp.session_id, q1.number, q2.number, {POST_SELECT}
+            FROM session_posts sp JOIN posts p ON p.id = sp.post_id
+            LEFT JOIN questions q1 ON q1.id = p.question_id
+            LEFT JOIN questions q2 ON q2.id = p.answer_to_id
+            WHERE sp.session_id IN ({marks(len(session_ids))}) AND p.author_id IS NOT NULL AND p.is_repost = 0
+            ORDER BY p.author_id, p.created_at""", session_ids)
+    for r in cur:
+        yield r[0], StoredPost(*r[3:3 + _NPOST]), r[1], r[2]
+
+
+def session_media_urls(db: Connection, session_ids: list[int]) -> set[str]:
+    """Every avatar, media and media preview URL of these sessions' posts, as stored."""
+    conn = connection(db)
+    urls: set[str] = set()
+    for chunk in chunks(session_ids):
+        m = marks(len(chunk))
+        urls.update(u for (u,) in conn.execute(
+            f"""SELECT DISTINCT a.avatar_url FROM session_posts sp JOIN posts p ON p.id = sp.post_id
+                JOIN authors a ON a.id = p.author_id WHERE sp.session_id IN ({m})""", chunk) if u)
+        for u, prev in conn.execute(
+            f"""SELECT DISTINCT m.url, m.preview_url FROM session_posts sp JOIN post_media pm ON pm.post_id = sp.post_id
+                JOIN media m ON m.id = pm.media_id WHERE sp.session_id IN ({m})""", chunk):
+            urls.update(v for v in (u, prev) if v)
+    return urls
+
+
+# --------------------------------------------------------------------------
+# What the statistics count (analysis.stats)
+
+
+def earlier_authors(db: Connection, session: Session, author_ids: list[str]) -> set[str]:
+    """Which of ``author_ids`` posted in an earlier session of the same hashtag."""
+    out: set[str] = set()
+    conn = connection(db)
+    for chunk in chunks(author_ids):
+        out.update(r[0] for r in conn.execute(
+            # Start from the earlier sessions (few) and walk their members;
+            # starting from each author's posts checks every session per post.
+            f"""SELECT DISTINCT p.author_id FROM sessions s
+                CROSS JOIN session_posts sp ON sp.session_id = s.id
+                CROSS JOIN posts p ON p.id = sp.post_id
+                WHERE p.author_id IN ({marks(len(chunk))})
+                  AND s.hashtag = ? COLLATE NOCASE AND (s.start < ? OR (s.start = ? AND s.id < ?))""",
+            [*chunk, session.hashtag, session.start, session.start, session.id],
+        ))
+    return out
+
+
+def question_answers(db: Connection, session_id: int) -> list[tuple[Any, ...]]:
+    """The session's questions in number order, as (id, number, post id, text,
+    asked at, asker's handle, number of answers, time of the first answer
+    posted after the question, or None)."""
+    conn = connection(db)
+    out = []
+    for qid, number, post_id, text, created_at, handle in conn.execute(
+        """SELECT q.id, q.number, q.post_id, q.text, p.created_at,
+                  coalesce(a.handle, p.author_handle, p.author_id)
+           FROM questions q LEFT JOIN posts p ON p.id = q.post_id LEFT JOIN authors a ON a.id = p.author_id
+           WHERE q.session_id = ? ORDER BY q.number""", [session_id]).fetchall():
+        answers, first = conn.execute(
+            """SELECT count(*), min(CASE WHEN created_at >= ? THEN created_at END)
+               FROM posts WHERE answer_to_id = ?""", [created_at or "", qid]).fetchone()
+        out.append((qid, number, post_id, text, created_at, handle, answers, first))
+    return out
+
+
+def session_links(db: Connection, session_id: int) -> list[tuple[str, int]]:
+    """The links of the session's posts (reposts left out) with the number of posts sharing each."""
+    return [(u, n) for u, n in connection(db).execute(
+        """SELECT l.url, count(DISTINCT p.id) FROM session_posts sp JOIN posts p ON p.id = sp.post_id
+           JOIN post_links pl ON pl.post_id = p.id JOIN links l ON l.id = pl.link_id
+           WHERE sp.session_id = ? AND p.is_repost = 0 GROUP BY l.url""", [session_id])]
+
+
+def post_urls(db: Connection, urls: list[str]) -> set[str]:
+    """Which of ``urls`` are permalinks of archived posts."""
+    out: set[str] = set()
+    conn = connection(db)
+    for chunk in chunks(urls):
+        out.update(r[0] for r in conn.execute(f"SELECT url FROM posts WHERE url IN ({marks(len(chunk))})", chunk))
+    return out
+
+
+def hashtag_sessions(db: Connection, hashtag: str) -> list[tuple[int, str, str | None, int]]:
+    """A hashtag's sessions (any case) in time order, as (id, slug, start, post count)."""
+    return [(r[0], r[1], r[2], r[3]) for r in connection(db).execute(
+        """SELECT id, slug, start, coalesce(post_count, 0) FROM sessions
+           WHERE hashtag = ? COLLATE NOCASE ORDER BY start, id""", [hashtag])]
+
+
+def hashtag_participants(db: Connection, hashtag: str) -> Iterator[tuple[int, str | None, str | None]]:
+    """(session id, author id, handle) for every author of every session of a hashtag."""
+    for r in connection(db).execute(
+        """SELECT sp.session_id, p.author_id, coalesce(a.handle, p.author_handle, p.author_id)
+           FROM sessions s JOIN session_posts sp ON sp.session_id = s.id JOIN posts p ON p.id = sp.post_id
+           LEFT JOIN authors a ON a.id = p.author_id
+           WHERE s.hashtag = ? COLLATE NOCASE GROUP BY sp.session_id, p.author_id""", [hashtag]):
+        yield r[0], r[1], r[2]
+
+
+def hashtag_spelling(db: Connection, hashtag: str) -> str | None:
+    """The hashtag as the sessions spell it (they match it in any case)."""
+    row = connection(db).execute(
+        "SELECT hashtag FROM sessions WHERE hashtag = ? COLLATE NOCASE LIMIT 1", [hashtag]).fetchone()
+    return row[0] if row else None
 
 
 def rows(db: Connection, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:

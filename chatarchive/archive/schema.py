@@ -1,6 +1,10 @@
 """The archive's schema: numbered migrations (never edited once released) and opening the file.
 
-Each migration says why it exists.  ``open_db`` applies the pending ones.
+Each migration says why it exists.  ``open_db`` applies the pending ones, in
+the order they are defined in this file, which is the order they were
+released (``m003_local_ids`` came after ``m301_serve``).  A new migration goes
+at the end, numbered above every existing one (``m302_…`` and on), so
+numbers and run order agree from here on.
 """
 
 from __future__ import annotations
@@ -185,7 +189,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         );
         """
     )
-    db["posts"].enable_fts(
+    db.table("posts").enable_fts(
         ["text", "author_handle", "author_name"],
         tokenize="porter unicode61 remove_diacritics 2",
         create_triggers=True,

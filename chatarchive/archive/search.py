@@ -1,4 +1,7 @@
-"""Full-text search over posts (FTS5): the ids of the best or newest matches first, then snippets for those."""
+"""Full-text search over posts (FTS5): the ids of the best or newest
+matches first, then rows and snippets for those only.  Results are
+:class:`models.SearchHit` (the post as a ``StoredPost``, its snippet, its rank);
+an invalid FTS5 query is a :class:`errors.SearchError`."""
 
 from __future__ import annotations
 
@@ -9,21 +12,13 @@ from typing import Any
 import sqlite_utils
 
 from ..errors import SearchError
-from ..models import HIGHLIGHT_END, HIGHLIGHT_START
-from .queries import chunks as _chunks
-from .queries import find_session
-
-# --------------------------------------------------------------------------
-# Search
-
-
+from ..models import HIGHLIGHT_END, HIGHLIGHT_START, SearchHit
+from .queries import chunks, find_session, post_columns, stored_post
 
 BM25_WEIGHTS = "10.0, 2.0, 1.0"  # text, author_handle, author_name
 # Above this many full-text matches, "newest" walks posts by time and stops
 # at the limit instead of sorting every match.
 NEWEST_SCAN_THRESHOLD = 2000
-_RESULT_COLUMNS = ("id", "platform", "url", "author_handle", "author_name", "created_at", "text",
-                   "matched", "like_count", "repost_count")
 _FTS_OPERATORS = re.compile(r'["*():^+]|\b(AND|OR|NOT|NEAR)\b')
 
 
@@ -48,10 +43,11 @@ def search(
     until: str | None = None,
     limit: int = 20,
     order: str = "best",
-) -> list[dict[str, Any]]:
-    """Full-text search; returns post rows plus `snippet` (matches wrapped in
-    HIGHLIGHT_START/HIGHLIGHT_END) and `rank` (bm25, lower is better; None
-    with ``order="newest"``).
+) -> list[SearchHit]:
+    """Full-text search: the best (bm25) or newest ``limit`` matches, each a
+    SearchHit with the post, its snippet (matches between HIGHLIGHT_START
+    and HIGHLIGHT_END) and its rank (bm25, lower is better; None with
+    ``order="newest"``).
 
     Two steps keep big archives fast: first the ids of the best (or newest)
     ``limit`` matches, computing nothing else per match; then rows and
@@ -76,7 +72,8 @@ def search(
         ) from None
 
 
-def _search(db, query, hashtag, author, session, since, until, limit, order) -> list[dict[str, Any]]:
+def _search(db: sqlite_utils.Database, query: str, hashtag: str | None, author: str | None, session: str | None,
+            since: str | None, until: str | None, limit: int, order: str) -> list[SearchHit]:
     conn = db.conn
     filters: list[str] = []
     params: dict[str, Any] = {"query": query, "limit": limit}
@@ -90,9 +87,9 @@ def _search(db, query, hashtag, author, session, since, until, limit, order) -> 
         filters.append("(posts.author_handle = :author COLLATE NOCASE OR posts.author_id = :author)")
         params["author"] = author.lstrip("@")
     if session:
-        found = find_session(db, session)
+        named = find_session(db, session)
         filters.append("EXISTS (SELECT 1 FROM session_posts sp WHERE sp.session_id = :session_id AND sp.post_id = posts.id)")
-        params["session_id"] = found.id if found else None
+        params["session_id"] = named.id if named else None  # unknown: matches nothing
     if since:
         filters.append("posts.created_at >= :since")
         params["since"] = since
@@ -120,25 +117,22 @@ def _search(db, query, hashtag, author, session, since, until, limit, order) -> 
     ranked = conn.execute(sql, params).fetchall()
     # Step two: rows and snippets of those posts only.  (No bm25 here: for
     # a phrase it would count the phrase's documents all over again.)
-    found: dict[int, dict[str, Any]] = {}
-    cols = ", ".join(f"posts.{c}" for c in _RESULT_COLUMNS)
-    for chunk in _chunks([r[0] for r in ranked], 500):
+    found: dict[int, tuple[Any, ...]] = {}
+    for chunk in chunks([r[0] for r in ranked], 500):
         marks = ", ".join("?" * len(chunk))
         cursor = conn.execute(
-            f"""SELECT posts.rowid, {cols},
-                   snippet(posts_fts, 0, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 16) AS snippet
+            f"""SELECT {post_columns("posts")},
+                   snippet(posts_fts, 0, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 16) AS snippet, posts.rowid
                 FROM posts_fts JOIN posts ON posts.rowid = posts_fts.rowid
                 WHERE posts_fts MATCH ? AND posts_fts.rowid IN ({marks})""",
             [query, *chunk],
         )
-        names = [d[0] for d in cursor.description][1:]
         for row in cursor:
-            found[row[0]] = dict(zip(names, row[1:]))
+            found[row[-1]] = row
     out = []
     for rowid, rank in ranked:
         row = found.get(rowid)
         if row is not None:
-            row["rank"] = rank
-            out.append(row)
+            out.append(SearchHit(post=stored_post(row), snippet=row[-2], rank=rank))
     return out
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import orjson
 import sqlite_utils
 
 from ..models import WRITTEN_POST_FIELDS, Media, Post
+from ..safety import is_web_url
 
 # --------------------------------------------------------------------------
 # Writing posts
@@ -164,12 +166,13 @@ def _union(old: list, new: list) -> list:
 
 
 def _web_links(links: list[str]) -> list[str]:
-    """Only http(s) links reach the links table: a source may carry
-    ``javascript:``, ``data:`` or other schemes (a Bluesky link facet is any
-    string the client chose)."""
+    """Only web links reach the links table, by the one rule every output
+    applies (``safety.is_web_url``): a source may carry ``javascript:``,
+    ``data:`` or other schemes (a Bluesky link facet is any string the
+    client chose).  Kept as the source wrote them."""
     if not links:
         return links
-    return [u for u in links if isinstance(u, str) and u[:8].lower().startswith(("http://", "https://"))]
+    return [u for u in links if is_web_url(u)]
 
 
 class _Pending:
@@ -200,9 +203,9 @@ class _Pending:
 
 
 def _max_variables(conn: sqlite3.Connection) -> int:
-    getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
-    if getlimit is not None:
-        return getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    """How many ? a statement may hold (SQLite's compile-time limit)."""
+    if sys.version_info >= (3, 11):  # Connection.getlimit is new in 3.11
+        return conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     return 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 
 
@@ -548,6 +551,29 @@ def resolve_local_replies(db: sqlite_utils.Database) -> int:
                          WHERE l.instance = posts.instance AND l.local_id = posts.reply_to_local_id)"""
     )
     return cur.rowcount
+
+
+def resolve_page_replies(db: sqlite_utils.Database, posts: Iterable[Post]) -> None:
+    """Mastodon replies name their parent by its id on the serving server.
+    Link this page's replies to parents already stored, and stored replies
+    to parents on this page — in both directions, since a timeline pages
+    from new to old (replies before their parents).  Indexed lookups only
+    (``idx_posts_unresolved_replies``), unlike a whole-table
+    :func:`resolve_local_replies`, which runs once at the end."""
+    conn = db.conn
+    for p in posts:
+        if not p.instance:
+            continue
+        if p.reply_to_local_id:
+            row = conn.execute("SELECT id FROM posts WHERE instance = ? AND local_id = ?",
+                               (p.instance, p.reply_to_local_id)).fetchone()
+            if row is not None:
+                conn.execute("UPDATE posts SET reply_to_id = ? WHERE id = ? AND reply_to_id IS NULL", (row[0], p.id))
+        if p.local_id:
+            conn.execute(
+                "UPDATE posts SET reply_to_id = ? WHERE instance = ? AND reply_to_local_id = ? AND reply_to_id IS NULL",
+                (p.id, p.instance, p.local_id),
+            )
 
 
 def merge_placeholder_authors(db: sqlite_utils.Database) -> int:

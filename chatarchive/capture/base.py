@@ -40,9 +40,7 @@ class Window:
             return True
         if self.since is not None and created_at < iso_utc(self.since):
             return False
-        if self.until is not None and created_at >= iso_utc(self.until):
-            return False
-        return True
+        return self.until is None or created_at < iso_utc(self.until)
 
     def key(self) -> dict[str, str | None]:
         return {"since": self.since_iso, "until": self.until_iso}

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..sources import Context
+from ..sources.bluesky import FORMAT as BLUESKY_FORMAT
 from ..sources.bluesky import normalize
 from ..timeutil import iso_utc
 from .base import (
@@ -112,7 +112,7 @@ class BlueskyCapture(CaptureClient):
         self.page_size = page_size
         self.http = HttpClient(BLUESKY_RATE_LIMITS, clock=self.clock, policy=policy, timeout=timeout,
                                secrets=config.secrets(), on_wait=on_wait)
-        self._ctx = Context(path=self.service)
+        self._ctx = BLUESKY_FORMAT.context(self.service)  # one across pages: it learns handles
         self._session_key = SessionStore.key(self.service, self.handle or "")
         self.logins = 0  # createSession calls this run
         self.refreshes = 0

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import CaptureError
 
@@ -175,8 +176,6 @@ def _table(data: dict, name: str, p: Path) -> dict:
 
 
 def _host_key(value: str) -> str:
-    from urllib.parse import urlsplit
-
     v = value.strip().rstrip("/")
     if "://" in v:
         v = urlsplit(v).netloc

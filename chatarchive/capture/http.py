@@ -99,7 +99,7 @@ class RateLimit:
 
 
 def format_seconds(s: float) -> str:
-    s = int(round(s))
+    s = round(s)
     if s < 60:
         return f"{s}s"
     m, s = divmod(s, 60)

@@ -25,7 +25,9 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from ..sources import Context
+from ..sources.mastodon import FORMAT as MASTODON_FORMAT
 from ..sources.mastodon import host_of, normalize
+from ..timeutil import iso_from_iso
 from .base import (
     CaptureClient,
     Window,
@@ -124,7 +126,7 @@ class MastodonCapture(CaptureClient):
         # one Context per server across pages: it remembers local id -> uri
         # so replies to statuses on earlier pages link at once
         if host not in self._ctx:
-            self._ctx[host] = Context(path=host, options={"instance": host})
+            self._ctx[host] = MASTODON_FORMAT.context(host, instance=host)
         return self._ctx[host]
 
     def _get(self, base: str, path: str, params: dict[str, str] | None = None) -> tuple[Any, str, int]:
@@ -279,8 +281,6 @@ class MastodonCapture(CaptureClient):
 
 
 def _iso(value: str) -> str:
-    from ..timeutil import iso_from_iso
-
     try:
         return iso_from_iso(value)
     except ValueError:

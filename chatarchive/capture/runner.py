@@ -1,8 +1,9 @@
 """Run a capture: poll a platform client, commit every page as it arrives,
 keep the resume state in ``captures``, follow until ``--until`` or Ctrl-C,
-and show what is happening (a rich live panel on a terminal).
+and tell a :class:`CaptureUI` what is happening (``capture.ui`` has the
+terminal panel and the log lines).
 
-Every page is one transaction: its posts (through :class:`store.PostWriter`),
+Every page is one transaction: its posts (through :class:`archive.writer.PostWriter`),
 the page itself (``capture_pages``) and the client's new state (``captures.state``)
 are committed together, so a process killed at any moment has stored
 exactly the pages it finished, and the next run with the same platform,
@@ -13,38 +14,29 @@ fetched twice beyond the page in flight.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import orjson
 import sqlite_utils
 
+from ..analysis.pipeline import analyse_archive
 from ..archive.queries import get_session
 from ..archive.schema import now_iso
-from ..archive.writer import PostWriter, SaveStats, resolve_local_replies, transaction
+from ..archive.writer import PostWriter, SaveStats, resolve_local_replies, resolve_page_replies, transaction
 from ..errors import CaptureError
+from ..timeutil import parse_iso
 from .base import DEFAULT_LOOKBACK, CaptureClient, MissingCredentials, Window, utc_from_epoch
+from .bluesky import BlueskyCapture
 from .config import Config, SessionStore
-from .http import Clock, NetworkError, Page, RateLimitError, RetryPolicy, format_seconds
+from .http import Clock, NetworkError, Page, RateLimitError, RetryPolicy
+from .mastodon import MastodonCapture
+from .x import XCapture
 
-QUESTION = re.compile(r"^\s*(?:[@.]\S+\s+)*(?:Q|Question)\s*(\d{1,3})\s*[:.)\-–—]", re.IGNORECASE)
-
-
-def is_question(text: str) -> bool:
-    """Does this post ask a numbered chat question?  The analysis' own rule
-    (qa.py: markers after leading mentions, teasers excluded) when present."""
-    try:
-        from ..analysis.qa import _DEFAULT_Q, is_teaser, match_marker
-    except ImportError:  # pragma: no cover - analysis not installed
-        return bool(QUESTION.match(text or ""))
-    found = match_marker(text or "", _DEFAULT_Q)
-    return found is not None and not is_teaser(found[1])
 MAX_PROBLEMS_KEPT = 50
 MAX_FAILED_POLLS = 5  # consecutive polls that gave up (each after its own retries) end a follow
 
@@ -84,128 +76,43 @@ class CaptureResult:
         }
 
 
-class CaptureUI:
-    """Progress callbacks (no-ops); the CLI picks a live panel or log lines."""
+class CaptureUI(Protocol):
+    """What a capture reports while it runs (``capture.ui``: a live panel or log lines)."""
 
-    def start(self, run: CaptureRun) -> None: ...
+    def start(self, run: CaptureRun) -> None:
+        """The run has begun (``run.result.resumed`` says whether it continues an earlier one)."""
 
-    def page(self, run: CaptureRun, page: Page, stats: SaveStats) -> None: ...
+    def page(self, run: CaptureRun, page: Page, stats: SaveStats) -> None:
+        """A page is committed; ``stats`` counts what it added and updated."""
 
-    def waiting(self, run: CaptureRun, seconds: float, reason: str) -> None: ...
+    def waiting(self, run: CaptureRun, seconds: float, reason: str) -> None:
+        """The client waits ``seconds`` (``reason``: rate limit, retry, pacing…)."""
 
-    def idle(self, run: CaptureRun, next_poll_at: float) -> None: ...
+    def idle(self, run: CaptureRun, next_poll_at: float) -> None:
+        """Following: the next poll starts at ``next_poll_at`` (clock time)."""
 
-    def stop(self, run: CaptureRun) -> None: ...
-
-
-class LogUI(CaptureUI):
-    """Plain lines (no terminal): one per page with new posts, one per wait."""
-
-    def __init__(self, echo: Callable[[str], None]):
-        self.echo = echo
-
-    def page(self, run, page, stats):
-        if stats.added or stats.updated or page.problems:
-            what = "context" if page.kind == "context" else "page"
-            self.echo(
-                f"{run.client.platform}: {what} {run.result.pages}: {len(page.posts)} posts "
-                f"({stats.added} new, {stats.updated} updated); {run.result.added} new in all"
-            )
-        for p in page.problems:
-            self.echo(f"{run.client.platform}: {p}")
-
-    def waiting(self, run, seconds, reason):
-        if reason != "pacing" and seconds >= 1:
-            self.echo(f"{run.client.platform}: {reason}: waiting {format_seconds(seconds)}")
+    def stop(self, run: CaptureRun) -> None:
+        """The run is over (``run.result.status``)."""
 
 
-class LiveUI(CaptureUI):
-    """A rich live panel: posts so far, participants, latest posts, the
-    current question, rate-limit state and what the capture is doing."""
+class QuietUI:
+    """A :class:`CaptureUI` that shows nothing: for library use, and a base
+    for UIs that care about a few of the callbacks."""
 
-    def __init__(self, console: Any, latest: int = 6):
-        self.console = console
-        self.latest: deque[tuple[str, str, str]] = deque(maxlen=latest)
-        self.question: tuple[str, str, str] | None = None
-        self.activity = "starting"
-        self.wait_until: float | None = None
-        self.live: Any = None
-        self.run: CaptureRun | None = None
+    def start(self, run: CaptureRun) -> None:
+        pass
 
-    def start(self, run):
-        from rich.live import Live
+    def page(self, run: CaptureRun, page: Page, stats: SaveStats) -> None:
+        pass
 
-        self.run = run
-        self.live = Live(self, console=self.console, refresh_per_second=4, transient=False)
-        self.live.start()
+    def waiting(self, run: CaptureRun, seconds: float, reason: str) -> None:
+        pass
 
-    def stop(self, run):
-        if self.live is not None:
-            self.activity = run.result.status
-            self.wait_until = None
-            self.live.refresh()
-            self.live.stop()
-            self.live = None
+    def idle(self, run: CaptureRun, next_poll_at: float) -> None:
+        pass
 
-    def page(self, run, page, stats):
-        self.activity = "polling"
-        self.wait_until = None
-        newest = sorted((p for p in page.posts if p.matched), key=lambda p: p.created_at)
-        for p in newest:
-            handle = (p.author.handle or p.author.id) if p.author else "?"
-            item = (p.created_at, handle, " ".join((p.text or "").split()))
-            if not self.latest or item[0] >= self.latest[-1][0]:
-                self.latest.append(item)
-            if is_question(p.text or "") and (self.question is None or p.created_at >= self.question[0]):
-                self.question = item
-
-    def waiting(self, run, seconds, reason):
-        self.activity = reason
-        self.wait_until = run.clock.time() + seconds
-
-    def idle(self, run, next_poll_at):
-        self.activity = "next poll"
-        self.wait_until = next_poll_at
-
-    def __rich__(self) -> Any:
-        from rich.panel import Panel
-        from rich.table import Table
-        from rich.text import Text
-
-        run = self.run
-        if run is None:
-            return Text("")
-        r = run.result
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column(overflow="fold")
-        grid.add_row("Posts", f"{run.matched_ids_count:,} matching this run ({r.added:,} new rows, {r.updated:,} updated)")
-        grid.add_row("Participants", f"{len(run.participants):,}")
-        grid.add_row("Requests", f"{run.requests:,} ({r.pages:,} pages, {r.polls:,} polls done)")
-        rl = run.client.http.latest_limit()
-        now = run.clock.time()
-        grid.add_row("Rate limit", rl.describe(now) if rl else "not reported yet")
-        status = self.activity
-        if self.wait_until is not None:
-            status += f" in {format_seconds(max(0.0, self.wait_until - now))}"
-        grid.add_row("Status", status)
-        if self.question:
-            grid.add_row("Question", Text(f"@{self.question[1]}: {self.question[2][:160]}"))
-        if r.problems:
-            grid.add_row("Problems", Text(r.problems[-1][:160], style="yellow"))
-        latest = Table.grid(padding=(0, 1))
-        latest.add_column(style="dim", no_wrap=True)
-        latest.add_column(style="cyan", no_wrap=True)
-        latest.add_column(overflow="ellipsis", no_wrap=True)
-        for when, handle, text in reversed(self.latest):
-            latest.add_row(when[11:19], f"@{handle}", Text(text))
-        body = Table.grid()
-        body.add_row(grid)
-        if self.latest:
-            body.add_row(Text(""))
-            body.add_row(latest)
-        title = f"chatarchive capture · {run.client.platform} · {run.client.query}"
-        return Panel(body, title=title, title_align="left", border_style="blue")
+    def stop(self, run: CaptureRun) -> None:
+        pass
 
 
 # --------------------------------------------------------------------------
@@ -329,29 +236,6 @@ class CaptureRun:
         end_wal(self.db)
 
 
-def resolve_page_replies(db: sqlite_utils.Database, posts: list) -> None:
-    """Mastodon replies name their parent by its id on the serving server.
-    Link this page's replies to parents already stored, and stored replies
-    to parents on this page — in both directions, since a timeline pages
-    from new to old (replies before their parents).  Indexed lookups only
-    (``idx_posts_unresolved_replies``), unlike a whole-table
-    :func:`store.resolve_local_replies`, which runs once at the end."""
-    conn = db.conn
-    for p in posts:
-        if not p.instance:
-            continue
-        if p.reply_to_local_id:
-            row = conn.execute("SELECT id FROM posts WHERE instance = ? AND local_id = ?",
-                               (p.instance, p.reply_to_local_id)).fetchone()
-            if row is not None:
-                conn.execute("UPDATE posts SET reply_to_id = ? WHERE id = ? AND reply_to_id IS NULL", (row[0], p.id))
-        if p.local_id:
-            conn.execute(
-                "UPDATE posts SET reply_to_id = ? WHERE instance = ? AND reply_to_local_id = ? AND reply_to_id IS NULL",
-                (p.id, p.instance, p.local_id),
-            )
-
-
 def use_wal(db: sqlite_utils.Database) -> None:
     """Capture commits every page (every few seconds while following).  In
     WAL mode a commit costs no fsync (16 ms -> 0.02 ms here) yet stays
@@ -390,8 +274,9 @@ def run_capture(
     """Capture ``window`` (and, with ``follow``, keep polling every
     ``interval`` seconds until ``window.until`` or Ctrl-C)."""
     clock = clock or client.http.clock
-    ui = ui or CaptureUI()
-    raw = open(raw_path, "ab") if raw_path else None
+    ui = ui or QuietUI()
+    # closed in the finally below, after the run (a with block would wrap it all)
+    raw = open(raw_path, "ab") if raw_path else None  # noqa: SIM115
     run = CaptureRun(db, client, window, window, clock=clock, ui=ui, raw=raw)
     previous_on_wait = client.http.on_wait
 
@@ -406,8 +291,6 @@ def run_capture(
         # Mastodon and Bluesky have no server default: reach back as far as
         # X recent search does.  The bound is kept in the state so a resumed
         # run keeps the same window.
-        from ..timeutil import parse_iso
-
         since = run.state.get("window_since") or utc_from_epoch(clock.time() - DEFAULT_LOOKBACK)
         run.window = Window(parse_iso(since) if isinstance(since, str) else since, window.until)
         run.sticky["window_since"] = run.window.since_iso
@@ -536,20 +419,14 @@ class CaptureOptions:
 def make_client(platform: str, query: str, config: Config, opts: CaptureOptions, clock: Clock,
                 on_wait: Callable[[float, str], None] | None = None, **extra: Any) -> CaptureClient:
     if platform == "x":
-        from .x import XCapture
-
         token = config.x_bearer_token.reveal() if config.x_bearer_token else None
         return XCapture(query, token=token, api_base=opts.api_base, archive=opts.archive, clock=clock,
                         policy=opts.policy, timeout=opts.timeout, on_wait=on_wait)
     if platform == "mastodon":
-        from .mastodon import MastodonCapture
-
         instances = list(opts.instances) or ([opts.api_base] if opts.api_base else [])
         return MastodonCapture(query, instances=instances, config=config, clock=clock, policy=opts.policy,
                                timeout=opts.timeout, on_wait=on_wait, **extra)
     if platform == "bluesky":
-        from .bluesky import BlueskyCapture
-
         return BlueskyCapture(query, config=config, service=opts.api_base, clock=clock, policy=opts.policy,
                               timeout=opts.timeout, on_wait=on_wait, sessions=SessionStore(config.dir))
     raise CaptureError(f"Unknown platform {platform!r}: choose x, mastodon or bluesky")
@@ -578,8 +455,6 @@ def capture(
     finally:
         client.close()
     if opts.analyse and (result.added or result.updated):
-        from ..analysis.pipeline import analyse_archive
-
         result.analysis = analyse_archive(db) or {}
     return result
 
@@ -621,7 +496,7 @@ def capture_context(
             results.append(CaptureResult(None, platform, f"context:{label}", "", status="skipped", problems=[str(e)]))
             continue
         try:
-            run = CaptureRun(db, client, Window(), Window(), clock=clock, ui=ui or CaptureUI(), raw=None)
+            run = CaptureRun(db, client, Window(), Window(), clock=clock, ui=ui or QuietUI(), raw=None)
             run.begin()
             run.ui.start(run)
             status = "failed"
@@ -641,8 +516,6 @@ def capture_context(
     if results and all(r.status == "skipped" for r in results):
         raise MissingCredentials("; ".join(p for r in results for p in r.problems))
     if opts.analyse and any(r.added or r.updated for r in results):
-        from ..analysis.pipeline import analyse_archive
-
         analysis = analyse_archive(db) or {}
         for r in results:
             r.analysis = analysis

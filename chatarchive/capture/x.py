@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import __version__
-from ..sources import Context
+from ..sources.twarc2 import FORMAT as TWARC2_FORMAT
 from ..sources.twarc2 import normalize_page
 from .base import (
     CaptureClient,
@@ -227,7 +227,7 @@ class XCapture(CaptureClient):
             if token and token in seen_tokens:
                 token = None  # a server repeating itself must not loop us forever
             problems = _errors_of(body)
-            ctx = Context(path=url)
+            ctx = TWARC2_FORMAT.context(url)
             posts = normalize_safely(problems, url, normalize_page, body, ctx, source=self.source)
             posts = keep_in_window(posts, window)
             if token:
@@ -290,7 +290,7 @@ class XCapture(CaptureClient):
                 body, url = self._get(self.search_url, req)
                 problems = notes + _errors_of(body)
                 notes = []
-                ctx = Context(path=url)
+                ctx = TWARC2_FORMAT.context(url)
                 posts = normalize_safely(problems, url, normalize_page, body, ctx, source=self.source)
                 yield Page(as_context(posts), body, url, {}, retrieved_now(self.clock), problems=problems, kind="context")
                 next_token = (body.get("meta") or {}).get("next_token")
@@ -306,7 +306,7 @@ class XCapture(CaptureClient):
             body, url = self._get(f"{self.api_base}/2/tweets", params)
             problems = notes + _errors_of(body)
             notes = []
-            ctx = Context(path=url)
+            ctx = TWARC2_FORMAT.context(url)
             posts = normalize_safely(problems, url, normalize_page, body, ctx, source=self.source)
             yield Page(as_context(posts), body, url, {}, retrieved_now(self.clock), problems=problems, kind="context")
         if notes:

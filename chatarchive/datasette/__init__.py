@@ -1,4 +1,10 @@
-"""Datasette on an archive: metadata, plugin hooks and pages (through archive.queries and present/).
+"""Datasette on an archive.
 
-May import: present, analysis, archive, models, errors, timeutil.
+* ``metadata``: the configuration (titles, descriptions, hidden tables, facets, canned queries, settings);
+* ``server``: checking the file and running Datasette on it;
+* ``archives``: which databases are archives, and where links point inside one;
+* ``plugin``: the plugin's hooks (cells, stylesheet, menu, routes);
+* ``pages``: the search page and the session pages (through ``archive.queries`` and ``present/``).
+
+May import: present, analysis, archive, models, errors, timeutil, safety.
 """

@@ -1,20 +1,22 @@
-"""Which databases of a Datasette are chatarchive archives, the URLs inside
-one (mention → participant history, tag → posts by hashtag, session pages),
-and the synchronous template environment post lists are rendered with."""
-
+"""Which databases of a Datasette are chatarchive archives, and where links
+point inside one: :class:`DatasetteTargets` is the plugin's
+``present.views.LinkTargets`` (a mention goes to the person's history, a
+hashtag to its posts, a post to its row; sessions have pages)."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import urllib.parse
 import weakref
-from datetime import timezone
 from pathlib import Path
 from typing import Any
 
-from markupsafe import Markup
+from datasette.utils import tilde_encode
 
-from .html import linkify
+from ..present.model import Person
+from ..present.text import anchor_for
+from ..safety import safe_url
 from .metadata import ARCHIVE_TABLES
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -26,14 +28,14 @@ RECAP_TEMPLATES_IN_PACKAGE = Path(__file__).parent.parent / "templates"
 
 
 # --------------------------------------------------------------------------
-# Plugin: which databases are archives
+# Which databases are archives
 
 
-_UTC = timezone.utc
 _ARCHIVES: weakref.WeakKeyDictionary[Any, dict[str, bool]] = weakref.WeakKeyDictionary()
 
 
-async def _detect(datasette, name: str) -> bool:
+async def detect(datasette: Any, name: str) -> bool:
+    """Whether database ``name`` is an archive (it has the archive's tables); remembered."""
     known = _ARCHIVES.setdefault(datasette, {})
     if name in known:
         return known[name]
@@ -52,23 +54,33 @@ async def _detect(datasette, name: str) -> bool:
     return known[name]
 
 
-def _known(datasette, name: str) -> bool | None:
+def known(datasette: Any, name: str) -> bool | None:
+    """What :func:`detect` found for ``name``, None when it has not looked yet."""
     return _ARCHIVES.get(datasette, {}).get(name)
 
 
-async def archive_names(datasette) -> list[str]:
+async def archive_names(datasette: Any) -> list[str]:
     out = []
     for name in list(datasette.databases):
-        if name != "_internal" and await _detect(datasette, name):
+        if name != "_internal" and await detect(datasette, name):
             out.append(name)
     return out
 
 
-class _Links:
-    """URLs inside one archive database (mention → participant history…)."""
+# --------------------------------------------------------------------------
+# Where links point
 
-    def __init__(self, datasette, database: str):
+_TILDE_SAFE = re.compile(r"[A-Za-z0-9_\-]+")  # what tilde_encode leaves as it is
+
+
+class DatasetteTargets:
+    """URLs inside one archive database.  ``anchors``: the page shows the
+    session's posts, so a reply or quote links to the post on the page (the
+    session page); elsewhere to the post's row."""
+
+    def __init__(self, datasette: Any, database: str, *, anchors: bool = False):
         self.db = datasette.urls.database(database)
+        self.anchors = anchors
         self._mentions: dict[str, str] = {}
         self._tags: dict[str, str] = {}
 
@@ -85,37 +97,25 @@ class _Links:
             url = self._tags[tag] = f"{self.db}/posts_by_hashtag?" + urllib.parse.urlencode({"hashtag": tag})
         return url
 
+    def person(self, person: Person) -> str:
+        return self.mention(person.handle)
+
+    def post(self, post_id: str) -> str:
+        return "#" + anchor_for(post_id) if self.anchors else self.row(post_id)
+
+    def row(self, post_id: str) -> str:
+        # X ids (digits) need no tilde-encoding, and a session page links thousands
+        key = post_id if _TILDE_SAFE.fullmatch(post_id) else tilde_encode(str(post_id))
+        return f"{self.db}/posts/{key}"
+
+    def image(self, url: str | None) -> str | None:
+        return safe_url(url)  # hotlinked: Datasette has no copies
+
+    def media_link(self, url: str | None) -> str | None:
+        return url
+
     def session(self, slug_or_id: Any) -> str:
         return f"{self.db}/-/session/" + urllib.parse.quote(str(slug_or_id), safe="")
 
     def search(self, q: str | None = None) -> str:
         return f"{self.db}/-/search" + ("?" + urllib.parse.urlencode({"q": q}) if q else "")
-
-    def post_row(self, post_id: str) -> str:
-        from datasette.utils import tilde_encode
-
-        return f"{self.db}/posts/{tilde_encode(str(post_id))}"
-
-    def linkify(self, text: Any) -> Markup:
-        return linkify(text, mention_url=self.mention, tag_url=self.tag)
-
-
-
-_SYNC_ENVS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-
-def render_posts(datasette, posts: list[dict[str, Any]]) -> Markup:
-    """The post partial for many posts.  Datasette's Jinja environment is
-    async, which costs ~0.5 ms per post; a plain one sharing its loader (so
-    --template-dir overrides still apply) renders a 4,000-post session in a
-    fraction of that."""
-    env = _SYNC_ENVS.get(datasette)
-    if env is None:
-        from jinja2 import Environment
-
-        env = Environment(loader=datasette.jinja_env.loader, autoescape=True, auto_reload=False)
-        _SYNC_ENVS[datasette] = env
-    template = env.get_template("_chatarchive_post_list.html")
-    return Markup(template.render(posts=posts))
-
-

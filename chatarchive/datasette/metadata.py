@@ -7,14 +7,17 @@ Plain data: ``chatarchive serve --metadata-out`` writes the same metadata, so
 
 from __future__ import annotations
 
+import shlex
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from datasette.utils import tilde_encode
 from markupsafe import escape
 
 from ..errors import ChatArchiveError
+from ..present.text import platform_name
 
 # Tables an archive must have (the plugin leaves other databases alone).
 ARCHIVE_TABLES = frozenset({"posts", "authors", "sessions", "session_posts", "posts_fts"})
@@ -210,7 +213,7 @@ def table_metadata() -> dict[str, dict[str, Any]]:
         "author_handle": "Handle without @ (Mastodon: user@server).",
         "author_name": "Display name.",
         "text": "Plain text of the post (rendered with links, mentions and hashtags).",
-        "html": "Sanitized HTML from Mastodon, kept for the record; never rendered.",
+        "html": "Sanitized HTML from Mastodon: shown here as text; post cards show it sanitized again.",
         "created_at": "UTC, ISO-8601 (text order is time order).",
         "reply_to_id": "The post this one replies to (may be missing from the archive).",
         "reply_to_author": "Handle (or id) of the author replied to.",
@@ -351,7 +354,9 @@ def archive_facts(db_path: str | Path) -> dict[str, Any]:
     """A few numbers for the description (cheap even on a million posts)."""
     conn = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True)
     try:
-        one = lambda sql: conn.execute(sql).fetchone()[0]
+        def one(sql: str) -> Any:
+            return conn.execute(sql).fetchone()[0]
+
         return {
             "posts": one("select count(*) from posts"),
             "authors": one("select count(*) from authors"),
@@ -367,9 +372,6 @@ def archive_facts(db_path: str | Path) -> dict[str, Any]:
         }
     finally:
         conn.close()
-
-
-PLATFORM_NAMES = {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky"}
 
 
 def build_metadata(
@@ -393,15 +395,13 @@ def build_metadata(
     span = ""
     if facts["first"]:
         span = f" from {facts['first'][:10]} to {facts['last'][:10]}"
-    platforms = ", ".join(PLATFORM_NAMES.get(p, p) for p in facts["platforms"])
+    platforms = ", ".join(platform_name(p) for p in facts["platforms"])
     summary = (
         f"{facts['posts']:,} posts by {facts['authors']:,} people in "
         f"{facts['sessions']:,} chat sessions{span}"
         + (f" ({platforms})" if platforms else "")
         + "."
     )
-    from datasette.utils import tilde_encode
-
     db_url = tilde_encode(name)  # as Datasette spells it in URLs ("my.chats" -> "my~2Echats")
     # Relative links: the index page is "/" and the database page "/<name>",
     # so "<name>/…" resolves under any base_url.
@@ -444,13 +444,13 @@ def datasette_command(db_path: str | Path, metadata_path: str, settings: dict[st
 
 
 def _shell_quote(s: str) -> str:
-    import shlex
-
     return shlex.quote(s)
 
 
 def parse_settings(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """--setting NAME VALUE pairs typed as Datasette's defaults are."""
+    # Not at the top: datasette.app imports datasette.plugins, which imports
+    # this plugin (entry point) while it loads, which imports this module.
     from datasette.app import DEFAULT_SETTINGS
 
     out: dict[str, Any] = {}
@@ -466,7 +466,7 @@ def parse_settings(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
             try:
                 out[key] = int(raw)
             except ValueError:
-                raise ChatArchiveError(f"Setting {key} takes a number, not {raw!r}")
+                raise ChatArchiveError(f"Setting {key} takes a number, not {raw!r}") from None
         else:
             out[key] = raw
     return out

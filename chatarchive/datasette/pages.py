@@ -1,19 +1,41 @@
-"""The search page and the session pages the plugin adds to Datasette."""
+"""The search page and the session pages the plugin adds to Datasette.
+
+Both read through ``archive.queries`` (``db.execute_fn``: one thread hop per
+page) and show posts through ``present.views`` and ``present.html``, the
+recap's view model and post HTML, with :class:`DatasetteTargets` for links.
+Only the full-text hit lists stay SQL here: they run through
+``db.execute`` for Datasette's time limit (a search that takes too long
+says so instead of holding a thread).
+
+Their templates, ``chatarchive_search.html`` and ``chatarchive_session.html``,
+can be overridden with Datasette's ``--template-dir``; posts come to them as
+HTML (``posts_html``, ``g.posts_html``, ``p.html``), so the post markup is
+the same as the recap's and cannot be overridden per template.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import sqlite3
 import urllib.parse
 import weakref
-from datetime import datetime
+from datetime import timezone
 from typing import Any
 
-from .archives import _UTC, _detect, _Links, render_posts
-from .html import anchor_for, avatar, highlight, is_safe_url, local_time
-from .metadata import PLATFORM_NAMES
+from datasette import Response
+from datasette.database import QueryInterrupted
+from datasette.utils import tilde_decode
+
+from ..archive import queries
+from ..errors import NotFoundError
+from ..models import Author, Session
+from ..present.html import avatar, avatar_css, post_html, post_list_html
+from ..present.model import Person, PostView, Ref, SessionLink
+from ..present.text import highlight, platform_name
+from ..present.views import People, SessionPost, load_session, post_view, question_groups, session_post_views
+from ..timeutil import parse_iso
+from .archives import DatasetteTargets, detect
 
 SEARCH_PAGE_SIZE = 50
 
@@ -23,9 +45,7 @@ class _NotFound(Exception):
     logged with a full traceback)."""
 
 
-async def _not_found(datasette, request, message: str):
-    from datasette import Response
-
+async def _not_found(datasette: Any, request: Any, message: str) -> Response:
     html = await datasette.render_template(
         "error.html", {"ok": False, "error": message, "status": 404, "title": "Not found"},
         request=request,
@@ -33,15 +53,13 @@ async def _not_found(datasette, request, message: str):
     return Response.html(html, status=404)
 
 
-async def _archive_database(datasette, request):
-    from datasette.utils import tilde_decode
-
+async def _archive_database(datasette: Any, request: Any) -> Any:
     route = tilde_decode(request.url_vars["database"])
     try:
         db = datasette.get_database(route=route)
     except KeyError:
-        raise _NotFound(f"Database not found: {route}")
-    if not await _detect(datasette, db.name):
+        raise _NotFound(f"Database not found: {route}") from None
+    if not await detect(datasette, db.name):
         raise _NotFound(f"{db.name} is not a chatarchive archive")
     await datasette.ensure_permissions(
         request.actor,
@@ -55,84 +73,32 @@ def _fts_escape(q: str) -> str:
     return " ".join(f'"{w}"' for w in words)
 
 
-def _like(q: str) -> str:
-    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def _session_item(s: Session, targets: DatasetteTargets) -> dict[str, Any]:
+    return {"id": s.id, "slug": s.slug, "hashtag": s.hashtag, "title": s.title, "start": s.start,
+            "post_count": s.posts, "url": targets.session(s.slug)}
 
 
-def _json_list(value: Any) -> list[str]:
-    if not value:
-        return []
+def local_time(iso: str | None, zone: Any) -> str:
+    """'2026-10-14 20:00 EDT' in the chat's zone (UTC when it has none)."""
+    if not iso:
+        return ""
     try:
-        got = json.loads(value)
-    except (TypeError, ValueError):
-        return [str(value)]
-    if isinstance(got, list):
-        return [str(x) for x in got]
-    return [str(got)]
+        dt = parse_iso(iso).astimezone(zone)
+    except ValueError:  # a malformed time
+        return iso
+    return dt.strftime("%Y-%m-%d %H:%M ") + (dt.tzname() or "UTC")
 
 
-_POST_COLUMNS_SQL = """p.id, p.platform, p.url, p.author_id, p.author_handle, p.author_name,
-    p.text, p.created_at, p.reply_to_id, p.reply_to_author, p.quote_of_id, p.is_repost,
-    p.like_count, p.repost_count, p.reply_count, p.matched, p.question_id, p.answer_to_id,
-    a.avatar_url"""
+# --------------------------------------------------------------------------
+# The search page
 
 
-class _View(dict):
-    """A dict whose keys templates read as attributes without Jinja's
-    getattr-then-getitem fallback (an exception per lookup)."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-def _post_view(row: dict[str, Any], links: _Links, zone: Any = None) -> dict[str, Any]:
-    """What the post partial needs, with every piece of markup built here.
-    `zone` (a ZoneInfo) shows date and time in the chat's own time zone."""
-    url = row.get("url")
-    created = row.get("created_at") or ""
-    date, hhmm = created[:10], created[11:16]
-    if zone is not None and len(created) >= 19:
-        try:
-            local = datetime.fromisoformat(created[:19]).replace(tzinfo=_UTC).astimezone(zone)
-            date, hhmm = local.strftime("%Y-%m-%d"), local.strftime("%H:%M")
-        except ValueError:
-            pass
-    return _View({
-        "id": row["id"],
-        "anchor": anchor_for(row["id"]),
-        "platform": row.get("platform"),
-        "handle": row.get("author_handle") or row.get("author_id") or "unknown",
-        "name": row.get("author_name"),
-        "handle_url": links.mention(row.get("author_handle") or ""),
-        "avatar": avatar(row.get("avatar_url"), row.get("author_handle"), row.get("author_name")),
-        "html": links.linkify(row.get("text") or ""),
-        "snippet": highlight(row["snippet"]) if row.get("snippet") else None,
-        "created_at": created,
-        "time": hhmm,
-        "date": date,
-        "permalink": str(url).strip() if is_safe_url(url) else None,
-        "row_url": links.post_row(row["id"]),
-        "reply_to_author": row.get("reply_to_author"),
-        "is_repost": bool(row.get("is_repost")),
-        "matched": row.get("matched", 1),
-        "likes": row.get("like_count"),
-        "reposts": row.get("repost_count"),
-        "role": None,
-        "sessions": [],
-    })
-
-
-async def search_page(datasette, request):
-    from datasette import Response
-
+async def search_page(datasette: Any, request: Any) -> Response:
     try:
         db = await _archive_database(datasette, request)
     except _NotFound as e:
         return await _not_found(datasette, request, str(e))
-    links = _Links(datasette, db.name)
+    targets = DatasetteTargets(datasette, db.name)
     q = (request.args.get("q") or "").strip()[:500]
     order = "newest" if request.args.get("order") == "newest" else "best"
     try:
@@ -141,17 +107,15 @@ async def search_page(datasette, request):
         page = 1
     ctx: dict[str, Any] = {
         "datasette": datasette, "database": db.name, "q": q, "order": order, "page": page,
-        "sessions": [], "people": [], "posts": [], "total": 0, "note": None,
-        "search_url": links.search(), "db_url": datasette.urls.database(db.name),
-        "prev_url": None, "next_url": None, "error": None,
+        "sessions": [], "people": [], "posts": [], "posts_html": "", "total": 0, "note": None,
+        "search_url": targets.search(), "db_url": datasette.urls.database(db.name),
+        "prev_url": None, "next_url": None, "error": None, "avatar_css": "",
     }
     if q:
-        await _search(db, links, q, order, page, ctx)
+        await _search(db, targets, q, order, page, ctx)
     else:
-        rows = await db.execute(
-            "select id, slug, hashtag, title, start, post_count from sessions order by start desc limit 10"
-        )
-        ctx["recent"] = [dict(r) | {"url": links.session(r["slug"])} for r in rows]
+        recent = await db.execute_fn(lambda conn: queries.recent_sessions(conn, 10))
+        ctx["recent"] = [_session_item(s, targets) for s in recent]
     html = await datasette.render_template(
         "chatarchive_search.html", ctx, request=request, view_name="chatarchive_search"
     )
@@ -176,32 +140,19 @@ def newest_by_index(matches: int, needed: int, posts: int) -> bool:
     return matches > 0 and needed * posts / matches < 15 * matches
 
 
-async def _search(db, links: _Links, q: str, order: str, page: int, ctx: dict[str, Any]) -> None:
-    from datasette.database import QueryInterrupted
-
-    like = _like(q.lstrip("#@"))
+async def _search(db: Any, targets: DatasetteTargets, q: str, order: str, page: int, ctx: dict[str, Any]) -> None:
     offset = (page - 1) * SEARCH_PAGE_SIZE
     limit = SEARCH_PAGE_SIZE + 1
+    words = q.lstrip("#@")
 
-    async def find_sessions():
-        return await db.execute(
-            r"""select id, slug, hashtag, title, start, post_count from sessions
-                where slug like :like escape '\' or title like :like escape '\'
-                   or hashtag like :like escape '\'
-                order by start desc limit 11""",
-            {"like": like},
-        )
+    async def find_sessions() -> list[Session]:
+        return await db.execute_fn(lambda conn: queries.sessions_matching(conn, words, 11))
 
-    async def find_people():
+    async def find_people() -> list[Author]:
         index = await _people_index(db)
         if index is not None:
-            return search_people(index, q.lstrip("#@"), 11)
-        return await db.execute(
-            r"""select id, platform, handle, name, avatar_url from authors
-                where handle like :like escape '\' or name like :like escape '\'
-                order by (handle = :exact collate nocase) desc, length(handle), handle limit 11""",
-            {"like": like, "exact": q.lstrip("@")},
-        )
+            return search_people(index, words, 11)
+        return await db.execute_fn(lambda conn: queries.authors_matching(conn, words, 11, exact=q.lstrip("@")))
 
     async def find_posts(match: str) -> tuple[list[int], int]:
         # The hits' rowids first (ordered, limited), then snippets and
@@ -219,7 +170,7 @@ async def _search(db, links: _Links, q: str, order: str, page: int, ctx: dict[st
         rows = await db.execute(sql, {"q": match, "limit": limit, "offset": offset})
         return [r[0] for r in rows], total
 
-    async def posts_with_fallback():
+    async def posts_with_fallback() -> tuple[list[int], int, str, str | None, str | None]:
         try:
             return (*await find_posts(q), q, None, None)
         except QueryInterrupted:
@@ -238,43 +189,54 @@ async def _search(db, links: _Links, q: str, order: str, page: int, ctx: dict[st
 
     # Three independent searches: run them side by side (Datasette has a
     # pool of read connections).
-    sessions, people, (hits, total, match, note, error) = await asyncio.gather(
+    sessions, authors, (hits, total, match, note, error) = await asyncio.gather(
         find_sessions(), find_people(), posts_with_fallback())
-    ctx["sessions"] = [dict(r) | {"url": links.session(r["slug"])} for r in sessions]
+    ctx["sessions"] = [_session_item(s, targets) for s in sessions]
+    people = People()
+    found = [people.add(Person.of_author(a)) for a in authors]
     ctx["people"] = [
-        dict(r) | {"avatar": avatar(r["avatar_url"], r["handle"], r["name"]),
-                   "url": links.mention(r["handle"] or r["id"])}
-        for r in people
+        {"id": a.id, "platform": a.platform, "handle": a.handle, "name": a.name, "avatar_url": a.avatar_url,
+         "person": person, "avatar": avatar(person), "url": targets.mention(a.handle or a.id)}
+        for a, person in zip(authors, found)
     ]
     ctx["note"], ctx["error"] = note, error
     if error:
+        ctx["avatar_css"] = avatar_css(found, targets.image)
         return
     more = len(hits) > SEARCH_PAGE_SIZE
     hits = hits[:SEARCH_PAGE_SIZE]
     ctx["total"] = total
+    posts: list[PostView] = []
     if hits:
-        marks = ", ".join(str(int(h)) for h in hits)
-        rows = await db.execute(
-            f"""select {_POST_COLUMNS_SQL},
-                  snippet(posts_fts, 0, char(2), char(3), '…', 24) as snippet, posts_fts.rowid as fts_rowid
-                from posts_fts join posts p on p.rowid = posts_fts.rowid
-                left join authors a on a.id = p.author_id
-                where posts_fts match :q and posts_fts.rowid in ({marks})""",
-            {"q": match},
-        )
-        by_rowid = {r["fts_rowid"]: dict(r) for r in rows}
-        posts = [_post_view(by_rowid[h], links) for h in hits if h in by_rowid]
-        await _attach_sessions(db, links, posts)
-        ctx["posts"] = posts
-        ctx["posts_html"] = render_posts(ctx["datasette"], posts)
+        def read(conn: sqlite3.Connection) -> tuple[dict, dict[str, list[Session]]]:
+            rows = queries.search_rows(conn, match, hits)
+            return rows, queries.post_sessions(conn, [row.post.id for row, _ in rows.values()])
+
+        rows, sessions_of = await db.execute_fn(read)
+        for h in hits:
+            if h not in rows:
+                continue
+            row, snippet = rows[h]
+            p = SessionPost.of(row)
+            v = post_view(p, people.of(p), targets, timezone.utc, with_date=True)
+            # The hit shows where the words matched (escaped, matches marked), as text.
+            v.body, v.is_html, v.snippet = highlight(snippet), False, True
+            if row.post.reply_to_author:
+                v.reply_to = Ref(None, row.post.reply_to_author)
+            v.sessions = [SessionLink(s.slug, targets.session(s.slug)) for s in sessions_of.get(row.post.id, [])]
+            v.html = post_html(v)
+            posts.append(v)
+    ctx["posts"] = posts
+    ctx["posts_html"] = post_list_html(posts)
+    ctx["avatar_css"] = avatar_css([*found, *(v.person for v in posts)], targets.image)
     base = {"q": q} | ({"order": order} if order != "best" else {})
     if page > 1:
-        ctx["prev_url"] = links.search() + "?" + urllib.parse.urlencode(base | {"page": page - 1})
+        ctx["prev_url"] = targets.search() + "?" + urllib.parse.urlencode(base | {"page": page - 1})
     if more:
-        ctx["next_url"] = links.search() + "?" + urllib.parse.urlencode(base | {"page": page + 1})
+        ctx["next_url"] = targets.search() + "?" + urllib.parse.urlencode(base | {"page": page + 1})
     ctx["order_urls"] = {
-        "best": links.search() + "?" + urllib.parse.urlencode({"q": q}),
-        "newest": links.search() + "?" + urllib.parse.urlencode({"q": q, "order": "newest"}),
+        "best": targets.search() + "?" + urllib.parse.urlencode({"q": q}),
+        "newest": targets.search() + "?" + urllib.parse.urlencode({"q": q, "order": "newest"}),
     }
     ctx["first"] = offset + 1
     ctx["last"] = offset + len(hits)
@@ -282,197 +244,94 @@ async def _search(db, links: _Links, q: str, order: str, page: int, ctx: dict[st
 
 # People of immutable archives, kept in memory: a substring search over
 # 60,000 handles and names is ~5 ms in Python and ~80 ms as SQL LIKE, and
-# casefold() matches "ZOË" to "Zoë", which LIKE does only for ASCII.
-_PEOPLE: weakref.WeakKeyDictionary[Any, list[tuple[str, dict[str, Any]]] | None] = (
-    weakref.WeakKeyDictionary())
+# casefold() matches "ZOË" to "Zoë", which LIKE does only for ASCII.  The
+# rows are tuples of strings, which the garbage collector stops tracking:
+# 60,000 objects (and their dicts) it would otherwise walk on every full
+# collection of a long-running server.
+_PEOPLE: weakref.WeakKeyDictionary[Any, list[tuple[str, tuple]] | None] = weakref.WeakKeyDictionary()
 PEOPLE_IN_MEMORY_MAX = 500_000
 
 
-async def _people_index(db) -> list[tuple[str, dict[str, Any]]] | None:
+async def _people_index(db: Any) -> list[tuple[str, tuple]] | None:
     if db.is_mutable:
         return None  # --live: authors change under us, ask SQLite each time
     if db in _PEOPLE:
         return _PEOPLE[db]
-    n = (await db.execute("select count(*) from authors")).first()[0]
-    index = None
-    if n <= PEOPLE_IN_MEMORY_MAX:
-        rows = await db.execute(
-            "select id, platform, handle, name, avatar_url from authors", custom_time_limit=30_000)
-        index = [(f"{r['handle'] or ''}\n{r['name'] or ''}".casefold(), dict(r)) for r in rows]
+
+    def read(conn: sqlite3.Connection) -> list[tuple[str, tuple]] | None:
+        if queries.count_authors(conn) > PEOPLE_IN_MEMORY_MAX:
+            return None
+        return [(f"{a.handle or ''}\n{a.name or ''}".casefold(),
+                 (a.id, a.platform, a.handle, a.name, a.avatar_url, a.url)) for a in queries.all_authors(conn)]
+
+    index = await db.execute_fn(read)
     _PEOPLE[db] = index
     return index
 
 
-def search_people(index: list[tuple[str, dict[str, Any]]], needle: str, limit: int) -> list[dict[str, Any]]:
+def search_people(index: list[tuple[str, tuple]], needle: str, limit: int) -> list[Author]:
     """Handles or names containing `needle` (any case): exact handle
-    first, then shorter handles."""
+    first, then shorter handles.  ``index``: (handle and name casefolded,
+    the author's id, platform, handle, name, avatar_url, url)."""
     q = needle.casefold()
     if not q:
         return []
     found = [row for key, row in index if q in key]
-    found.sort(key=lambda r: ((r["handle"] or "").casefold() != q, len(r["handle"] or ""), r["handle"] or ""))
-    return found[:limit]
+    found.sort(key=lambda r: ((r[2] or "").casefold() != q, len(r[2] or ""), r[2] or ""))
+    return [Author(*row) for row in found[:limit]]
 
 
-async def _attach_sessions(db, links: _Links, posts: list[dict[str, Any]]) -> None:
-    if not posts:
-        return
-    ids = [p["id"] for p in posts]
-    marks = ", ".join("?" for _ in ids)
-    rows = await db.execute(
-        f"""select sp.post_id, s.slug, s.title, s.hashtag, s.start from session_posts sp
-            join sessions s on s.id = sp.session_id where sp.post_id in ({marks})""",
-        ids,
-    )
-    by_post: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_post.setdefault(r["post_id"], []).append(
-            {"slug": r["slug"], "title": r["title"], "hashtag": r["hashtag"],
-             "url": links.session(r["slug"])}
-        )
-    for p in posts:
-        p["sessions"] = [_View(s) for s in by_post.get(p["id"], [])]
+# --------------------------------------------------------------------------
+# The session page
 
 
-async def session_page(datasette, request):
-    from datasette import Response
-
+async def session_page(datasette: Any, request: Any) -> Response:
     try:
         db = await _archive_database(datasette, request)
     except _NotFound as e:
         return await _not_found(datasette, request, str(e))
-    links = _Links(datasette, db.name)
+    targets = DatasetteTargets(datasette, db.name, anchors=True)
     key = urllib.parse.unquote(request.url_vars["session"])
-    rows = await db.execute("select * from sessions where slug = ?", [key])
-    session = rows.first()
-    if session is None and key.isdigit():
-        session = (await db.execute("select * from sessions where id = ?", [int(key)])).first()
-    if session is None:
+    try:
+        view = await db.execute_fn(lambda conn: load_session(conn, key, statistics=False))
+    except NotFoundError:
         return await _not_found(datasette, request, f"No session {key!r} in {db.name}.")
-    session = dict(session)
-    posts_rows = await db.execute(
-        f"""select {_POST_COLUMNS_SQL}
-            from session_posts sp join posts p on p.id = sp.post_id
-            left join authors a on a.id = p.author_id
-            where sp.session_id = ? order by p.created_at, p.id""",
-        [session["id"]],
-    )
-    questions = [dict(r) for r in await db.execute(
-        "select id, number, post_id, text from questions where session_id = ? order by number, id",
-        [session["id"]],
-    )]
-    ctx = build_session_view(session, [dict(r) for r in posts_rows], questions, links)
-    for g in ctx["groups"]:
-        g["posts_html"] = render_posts(datasette, g["posts"])
-        if g.get("post"):
-            g["post_html"] = render_posts(datasette, [g["post"]])
-    ctx["database"] = db.name
-    ctx["db_url"] = datasette.urls.database(db.name)
-    ctx["search_url"] = links.search()
-    ctx["transcript_url"] = f"{ctx['db_url']}/session_transcript?" + urllib.parse.urlencode(
-        {"session": session["slug"]})
-    ctx["table_url"] = f"{ctx['db_url']}/posts_in_sessions?" + urllib.parse.urlencode(
-        {"session": session["slug"]})
+    people = People()
+    views = session_post_views(view, people, targets, with_date=True)
+    groups = question_groups(view, views, targets)
+    authors: dict[str, dict[str, Any]] = {}
+    for p in view.posts:
+        person = people.of(p)
+        a = authors.setdefault(person.author_id or person.handle, {
+            "handle": person.handle, "name": person.name, "person": person, "avatar": avatar(person),
+            "url": targets.person(person), "posts": 0})
+        a["posts"] += 1
+    participants = sorted(authors.values(), key=lambda a: (-a["posts"], a["handle"].lower()))
+    s = view.session
+    db_url = datasette.urls.database(db.name)
+    ctx = {
+        "session": s,
+        "title": s.title or (f"#{s.hashtag}" if s.hashtag else s.slug),
+        "hashtag": s.hashtag,
+        "hashtag_url": targets.tag(s.hashtag) if s.hashtag else None,
+        "when": local_time(s.start, view.zone),
+        "until": local_time(s.end, view.zone),
+        "start_utc": s.start,
+        "hosts": [{"handle": h.lstrip("@"), "url": targets.mention(h.lstrip("@"))} for h in s.hosts],
+        "platforms": [platform_name(p) for p in s.platforms],
+        "groups": groups,
+        "questions": [g for g in groups if g.question is not None],
+        "post_count": len(view.posts),
+        "participants": participants,
+        "participant_count": len(participants),
+        "avatar_css": avatar_css([a["person"] for a in participants], targets.image),
+        "database": db.name,
+        "db_url": db_url,
+        "search_url": targets.search(),
+        "transcript_url": f"{db_url}/session_transcript?" + urllib.parse.urlencode({"session": s.slug}),
+        "table_url": f"{db_url}/posts_in_sessions?" + urllib.parse.urlencode({"session": s.slug}),
+    }
     html = await datasette.render_template(
         "chatarchive_session.html", ctx, request=request, view_name="chatarchive_session"
     )
     return Response.html(html)
-
-
-# "Q1:", "@host Q 1 -", "Question 1." at the start of a question's text.
-_QUESTION_MARKER = re.compile(r"^\s*(?:@\S+\s+)*(?:q|question)\s*\d+\s*[:.)\-–—]?\s*", re.IGNORECASE)
-
-
-def build_session_view(
-    session: dict[str, Any], posts: list[dict[str, Any]], questions: list[dict[str, Any]], links: _Links
-) -> dict[str, Any]:
-    """Group a session's posts under its questions.
-
-    A post goes under the question it asks or answers (so a late answer
-    keeps its number); any other post under the last question asked before
-    it, or under "Before the first question".
-    """
-    post_time = {p["id"]: p["created_at"] or "" for p in posts}
-    groups: list[dict[str, Any]] = [
-        {"question": None, "anchor": "before", "title": "Before the first question", "posts": []}
-    ]
-    group_of: dict[int, dict[str, Any]] = {}
-    for q in questions:
-        g = {
-            "question": q,
-            "number": q["number"],
-            "anchor": f"q{q['number']}" if q["number"] is not None else f"question-{q['id']}",
-            "title": f"Q{q['number']}" if q["number"] is not None else "Question",
-            "html": links.linkify(q["text"] or ""),
-            "summary": _QUESTION_MARKER.sub("", q["text"] or "", count=1).strip(),
-            "post": None,
-            "posts": [],
-            "answers": 0,
-            "time": post_time.get(q["post_id"] or "", ""),
-        }
-        group_of[q["id"]] = g
-        groups.append(g)
-    # Questions in the order they were asked (by their post's time, else number).
-    timeline = sorted(
-        (g for g in groups[1:] if g["time"]), key=lambda g: (g["time"], g["number"] or 0)
-    )
-    authors: dict[str, dict[str, Any]] = {}
-    zone = None
-    if session.get("timezone"):
-        try:
-            from zoneinfo import ZoneInfo
-
-            zone = ZoneInfo(session["timezone"])
-        except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
-            zone = None
-    for row in posts:
-        view = _post_view(row, links, zone)
-        handle = view["handle"]
-        a = authors.setdefault(handle, {"handle": handle, "name": view["name"], "avatar": view["avatar"],
-                                        "url": view["handle_url"], "posts": 0})
-        a["posts"] += 1
-        qid = row.get("question_id")
-        if qid in group_of and group_of[qid]["question"]["post_id"] == row["id"]:
-            view["role"] = "question"
-            group_of[qid]["post"] = view
-            continue
-        target = None
-        aid = row.get("answer_to_id")
-        if aid in group_of:
-            target = group_of[aid]
-            view["role"] = "answer"
-            target["answers"] += 1
-        elif qid in group_of:
-            target = group_of[qid]
-            view["role"] = "question"
-        else:
-            t = row.get("created_at") or ""
-            for g in timeline:
-                if g["time"] <= t:
-                    target = g
-                else:
-                    break
-        (target or groups[0])["posts"].append(view)
-    if not groups[0]["posts"]:
-        groups = groups[1:]
-    for g in groups:
-        g["posts"].sort(key=lambda v: (v["created_at"], v["id"]))
-    tz = session.get("timezone")
-    participants = sorted(authors.values(), key=lambda a: (-a["posts"], a["handle"].lower()))
-    return {
-        "session": session,
-        "title": session.get("title") or (f"#{session['hashtag']}" if session.get("hashtag") else session["slug"]),
-        "hashtag": session.get("hashtag"),
-        "hashtag_url": links.tag(session["hashtag"]) if session.get("hashtag") else None,
-        "when": local_time(session.get("start"), tz),
-        "until": local_time(session.get("end"), tz),
-        "start_utc": session.get("start"),
-        "hosts": [{"handle": h.lstrip("@"), "url": links.mention(h.lstrip("@"))} for h in _json_list(session.get("hosts"))],
-        "platforms": [PLATFORM_NAMES.get(p, p) for p in _json_list(session.get("platforms"))],
-        "groups": groups,
-        "questions": [g for g in groups if g["question"] is not None],
-        "post_count": len(posts),
-        "participants": participants,
-        "participant_count": len(participants),
-    }
-

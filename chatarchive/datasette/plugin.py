@@ -1,13 +1,16 @@
 """The chatarchive Datasette plugin: its hooks (the ``datasette`` entry point
 in pyproject names this module).
 
-Post text rendered as safe linked HTML, avatars and permalinks in tables,
-the stylesheet, the menu and the routes of the search and session pages
+Post text in tables rendered as safe linked HTML (``present.text.linkify``,
+the recap's), search snippets highlighted, avatars and permalinks in tables,
+the stylesheet (``chatarchive.css`` and ``present/post.css``, the recap's post
+styles), the menu and the routes of the search and session pages
 (``pages.py``).  Every hook is a no-op for databases that are not chatarchive
 archives, because an installed plugin sees every Datasette in the environment.
 
-Safety: everything taken from posts is escaped; only http(s) URLs become
-links or images; the source HTML (``posts.html``) is never rendered.
+Safety: everything taken from posts is escaped; only URLs that pass
+``safety.safe_url`` (http and https) become links or images; the source HTML
+(``posts.html``) is never rendered in tables.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from datasette import hookimpl
+from datasette import Response, hookimpl
+from jinja2 import ChoiceLoader, FileSystemLoader
 from markupsafe import Markup, escape
 
-from .archives import RECAP_TEMPLATES_IN_PACKAGE, TEMPLATES_DIR, _detect, _known, _Links, archive_names
-from .html import avatar, highlight, is_safe_url
+from ..present.html import post_css
+from ..present.text import highlight, initials, linkify
+from ..safety import safe_url
+from .archives import RECAP_TEMPLATES_IN_PACKAGE, TEMPLATES_DIR, DatasetteTargets, archive_names, detect, known
 from .pages import _people_index, search_page, session_page
 
 
@@ -39,43 +45,53 @@ _HANDLE_COLUMNS = {"author_handle", "handle", "author"}
 _SESSION_COLUMNS = {"session", "slug"}
 
 
-_LINKS: weakref.WeakKeyDictionary[Any, dict[str, _Links]] = weakref.WeakKeyDictionary()
+_TARGETS: weakref.WeakKeyDictionary[Any, dict[str, DatasetteTargets]] = weakref.WeakKeyDictionary()
 
 
-def _links_for(datasette, database: str) -> _Links:
-    per_db = _LINKS.setdefault(datasette, {})
-    links = per_db.get(database)
-    if links is None:
-        links = per_db[database] = _Links(datasette, database)
-    return links
+def _targets_for(datasette: Any, database: str) -> DatasetteTargets:
+    per_db = _TARGETS.setdefault(datasette, {})
+    targets = per_db.get(database)
+    if targets is None:
+        targets = per_db[database] = DatasetteTargets(datasette, database)
+    return targets
 
 
-def _render(row, value, column, table, database, datasette) -> Markup | None:
-    links = _links_for(datasette, database)
+def avatar_cell(url: Any, handle: Any = None, size: int = 32) -> Markup:
+    """An avatar_url cell: the picture for an http(s) URL, else the handle's initials."""
+    src = safe_url(url)
+    if src:
+        return Markup(f'<img class="ca-avatar" src="{escape(src)}" alt="" width="{size}" height="{size}" '
+                      'loading="lazy" referrerpolicy="no-referrer">')
+    return Markup('<span class="ca-avatar ca-initials" aria-hidden="true">'
+                  f'{escape(initials(None, handle if isinstance(handle, str) else None))}</span>')
+
+
+def _render(row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any) -> Markup | None:
+    targets = _targets_for(datasette, database)
     if column in _TEXT_COLUMNS and isinstance(value, str):
         # questions.text, posts.text, the views' text; a canned query's
         # "question" column is the question's text where it is a string.
-        return Markup(f'<div class="ca-text">{links.linkify(value)}</div>')
+        return Markup(f'<div class="ca-text">{linkify(value, targets.mention, targets.tag)}</div>')
     if column == "snippet" and isinstance(value, str):
         return Markup(f'<div class="ca-text">{highlight(value)}</div>')
     if column == "avatar_url":
-        return avatar(value, _row_get(row, "handle") or _row_get(row, "author_handle"))
+        return avatar_cell(value, _row_get(row, "handle") or _row_get(row, "author_handle"))
     if column in _HANDLE_COLUMNS and isinstance(value, str) and value:
         if table in (None, "posts", "authors", "mentions", "posts_in_sessions", "posts_by_hashtag"):
-            return Markup(f'<a class="ca-mention" href="{escape(links.mention(value))}">@{escape(value)}</a>')
+            return Markup(f'<a class="mention" href="{escape(targets.mention(value))}">@{escape(value)}</a>')
         return None
     if column in _SESSION_COLUMNS and isinstance(value, str) and value:
         if column == "slug" and table != "sessions":
             return None
         slugs = value.split()
         return Markup(" ".join(
-            f'<a class="ca-session" href="{escape(links.session(s))}">{escape(s)}</a>' for s in slugs
+            f'<a class="ca-session" href="{escape(targets.session(s))}">{escape(s)}</a>' for s in slugs
         ))
     if column == "created_at" and table in (None, "posts"):
-        url = _row_get(row, "url")
-        if isinstance(value, str) and is_safe_url(url):
+        url = safe_url(_row_get(row, "url"))
+        if isinstance(value, str) and url:
             return Markup(
-                f'<a class="ca-permalink" href="{escape(url.strip())}" title="Original post" '
+                f'<a class="ca-permalink" href="{escape(url)}" title="Original post" '
                 f'rel="nofollow noopener noreferrer">{escape(value)}</a>'
             )
     return None
@@ -85,14 +101,14 @@ def _render(row, value, column, table, database, datasette) -> Markup | None:
 def render_cell(row, value, column, table, database, datasette):
     if column not in _RENDERED or value is None or isinstance(value, (dict, bytes)):
         return None
-    known = _known(datasette, database)
-    if known is False:
+    is_archive = known(datasette, database)
+    if is_archive is False:
         return None
-    if known:
+    if is_archive:
         return _render(row, value, column, table, database, datasette)
 
     async def later():
-        if await _detect(datasette, database):
+        if await detect(datasette, database):
             return _render(row, value, column, table, database, datasette)
         return None
 
@@ -113,8 +129,6 @@ def startup(datasette):
 
 @hookimpl
 def prepare_jinja2_environment(env, datasette):
-    from jinja2 import ChoiceLoader, FileSystemLoader
-
     fix_template_loader(env)
     if isinstance(env.loader, ChoiceLoader):
         loaders = list(env.loader.loaders)
@@ -126,8 +140,6 @@ def prepare_jinja2_environment(env, datasette):
 
 def fix_template_loader(env, recap_dir: Path = RECAP_TEMPLATES_IN_PACKAGE) -> None:
     """Drop the recap's templates folder from Datasette's search path."""
-    from jinja2 import ChoiceLoader, FileSystemLoader
-
     loaders = env.loader.loaders if isinstance(env.loader, ChoiceLoader) else [env.loader]
     bad = str(recap_dir.resolve())
     for loader in loaders:
@@ -141,7 +153,8 @@ CSS_PATH = "/-/chatarchive/chatarchive.css"
 
 @functools.lru_cache(maxsize=1)
 def _css() -> str:
-    return (TEMPLATES_DIR / "chatarchive.css").read_text(encoding="utf-8")
+    # The plugin's own page styles, then the recap's post styles (the markup is the same).
+    return (TEMPLATES_DIR / "chatarchive.css").read_text(encoding="utf-8") + "\n" + post_css()
 
 
 @functools.lru_cache(maxsize=1)
@@ -153,7 +166,7 @@ def _css_version() -> str:
 def extra_css_urls(template, database, table, columns, view_name, request, datasette):
     async def inner():
         if (template or "").startswith("chatarchive_") or (
-            database and await _detect(datasette, database)
+            database and await detect(datasette, database)
         ):
             return [datasette.urls.path(CSS_PATH) + "?" + _css_version()]
         return []
@@ -165,7 +178,7 @@ def extra_css_urls(template, database, table, columns, view_name, request, datas
 def menu_links(datasette, actor, request):
     async def inner():
         return [
-            {"href": _Links(datasette, name).search(), "label": f"Search {name}"}
+            {"href": DatasetteTargets(datasette, name).search(), "label": f"Search {name}"}
             for name in await archive_names(datasette)
         ]
 
@@ -181,13 +194,7 @@ def register_routes(datasette):
     ]
 
 
-# --------------------------------------------------------------------------
-# Plugin: pages
-
-
 async def css_view(datasette, request):
-    from datasette import Response
-
     return Response(
         _css(), content_type="text/css; charset=utf-8",
         headers={"cache-control": "max-age=86400"},

@@ -1,5 +1,11 @@
 """Running Datasette on an archive: checking the file, the configured
-instance, its start-up facts (fingerprint, time-boxed counts) and the server."""
+instance, its start-up facts (fingerprint, time-boxed counts) and the server.
+
+Datasette is imported inside the functions, in the order Datasette itself
+does: importing ``datasette.handle_exception`` first (as a module-level
+import here would, in import-sorted order) registers Datasette's default
+exception handler while that module is half-loaded, and every 4xx/5xx then
+fails."""
 
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ def prepare_archive(db_path: str | Path) -> bool:
         finally:
             conn.close()
     except sqlite3.DatabaseError as e:
-        raise ChatArchiveError(f"{path}: not an SQLite database ({e})")
+        raise ChatArchiveError(f"{path}: not an SQLite database ({e})") from None
     missing = ARCHIVE_TABLES - names
     if missing:
         raise ChatArchiveError(
@@ -47,7 +53,7 @@ def prepare_archive(db_path: str | Path) -> bool:
         # serve it as it is.
         if any(w in str(e) for w in ("readonly", "read-only", "unable to open", "locked")):
             return False
-        raise ChatArchiveError(f"{path}: cannot update the schema ({e})")
+        raise ChatArchiveError(f"{path}: cannot update the schema ({e})") from None
     return True
 
 
@@ -127,7 +133,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
-        raise ChatArchiveError(f"Cannot listen on {host}:{port}: {e}")
+        raise ChatArchiveError(f"Cannot listen on {host}:{port}: {e}") from None
     family, _, _, _, addr = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -136,7 +142,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except OSError as e:
         sock.close()
         reason = "address already in use" if e.errno == 98 else (e.strerror or str(e))
-        raise ChatArchiveError(f"Cannot listen on {host}:{port}: {reason} (try --port)")
+        raise ChatArchiveError(f"Cannot listen on {host}:{port}: {reason} (try --port)") from None
     return sock
 
 

@@ -1,8 +1,12 @@
-"""Post text and small pieces of every page, written once: linkify, URL
-trimming and shortening, initials, anchors, durations and plurals.
+"""Post text and small pieces of every page, written once: linkify, search
+highlights, URL trimming and shortening, initials, anchors, durations and
+plurals.
 
 The recap, the exports and the Datasette pages all call these, so the same
-post gets the same links and the same anchor everywhere.
+post gets the same links, the same escaping and the same anchor everywhere.
+Line breaks stay newlines in the HTML: every stylesheet shows post text with
+``white-space: pre-line`` (so a copied post keeps its lines, and no ``<br>``
+is ever built from data).
 """
 
 from __future__ import annotations
@@ -14,18 +18,26 @@ from urllib.parse import urlsplit
 
 from markupsafe import Markup, escape
 
+from ..models import HIGHLIGHT_END, HIGHLIGHT_START
 from ..safety import safe_url
 
 # URLs, @mentions and #hashtags in post text.  Every match starts at its
 # first character (h, @ or #) and the context checks are lookbehinds, so the
 # regex engine skips every other position fast (5x faster than \b-led
-# alternatives).  The url group lacks its leading "h".
+# alternatives).  The url group lacks its leading "h".  A mention is an X or
+# Mastodon handle (@user, @user@server.example) or a Bluesky one, which is a
+# domain (@jules.example.org; a trailing "." ends the sentence, not the
+# handle).  A hashtag needs a letter: "#1" and "#2024" are not hashtags.
+_URL_AFTER_H = r"ttps?://[^\s<>\"'\u00a0\u3000]+"
 _TOKENS = re.compile(
-    r"[h@#](?:(?<=\bh)(?P<url>ttps?://[^\s<>\"'\u00a0\u3000]+)"
-    r"|(?<=@)(?<![\w@/]@)(?P<mention>[A-Za-z0-9_]{1,30}(?:@[A-Za-z0-9.\-]+\.[A-Za-z]{2,})?)"
-    r"|(?<=#)(?<![\w#&/]#)(?P<tag>\w{1,100}))"
+    r"[h@#](?:(?<=\bh)(?P<url>" + _URL_AFTER_H + ")"
+    r"|(?<=@)(?<![\w@/]@)(?P<mention>[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,251}[A-Za-z0-9_])?"
+    r"(?:@[A-Za-z0-9.\-]+\.[A-Za-z]{2,})?)"
+    r"|(?<=#)(?<![\w#&/]#)(?P<tag>(?=\w{0,99}[^\W\d])\w{1,100}))"
 )
 _TRAILING = ".,;:!?'\"…»」』"
+# An http(s) URL in prose, as linkify finds them (for outputs that make their own links: the Markdown).
+URL_IN_TEXT = re.compile(r"\bh" + _URL_AFTER_H)
 
 
 def trim_url(url: str) -> tuple[str, str]:
@@ -79,12 +91,24 @@ def linkify(text: str, mention_href: Callable[[str], str | None] | None = None,
     return Markup("".join(out))
 
 
+def highlight(snippet: str | None) -> Markup:
+    """A search snippet (matches between ``models.HIGHLIGHT_START`` and
+    ``HIGHLIGHT_END``) as HTML: every piece escaped, the matches in ``<mark>``."""
+    if not snippet:
+        return Markup("")
+    parts = snippet.replace(HIGHLIGHT_END, HIGHLIGHT_START).split(HIGHLIGHT_START)
+    return Markup("".join(f"<mark>{esc(part)}</mark>" if i % 2 and part else esc(part)
+                          for i, part in enumerate(parts)))
+
+
 def esc(s: str) -> str:
     """HTML-escape text for element content and quoted attributes (as markupsafe does, minus the object)."""
     return str(escape(s)) if "&" in s or "<" in s or ">" in s or '"' in s or "'" in s else s
 
 
 def initials(name: str | None, handle: str | None) -> str:
+    """One or two letters for an avatar placeholder: of the name's first and
+    last words (letters only), else of the handle's; "?" when there are none."""
     words = re.findall(r"[^\W\d_]+", name or "") or re.findall(r"[^\W\d_]+", handle or "")
     if not words:
         return "?"
@@ -97,6 +121,9 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9_\-]{1,40}")
 
 
 def anchor_for(post_id: str) -> str:
+    """The HTML id of a post on any page (the recap and Datasette give a post
+    the same one): ``p-`` and the id when it is short and plain (X ids), else
+    ``p-`` and 12 hex digits of its SHA-1 (Mastodon and Bluesky uris)."""
     if (post_id.isdigit() and len(post_id) <= 40) or _PLAIN_ID.fullmatch(post_id):
         return "p-" + post_id
     return "p-" + hashlib.sha1(post_id.encode()).hexdigest()[:12]
@@ -117,6 +144,14 @@ def url_rest(url: str) -> str:
         return ""
     rest = parts.path + (f"?{parts.query}" if parts.query else "")
     return "" if rest == "/" else rest
+
+
+PLATFORM_NAMES = {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky"}
+
+
+def platform_name(platform: str | None) -> str:
+    """"mastodon" -> "Mastodon" (unknown platforms as they are)."""
+    return PLATFORM_NAMES.get(platform or "", platform or "")
 
 
 def and_join(items: list[str]) -> str:

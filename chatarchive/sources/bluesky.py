@@ -37,20 +37,18 @@ earlier in the file), else the DID.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
 from ..models import Author, Media, Post
 from ..timeutil import iso_from_iso
-from . import Context, Format, Skip, register
+from .reading import Context, Skip
+from .registry import Format, register, state_of
 
 PLATFORM = "bluesky"
 POST_COLLECTION = "app.bsky.feed.post"
 MAX_HANDLES = 200_000  # DID -> handle entries kept per file (memory bound)
-_STATE_KEY = "_bluesky_state"
 
 
 # --------------------------------------------------------------------------
@@ -437,25 +435,19 @@ def feed_item_views(item: dict) -> list[tuple[dict, bool]]:
 
 
 @dataclass
-class _FileState:
+class BlueskyFile:
+    """Per-file state: DID -> handle of every author seen so far, so a reply
+    whose parent came earlier in the file names the parent's author."""
+
     handles: dict[str, str] = field(default_factory=dict)
-
-
-def _state(ctx: Context) -> _FileState:
-    state = ctx.options.get(_STATE_KEY)
-    if not isinstance(state, _FileState):
-        state = ctx.options[_STATE_KEY] = _FileState()
-    if len(state.handles) > MAX_HANDLES:
-        state.handles.clear()
-    return state
 
 
 def _learn(handles: dict[str, str], views: list[tuple[dict, bool]]) -> None:
     for view, _ in views:
         a = view.get("author") if isinstance(view, dict) else None
-        if isinstance(a, dict) and isinstance(a.get("did"), str) and isinstance(a.get("handle"), str):
-            if a["handle"] != "handle.invalid":
-                handles[a["did"]] = a["handle"]
+        if (isinstance(a, dict) and isinstance(a.get("did"), str) and isinstance(a.get("handle"), str)
+                and a["handle"] != "handle.invalid"):
+            handles[a["did"]] = a["handle"]
 
 
 def _emit(views: list[tuple[dict, bool]], handles: dict[str, str]) -> Iterator[Post]:
@@ -481,7 +473,9 @@ def normalize(value: Any, ctx: Context) -> Iterator[Post]:
 
 
 def _normalize(value: Any, ctx: Context) -> Iterator[Post]:
-    handles = _state(ctx).handles
+    handles = state_of(ctx, BlueskyFile).handles
+    if len(handles) > MAX_HANDLES:
+        handles.clear()
     if isinstance(value, dict) and "thread" in value:
         views = thread_views(value["thread"])
         if not views:
@@ -548,110 +542,11 @@ def _sniff(value: Any) -> bool:
     return is_postview(value) or _is_feed_item(value) or _is_thread_node(value)
 
 
-# --------------------------------------------------------------------------
-# Reading: JSON nested deeper than orjson's limit (1,024 levels) — a real
-# getPostThread with depth=1000 replies is ~2,000 levels deep — is parsed by
-# a small iterative parser instead of being reported as invalid.
-
-_WS = re.compile(r"[ \t\n\r]*")
-_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
-_LITERALS = {"true": True, "false": False, "null": None}
-
-
-def loads_deep(text: str) -> Any:
-    """JSON to Python without recursion (any nesting depth).  Slower than
-    orjson; used only when orjson refuses a document for its depth."""
-    ws_match = _WS.match
-
-    def skip(j: int) -> int:  # past whitespace (the pattern always matches)
-        m = ws_match(text, j)
-        return m.end() if m else j
-
-    stack: list[tuple[Any, str]] = []  # open containers (+ pending key, "" for lists)
-    n = len(text)
-    i = skip(0)
-
-    def fail(msg: str, at: int) -> ValueError:
-        return ValueError(f"{msg} at char {at}")
-
-    def key_at(j: int) -> tuple[str, int]:
-        if j >= n or text[j] != '"':
-            raise fail("expected a string key", j)
-        k, j = scanstring(text, j + 1)
-        j = skip(j)
-        if j >= n or text[j] != ":":
-            raise fail("expected ':'", j)
-        return k, skip(j + 1)
-
-    while True:
-        if i >= n:
-            raise fail("unexpected end of data", i)
-        c = text[i]
-        if c == "{":
-            i = skip(i + 1)
-            if i < n and text[i] == "}":
-                value: Any = {}
-                i += 1
-            else:
-                key, i = key_at(i)
-                stack.append(({}, key))
-                continue
-        elif c == "[":
-            i = skip(i + 1)
-            if i < n and text[i] == "]":
-                value = []
-                i += 1
-            else:
-                stack.append(([], ""))
-                continue
-        elif c == '"':
-            value, i = scanstring(text, i + 1)
-        else:
-            m = _NUMBER.match(text, i)
-            if m:
-                s = m.group(0)
-                value = float(s) if m.group(1) or m.group(2) else int(s)
-                i = m.end()
-            else:
-                for word, lit in _LITERALS.items():
-                    if text.startswith(word, i):
-                        value, i = lit, i + len(word)
-                        break
-                else:
-                    raise fail("unexpected character", i)
-        # a value is complete: put it in its container, close finished ones
-        while True:
-            i = skip(i)
-            if not stack:
-                if i != n:
-                    raise fail("extra data", i)
-                return value
-            container, key = stack[-1]
-            if isinstance(container, dict):
-                container[key] = value
-            else:
-                container.append(value)
-            if i >= n:
-                raise fail("unexpected end of data", i)
-            c = text[i]
-            if c == ",":
-                i = skip(i + 1)
-                if isinstance(container, dict):
-                    key, i = key_at(i)
-                    stack[-1] = (container, key)
-                break
-            if (c == "}" and isinstance(container, dict)) or (c == "]" and isinstance(container, list)):
-                stack.pop()
-                value = container
-                i += 1
-                continue
-            raise fail("expected ',' or a closing bracket", i)
-
-
-register(Format(
+FORMAT = register(Format(
     name="bluesky",
     description="Bluesky searchPosts / getPostThread / feed JSON (PostViews)",
     kind="json",
     sniff=_sniff,
     normalize=normalize,
+    new_state=lambda ctx: BlueskyFile(),
 ))

@@ -26,7 +26,8 @@ import orjson
 from ..errors import InputError
 from ..models import Author, Media, Post
 from ..timeutil import get_zone, iso_from_iso, iso_utc
-from . import Context, Format, InputFile, Skip, csv_records, register
+from .reading import Context, InputFile, Skip, csv_head, csv_records
+from .registry import Format, register
 from .twarc2 import unescape_x, user_to_author, x_post_url, x_profile_url
 from .twitter_v1 import (
     drop_self_links,
@@ -324,9 +325,7 @@ def archiver_records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
             "give it with --tz (e.g. --tz America/New_York)"
         )
     get_zone(ctx.tz)
-    from . import _csv_head
-
-    index = _archiver_header_index(_csv_head(f.head))
+    index = _archiver_header_index(csv_head(f.head))
     yield from csv_records(f, ctx, ARCHIVER.header_row if index is None else index)
 
 
@@ -414,7 +413,7 @@ def twarc_csv_row_to_post(row: dict, ctx: Context | None) -> Post:
     for m in _json_list(cell(row, "attachments.media")):
         if isinstance(m, dict):
             url = m.get("url") or m.get("preview_image_url")
-            if is_web_link(url):
+            if isinstance(url, str) and is_web_link(url):
                 media.append(Media(url=url, type=m.get("type"), alt=m.get("alt_text"),
                                    preview_url=m.get("preview_image_url")))
     handle = author.handle if author else None
@@ -453,8 +452,8 @@ def normalize_twarc_csv(row: dict, ctx: Context) -> Iterator[Post]:
     yield twarc_csv_row_to_post(row, ctx)
 
 
-# Registered most specific first: the Archiver's preamble row, then TAGS'
-# id_str/from_user header, then twarc-csv's v2 names (which exclude both).
+# Detection tries these in registry.ORDER: the Archiver's preamble row, then
+# TAGS' id_str/from_user header, then twarc-csv's v2 names (which exclude both).
 ARCHIVER = register(Format(
     name="twitter_archiver",
     description='"Twitter Archiver" add-on CSV (local times: needs --tz)',

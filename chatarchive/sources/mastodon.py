@@ -26,7 +26,8 @@ Which server is ``instance``?  The one that *served* the JSON, because that
 is the server on which ``id`` and ``in_reply_to_id`` are valid.  The rule,
 first that applies:
 
-1. ``ctx.options["instance"]`` (live capture knows it; a host or a URL);
+1. ``Context.instance`` (live capture knows it, ``import --instance`` says
+   it; a host or a URL);
 2. evidence in the status itself (or its boosted/quoted status): the host of
    a ``tags[].url`` (a server links hashtags to itself), else of the account
    when it is local (``acct`` without ``@``), else of a local mention;
@@ -38,7 +39,7 @@ Hosts are kept with their port (``localhost:3000``) and lower-cased.
 
 Replies: ``reply_to_local_id`` = ``in_reply_to_id``; ``reply_to_id`` is set
 directly when the parent is in the same file, and otherwise filled later by
-``store.resolve_local_replies`` (which maps the parent's local id on the same
+``archive.writer.resolve_local_replies`` (which maps the parent's local id on the same
 instance to its uri).  ``reply_to_author`` is the parent's author when the
 parent is known, else the mention whose id is ``in_reply_to_account_id``.
 
@@ -51,12 +52,20 @@ from every server) is preferred over ``url`` (this server's cached copy);
 ``description`` is the alt text.
 
 HTML: ``content`` is rebuilt keeping only ``p``, ``br``, ``span`` and
-``a[href]`` (http/https/mailto only), then passed through nh3 (which also
-adds ``rel="nofollow noopener noreferrer"``); ``<script>``/``<style>`` bodies
-are dropped; Mastodon's ``quote-inline`` fallback ("RE: <link>") is dropped
-when the status carries a quote.  ``text`` is the plain text of the same
-tree: ``<br>`` is a newline, paragraphs are separated by a blank line,
-entities are unescaped.
+``a[href]``, where an href is kept only when :func:`chatarchive.safety.safe_url`
+accepts it (http/https, as a browser reads it; other links become their
+text); ``<script>``/``<style>`` bodies are dropped; Mastodon's
+``quote-inline`` fallback ("RE: <link>") is dropped when the status carries
+a quote.  The result then goes through the one sanitizer every output uses,
+:func:`chatarchive.safety.sanitize_html` (links get
+``rel="nofollow noopener noreferrer ugc"``, hashtag and mention links their
+class), so what is stored is exactly what the recap and Datasette show.
+``text`` is the plain text of the same tree: ``<br>`` is a newline,
+paragraphs are separated by a blank line, entities are unescaped.
+
+Per-file state (:class:`MastodonFile`, in ``Context.state``): the serving
+server (given, or guessed from the first records) and the local id -> uri
+map that links replies within a file.
 """
 
 from __future__ import annotations
@@ -69,38 +78,23 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
-import nh3
-
 from ..models import Author, Media, Post
+from ..safety import safe_url, sanitize_html
 from ..timeutil import iso_from_iso
-from . import Context, Format, InputFile, Skip, json_records, register
+from .reading import Context, InputFile, Skip, json_records
+from .registry import Format, register, state_of
 
 PLATFORM = "mastodon"
 LOOKAHEAD = 1000  # records read ahead to find the file's instance
 MAX_KNOWN = 100_000  # local id -> uri entries kept per file (memory bound)
-_STATE_KEY = "_mastodon_state"
 
-ALLOWED_TAGS = {"p", "br", "span", "a"}
-SAFE_SCHEMES = {"http", "https", "mailto"}
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+# The elements whose structure the rebuilt HTML keeps (the rest become their
+# text); safety.sanitize_html then applies the allowlist itself.
+_KEPT_TAGS = {"p", "br", "span", "a"}
 
 
 # --------------------------------------------------------------------------
 # HTML
-
-
-def safe_href(href: str | None) -> str | None:
-    """The href when it is an absolute http(s)/mailto URL, else None
-    (javascript:, data:, vbscript:, relative and obfuscated URLs)."""
-    if not href:
-        return None
-    s = href.strip()
-    m = _SCHEME.match(s)
-    if not m or m.group(1).lower() not in SAFE_SCHEMES:
-        return None
-    if any(ord(c) < 32 or c.isspace() for c in s):
-        return None
-    return s
 
 
 _VOID = {"br", "img", "hr", "input", "meta", "link", "wbr", "source", "area", "base", "col",
@@ -155,7 +149,7 @@ class _ContentParser(HTMLParser):
                 self.open_count[tag] = self.open_count.get(tag, 0) + 1
                 self.dropping += 1
             return
-        role = "keep" if tag in ALLOWED_TAGS else "strip"
+        role = "keep" if tag in _KEPT_TAGS else "strip"
         if tag == "br":
             self.html.append("<br>")
             self.text.append("\n")
@@ -165,7 +159,7 @@ class _ContentParser(HTMLParser):
         elif tag in _LINE:
             self.text.append(_LINE_MARK)
         if tag == "a":
-            href = safe_href(attrs.get("href"))
+            href = safe_url(attrs.get("href"))
             rel = (attrs.get("rel") or "").split()
             if "hashtag" in classes or "tag" in rel:
                 role = "hashtag"
@@ -209,12 +203,10 @@ class _ContentParser(HTMLParser):
             if shown.startswith("#") and len(shown) > 1:
                 self.hashtags.append(shown[1:])
             self.anchor_text = None
-        if role != "strip" and t in ALLOWED_TAGS:
+        if role != "strip" and t in _KEPT_TAGS:
             self.html.append(f"</{t}>")
-        elif t in _PARA or t in _LINE:
-            # a stripped block (li, div, blockquote…) still ends a line
-            if self.html and self.html[-1] not in ("<br>", "</p>"):
-                self.html.append("<br>")
+        elif (t in _PARA or t in _LINE) and self.html and self.html[-1] not in ("<br>", "</p>"):
+            self.html.append("<br>")  # a stripped block (li, div, blockquote…) still ends a line
         if t in _PARA:
             self.text.append(_PARA_MARK)
         elif t in _LINE:
@@ -238,19 +230,6 @@ class _ContentParser(HTMLParser):
         return s.replace(_PARA_MARK, "\n\n").strip()
 
 
-def sanitize_html(html: str) -> str:
-    """Only p, br, span and a[href] survive; links get rel=nofollow."""
-    return nh3.clean(
-        html,
-        tags=ALLOWED_TAGS,
-        clean_content_tags={"script", "style"},
-        attributes={"a": {"href"}},
-        link_rel="nofollow noopener noreferrer",
-        url_schemes=SAFE_SCHEMES,
-        strip_comments=True,
-    )
-
-
 def parse_content(content: str | None, *, drop_quote_inline: bool = False) -> Content:
     """Sanitized HTML, plain text, links and hashtags of a status ``content``."""
     if not content:
@@ -258,7 +237,7 @@ def parse_content(content: str | None, *, drop_quote_inline: bool = False) -> Co
     p = _ContentParser(drop_quote_inline)
     p.feed(content)
     p.close()
-    return Content(html=sanitize_html("".join(p.html)), text=p.plain_text(),
+    return Content(html=str(sanitize_html("".join(p.html))), text=p.plain_text(),
                    links=p.links, hashtags=p.hashtags)
 
 
@@ -452,7 +431,7 @@ def status_to_post(
     links = list(content.links)
     card = shown.get("card")
     if isinstance(card, dict):
-        card_url = safe_href(card.get("url"))
+        card_url = safe_url(card.get("url"))
         if card_url and card_url not in links:
             links.append(card_url)
 
@@ -570,8 +549,11 @@ def status_to_posts(
 
 
 @dataclass
-class _FileState:
-    explicit: str | None = None  # ctx.options["instance"]
+class MastodonFile:
+    """Per-file state: which server served the file, and the statuses seen
+    so far by (instance, local id), so replies and shallow quotes link at once."""
+
+    explicit: str | None = None  # Context.instance, as a host
     guessed: str | None = None  # from the first records of the file
     known: Known = field(default_factory=dict)
 
@@ -594,13 +576,8 @@ class _FileState:
             todo.extend(n for n in (s.get("reblog"), _quoted_status(s)) if n)
 
 
-def _state(ctx: Context) -> _FileState:
-    state = ctx.options.get(_STATE_KEY)
-    if not isinstance(state, _FileState):
-        explicit = ctx.options.get("instance")
-        state = _FileState(explicit=host_of(explicit) if explicit else None)
-        ctx.options[_STATE_KEY] = state
-    return state
+def new_state(ctx: Context) -> MastodonFile:
+    return MastodonFile(explicit=host_of(ctx.instance) if ctx.instance else None)
 
 
 def _statuses_in(value: Any) -> Iterator[dict]:
@@ -619,7 +596,7 @@ def _statuses_in(value: Any) -> Iterator[dict]:
 def records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
     """JSON/JSONL records, read ahead a little so that the file's server is
     known (and nearby replies can be linked) before the first status is mapped."""
-    state = _state(ctx)
+    state = state_of(ctx, MastodonFile)
     it = json_records(f, ctx)
     ahead = []
     for loc, rec in it:
@@ -655,7 +632,7 @@ def normalize(value: Any, ctx: Context) -> Iterator[Post]:
 
 
 def _normalize(value: Any, ctx: Context) -> Iterator[Post]:
-    state = _state(ctx)
+    state = state_of(ctx, MastodonFile)
     if isinstance(value, dict) and ("ancestors" in value or "descendants" in value):
         ancestors = value.get("ancestors") or []
         descendants = value.get("descendants") or []
@@ -703,11 +680,12 @@ def _sniff(value: Any) -> bool:
     return _is_status(value)
 
 
-register(Format(
+FORMAT = register(Format(
     name="mastodon",
     description="Mastodon statuses (tag timeline pages, statuses, thread contexts)",
     kind="json",
     sniff=_sniff,
     normalize=normalize,
     records=records,
+    new_state=new_state,
 ))

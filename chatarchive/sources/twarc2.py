@@ -16,27 +16,12 @@ import orjson
 
 from ..models import Author, Media, Post
 from ..timeutil import iso_from_iso
-from . import (
-    Context,
-    Format,
-    InputFile,
-    Skip,
-    _short_json_error,
-    is_jsonl,
-    json_records,
-    register,
-)
+from .reading import Context, InputFile, Skip, is_jsonl, json_records, short_json_error
+from .registry import Format, register
 
 
 def _refs(tweet: dict) -> list[dict]:
     return tweet.get("referenced_tweets") or tweet.get("referenced_posts") or []
-
-
-def _ref_id(tweet: dict, kind: str) -> str | None:
-    for ref in _refs(tweet):
-        if ref.get("type") == kind:
-            return str(ref["id"])
-    return None
 
 
 def x_post_url(handle: str | None, post_id: str) -> str:
@@ -538,7 +523,7 @@ def normalize(value: Any, ctx: Context) -> Iterator[Post]:
         try:
             value = orjson.loads(value)
         except orjson.JSONDecodeError as e:
-            raise Skip(f"invalid JSON ({_short_json_error(e, value)})") from None
+            raise Skip(f"invalid JSON ({short_json_error(e, value)})") from None
         if isinstance(value, list):  # a compact one-line array of posts or pages
             for item in value:
                 yield from normalize(item, ctx)
@@ -553,7 +538,7 @@ def normalize(value: Any, ctx: Context) -> Iterator[Post]:
         raise Skip("not an X API v2 page or post")
 
 
-register(Format(
+FORMAT = register(Format(
     name="twarc2",
     description="X API v2 pages / twarc2 JSONL (raw or flattened)",
     kind="json",

@@ -15,15 +15,18 @@ self-replies name it); failing that, posts get the author
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
 from ..models import Author, Post
-from . import Context, Format, InputFile, Skip, register
+from .reading import Context, InputFile, Skip
+from .registry import Format, register, state_of
 from .twarc2 import x_profile_url
 from .twitter_v1 import _MEDIA_SELF_LINK, full_text, quote_from_links, status_to_post
 
@@ -45,8 +48,6 @@ def sniff(head: bytes) -> bool:
 
 
 def _text_chunks(f: InputFile) -> Iterator[str]:
-    import codecs
-
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     for chunk in f.chunks():
         yield decoder.decode(chunk)
@@ -213,7 +214,16 @@ def infer_owner(elements: Iterator[tuple[int, Any]]) -> Author:
     return Author(id=UNKNOWN_OWNER_ID, platform="x")
 
 
-def _owner(f: InputFile, ctx: Context) -> Author:
+@dataclass
+class ArchiveOwner:
+    """Per-file state: the account the archive belongs to (its posts carry
+    no ``user``).  Set by :func:`records` before the first post is read;
+    unknown until then."""
+
+    author: Author | None = None
+
+
+def _owner(f: InputFile) -> Author:
     if f.path == "-":
         return Author(id=UNKNOWN_OWNER_ID, platform="x")
     folder = os.path.dirname(os.path.abspath(f.path))
@@ -238,8 +248,7 @@ def records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
             f"{f.display}: the account archive's {part!r} data (window.YTD.{part}), not posts; "
             "import data/tweets.js (tweet.js, tweets-partN.js) instead"
         )
-    owner = _owner(f, ctx)
-    ctx.options["owner"] = owner
+    state_of(ctx, ArchiveOwner).author = _owner(f)
     for line, item in iter_elements(_text_chunks(f), f.display):
         yield str(line), item
 
@@ -249,7 +258,7 @@ def normalize(item: Any, ctx: Context) -> Iterator[Post]:
     tweet = _unwrap(item, "tweet")
     if not isinstance(tweet, dict) or ("full_text" not in tweet and "text" not in tweet):
         raise Skip("not an archive post (no tweet / full_text)")
-    owner = ctx.options.get("owner") or Author(id=UNKNOWN_OWNER_ID, platform="x")
+    owner = state_of(ctx, ArchiveOwner).author or Author(id=UNKNOWN_OWNER_ID, platform="x")
     post = status_to_post(tweet, matched=True, source=SOURCE, author=owner, raw=item)
     text = full_text(tweet)
     # No retweeted_status / quoted_status objects in archives: the RT prefix
@@ -262,11 +271,12 @@ def normalize(item: Any, ctx: Context) -> Iterator[Post]:
     yield post
 
 
-register(Format(
+FORMAT = register(Format(
     name="tweets_js",
     description="X/Twitter account archive tweets.js (window.YTD.tweets.part0)",
     kind="custom",
     sniff=sniff,
     normalize=normalize,
     records=records,
+    new_state=lambda ctx: ArchiveOwner(),
 ))

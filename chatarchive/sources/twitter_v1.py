@@ -13,8 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..models import Author, Media, Post
+from ..safety import safe_url
 from ..timeutil import iso_from_iso, iso_from_legacy
-from . import Context, Format, InputFile, Skip, json_records, register, sample_of
+from .detect import sample_of
+from .reading import Context, InputFile, Skip, json_records
+from .registry import Format, register
 from .twarc2 import _int, unescape_x, user_to_author, x_post_url
 
 SOURCE = "twitter_v1"
@@ -62,16 +65,18 @@ def drop_self_links(links: list[str], own_id: str) -> list[str]:
     return [link for link in links if status_id_from_url(link) != own_id]
 
 
+_SHORTENER_HOSTS = ("t.co", "www.t.co")
+
+
 def is_web_link(url: Any) -> bool:
-    """Keep only http(s) links that are not t.co shortlinks: the archive
-    stores expanded URLs, and never a javascript:/data: link a page could run."""
-    if not isinstance(url, str):
+    """A link worth storing: a web URL by the one rule (``safety.safe_url``:
+    never a javascript:/data: link a page could run), and not a t.co
+    shortlink, since the archive stores the expanded URLs."""
+    normalized = safe_url(url)
+    if normalized is None:
         return False
-    low = url.strip().lower()
-    if not low.startswith(("http://", "https://")):
-        return False
-    host = low.split("/", 3)[2] if low.count("/") >= 2 else ""
-    return host not in ("t.co", "www.t.co")
+    host = normalized.split("/", 3)[2].rsplit("@", 1)[-1].lower()
+    return host not in _SHORTENER_HOSTS
 
 
 def parse_created_at(value: Any) -> str:
@@ -85,7 +90,7 @@ def parse_created_at(value: Any) -> str:
         try:
             return iso_from_iso(value)
         except ValueError:
-            raise Skip(f"unreadable created_at {value[:40]!r}")
+            raise Skip(f"unreadable created_at {value[:40]!r}") from None
 
 
 def full_text(status: dict) -> str:
@@ -113,9 +118,9 @@ def entity_lists(entities: dict, extended: dict | None = None
     for u in entities.get("urls") or []:
         if not isinstance(u, dict):
             continue
-        unwound = u.get("unwound") if isinstance(u.get("unwound"), dict) else {}
-        link = unwound.get("url") or u.get("expanded_url")
-        if is_web_link(link) and link not in links:
+        unwound = u.get("unwound")
+        link = (unwound.get("url") if isinstance(unwound, dict) else None) or u.get("expanded_url")
+        if isinstance(link, str) and is_web_link(link) and link not in links:
             links.append(link)
     media_items = (extended or {}).get("media") or entities.get("media") or []
     media: list[Media] = []
@@ -124,7 +129,7 @@ def entity_lists(entities: dict, extended: dict | None = None
         if not isinstance(m, dict):
             continue
         url = m.get("media_url_https") or m.get("media_url")
-        if not is_web_link(url) or url in seen:
+        if not isinstance(url, str) or not is_web_link(url) or url in seen:
             continue
         seen.add(url)
         kind = m.get("type")
@@ -302,7 +307,7 @@ def records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
             yield loc, value
 
 
-register(Format(
+FORMAT = register(Format(
     name="twitter_v1",
     description="Twitter API v1.1 statuses (JSONL, JSON array or search response)",
     kind="json",

@@ -1,0 +1,459 @@
+"""The Python API: one archive file and the whole pipeline as methods, as
+``sqlite_utils.Database`` is for a SQLite file::
+
+    from chatarchive import Archive
+
+    archive = Archive("chats.db", create=True)   # without create=True a missing file is an error
+    archive.import_files(["cmgrchat.jsonl"])      # returns the per-file summary
+    for s in archive.sessions(hashtag="cmgrchat"):
+        print(s.slug, s.start, s.posts)
+    for hit in archive.search("onboarding", limit=5):
+        print(hit.post.author_handle, hit.snippet)
+    archive.recap("site/")
+
+The command line is a thin layer over these methods, so a script and
+``chatarchive`` do exactly the same thing.  Every error a user can fix is a
+:class:`~chatarchive.errors.ChatArchiveError` whose message is one line fit
+to show; ``Archive.db`` is the ``sqlite_utils.Database`` for anything else.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TextIO, overload
+
+import sqlite_utils
+
+from .analysis.pipeline import analyse_archive
+from .analysis.sessions import add_session, remove_session, set_schedule
+from .analysis.settings import hashtag_id
+from .analysis.stats import session_stats
+from .archive.queries import get_session, list_sessions
+from .archive.schema import open_db
+from .archive.search import search as search_posts
+from .archive.writer import transaction
+from .errors import ChatArchiveError, NotFoundError
+from .models import HIGHLIGHT_END, HIGHLIGHT_START, SearchHit, Session
+from .timeutil import get_zone, iso_utc, parse_duration, parse_time
+
+if TYPE_CHECKING:
+    from .archive.importer import FileResult, Progress
+    from .recap.site import RecapResult
+
+# The archive layer and the analysis load with this module.  The importers
+# (every format module) and the outputs (Jinja2 and the view layer) are each
+# as heavy as all the rest: they are imported by the methods that use them,
+# so that `chatarchive search` or `sessions list` start without them.
+
+__all__ = ["Archive", "ImportResult", "SessionsResult"]
+
+Duration = timedelta | str  # a timedelta, or text such as "45m", "1h30m"
+Time = datetime | str  # a datetime, or ISO-8601 text (UTC unless an offset or tz is given)
+
+
+@dataclass
+class ImportResult:
+    """What :meth:`Archive.import_files` did: one ``FileResult`` per file (in
+    the order given; iterating the result iterates them), and the analysis
+    that followed (empty when there was none)."""
+
+    files: list[FileResult]
+    analysis: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0  # the import itself, without the analysis
+
+    def __iter__(self) -> Iterator[FileResult]:
+        return iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def posts(self) -> int:
+        """Posts read from all files (added, updated or unchanged)."""
+        return sum(f.posts for f in self.files)
+
+    @property
+    def imported(self) -> list[FileResult]:
+        """The files that were imported (not refused)."""
+        return [f for f in self.files if not f.error]
+
+    def totals(self) -> dict[str, int]:
+        """Added, updated, unchanged and skipped posts over the imported files."""
+        return {k: sum(getattr(f, k) for f in self.imported) for k in ("added", "updated", "unchanged", "skipped")}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``chatarchive import --json``."""
+        return {
+            "files": [
+                {"path": f.path, "format": f.format, "added": f.added, "updated": f.updated,
+                 "unchanged": f.unchanged, "skipped": f.skipped, "problems": f.problems, "error": f.error}
+                for f in self.files
+            ],
+            "analysis": self.analysis,
+        }
+
+
+@dataclass
+class SessionsResult:
+    """What a change to the sessions did: the analysis that followed and the
+    sessions concerned (those of the hashtags named, or the scheduled ones)."""
+
+    analysis: dict[str, Any]
+    sessions: list[Session]
+    hashtag: str | None = None  # the chat's hashtag as the archive spells it (schedule)
+    unknown_hashtags: list[str] = field(default_factory=list)  # named, but no post carries them
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``chatarchive sessions detect/schedule --json``."""
+        return {"analysis": self.analysis, "sessions": [s.as_dict() for s in self.sessions]}
+
+
+class Archive:
+    """A chatarchive SQLite file.
+
+    ``Archive(path)`` opens an existing archive (bringing its schema up to
+    date); a missing file raises :class:`~chatarchive.errors.NotFoundError`
+    and nothing is created.  ``Archive(path, create=True)`` creates it when
+    missing.  ``":memory:"`` is a fresh in-memory archive.  Use it as a
+    context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
+        self.path = os.fspath(path)
+        in_memory = self.path == ":memory:"
+        if not (in_memory or create or os.path.isfile(self.path)):
+            raise NotFoundError(f"{self.path}: no such archive (create one with: chatarchive import {self.path} FILE...)")
+        #: True when this object created the file (see :meth:`discard_if_empty`)
+        self.created = not in_memory and not os.path.exists(self.path)
+        try:
+            self.db: sqlite_utils.Database = open_db(self.path)
+        except sqlite3.Error as e:  # not a database, locked, unreadable…
+            raise ChatArchiveError(f"{self.path}: cannot open as a chatarchive database ({e})") from None
+
+    def __repr__(self) -> str:
+        return f"<Archive {self.path}>"
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def discard_if_empty(self) -> bool:
+        """Close the archive; when this object created the file and no post
+        was stored in it (a first import that failed or whose files were all
+        refused, a first capture that stored nothing), delete the file and its
+        journal, so a failed first run leaves nothing behind.  Returns whether
+        it was deleted."""
+        try:
+            empty = self.created and not self.db["posts"].count
+        except sqlite3.Error:
+            empty = False  # cannot tell: keep the file
+        self.close()
+        if not empty:
+            return False
+        for name in (self.path, self.path + "-journal", self.path + "-wal", self.path + "-shm"):
+            if os.path.exists(name):
+                os.remove(name)
+        return True
+
+    # ----------------------------------------------------------------------
+    # Import and analysis
+
+    def import_files(
+        self,
+        paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        *,
+        format: str | None = None,
+        tz: str | None = None,
+        strict: bool = False,
+        instance: str | None = None,
+        analyse: bool = True,
+        progress: Progress | None = None,
+    ) -> ImportResult:
+        """Import chat files (a path or several; ``"-"`` is standard input) in one transaction,
+        then analyse sessions, threads and Q&A when any post was read.
+
+        Each file's format is detected unless ``format`` names it; ``tz`` is
+        the time zone of local times (Twitter Archiver sheets); ``instance``
+        the Mastodon server that served files carrying no evidence of it.  A
+        file that cannot be read or holds no posts is rolled back alone and
+        gets ``error``; malformed records are skipped and counted, or with
+        ``strict`` raise :class:`~chatarchive.errors.ParseError` and nothing
+        is imported.  ``progress`` receives ``start_file``/``advance``/
+        ``problem``/``end_file`` calls."""
+        from .archive.importer import import_files
+
+        names = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
+        started = time.monotonic()
+        try:
+            files = import_files(self.db, names, format=format, tz=tz, instance=instance, strict=strict,
+                                 progress=progress)
+        except sqlite3.OperationalError as e:  # locked by another writer, disk full, I/O error
+            raise ChatArchiveError(f"{self.path}: {e}; nothing was imported") from None
+        result = ImportResult(files, seconds=time.monotonic() - started)
+        if analyse and result.posts:
+            result.analysis = self.analyse()
+        return result
+
+    def analyse(
+        self,
+        hashtags: str | Iterable[str] | None = None,
+        *,
+        gap: Duration | None = None,
+        min_posts: int | None = None,
+        tz: str | None = None,
+        hosts: Iterable[str] | None = None,
+        question_pattern: str | None = None,
+        answer_pattern: str | None = None,
+        redetect: bool = False,
+        full: bool = False,
+    ) -> dict[str, Any]:
+        """Analyse what is new: threads, sessions, their members and Q&A
+        (every import does this already).  Naming ``hashtags`` marks them as
+        chats and re-detects their sessions; the options (``gap`` between
+        sessions, ``min_posts``, the chat's ``tz``, ``hosts``, question and
+        answer regexes with a group ``n``) are remembered for those hashtags,
+        or for every hashtag when none is named.  Returns counts and a
+        one-line ``summary``."""
+        return analyse_archive(
+            self.db, hashtags=_names(hashtags), gap=_duration(gap), min_posts=min_posts, tz=tz,
+            hosts=list(hosts or []), question_pattern=question_pattern, answer_pattern=answer_pattern,
+            redetect=redetect, full=full,
+        )
+
+    # ----------------------------------------------------------------------
+    # Sessions
+
+    def sessions(self, hashtag: str | None = None) -> list[Session]:
+        """Sessions in time order (of one hashtag, with or without ``#``), with
+        their posts, participants and questions counted."""
+        return list_sessions(self.db, hashtag)
+
+    def session(self, id_or_slug: str | int) -> Session:
+        """One session by slug or id (raises NotFoundError)."""
+        return get_session(self.db, id_or_slug)
+
+    def session_stats(self, session: str | int, *, top: int = 10) -> dict[str, Any]:
+        """The statistics of one session (``chatarchive show --json``): counts,
+        first-timers, questions with their answers, links, top posts and
+        participants, posts per minute."""
+        return session_stats(self.db, session, top=top)
+
+    def detect_sessions(
+        self,
+        hashtags: str | Iterable[str] | None = None,
+        *,
+        gap: Duration | None = None,
+        min_posts: int | None = None,
+        tz: str | None = None,
+        hosts: Iterable[str] | None = None,
+        question_pattern: str | None = None,
+        answer_pattern: str | None = None,
+    ) -> SessionsResult:
+        """Re-detect the sessions of ``hashtags`` (every hashtag when none is
+        named) with these options, remembered for later imports; manual and
+        scheduled sessions are left alone.  Returns the analysis and the
+        sessions of those hashtags."""
+        tags = [t.lstrip("#") for t in _names(hashtags)]
+        analysis = self.analyse(tags, gap=gap, min_posts=min_posts, tz=tz, hosts=hosts,
+                                question_pattern=question_pattern, answer_pattern=answer_pattern, redetect=True)
+        wanted = {t.lower() for t in tags}
+        found = [s for s in self.sessions() if not wanted or (s.hashtag or "").lower() in wanted]
+        unknown = [t for t in tags if hashtag_id(self.db, t) is None]
+        return SessionsResult(analysis, found, unknown_hashtags=unknown)
+
+    def add_session(
+        self,
+        hashtag: str,
+        start: Time,
+        end: Time | None = None,
+        *,
+        duration: Duration | None = None,
+        tz: str | None = None,
+        hosts: Iterable[str] = (),
+        title: str | None = None,
+    ) -> Session:
+        """Add a session with an explicit window, from ``start`` to ``end`` or
+        for ``duration`` (taking over a detected session that overlaps it);
+        ``tz`` is the zone of times without an offset and of the slug's date.
+        Its members and Q&A are analysed at once."""
+        if (end is None) == (duration is None):
+            raise ChatArchiveError("Give exactly one of end and duration")
+        if tz:
+            get_zone(tz)
+        t0 = _utc(start, tz)
+        t1 = _utc(end, tz) if end is not None else t0 + _required_duration(duration)
+        with transaction(self.db):
+            sid = add_session(self.db, hashtag, iso_utc(t0), iso_utc(t1), hosts=hosts, title=title, tz=tz)
+            analyse_archive(self.db, refresh_sessions=[sid])
+        return self.session(sid)
+
+    def schedule(
+        self,
+        hashtag: str,
+        every: str,
+        tz: str,
+        duration: Duration,
+        *,
+        before: Duration = timedelta(0),
+        after: Duration = timedelta(0),
+        hosts: Iterable[str] = (),
+        title: str | None = None,
+    ) -> SessionsResult:
+        """Give a chat a weekly schedule (``every="wed 20:00"`` in zone ``tz``,
+        DST-safe): one session per occurrence with posts, including posts
+        ``before`` and ``after`` it.  Remembered for later imports.  Returns
+        the analysis and the chat's scheduled sessions."""
+        with transaction(self.db):
+            chat = set_schedule(self.db, hashtag, every, tz, _required_duration(duration),
+                                _required_duration(before), _required_duration(after), hosts=hosts, title=title)
+            analysis = analyse_archive(self.db, hashtags=[chat.hashtag])
+        scheduled = [s for s in self.sessions(chat.hashtag) if s.source == "scheduled"]
+        return SessionsResult(analysis, scheduled, hashtag=chat.hashtag)
+
+    def remove_session(self, id_or_slug: str | int) -> Session:
+        """Delete a session (its posts stay); returns what it was."""
+        with transaction(self.db):
+            return remove_session(self.db, str(id_or_slug))
+
+    # ----------------------------------------------------------------------
+    # Search and outputs
+
+    def search(
+        self,
+        query: str,
+        *,
+        hashtag: str | None = None,
+        author: str | None = None,
+        session: str | int | None = None,
+        since: Time | None = None,
+        until: Time | None = None,
+        limit: int = 20,
+        order: str = "best",
+        highlight: tuple[str, str] = ("**", "**"),
+    ) -> list[SearchHit]:
+        """Full-text search (SQLite FTS5 syntax: words, "phrases", AND/OR/NOT,
+        prefix*, NEAR) over post text and author handles and names.  Filters:
+        ``hashtag``, ``author`` (handle or id), ``session`` (id or slug),
+        ``since`` (inclusive) and ``until`` (exclusive).  ``order`` is
+        ``"best"`` (bm25) or ``"newest"``.  Each hit has the ``post`` and a
+        ``snippet`` with the matches between the two ``highlight`` strings.
+        An invalid query raises :class:`~chatarchive.errors.SearchError`."""
+        hits = search_posts(
+            self.db, query, hashtag=hashtag, author=author, session=None if session is None else str(session),
+            since=iso_utc(_utc(since)) if since is not None else None,
+            until=iso_utc(_utc(until)) if until is not None else None, limit=limit, order=order,
+        )
+        if highlight == (HIGHLIGHT_START, HIGHLIGHT_END):
+            return hits
+        start, end = highlight
+        return [replace(h, snippet=h.snippet.replace(HIGHLIGHT_START, start).replace(HIGHLIGHT_END, end))
+                for h in hits]
+
+    def recap(
+        self,
+        out: str | os.PathLike[str],
+        sessions: str | int | Iterable[str | int] | None = None,
+        *,
+        templates: str | os.PathLike[str] | None = None,
+        download_media: bool = False,
+        search: bool = True,
+        progress: Callable[[str], None] | None = None,
+    ) -> RecapResult:
+        """Write the static recap site of ``sessions`` (ids or slugs; all when
+        none is given) into the folder ``out``: index, one page per session,
+        hashtag and participant, and a Pagefind search index (``search``).
+        ``templates`` is a folder of templates overriding ours;
+        ``download_media`` copies avatars and media into the site.  Re-running
+        rewrites only what changed."""
+        from .recap.site import build_site
+
+        keys = [sessions] if isinstance(sessions, (str, int)) else (list(sessions) if sessions is not None else None)
+        return build_site(self.db, Path(out), keys or None, templates=None if templates is None else Path(templates),
+                          download_media=download_media, search=search, progress=progress)
+
+    @overload
+    def export(self, session: str | int, fmt: str = ..., to: None = ...) -> str: ...
+
+    @overload
+    def export(self, session: str | int, fmt: str, to: str | os.PathLike[str] | TextIO) -> None: ...
+
+    def export(self, session: str | int, fmt: str = "md", to: str | os.PathLike[str] | TextIO | None = None) -> str | None:
+        """Export one session as ``md`` (a transcript for a blog post), ``json``,
+        ``jsonl`` or ``csv``.  Returns the text, or writes it to ``to``: an
+        open text stream, or a file path (written whole or not at all)."""
+        from .export import export_session
+
+        if to is not None and not isinstance(to, (str, os.PathLike)):
+            export_session(self.db, session, fmt, to)
+            return None
+        text = io.StringIO()
+        export_session(self.db, session, fmt, text)
+        if to is None:
+            return text.getvalue()
+        write_atomically(os.fspath(to), text.getvalue())
+        return None
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder,
+    so a failure never leaves a half-written file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise ChatArchiveError(f"{path}: cannot write ({e.strerror})") from None
+
+
+# --------------------------------------------------------------------------
+# Helpers
+
+
+def _names(values: str | Iterable[str] | None) -> list[str]:
+    if values is None:
+        return []
+    return [values] if isinstance(values, str) else list(values)
+
+
+def _duration(value: Duration | None) -> timedelta | None:
+    if value is None or isinstance(value, timedelta):
+        return value
+    return parse_duration(value)
+
+
+def _required_duration(value: Duration | None) -> timedelta:
+    got = _duration(value)
+    if got is None:
+        raise ChatArchiveError("A duration is required (e.g. 1h, 45m)")
+    return got
+
+
+def _utc(value: Time, tz: str | None = None) -> datetime:
+    """A user's time as an aware UTC datetime; naive times are in ``tz`` (or UTC)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None and tz:
+            value = value.replace(tzinfo=get_zone(tz))
+        return value
+    return parse_time(value, tz)
+

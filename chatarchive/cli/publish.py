@@ -1,0 +1,75 @@
+"""``chatarchive recap`` and ``export``: the static site and one session's transcript."""
+
+from __future__ import annotations
+
+import click
+
+from ..api import Archive
+from ..export import FORMATS
+from .common import db_argument, err
+
+
+@click.command()
+@db_argument
+@click.argument("sessions", nargs=-1, metavar="[SESSION]...")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Folder to write the site into.")
+@click.option("--templates", type=click.Path(file_okay=False, exists=True),
+              help="Folder of Jinja2 templates overriding ours, one file at a time (e.g. just base.html).")
+@click.option("--download-media", is_flag=True,
+              help="Copy avatars and media into OUT/media instead of hotlinking them.")
+@click.option("--no-search", is_flag=True, help="Do not build the Pagefind search index.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def recap(db: str, sessions: tuple[str, ...], out: str, templates: str | None, download_media: bool,
+          no_search: bool, quiet: bool) -> None:
+    """Write a static recap site of SESSIONs (all when none is given) into OUT.
+
+    index.html lists every hashtag and chat; each session gets a page (Q&A,
+    conversations, transcript, timeline, people, links, media), each hashtag
+    and each participant one too. Pages are self-contained (inline CSS,
+    no scripts, no fonts) and work from file://; Pagefind adds search (it
+    needs the site served over http: python3 -m http.server). Re-running
+    rewrites only the files that changed.
+
+    \b
+    Example:
+        chatarchive recap chats.db --out site/
+        chatarchive recap chats.db cmgrchat-2026-11-18 --out site/ --download-media
+    """
+    result = Archive(db).recap(out, sessions, templates=templates, download_media=download_media,
+                               search=not no_search, progress=None if quiet else err)
+    if quiet:
+        return
+    for message in result.messages:
+        err(message)
+    click.echo(f"Wrote {result.out}: {result.pages} pages for {result.sessions} session(s); "
+               f"{result.written} file(s) changed, {result.unchanged} unchanged, {result.removed} removed "
+               f"({result.seconds:.1f} s)")
+    if download_media:
+        click.echo(f"Media: {result.media_downloaded} file(s) in the site, {result.media_failed} could not be copied")
+    click.echo(("Search: " if result.search_ok else "Note: ") + result.search
+               + ("; serve the folder over http to use it (python3 -m http.server)" if result.search_ok else ""))
+    click.echo(f"Open {result.index.resolve().as_uri()}")
+
+
+@click.command()
+@db_argument
+@click.argument("session")
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="md",
+              show_default=True, help="md: a transcript for a blog post (Q&A grouped); json: everything; "
+              "jsonl/csv: one post per line/row.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
+              help="Write to FILE instead of standard output.")
+def export(db: str, session: str, fmt: str, output: str) -> None:
+    """Export one SESSION (id or slug) as Markdown, JSON, JSONL or CSV.
+
+    \b
+    Example:
+        chatarchive export chats.db cmgrchat-2026-11-18 --format md -o recap.md
+        chatarchive export chats.db cmgrchat-2026-11-18 --format csv > posts.csv
+    """
+    archive = Archive(db)
+    if output == "-":
+        click.echo(archive.export(session, fmt), nl=False)
+        return
+    archive.export(session, fmt, output)
+    err(f"Wrote {output}")

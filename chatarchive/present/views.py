@@ -1,0 +1,541 @@
+"""The view models every output shows: a session and its posts, read once
+through ``archive.queries`` (and the analysis' statistics), and each post
+ready for the one renderer (``present.html``).
+
+* :class:`Person`, :class:`People`: who wrote a post, as every output shows
+  them (initials, avatar colour), found by author id or handle.
+* :class:`SessionPost`: a post as read (its row, author, media and links) with
+  what its session adds: the replies to it, the numbers of the questions it
+  asks or answers, its engagement.
+* :class:`SessionView` (:func:`load_session`): everything the recap page, the
+  exports and the Datasette session page show of one session.
+* :class:`LinkTargets`: how an output says where a post's links point
+  (mentions, hashtags, people, other posts, its record, pictures).
+* :class:`PostView` (:func:`post_view`, :func:`session_post_views`): one
+  post with every piece decided (escaped text, safe URLs, hrefs).
+* :func:`question_groups`: a session's posts grouped under its questions.
+
+Safety: post text becomes HTML only through ``present.text.linkify`` (escaped
+piece by piece), Mastodon HTML only through ``safety.sanitize_html``, and
+every URL passes ``safety.safe_url``; names, handles, alt text and content
+warnings stay text, escaped by whatever renders them.
+
+May import: analysis, archive, models, errors, timeutil, safety.  Never writes.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone, tzinfo
+from typing import Any, Protocol
+
+from markupsafe import Markup
+
+from ..analysis import stats as stats_mod
+from ..archive import queries
+from ..archive.queries import Connection, PostRow
+from ..errors import ChatArchiveError
+from ..models import Author, Media, Session, StoredPost
+from ..safety import safe_url, sanitize_html
+from ..timeutil import get_zone, parse_iso
+from .html import person_markup, post_html, post_list_html
+from .model import MediaView, Person, PostView, Ref
+from .text import PLATFORM_NAMES, anchor_for, linkify
+
+# --------------------------------------------------------------------------
+# People
+
+
+class People:
+    """The people one output knows, by author id and by handle (lower case;
+    the first person with a handle keeps it)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, Person] = {}
+        self.by_handle: dict[str, Person] = {}
+
+    def add(self, person: Person) -> Person:
+        self.by_id[person.author_id] = person
+        self.by_handle.setdefault(person.handle.lower(), person)
+        return person
+
+    def of(self, p: SessionPost) -> Person:
+        """The person who wrote ``p``: known, or made from its author row (and
+        then known), or from the handle and name the post carries."""
+        person = self.by_id.get(p.post.author_id or "")
+        if person is not None:
+            return person
+        if p.author is not None:
+            return self.add(Person.of_author(p.author))
+        return self.stranger(p.post.author_id, p.handle or p.post.author_handle, p.name, p.post.platform)
+
+    def get(self, author_id: str | None, handle: str | None, name: str | None, platform: str | None) -> Person:
+        """A known person by author id, else :meth:`stranger`."""
+        return self.by_id.get(author_id or "") or self.stranger(author_id, handle, name, platform)
+
+    @staticmethod
+    def stranger(author_id: str | None, handle: str | None, name: str | None, platform: str | None) -> Person:
+        """Someone with no author row: no picture, no page, a colour from the handle."""
+        handle = handle or "unknown"
+        return Person.make(author_id or "", handle, name, platform, None, None, key=handle)
+
+
+# --------------------------------------------------------------------------
+# A session as read
+
+
+def engagement(p: StoredPost, replies: int = 0) -> int:
+    """Likes + reposts + quotes + replies (the larger of the platform's count
+    and the replies in the archive); unknown counts are 0."""
+    return (p.like_count or 0) + (p.repost_count or 0) + (p.quote_count or 0) + max(p.reply_count or 0, replies)
+
+
+@dataclass(slots=True)
+class SessionPost:
+    """A post with its author, media and links, and what its session adds."""
+
+    post: StoredPost
+    author: Author | None
+    media: list[Media]
+    links: list[str]
+    handle: str  # the post's own author handle, else the author row's, else the author id
+    name: str
+    children: list[str] = field(default_factory=list)  # ids of the replies to it in the session, in time order
+    q_number: int | None = None  # the number of the question it asks
+    a_number: int | None = None  # the number of the question it answers
+    engagement: int = 0
+    session_id: int | None = None
+
+    @property
+    def id(self) -> str:
+        return self.post.id
+
+    @classmethod
+    def of(cls, row: PostRow, session_id: int | None = None) -> SessionPost:
+        p, a = row.post, row.author
+        handle = p.author_handle or (a.handle if a is not None else None) or p.author_id or "unknown"
+        name = p.author_name or (a.name if a is not None else None) or ""
+        return cls(p, a, row.media, row.links, handle, name, session_id=session_id)
+
+
+@dataclass(slots=True)
+class Answer:
+    post: SessionPost
+    thread: list[tuple[int, SessionPost]]  # its replies, depth first, with their depth (1 = a direct reply)
+
+
+@dataclass(slots=True)
+class SessionQuestion:
+    id: int
+    number: int
+    post_id: str | None
+    text: str | None
+    post: SessionPost | None  # the post that asked it, when it is in the session
+    answers: list[Answer]  # most engaged first
+    created_at: str | None = None
+    first_answer_seconds: float | None = None  # only with statistics
+
+
+@dataclass(slots=True)
+class ConversationView:
+    """A reply tree of two or more of the session's posts."""
+
+    id: str
+    size: int
+    depth: int
+    participants: int
+    started: str
+    items: list[tuple[int, SessionPost]]  # depth first, with their depth
+
+
+@dataclass(slots=True)
+class Participant:
+    """Someone who posted in the session (authors of context posts only are left out)."""
+
+    author_id: str | None
+    handle: str
+    name: str
+    avatar_url: str | None
+    url: str | None
+    platform: str
+    posts: int = 0
+    replies_received: int = 0
+    answers: int = 0
+    first_timer: bool = False
+    host: bool = False
+
+
+@dataclass(slots=True)
+class SessionView:
+    """Everything an output shows of one session."""
+
+    session: Session
+    stats: dict[str, Any]  # stats.session_stats; {} when loaded without statistics
+    posts: list[SessionPost]  # time order
+    by_id: dict[str, SessionPost]
+    questions: list[SessionQuestion]
+    conversations: list[ConversationView]  # started order
+    participants: list[Participant]
+    zone: tzinfo
+    stats_seconds: float = 0.0  # time spent in stats.session_stats
+
+
+def session_zone(name: str | None) -> tzinfo:
+    """The chat's time zone (UTC when unknown or not a zone name)."""
+    if name:
+        try:
+            return get_zone(name)
+        except ChatArchiveError:
+            pass
+    return timezone.utc
+
+
+def load_session(db: Connection, id_or_slug: str | int, *, statistics: bool = True) -> SessionView:
+    """Everything a recap page, an export or a Datasette page shows about one
+    session (by slug or id; raises NotFoundError).  ``statistics=False`` skips
+    ``stats.session_stats`` (the Datasette page shows none): no first-timers
+    then, and no time to the first answer."""
+    session = queries.get_session(db, id_or_slug)
+    sid = session.id
+    rows = queries.session_posts(db, sid)
+    stats: dict[str, Any] = {}
+    stats_seconds = 0.0
+    if statistics:
+        t0 = time.perf_counter()
+        stats = stats_mod.session_stats(db, sid, posts=rows)
+        stats_seconds = time.perf_counter() - t0
+    posts = [SessionPost.of(r) for r in rows]
+    by_id = {p.post.id: p for p in posts}
+    for p in posts:
+        parent = p.post.reply_to_id
+        if parent and parent != p.post.id:
+            up = by_id.get(parent)
+            if up is not None:
+                up.children.append(p.post.id)
+    children = {p.post.id: p.children for p in posts}
+    zone = session_zone(session.timezone)
+
+    # Q&A: answers most engaged first, each with its reply thread.
+    if statistics:
+        asked = [(q["id"], q["number"], q.get("post_id"), q.get("text"), q.get("created_at"),
+                  q.get("first_answer_seconds")) for q in stats.get("questions") or []]
+    else:
+        asked = [(q.id, q.number, q.post_id, q.text, None, None) for q in queries.session_questions(db, sid)]
+    qnum = {q[0]: q[1] for q in asked}
+    answers_of: dict[int, list[SessionPost]] = defaultdict(list)
+    for p in posts:
+        sp = p.post
+        if sp.question_id is not None:
+            p.q_number = qnum.get(sp.question_id)
+        if sp.answer_to_id is not None:
+            p.a_number = qnum.get(sp.answer_to_id)
+            if not sp.is_repost:
+                answers_of[sp.answer_to_id].append(p)
+        p.engagement = engagement(sp, len(p.children))
+    questions = []
+    for qid, number, post_id, text, created_at, first in asked:
+        answers = sorted(answers_of.get(qid, []), key=lambda a: (-a.engagement, a.post.created_at or ""))
+        questions.append(SessionQuestion(
+            id=qid, number=number, post_id=post_id, text=text, post=by_id.get(post_id) if post_id else None,
+            answers=[Answer(a, [(d, by_id[i]) for d, i in flatten_tree(a.children, children, 1)]) for a in answers],
+            created_at=created_at, first_answer_seconds=first))
+    return SessionView(session=session, stats=stats, posts=posts, by_id=by_id, questions=questions,
+                       conversations=_conversations(db, sid, posts, by_id),
+                       participants=_participants(session, stats, posts, by_id), zone=zone,
+                       stats_seconds=stats_seconds)
+
+
+def flatten_tree(roots: Iterable[str], children: dict[str, list[str]], start_depth: int = 0) -> list[tuple[int, str]]:
+    """Depth-first order of reply trees as (depth, id); iterative (a 10,000
+    deep chain is fine) and cycle-safe."""
+    out: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    stack = [(start_depth, r) for r in reversed(list(roots))]
+    while stack:
+        depth, pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        out.append((depth, pid))
+        for child in reversed(children.get(pid, ())):
+            if child not in seen:
+                stack.append((depth + 1, child))
+    return out
+
+
+def _conversations(db: Connection, sid: int, posts: list[SessionPost],
+                   by_id: dict[str, SessionPost]) -> list[ConversationView]:
+    """Reply trees with at least two posts, in the order they started."""
+    members: dict[str, list[str]] = defaultdict(list)
+    known: dict[str, str] = {}
+    for p in posts:
+        members[p.post.conversation_id or _reply_root(p.post.id, by_id, known)].append(p.post.id)
+    info = {c.id: c for c in queries.session_conversations(db, sid)}
+    out = []
+    for cid, ids in members.items():
+        if len(ids) < 2:
+            continue
+        idset = set(ids)
+        roots = [i for i in ids if by_id[i].post.reply_to_id not in idset]
+        sub = {i: [c for c in by_id[i].children if c in idset] for i in ids}
+        items = [(d, by_id[i]) for d, i in flatten_tree(roots, sub)]
+        row = info.get(cid)
+        out.append(ConversationView(
+            id=cid, size=len(ids),
+            depth=row.depth if row is not None and row.depth is not None else max(d for d, _ in items),
+            participants=len({by_id[i].post.author_id for i in ids}),
+            started=min(by_id[i].post.created_at or "" for i in ids), items=items))
+    out.sort(key=lambda c: c.started)
+    return out
+
+
+def _reply_root(pid: str, by_id: dict[str, SessionPost], known: dict[str, str]) -> str:
+    """The earliest ancestor of ``pid`` among the session's posts (for posts
+    the analysis left without a conversation); memoized in ``known`` so a
+    long chain costs linear time, and cycle-safe."""
+    path: list[str] = []
+    on_path: set[str] = set()
+    while pid not in known:
+        path.append(pid)
+        on_path.add(pid)
+        parent = by_id[pid].post.reply_to_id
+        if not parent or parent not in by_id or parent in on_path:
+            known[pid] = pid
+            break
+        pid = parent
+    root = known[pid]
+    for p in path:
+        known[p] = root
+    return root
+
+
+def _participants(session: Session, stats: dict[str, Any], posts: list[SessionPost],
+                  by_id: dict[str, SessionPost]) -> list[Participant]:
+    """Everyone who posted in the session (context-only authors left out):
+    posts, replies received from others, answers, host and first-timer flags."""
+    first = {h.lower() for h in stats.get("first_timers") or [] if h}
+    flags = {t.get("author_id"): t.get("first_timer") for t in stats.get("top_participants") or []}
+    hosts = {h.lower().lstrip("@") for h in session.hosts if h}
+    people: dict[str, Participant] = {}
+    for p in posts:
+        key = p.post.author_id or p.handle
+        if key not in people:
+            handle = (p.handle or "").lower()
+            a = p.author
+            people[key] = Participant(
+                author_id=p.post.author_id, handle=p.handle, name=p.name,
+                avatar_url=a.avatar_url if a is not None else None, url=a.url if a is not None else None,
+                platform=p.post.platform,
+                first_timer=bool(flags[p.post.author_id]) if p.post.author_id in flags else handle in first,
+                host=handle in hosts)
+    for p in posts:
+        sp = p.post
+        person = people[sp.author_id or p.handle]
+        if sp.matched or sp.reply_to_id:
+            person.posts += 1
+        if sp.answer_to_id is not None:
+            person.answers += 1
+        parent = by_id.get(sp.reply_to_id) if sp.reply_to_id else None
+        if parent is not None and parent.post.author_id != sp.author_id:
+            people[parent.post.author_id or parent.handle].replies_received += 1
+    out = [v for v in people.values() if v.posts]
+    out.sort(key=lambda v: (not v.host, -v.posts, -v.replies_received, (v.handle or "").lower()))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Where links point, per output
+
+
+class LinkTargets(Protocol):
+    """Where the links of a post point in one output (the recap: other pages
+    of the site; Datasette: its tables, queries and pages).  Everything else
+    about a post's HTML is the same everywhere."""
+
+    def mention(self, handle: str) -> str | None:
+        """An @mention in post text (None: shown as text)."""
+
+    def tag(self, tag: str) -> str | None:
+        """A #hashtag in post text (None: text; "": the page's own hashtag, shown muted)."""
+
+    def person(self, person: Person) -> str | None:
+        """The author's name."""
+
+    def post(self, post_id: str) -> str:
+        """Where a post of this page's session is shown (the time of a post in a thread, replies, quotes)."""
+
+    def row(self, post_id: str) -> str | None:
+        """The post's record in the archive, where the output has one."""
+
+    def image(self, url: str | None) -> str | None:
+        """Where a picture (avatar, media, preview) loads from; None: not shown."""
+
+    def media_link(self, url: str | None) -> str | None:
+        """Where a click on a picture goes (the full image or video)."""
+
+
+# --------------------------------------------------------------------------
+# A post ready to render
+
+
+def archive_time(value: str) -> datetime:
+    """Parse an archive time; the fixed form ``YYYY-MM-DDTHH:MM:SS.fffZ`` fast."""
+    if len(value) == 24 and value[-1] == "Z":
+        try:
+            return datetime.fromisoformat(value[:23]).replace(tzinfo=timezone.utc)
+        except ValueError:
+            pass
+    return parse_iso(value)
+
+
+_VIDEO = frozenset(("video", "animated_gif", "gifv", "audio"))
+
+
+def post_view(p: SessionPost, person: Person, targets: LinkTargets, zone: tzinfo = timezone.utc, *,
+              with_date: bool = False) -> PostView:
+    """The view of one post from a page whose links ``targets`` decides;
+    times in ``zone``, with the date too when ``with_date`` (pages that mix
+    days).  Replies and quotes are left to :func:`session_post_views`, which
+    knows which posts are on the page."""
+    sp = p.post
+    text = sp.text or ""
+    if sp.html and sp.platform == "mastodon":
+        body = sanitize_html(sp.html)
+        is_html = True
+    else:
+        body = linkify(text, targets.mention, targets.tag)
+        is_html = False
+    links: list[str] = []
+    for u in p.links:
+        href = safe_url(u)
+        if href and u not in text and href not in links:
+            links.append(href)
+    media = []
+    for m in p.media:
+        video = (m.type or "photo").lower() in _VIDEO
+        media.append(MediaView(src=targets.image(m.preview_url if video or not m.url else m.url),
+                               href=targets.media_link(safe_url(m.url)), alt=m.alt or "", video=video))
+    dt = archive_time(sp.created_at or "").astimezone(zone)
+    replies = max(sp.reply_count or 0, len(p.children))
+    person_href = targets.person(person)
+    av, av_s, who = person_markup(person, person_href)
+    stamp = f"{dt.hour:02d}:{dt.minute:02d}"
+    return PostView(
+        id=sp.id, anchor=anchor_for(sp.id), href=targets.post(sp.id), url=safe_url(sp.url),
+        platform=sp.platform or "", person=person, person_href=person_href, av=av, av_s=av_s, who=who,
+        handle=person.handle, time=f"{dt:%Y-%m-%d} {stamp}" if with_date else stamp, dt=dt, iso=sp.created_at or "",
+        body=body, is_html=is_html, cw=sp.spoiler_text or "", links=links, media=media,
+        likes=f"{sp.like_count:,}" if sp.like_count else "", reposts=f"{sp.repost_count:,}" if sp.repost_count else "",
+        replies=f"{replies:,}" if replies else "", engagement=p.engagement or engagement(sp, len(p.children)),
+        repost=bool(sp.is_repost), context=not sp.matched, q=p.q_number, a=p.a_number, edited=bool(sp.edited_at),
+        row=targets.row(sp.id),
+    )
+
+
+def session_post_views(view: SessionView, people: People, targets: LinkTargets, *,
+                       with_date: bool = False) -> dict[str, PostView]:
+    """The views of every post of a session page, by id, with their HTML:
+    replies and quotes link to the post they refer to when it is on the page,
+    and the platform is named when the session spans more than one."""
+    views = {p.post.id: post_view(p, people.of(p), targets, view.zone, with_date=with_date) for p in view.posts}
+    if len({p.post.platform for p in view.posts}) > 1:
+        for v in views.values():
+            v.on = PLATFORM_NAMES.get(v.platform, v.platform)
+    by_id = view.by_id
+    for p in view.posts:
+        sp = p.post
+        v = views[sp.id]
+        if sp.reply_to_id:
+            parent = by_id.get(sp.reply_to_id)
+            v.reply_to = (Ref(targets.post(parent.post.id), parent.handle) if parent is not None
+                          else Ref(None, sp.reply_to_author or ""))
+        if sp.quote_of_id:
+            quoted = by_id.get(sp.quote_of_id)
+            if quoted is not None:
+                v.quote = Ref(targets.post(quoted.post.id), quoted.handle)
+        v.html = post_html(v)
+    return views
+
+
+# --------------------------------------------------------------------------
+# The transcript grouped by question (Datasette's session page)
+
+
+@dataclass(slots=True)
+class QuestionGroup:
+    question: SessionQuestion | None  # None: the posts before the first question
+    anchor: str
+    title: str
+    summary: str  # the question's text without its "Q1:" marker
+    text: Markup  # the question's text, linked (shown when its post is not in the session)
+    post: PostView | None  # the post that asks it
+    posts: list[PostView] = field(default_factory=list)  # time order
+    answers: int = 0
+    time: str = ""
+    posts_html: Markup = field(default_factory=Markup)  # the posts as list items (present.html.post_list_html)
+
+    # The names an older chatarchive_session.html override uses.
+    @property
+    def post_html(self) -> Markup:
+        return self.post.html if self.post is not None else Markup("")
+
+    @property
+    def html(self) -> Markup:
+        return self.text
+
+
+# "Q1:", "@host Q 1 -", "Question 1." at the start of a question's text.
+_QUESTION_MARKER = re.compile(r"^\s*(?:@\S+\s+)*(?:q|question)\s*\d+\s*[:.)\-–—]?\s*", re.IGNORECASE)
+
+
+def question_groups(view: SessionView, views: dict[str, PostView], targets: LinkTargets) -> list[QuestionGroup]:
+    """The session's posts grouped under its questions: a post goes under the
+    question it asks or answers (so a late answer keeps its number), any
+    other post under the last question asked before it, or under "Before the
+    first question" (left out when empty)."""
+    before = QuestionGroup(question=None, anchor="before", title="Before the first question", summary="",
+                           text=Markup(""), post=None)
+    groups = [before]
+    group_of: dict[int, QuestionGroup] = {}
+    for q in view.questions:
+        g = QuestionGroup(
+            question=q, anchor=f"q{q.number}" if q.number is not None else f"question-{q.id}",
+            title=f"Q{q.number}" if q.number is not None else "Question",
+            summary=_QUESTION_MARKER.sub("", q.text or "", count=1).strip(),
+            text=linkify(q.text or "", targets.mention, targets.tag), post=None,
+            time=(view.by_id[q.post_id].post.created_at or "") if q.post_id in view.by_id else "")
+        group_of[q.id] = g
+        groups.append(g)
+    # Questions in the order they were asked (by their post's time, else number).
+    asked = sorted((g for g in groups[1:] if g.time),
+                   key=lambda g: (g.time, g.question.number if g.question and g.question.number else 0))
+    for p in view.posts:
+        sp = p.post
+        v = views[sp.id]
+        qid, aid = sp.question_id, sp.answer_to_id
+        asks = group_of.get(qid) if qid is not None else None
+        if asks is not None and asks.question is not None and asks.question.post_id == sp.id:
+            asks.post = v
+            continue
+        target = None
+        if aid in group_of:
+            target = group_of[aid]
+            target.answers += 1
+        elif qid in group_of:
+            target = group_of[qid]
+        else:
+            t = sp.created_at or ""
+            for g in asked:
+                if g.time <= t:
+                    target = g
+                else:
+                    break
+        (target or before).posts.append(v)
+    for g in groups:
+        g.posts.sort(key=lambda v: (v.iso, v.id))
+        g.posts_html = post_list_html(g.posts)
+    return groups if before.posts else groups[1:]

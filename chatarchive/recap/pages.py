@@ -1,0 +1,365 @@
+"""What each page of the site shows: the template variables of the session
+pages, the hashtag pages, the participant pages and the index.
+
+Every post comes from ``present.views`` (the same view model and HTML as the
+exports and the Datasette pages) with the site's link targets; this module
+only arranges them (Q&A, threads, conversations, transcript, timeline,
+people, links, media) and reads nothing but through ``archive.queries`` and
+the analysis' statistics.  It writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone, tzinfo
+from typing import Any
+
+from markupsafe import Markup
+
+from ..analysis import stats as stats_mod
+from ..archive import queries
+from ..archive.queries import Connection, PostRow
+from ..models import Session
+from ..present.html import avatar_css, mini_html, post_html
+from ..present.model import Person, PostView
+from ..present.text import linkify
+from ..present.views import SessionPost, SessionView, engagement, post_view, session_post_views, session_zone
+from ..safety import safe_url
+from ..timeutil import parse_iso
+from .sitemap import SiteMap
+
+# --------------------------------------------------------------------------
+# Session pages
+
+
+@dataclass(slots=True)
+class TreeItem:
+    """A post in a reply tree: its depth (capped for indentation) and the depth shown beyond the cap."""
+
+    d: int
+    deep: int
+    p: PostView
+
+
+@dataclass(slots=True)
+class AnswerItem:
+    post: PostView
+    thread: list[TreeItem]
+
+
+@dataclass(slots=True)
+class QuestionItem:
+    number: int
+    anchor: str
+    post: PostView | None
+    text: Markup
+    answers_count: int
+    first_answer: float | None
+    answers: list[AnswerItem]
+
+
+@dataclass(slots=True)
+class ConversationItem:
+    size: int
+    participants: int
+    depth: int
+    started: str
+    items: list[TreeItem]
+
+
+@dataclass(slots=True)
+class PersonItem:
+    """Someone in the session's People list."""
+
+    person: Person
+    href: str | None
+    handle: str
+    name: str
+    posts: int
+    replies_received: int
+    host: bool
+    first_timer: bool
+
+
+def session_title(s: Session) -> str:
+    if s.title:
+        return s.title
+    tag = f"#{s.hashtag}" if s.hashtag else "Chat"
+    if s.start:
+        return f"{tag} · {parse_iso(s.start).astimezone(session_zone(s.timezone)).strftime('%-d %B %Y')}"
+    return tag
+
+
+def session_context(site: SiteMap, view: SessionView) -> dict[str, Any]:
+    """The variables of session.html."""
+    root = "../"
+    st = view.stats
+    s = view.session
+    targets = site.targets(root, own=s.hashtag)
+    views = session_post_views(view, site.people, targets)
+
+    def tree(items: Iterable[tuple[int, SessionPost]], shift: int = 0) -> list[TreeItem]:
+        out = []
+        for d, p in items:
+            v = views[p.post.id]
+            if v.mini is None:
+                v.mini = mini_html(v)
+            out.append(TreeItem(min(d - shift, 7), d - shift, v))
+        return out
+
+    questions = []
+    for q in view.questions:
+        post = views.get(q.post_id) if q.post_id else None
+        questions.append(QuestionItem(
+            number=q.number, anchor=f"q{q.number}", post=post,
+            text=post.body if post else linkify(q.text or ""),
+            answers_count=len(q.answers), first_answer=q.first_answer_seconds,
+            answers=[AnswerItem(views[a.post.post.id], tree(a.thread, 1)) for a in q.answers]))
+    # Threads that start at a question or an answer are in the Q&A (answers with
+    # their replies); the conversations view holds the rest, biggest first.
+    convs = [ConversationItem(c.size, c.participants, c.depth, c.started, tree(c.items))
+             for c in view.conversations
+             if c.items and c.items[0][1].q_number is None and c.items[0][1].post.answer_to_id is None]
+    convs.sort(key=lambda c: (-c.size, c.started))
+    start = parse_iso(s.start).astimezone(view.zone) if s.start else None
+    end = parse_iso(s.end).astimezone(view.zone) if s.end else None
+    people = [site.people.of(p) for p in view.posts]
+    participants = []
+    for part in view.participants:
+        person = site.people.get(part.author_id, part.handle, part.name, part.platform)
+        participants.append(PersonItem(person, site.person_href(person, root), part.handle, part.name, part.posts,
+                                       part.replies_received, part.host, part.first_timer))
+    media = [(m, v) for v in views.values() for m in v.media if not v.repost]
+    top = [views[t["id"]] for t in st.get("top_posts") or [] if t.get("id") in views and not views[t["id"]].repost]
+    links = [{"href": safe_url(link["url"]), "count": link.get("count", 1)} for link in st.get("links") or []]
+    links = [link for link in links if link["href"]]
+    hosts: list[dict[str, Any]] = []
+    for h in s.hosts:
+        host = site.people.by_handle.get((h or "").lstrip("@").lower())
+        hosts.append({"handle": (h or "").lstrip("@"), "href": site.person_href(host, root), "person": host})
+    zone_name = start.strftime("%Z") if start else "UTC"
+    posts = [views[p.post.id] for p in view.posts]
+    title = session_title(s)
+    return {
+        "root": root,
+        "page_title": title,
+        "s": s,
+        "st": st,
+        "hashtag_href": root + site.tag_pages[s.hashtag.lower()] if s.hashtag and s.hashtag.lower() in site.tag_pages else None,
+        "title": title,
+        "date": start.strftime("%A, %-d %B %Y") if start else "",
+        "day": start.strftime("%-d") if start else "",
+        "short": start.strftime("%-d %b %Y") if start else "",
+        "month": start.strftime("%b %Y") if start else "",
+        "start_time": start.strftime("%H:%M") if start else "",
+        "end_time": end.strftime("%H:%M") if end else "",
+        "zone_abbr": zone_name,
+        "zone_name": s.timezone or "UTC",
+        "duration": (end - start).total_seconds() if start and end else None,
+        "hosts": hosts,
+        "posts": posts,
+        "questions": questions,
+        "conversations": convs,
+        "participants": participants,
+        "first_timers": sum(1 for p in participants if p.first_timer),
+        "media": media,
+        "links": links,
+        "top_posts": top[:5],
+        "timeline": timeline(st, view.zone),
+        "transcript": transcript_groups(posts),
+        "avatar_css": avatar_css(people + [h["person"] for h in hosts if h["person"]], targets.image),
+        "multi_platform": len({p.post.platform for p in view.posts}) > 1,
+    }
+
+
+def session_summary(site: SiteMap, view: SessionView, ctx: dict[str, Any]) -> dict[str, Any]:
+    """A session as the index and hashtag pages list it."""
+    s = view.session
+    return {
+        "id": s.id, "page": site.session_pages[s.id], "slug": s.slug, "hashtag": s.hashtag or "", "title": ctx["title"],
+        "start": s.start or "", "date": ctx["date"], "time": ctx["start_time"], "zone": ctx["zone_abbr"],
+        "day": ctx["day"], "month": ctx["month"], "short": ctx["short"],
+        "posts": view.stats.get("matched_posts", view.stats.get("posts", 0)),
+        "participants": view.stats.get("participants", len(view.participants)),
+        "first_timers": ctx["first_timers"], "questions": len(view.questions),
+        "hosts": [h["handle"] for h in ctx["hosts"]],
+    }
+
+
+def transcript_groups(posts: list[PostView]) -> list[dict[str, Any]]:
+    """The transcript cut every 10 minutes (local time), each cut a heading with an anchor."""
+    groups: list[dict[str, Any]] = []
+    for v in posts:
+        dt = v.dt
+        key = dt.strftime("%Y%m%d%H") + f"{dt.minute // 10}0"
+        if not groups or groups[-1]["key"] != key:
+            label = dt.replace(minute=dt.minute // 10 * 10).strftime("%H:%M")
+            if groups and groups[-1]["day"] != dt.date():
+                label = dt.strftime("%-d %b ") + label
+            groups.append({"key": key, "day": dt.date(), "anchor": f"t{key[-4:]}" if not groups or
+                           groups[-1]["day"] == dt.date() else f"t{key[-8:]}", "label": label, "posts": []})
+        groups[-1]["posts"].append(v)
+    seen: set[str] = set()
+    for g in groups:
+        while g["anchor"] in seen:
+            g["anchor"] += "x"
+        seen.add(g["anchor"])
+    return groups
+
+
+def timeline(st: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
+    """Posts per minute as one SVG path of bars, the questions marked on it, and time ticks."""
+    minutes = st.get("per_minute") or []
+    if not minutes:
+        return {"bars": "", "n": 0, "max": 0, "marks": [], "ticks": [], "busiest": None}
+    n = len(minutes)
+    peak = max(m["posts"] for m in minutes) or 1
+    # One path of bars on a 0..n x 0..100 grid, stretched to the box.
+    path = []
+    for i, m in enumerate(minutes):
+        if m["posts"]:
+            h = max(2.0, 100.0 * m["posts"] / peak)
+            path.append(f"M{i + 0.1:.1f} 100v-{h:.1f}h0.8v{h:.1f}z")
+    t0 = datetime.fromisoformat(minutes[0]["minute"] + ":00+00:00")
+    marks = []
+    for q in st.get("questions") or []:
+        if not q.get("created_at"):
+            continue
+        t = parse_iso(q["created_at"])
+        x = (t - t0).total_seconds() / 60.0
+        if -1 <= x <= n:
+            marks.append({"left": max(0.0, min(100.0, 100.0 * (x + 0.5) / n)), "label": f"Q{q['number']}",
+                          "anchor": f"q{q['number']}", "time": t.astimezone(zone).strftime("%H:%M")})
+    step = next(s for s in (1, 2, 5, 10, 15, 30, 60, 120, 240, 480, 1440, 10080) if n / s <= 8)
+    ticks = []
+    for i, m in enumerate(minutes):
+        t = datetime.fromisoformat(m["minute"] + ":00+00:00").astimezone(zone)
+        if (t.hour * 60 + t.minute) % step == 0:
+            ticks.append({"left": 100.0 * (i + 0.5) / n, "label": t.strftime("%H:%M")})
+    busiest = max(minutes, key=lambda m: m["posts"])
+    bt = datetime.fromisoformat(busiest["minute"] + ":00+00:00").astimezone(zone)
+    return {"bars": " ".join(path), "n": n, "max": peak, "marks": marks, "ticks": ticks,
+            "busiest": {"time": bt.strftime("%H:%M"), "posts": busiest["posts"]}}
+
+
+# --------------------------------------------------------------------------
+# Hashtag pages
+
+
+def hashtag_contexts(site: SiteMap, db: Connection, summaries: list[dict[str, Any]]
+                     ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(page, variables of hashtag.html) for each hashtag of the site."""
+    by_tag: dict[str, list[dict]] = defaultdict(list)
+    for s in summaries:
+        if s["hashtag"]:
+            by_tag[s["hashtag"].lower()].append(s)
+    for key, sess in by_tag.items():
+        tag = sess[0]["hashtag"]
+        hs = stats_mod.hashtag_stats(db, tag)
+        ordered = sorted(sess, key=lambda s: s["start"])
+        peak = max((s["participants"] for s in ordered), default=0) or 1
+        bars = []
+        n = len(ordered)
+        for i, s in enumerate(ordered):
+            total = 100.0 * s["participants"] / peak
+            new = 100.0 * s["first_timers"] / peak
+            bars.append({"x": i, "total": total, "new": new, "label": f"{s['short']}: {s['participants']} participants, "
+                         f"{s['first_timers']} first-timers", "href": "../" + s["page"]})
+        regulars = []
+        for r in hs.get("regulars") or []:
+            person = site.people.by_handle.get((r.get("handle") or "").lower())
+            regulars.append({"handle": r.get("handle") or "", "sessions": r.get("sessions", 0), "person": person,
+                             "href": site.person_href(person, "../")})
+        people = [r["person"] for r in regulars if r["person"]]
+        yield site.tag_pages[key], {
+            "root": "../", "page_title": f"#{tag}", "tag": tag,
+            "sessions": sorted(sess, key=lambda s: s["start"], reverse=True),
+            "growth": {"bars": bars, "n": n, "peak": peak,
+                       "first": ordered[0]["short"] if ordered else "", "last": ordered[-1]["short"] if ordered else ""},
+            "regulars": regulars[:60], "total_posts": sum(s["posts"] for s in sess),
+            "avatar_css": avatar_css(people, site.targets("../").image),
+        }
+
+
+# --------------------------------------------------------------------------
+# Participant pages
+
+
+def participant_contexts(site: SiteMap, db: Connection, ids: list[int], summaries: list[dict[str, Any]]
+                         ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(page, variables of participant.html) for everyone with a page: their
+    posts in the site's sessions, grouped by session, newest session first.
+    Read as one stream, author by author, so memory holds one person's posts."""
+    if not ids:
+        return
+    info = {s["id"]: s for s in summaries}
+    zones: dict[int, tzinfo] = {s.id: session_zone(s.timezone) for s in queries.sessions_by_ids(db, ids)}
+    targets = {sid: site.targets("../", session_page="../" + info[sid]["page"]) for sid in ids}
+
+    def page(author_id: str, rows: list[tuple[int, PostRow, int | None, int | None]]
+             ) -> tuple[str, dict[str, Any]] | None:
+        person = site.people.by_id.get(author_id)
+        if person is None or not rows:
+            return None
+        queries.attach_entities(db, [r for _, r, _, _ in rows])
+        groups: dict[int, list[PostView]] = defaultdict(list)
+        answers = 0
+        for sid, row, q_number, a_number in rows:
+            p = SessionPost.of(row, sid)
+            p.q_number, p.a_number, p.engagement = q_number, a_number, engagement(row.post)
+            v = post_view(p, person, targets[sid], zones.get(sid, timezone.utc))
+            v.html = post_html(v)
+            groups[sid].append(v)
+            answers += 1 if row.post.answer_to_id else 0
+        sessions = sorted(groups, key=lambda sid: info[sid]["start"], reverse=True)
+        return person.page, {
+            "root": "../", "page_title": f"{person.name or person.handle} (@{person.handle})",
+            "person": person, "profile": safe_url(person.url),
+            "groups": [{"s": info[sid], "posts": groups[sid]} for sid in sessions],
+            "total": len(rows), "first": info[sessions[-1]], "answers": answers,
+            "hashtags": sorted({info[sid]["hashtag"] for sid in sessions if info[sid]["hashtag"]}),
+            "avatar_css": avatar_css([person], targets[sessions[0]].image),
+        }
+
+    current: str | None = None
+    rows: list[tuple[int, PostRow, int | None, int | None]] = []
+    for sid, post, q_number, a_number in queries.participant_posts(db, ids):
+        if post.author_id != current:
+            if current is not None:
+                got = page(current, rows)
+                if got:
+                    yield got
+            current, rows = post.author_id, []
+        rows.append((sid, PostRow(post, None), q_number, a_number))
+    if current is not None:
+        got = page(current, rows)
+        if got:
+            yield got
+
+
+# --------------------------------------------------------------------------
+# The index
+
+
+def index_context(site: SiteMap, summaries: list[dict[str, Any]], title: str) -> dict[str, Any]:
+    """The variables of index.html: every hashtag and chat, newest first."""
+    tags: dict[str, dict] = {}
+    for s in summaries:
+        if not s["hashtag"]:
+            continue
+        t = tags.setdefault(s["hashtag"].lower(), {"tag": s["hashtag"], "sessions": 0, "posts": 0,
+                                                    "latest": s, "href": site.tag_pages[s["hashtag"].lower()],
+                                                    "first": s})
+        t["sessions"] += 1
+        t["posts"] += s["posts"]
+        if s["start"] > t["latest"]["start"]:
+            t["latest"] = s
+        if s["start"] < t["first"]["start"]:
+            t["first"] = s
+    ordered = sorted(summaries, key=lambda s: s["start"], reverse=True)
+    hashtags = sorted(tags.values(), key=lambda t: t["latest"]["start"], reverse=True)
+    return {"root": "", "page_title": title, "title": title, "sessions": ordered, "hashtags": hashtags,
+            "total_posts": sum(s["posts"] for s in summaries), "people": len(site.people.by_id),
+            "avatar_css": Markup("")}
