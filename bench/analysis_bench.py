@@ -143,7 +143,7 @@ def build(path: Path, n_posts: int, start: datetime) -> dict:
 
     if path.exists():
         path.unlink()
-    db = open_db(path)
+    db = open_db(path, create=True)
     conn = db.conn
     trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'posts_ai'").fetchone()[0]
     conn.execute("DROP TRIGGER posts_ai")
@@ -204,7 +204,7 @@ def step_full(db_path: str) -> dict:
     from chatarchive.analysis.pipeline import analyse_archive
     from chatarchive.archive.schema import open_db
 
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     t0, c0 = time.perf_counter(), time.process_time()
     result = analyse_archive(db)
     return {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "result": result}
@@ -216,7 +216,7 @@ def step_add(db_path: str, meta_path: str, k: int, sessions: int) -> dict:
     from chatarchive.archive.writer import save_posts
 
     meta = json.loads(Path(meta_path).read_text())
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     posts = list(new_session_posts(meta, k, sessions))
     t0 = time.perf_counter()
     save_posts(db, posts)
@@ -230,7 +230,7 @@ def step_again(db_path: str) -> dict:
     from chatarchive.analysis.pipeline import analyse_archive
     from chatarchive.archive.schema import open_db
 
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     t0 = time.perf_counter()
     result = analyse_archive(db)
     return {"seconds": time.perf_counter() - t0, "result": result}

@@ -70,7 +70,7 @@ def backfill(platform: str, n: int, tmp: Path) -> tuple[int, int, int]:
     clock = ManualClock(T0 + 2 * 3600)
     srv, client = server_and_client(platform, posts, clock)
     try:
-        db = open_db(tmp / f"backfill-{platform}-{n}.db")
+        db = open_db(tmp / f"backfill-{platform}-{n}.db", create=True)
         run_capture(db, client, Window(datetime.fromtimestamp(T0, timezone.utc),
                                        datetime.fromtimestamp(T0 + 3600, timezone.utc)))
         path = LIMITS[platform][0]
@@ -85,7 +85,7 @@ def follow(platform: str, n: int, interval: float, tmp: Path) -> dict:
     clock = ManualClock(T0 - 60)
     srv, client = server_and_client(platform, posts, clock)
     try:
-        db = open_db(tmp / f"follow-{platform}.db")
+        db = open_db(tmp / f"follow-{platform}.db", create=True)
         t = time.perf_counter()
         result = run_capture(db, client, Window(datetime.fromtimestamp(T0, timezone.utc),
                                                 datetime.fromtimestamp(T0 + 3600, timezone.utc)),

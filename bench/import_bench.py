@@ -107,7 +107,7 @@ def run_import(db: Path, path: Path, profile: Path | None = None) -> tuple[float
 
 
 def query_latencies(db_path: Path, repeat: int, queries=QUERIES) -> list[tuple[str, float, int]]:
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     search(db, "hello")  # open the FTS tables once
     out = []
     for q, opts in queries:

@@ -117,7 +117,7 @@ def archive(path: Path, sessions: int, per_session: int, n_people: int, seed: in
     people = authors(rng, n_people)
     host = Author(id="1", platform="x", handle="benchhost", name="Bench Chat Host",
                   avatar_url="https://pbs.twimg.com/profile_images/1/h.jpg", url="https://x.com/benchhost")
-    db = open_db(path)
+    db = open_db(path, create=True)
     next_id = [1_900_000_000_000_000_000]
     start = datetime(2023, 1, 5, 1, 0, tzinfo=timezone.utc)
     t0 = time.perf_counter()

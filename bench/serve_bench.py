@@ -152,7 +152,7 @@ def build(path: Path, n_posts: int, seed: int = 7) -> None:
     if path.exists():
         path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = open_db(path)  # the real schema, FTS triggers included
+    db = open_db(path, create=True)  # the real schema, FTS triggers included
     conn = db.conn
     conn.execute("PRAGMA journal_mode = OFF")
     conn.execute("PRAGMA synchronous = OFF")

@@ -38,10 +38,11 @@ from .analysis.settings import hashtag_id
 from .analysis.stats import session_stats
 from .archive.queries import get_session, list_sessions
 from .archive.schema import open_db
+from .archive.search import SearchResults
 from .archive.search import search as search_posts
 from .archive.writer import transaction
-from .errors import ChatArchiveError, NotFoundError
-from .models import HIGHLIGHT_END, HIGHLIGHT_START, SearchHit, Session
+from .errors import ChatArchiveError
+from .models import HIGHLIGHT_END, HIGHLIGHT_START, Session
 from .timeutil import get_zone, iso_utc, parse_duration, parse_time
 
 if TYPE_CHECKING:
@@ -129,12 +130,10 @@ class Archive:
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
         self.path = os.fspath(path)
         in_memory = self.path == ":memory:"
-        if not (in_memory or create or os.path.isfile(self.path)):
-            raise NotFoundError(f"{self.path}: no such archive (create one with: chatarchive import {self.path} FILE...)")
         #: True when this object created the file (see :meth:`discard_if_empty`)
         self.created = not in_memory and not os.path.exists(self.path)
         try:
-            self.db: sqlite_utils.Database = open_db(self.path)
+            self.db: sqlite_utils.Database = open_db(self.path, create=create)
         except sqlite3.Error as e:  # not a database, locked, unreadable…
             raise ChatArchiveError(f"{self.path}: cannot open as a chatarchive database ({e})") from None
 
@@ -348,14 +347,16 @@ class Archive:
         limit: int = 20,
         order: str = "best",
         highlight: tuple[str, str] = ("**", "**"),
-    ) -> list[SearchHit]:
+    ) -> SearchResults:
         """Full-text search (SQLite FTS5 syntax: words, "phrases", AND/OR/NOT,
         prefix*, NEAR) over post text and author handles and names.  Filters:
         ``hashtag``, ``author`` (handle or id), ``session`` (id or slug),
         ``since`` (inclusive) and ``until`` (exclusive).  ``order`` is
         ``"best"`` (bm25) or ``"newest"``.  Each hit has the ``post`` and a
         ``snippet`` with the matches between the two ``highlight`` strings.
-        An invalid query raises :class:`~chatarchive.errors.SearchError`."""
+        Text that is not FTS5 syntax (``A1:``, ``@handle``, a URL) is searched
+        for its words, and the result's ``note`` says so; an unknown
+        ``session`` raises :class:`~chatarchive.errors.NotFoundError`."""
         hits = search_posts(
             self.db, query, hashtag=hashtag, author=author, session=None if session is None else str(session),
             since=iso_utc(_utc(since)) if since is not None else None,
@@ -364,8 +365,8 @@ class Archive:
         if highlight == (HIGHLIGHT_START, HIGHLIGHT_END):
             return hits
         start, end = highlight
-        return [replace(h, snippet=h.snippet.replace(HIGHLIGHT_START, start).replace(HIGHLIGHT_END, end))
-                for h in hits]
+        return SearchResults([replace(h, snippet=h.snippet.replace(HIGHLIGHT_START, start).replace(HIGHLIGHT_END, end))
+                              for h in hits], hits.query, hits.note)
 
     def recap(
         self,

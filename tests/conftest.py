@@ -26,7 +26,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def db(db_path: Path):
-    return open_db(db_path)
+    return open_db(db_path, create=True)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ HOSTILE_SLUG = "recapchat-2026-12-01"
 
 def recap_archive(path: Path, files=(CHAT,), *, hosts=("chathost",)):
     """A fresh analysed archive at ``path`` built from our fixtures."""
-    db = open_db(path)
+    db = open_db(path, create=True)
     results = import_files(db, [str(f) for f in files])
     assert all(r.error is None for r in results), results
     analyse_archive(db, hashtags=["RecapChat"], tz=ZONE, hosts=list(hosts))

@@ -105,7 +105,7 @@ def test_import_returns_the_per_file_summary(chat_dir):
 
 def test_a_missing_archive_is_an_error_and_nothing_is_created(tmp_path):
     missing = tmp_path / "nothing.db"
-    with pytest.raises(NotFoundError, match=re.escape(f"{missing}: no such archive")):
+    with pytest.raises(NotFoundError, match=re.escape(f"no such archive: {missing}")):
         Archive(missing)
     assert not missing.exists()
     junk = tmp_path / "junk.db"
@@ -164,8 +164,10 @@ def test_search(chat_dir):
     assert archive.search("onboarding", since="2026-11-18T20:05Z", until=START + timedelta(minutes=10))[0].post.id \
         == "5004"
     assert archive.search("onboarding", session="cmgrchat-2026-11-18", hashtag="cmgrchat", limit=10) != []
+    loose = archive.search("A1: onboarding")
+    assert loose.query == '"A1" "onboarding"' and "not FTS5 syntax" in loose.note
     with pytest.raises(SearchError, match="Invalid search query"):
-        archive.search('"unbalanced')
+        archive.search('"(')
 
 
 def test_recap_and_export(chat_dir):
@@ -218,7 +220,7 @@ def test_commands_other_than_import_capture_demo_never_create_an_archive(runner,
         result = runner.invoke(cli, args)
         assert result.exit_code == 1, (args, result.output)
         assert result.output.strip().splitlines() == [
-            f"Error: {missing}: no such archive (create one with: chatarchive import {missing} FILE...)"]
+            f"Error: no such archive: {missing} (create one with: chatarchive import {missing} FILE...)"]
         assert not missing.exists()
 
 

@@ -73,7 +73,7 @@ def test_search_with_tag_and_window_and_a_reused_session(runner, db_path, tmp_pa
         res = capture_cli(runner, db_path, srv, *args)
         assert res.exit_code == 0, res.output
         want = tagged(posts, start, start + 3600)
-        db = open_db(db_path)
+        db = open_db(db_path, create=True)
         assert matched_ids(db) == {at_uri(p) for p in want}
         searches = srv.requests_to(SEARCH)
         assert len(srv.requests_to(CREATE)) == 1
@@ -247,6 +247,6 @@ def test_raw_pages_import_back_as_the_same_posts(runner, tmp_path, chat):
     res = runner.invoke(cli, ["import", str(imported), str(raw), "--no-analyse"])
     assert res.exit_code == 0, res.output
     cols = "id, url, author_id, author_handle, text, created_at, reply_to_id, root_id, matched, like_count"
-    a = open_db(captured).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
-    b = open_db(imported).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
+    a = open_db(captured, create=True).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
+    b = open_db(imported, create=True).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
     assert a == b and len(a) == len(tagged(posts, start, start + 3600))

@@ -147,7 +147,7 @@ def test_secrets_never_reach_the_database_raw_pages_output_or_logs(runner, db_pa
         outputs.append(res.output)
         issued = list(b.issued)
     assert len(issued) >= 4  # access + refresh, twice
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     assert db.execute("SELECT count(DISTINCT platform) FROM posts").fetchone()[0] == 3
     db.conn.close()
     blobs = [p.read_bytes() for p in tmp_path.glob("chats.db*")]  # the file, -wal, -shm
@@ -189,7 +189,7 @@ def test_context_for_a_detected_session(runner, db_path, recent_chat):
     with FakeX(posts, token=X_TOKEN) as srv:
         res = runner.invoke(cli, ["capture", str(db_path), "x", "#edchat", "--api-base", srv.url], env=env)
         assert res.exit_code == 0, res.output
-        db = open_db(db_path)
+        db = open_db(db_path, create=True)
         slug = db.execute("SELECT slug FROM sessions WHERE hashtag = 'edchat' COLLATE NOCASE").fetchone()[0]
         untagged = [p for p in posts if not p.tags and p.reply_to is not None]
         assert not any(db.execute("SELECT 1 FROM posts WHERE id = ?", [x_id(p)]).fetchone() for p in untagged)
@@ -197,7 +197,7 @@ def test_context_for_a_detected_session(runner, db_path, recent_chat):
         assert res.exit_code == 0, res.output
         out = json.loads(res.stdout)
         assert out[0]["platform"] == "x" and out[0]["context"]["added"] >= len(untagged)
-        rows = dict(open_db(db_path).execute("SELECT id, matched FROM posts").fetchall())
+        rows = dict(open_db(db_path, create=True).execute("SELECT id, matched FROM posts").fetchall())
         assert all(rows[x_id(p)] == 0 for p in untagged)
         missing = runner.invoke(cli, ["capture", str(db_path), "context", "no-such-session"], env=env)
         assert missing.exit_code == 1 and "no-such-session" in missing.output
@@ -267,7 +267,7 @@ def test_kill_9_mid_follow_then_rerun_loses_nothing_and_duplicates_nothing(tmp_p
         assert rerun.returncode == 0, err.decode()
         summary = json.loads(out)
     assert summary["resumed"] is True and summary["status"] == "ok"
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     want = {key(p) for p in posts if p.tags}
     got = [r[0] for r in db.execute("SELECT id FROM posts WHERE matched = 1")]
     lost = want - set(got)
@@ -296,7 +296,7 @@ def test_ctrl_c_stops_a_follow_cleanly(tmp_path):
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err.decode()
     assert "(stopped)" in out.decode() and "Traceback" not in err.decode()
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     assert db.execute("SELECT status FROM captures").fetchone() == ("interrupted",)
     assert db.execute("SELECT count(*) FROM posts WHERE matched = 1").fetchone()[0] == len([p for p in posts if p.tags])
     # the archive is back in rollback-journal mode, everything in the main file

@@ -72,7 +72,7 @@ def test_two_servers_are_merged_by_uri(runner, db_path, chat):
                                   "--no-analyse", "--json"])
         assert res.exit_code == 0, res.output
         want = tagged(posts, start, start + 3600)
-        db = open_db(db_path)
+        db = open_db(db_path, create=True)
         assert matched_ids(db) == {a.uri(p) for p in want}
         # one row per status although half of them were read from both servers
         assert db.execute("SELECT count(*) FROM posts WHERE matched = 1").fetchone()[0] == len(want)
@@ -240,8 +240,8 @@ def test_raw_pages_import_back_as_the_same_posts(runner, tmp_path, chat):
     res = runner.invoke(cli, ["import", str(imported), str(raw), "--no-analyse"])
     assert res.exit_code == 0, res.output
     cols = "id, url, author_id, author_handle, text, html, created_at, matched, like_count, reply_count"
-    a = open_db(captured).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
-    b = open_db(imported).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
+    a = open_db(captured, create=True).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
+    b = open_db(imported, create=True).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
     assert a == b and len(a) == len(tagged(posts, start, start + 3600))
 
 
@@ -251,7 +251,7 @@ def test_context_command_for_a_session_reads_each_server(runner, db_path, chat):
         res = runner.invoke(cli, ["capture", str(db_path), "mastodon", "#edchat", "--instance", srv.url,
                                   "--since", iso(start)])
         assert res.exit_code == 0, res.output
-        slug = open_db(db_path).execute("SELECT slug FROM sessions").fetchone()[0]
+        slug = open_db(db_path, create=True).execute("SELECT slug FROM sessions").fetchone()[0]
         n = len(srv.log)
         # --instance tells which scheme the server speaks (the archive keeps hosts)
         res = runner.invoke(cli, ["capture", str(db_path), "context", slug, "--instance", srv.url, "--json",
@@ -262,5 +262,5 @@ def test_context_command_for_a_session_reads_each_server(runner, db_path, chat):
     assert [r["platform"] for r in out] == ["mastodon"] and out[0]["context"]["added"] > 0
     assert calls and all(r.path.endswith("/context") for r in calls)
     untagged = [p for p in posts if not p.tags and p.reply_to is not None]
-    rows = dict(open_db(db_path).execute("SELECT id, matched FROM posts").fetchall())
+    rows = dict(open_db(db_path, create=True).execute("SELECT id, matched FROM posts").fetchall())
     assert sum(1 for p in untagged if rows.get(srv.uri(p)) == 0) >= len(untagged) * 0.6

@@ -67,7 +67,7 @@ def test_backfill_stores_every_post_with_users_and_parents(runner, db_path, past
     with FakeX(posts, token=TOKEN) as srv:
         result = capture_cli(runner, db_path, srv, "--since", iso(start), "--until", iso(end))
         assert result.exit_code == 0, result.output
-        db = open_db(db_path)
+        db = open_db(db_path, create=True)
         want = tagged_in(posts, start, end)
         assert matched_ids(db) == {x_id(p) for p in want}
         # the untagged post from before the chat that a tagged post answers
@@ -111,7 +111,7 @@ def test_rerun_resumes_with_since_id_and_adds_nothing(runner, db_path, past_chat
         args = ("--since", iso(start), "--until", iso(start + 3600))
         assert capture_cli(runner, db_path, srv, *args).exit_code == 0
         n = len(srv.log)
-        before = open_db(db_path).execute("SELECT count(*) FROM posts").fetchone()[0]
+        before = open_db(db_path, create=True).execute("SELECT count(*) FROM posts").fetchone()[0]
         again = capture_cli(runner, db_path, srv, *args, "--json")
         assert again.exit_code == 0, again.output
         out = json.loads(again.stdout)
@@ -119,7 +119,7 @@ def test_rerun_resumes_with_since_id_and_adds_nothing(runner, db_path, past_chat
         req = srv.log[n]
         newest = max(tagged_in(posts, start, start + 3600), key=lambda p: int(x_id(p)))
         assert req.param("since_id") == x_id(newest) and req.param("start_time") is None
-        assert open_db(db_path).execute("SELECT count(*) FROM posts").fetchone()[0] == before
+        assert open_db(db_path, create=True).execute("SELECT count(*) FROM posts").fetchone()[0] == before
 
 
 def test_raw_file_is_twarc2_jsonl_that_import_reads_back(runner, tmp_path, past_chat):
@@ -140,11 +140,11 @@ def test_raw_file_is_twarc2_jsonl_that_import_reads_back(runner, tmp_path, past_
     assert json.loads(res.stdout)["files"][0]["format"] == "twarc2"
     cols = "id, platform, url, author_id, author_handle, text, created_at, reply_to_id, reply_to_author, root_id, " \
            "matched, like_count, reply_count, lang"
-    a = open_db(captured).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
-    b = open_db(imported).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
+    a = open_db(captured, create=True).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
+    b = open_db(imported, create=True).execute(f"SELECT {cols} FROM posts ORDER BY id").fetchall()
     assert a == b and len(a) > 200
     tags = "SELECT p.post_id, h.tag FROM post_hashtags p JOIN hashtags h ON h.id = p.hashtag_id ORDER BY 1, 2"
-    assert open_db(captured).execute(tags).fetchall() == open_db(imported).execute(tags).fetchall()
+    assert open_db(captured, create=True).execute(tags).fetchall() == open_db(imported, create=True).execute(tags).fetchall()
 
 
 def test_429_waits_until_the_reset_header_then_resumes(db, past_chat):

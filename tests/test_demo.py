@@ -100,7 +100,7 @@ def test_each_sample_file_imports(name, tmp_path, truth):
     fmt, platform = SAMPLE_FORMATS[name]
     if not format_ready(fmt):
         pytest.skip(f"the {fmt} importer is not in this tree yet")
-    db = open_db(tmp_path / "s.db")
+    db = open_db(tmp_path / "s.db", create=True)
     path = next(p for p in sample_files() if p.name == name)
     [result] = import_files(db, [str(path)])
     assert (result.error, result.format, result.skipped, result.problems) == (None, fmt, 0, [])

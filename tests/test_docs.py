@@ -143,7 +143,7 @@ def test_readme_schema_lists_every_table_and_column(tmp_path):
     """The Schema section names every table and column the migrations create."""
     readme = README.read_text("utf-8")
     section = readme.split("## Schema", 1)[1].split("\n## ", 1)[0]
-    db = open_db(tmp_path / "schema.db")
+    db = open_db(tmp_path / "schema.db", create=True)
     missing = []
     for table in db.table_names():
         if table_is_internal(table):

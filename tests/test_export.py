@@ -27,7 +27,7 @@ def archive(tmp_path_factory):
 
 def export(archive, slug, fmt) -> str:
     buf = io.StringIO()
-    export_session(open_db(archive), slug, fmt, buf)
+    export_session(open_db(archive, create=True), slug, fmt, buf)
     return buf.getvalue()
 
 
@@ -37,7 +37,7 @@ def md_html(text: str) -> BeautifulSoup:
 
 
 def session_rows(archive, slug):
-    return open_db(archive).execute(
+    return open_db(archive, create=True).execute(
         """SELECT p.id FROM session_posts sp JOIN posts p ON p.id = sp.post_id JOIN sessions s
            ON s.id = sp.session_id WHERE s.slug = ? ORDER BY p.created_at, p.id""", [slug]).fetchall()
 
@@ -53,7 +53,7 @@ def test_markdown_groups_qa(archive):
         "The rest of the chat", "Links shared", "People"]
     assert "Wednesday, 18 November 2026 · 20:00–20:56 EST (56 min)" in doc.p.get_text()
     # Q1's answers: a list, most engaged first, with the replies nested under Alice's answer
-    data = load_session(open_db(archive), SECOND)
+    data = load_session(open_db(archive, create=True), SECOND)
     q1_list = doc.find_all("h2")[0].find_next("ul")
     answers = q1_list.find_all("li", recursive=False)
     assert len(answers) == len(data.questions[0].answers) == 5
@@ -70,7 +70,7 @@ def test_markdown_groups_qa(archive):
     assert len(side.find("ul").find_all("li")) == 2
     # Every post of the session appears once, by its permalink (reposts left out)
     linked = [a["href"].rsplit("/", 1)[-1] for a in doc.find_all("a") if "/status/" in a["href"]]
-    expected = [r[0] for r in open_db(archive).execute(
+    expected = [r[0] for r in open_db(archive, create=True).execute(
         "SELECT p.id FROM posts p JOIN session_posts sp ON sp.post_id = p.id JOIN sessions s "
         "ON s.id = sp.session_id WHERE s.slug = ? AND p.is_repost = 0", [SECOND])]
     assert sorted(linked) == sorted(expected) and len(expected) == 31

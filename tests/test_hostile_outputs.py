@@ -98,7 +98,7 @@ def hostile_extras() -> list[Post]:
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("hostile-outputs") / "hostile.db"
-    db = open_db(path)
+    db = open_db(path, create=True)
     assert all(r.error is None for r in import_files(db, [str(CHAT), str(HOSTILE)]))
     save_posts(db, hostile_extras())
     # The stored HTML as an archive from anywhere might hold it: never sanitized.
@@ -195,7 +195,7 @@ def soup(text: str) -> BeautifulSoup:
 @pytest.fixture(scope="module")
 def site(archive, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("hostile-site") / "site"
-    build_site(open_db(archive), out, search=False)
+    build_site(open_db(archive, create=True), out, search=False)
     return out
 
 
@@ -237,7 +237,7 @@ def test_recap_site_is_inert(site):
 
 def export(archive: Path, fmt: str) -> str:
     buf = io.StringIO()
-    export_session(open_db(archive), HOSTILE_SLUG, fmt, buf)
+    export_session(open_db(archive, create=True), HOSTILE_SLUG, fmt, buf)
     return buf.getvalue()
 
 

@@ -32,7 +32,7 @@ def run(runner, *args, input=None, env=None):
 
 
 def counts(db_path) -> dict[str, int]:
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     out = {t: db.execute(f"SELECT count(*) FROM [{t}]").fetchone()[0] for t in TABLES}
     db.conn.close()
     return out
@@ -85,7 +85,7 @@ def test_imports_rows_record_each_file(runner, db_path, tmp_path):
     cut = truncated_copy(tmp_path)
     assert run(runner, db_path, CHAT, "--no-analyse").exit_code == 0
     assert run(runner, db_path, cut, "--no-analyse").exit_code == 0
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     rows = db.execute(
         "SELECT path, format, added, updated, unchanged, skipped, status, started <= finished FROM imports ORDER BY id"
     ).fetchall()
@@ -141,7 +141,7 @@ def test_stdin(runner, db_path):
     result = run(runner, db_path, "-", "--no-analyse", input=CHAT.read_bytes())
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"<stdin> (twarc2): {CHAT_POSTS} added")
-    assert open_db(db_path).execute("SELECT path FROM imports").fetchone()[0] == "<stdin>"
+    assert open_db(db_path, create=True).execute("SELECT path FROM imports").fetchone()[0] == "<stdin>"
 
 
 def test_stdin_gzip(runner, db_path):
@@ -215,7 +215,7 @@ def test_refused_and_good_files_in_one_command(runner, db_path, tmp_path):
     assert result.exit_code == 1
     assert f"Error: {junk}: not a recognised chat file" in result.stderr
     assert counts(db_path)["posts"] == CHAT_POSTS
-    assert open_db(db_path).execute("SELECT count(*) FROM imports").fetchone()[0] == 1
+    assert open_db(db_path, create=True).execute("SELECT count(*) FROM imports").fetchone()[0] == 1
 
 
 def test_everything_refused_leaves_no_new_archive(runner, db_path, tmp_path):
@@ -252,7 +252,7 @@ class Boom(Exception):
 
 
 def test_failure_mid_import_leaves_nothing_half_written(db_path, monkeypatch):
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     import_files(db, [str(TW / "api-page.json")])
     before = snapshot(db_path)
     fmt = sources.FORMATS["twarc2"]
@@ -294,7 +294,7 @@ def test_interrupt_mid_import_via_cli(runner, db_path, monkeypatch):
 def test_killed_process_leaves_the_archive_as_before(db_path, tmp_path):
     """A real crash (SIGKILL while a batch is being written): SQLite's
     journal restores the last committed state on the next open."""
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     import_files(db, [str(TW / "api-page.json")])
     db.conn.close()
     before = snapshot(db_path)
@@ -316,12 +316,12 @@ def test_killed_process_leaves_the_archive_as_before(db_path, tmp_path):
         "    real(self, *a); n[0] += 1\n"
         "    if n[0] == 3: os.kill(os.getpid(), 9)\n"
         "writer.PostWriter._write_batch = write\n"
-        "import_files(schema.open_db(sys.argv[1]), [sys.argv[2]], batch_size=50)\n"
+        "import_files(schema.open_db(sys.argv[1], create=True), [sys.argv[2]], batch_size=50)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(db_path), str(big)], capture_output=True)
     assert proc.returncode == -9
     assert Path(str(db_path) + "-journal").exists() or snapshot(db_path) == before
-    open_db(db_path).conn.close()  # recovery happens on open
+    open_db(db_path, create=True).conn.close()  # recovery happens on open
     assert snapshot(db_path) == before
 
 
@@ -366,7 +366,7 @@ def test_progress_callbacks(db_path):
             events.append(("end", result.added))
 
     recorder: Progress = Recorder()  # the Protocol the CLI's progress bar implements too
-    import_files(open_db(db_path), [str(CHAT)], progress=recorder)
+    import_files(open_db(db_path, create=True), [str(CHAT)], progress=recorder)
     assert events[0] == ("start", str(CHAT), CHAT.stat().st_size)
     assert events[-2] == ("advance", CHAT.stat().st_size, 10)  # 10 sightings of 8 posts
     assert events[-1] == ("end", CHAT_POSTS)
@@ -377,7 +377,7 @@ def test_problem_report_is_capped(db_path, tmp_path, monkeypatch):
     good = CHAT.read_text(encoding="utf-8").splitlines()[0]
     path = tmp_path / "many.jsonl"
     path.write_text(good + "\n" + "{broken\n" * 30, encoding="utf-8")
-    result = import_files(open_db(db_path), [str(path)])[0]
+    result = import_files(open_db(db_path, create=True), [str(path)])[0]
     assert result.skipped == 30 and len(result.problems) == 5
 
 
@@ -396,7 +396,7 @@ def test_bench_generator_output_imports(tmp_path):
     pages = [json.loads(line) for line in out.read_text().splitlines()]
     assert [len(p["data"]) for p in pages] == [100, 100, 50]
     assert 3000 < out.stat().st_size / 250 < 4500  # realistic size per post
-    db = open_db(tmp_path / "gen.db")
+    db = open_db(tmp_path / "gen.db", create=True)
     result = import_files(db, [str(out)])[0]
     assert result.skipped == 0
     assert db.execute("SELECT count(*) FROM posts WHERE matched = 1").fetchone()[0] == 250
@@ -417,8 +417,8 @@ def test_locked_archive_is_one_line(runner, db_path):
 
         real = store_module.open_db
 
-        def quick(path):
-            db = real(path)
+        def quick(path, **kw):
+            db = real(path, **kw)
             db.execute("PRAGMA busy_timeout = 100")
             return db
 
@@ -462,7 +462,7 @@ def test_strict_parse_error_carries_the_line(db_path, tmp_path):
     from chatarchive.errors import ParseError
 
     cut = truncated_copy(tmp_path)
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     with pytest.raises(ParseError) as info:
         import_files(db, [str(cut)], strict=True)
     assert (info.value.line, str(info.value)) == (2, f"{cut}:2: invalid JSON (line is cut off)")
@@ -474,13 +474,13 @@ def test_instance_option_names_the_mastodon_server(runner, db_path, tmp_path):
     lone.write_text((MASTO / "boost-quote.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
     uri = "https://remote.example/users/frank/statuses/88"
     _json_import(runner, db_path, lone)
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     assert db.execute("SELECT instance FROM posts WHERE id = ?", (uri,)).fetchone()[0] is None
     db.conn.close()
     db_path.unlink()
     files = _json_import(runner, db_path, lone, "--instance", "https://Social.Example/")
     assert files[0]["added"] == 1
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     assert db.execute("SELECT instance, local_id FROM posts WHERE id = ?", (uri,)).fetchone() == (
         "social.example", "115600000800000088")
     assert db.execute("SELECT post_id FROM local_ids WHERE instance = 'social.example'").fetchone()[0] == uri
@@ -494,7 +494,7 @@ def test_import_files_instance_and_format_parameters(tmp_path):
     """The library's own spelling of --instance and --format."""
     lone = tmp_path / "frank.jsonl"
     lone.write_text((MASTO / "boost-quote.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
-    db = open_db(tmp_path / "lib.db")
+    db = open_db(tmp_path / "lib.db", create=True)
     [result] = import_files(db, [str(lone)], format="mastodon", instance="https://Social.Example/")
     assert (result.format, result.added) == ("mastodon", 1)
     assert db.execute("SELECT DISTINCT instance FROM posts").fetchall() == [("social.example",)]
@@ -509,7 +509,7 @@ def test_per_file_state_does_not_leak_between_files(tmp_path):
     for one Mastodon file is not the server of the next."""
     lone = tmp_path / "frank.jsonl"  # no evidence of its server
     lone.write_text((MASTO / "boost-quote.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
-    db = open_db(tmp_path / "two.db")
+    db = open_db(tmp_path / "two.db", create=True)
     import_files(db, [str(MASTO / "tag-edchat-mastodon-example.json"), str(lone)])
     uri = "https://remote.example/users/frank/statuses/88"
     assert db.execute("SELECT instance FROM posts WHERE id = ?", (uri,)).fetchone() == (None,)
@@ -577,7 +577,7 @@ def test_same_posts_through_another_format_are_not_updates(runner, db_path):
     _json_import(runner, db_path, X / "v1.jsonl")
     files = _json_import(runner, db_path, X / "tags.csv")
     assert files[0]["updated"] == 0 and files[0]["unchanged"] >= 4
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     overlap = db.execute("SELECT count(*) FROM raw r1 JOIN raw r2 ON r1.post_id = r2.post_id "
                          "AND r1.format < r2.format").fetchone()[0]
     assert overlap == files[0]["unchanged"]  # both formats' objects are kept
@@ -595,12 +595,12 @@ def test_mastodon_pages_from_two_servers_alternately_change_nothing(runner, db_p
 
 def test_archiver_authors_join_the_numeric_author(runner, db_path, tmp_path):
     _json_import(runner, db_path, X / "v1.jsonl")
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     numeric = dict(db.execute("SELECT lower(handle), id FROM authors"))
     db.conn.close()
     files = _json_import(runner, db_path, X / "archiver.csv", "--tz", "UTC")
     assert files[0]["added"] > 0
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     assert db.execute("SELECT count(*) FROM authors WHERE id LIKE 'x:@%'").fetchone()[0] == 0
     rows = db.execute("SELECT lower(author_handle), author_id FROM posts WHERE source = 'twitter_archiver'").fetchall()
     assert rows and all(numeric[h] == aid for h, aid in rows)

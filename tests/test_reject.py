@@ -101,7 +101,7 @@ def test_refusal_is_recorded_nowhere(runner, db_path, tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("hello\n")
     refuse(runner, db_path, path)
-    assert open_db(db_path).execute("SELECT count(*) FROM imports").fetchone()[0] == 1
+    assert open_db(db_path, create=True).execute("SELECT count(*) FROM imports").fetchone()[0] == 1
 
 
 def test_json_output_names_the_refusal(runner, db_path, tmp_path):

@@ -15,7 +15,7 @@ from chatarchive.archive.schema import open_db
 from chatarchive.archive.search import HIGHLIGHT_END, HIGHLIGHT_START, search
 from chatarchive.archive.writer import save_posts
 from chatarchive.cli import cli
-from chatarchive.errors import SearchError
+from chatarchive.errors import NotFoundError, SearchError
 from chatarchive.models import Author, Post, SearchHit, StoredPost
 
 CHAT = FIXTURES / "twarc2" / "chat.jsonl"
@@ -23,7 +23,7 @@ CHAT = FIXTURES / "twarc2" / "chat.jsonl"
 
 @pytest.fixture
 def archive(db_path):
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     import_files(db, [str(CHAT)])
     return db
 
@@ -109,8 +109,21 @@ def test_result_hits(archive):
     assert "**retention**" in shown["snippet"] and shown["rank"] == hit.rank
 
 
-def test_invalid_syntax_raises_search_error(archive):
-    for bad in ['"unbalanced', "community AND", "(metrics", "NEAR(a b"]:
+def test_text_that_is_not_fts5_syntax_is_searched_for_its_words(archive):
+    # What hosts type: markers, handles, hashtags, URLs, half-written operators.
+    for typed, words in [('"unbalanced', '"unbalanced"'), ("community AND", '"community" "AND"'),
+                         ("(metrics", '"metrics"'), ("NEAR(a b", '"NEAR" "a" "b"'), ("A1:", '"A1"'),
+                         ("Q3: metrics", '"Q3" "metrics"'), ("@ana_chats welcome", '"ana_chats" "welcome"'),
+                         ("https://example.com/guide", '"https" "example" "com" "guide"')]:
+        hits = search(archive, typed)
+        assert hits.query == words and typed in hits.note and words in hits.note, typed
+        assert ids(hits) == ids(search(archive, words)), typed
+    valid = search(archive, "community AND metrics")
+    assert valid.note is None and valid.query == "community AND metrics"
+
+
+def test_a_query_without_words_is_an_error(archive):
+    for bad in ['"', "(", "***", ":"]:
         with pytest.raises(SearchError, match="Invalid search query"):
             search(archive, bad)
 
@@ -164,11 +177,18 @@ def test_cli_options(runner, archive, db_path):
 
 
 def test_cli_invalid_query_is_one_line(runner, archive, db_path):
-    result = cli_search(runner, db_path, '"community')
+    result = cli_search(runner, db_path, '"(')
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: Invalid search query: '\"community'")
+    assert len(lines) == 1 and lines[0].startswith("Error: Invalid search query: '\"('")
     assert "Traceback" not in result.output
+
+
+def test_cli_searches_the_words_of_what_hosts_type_and_says_so(runner, archive, db_path):
+    result = cli_search(runner, db_path, "A1:", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads(cli_search(runner, db_path, '"A1"', "--json").stdout)
+    assert result.stderr.startswith("Note: 'A1:' is not FTS5 syntax") and '"A1"' in result.stderr
 
 
 def test_cli_invalid_time(runner, archive, db_path):
@@ -218,9 +238,15 @@ def test_session_filter(archive):
     archive.execute("INSERT INTO session_posts (session_id, post_id) VALUES (7, '2004'), (7, '2002')")
     assert ids(search(archive, "testchat", session="testchat-2026-11-18", order="newest")) == ["2004", "2002"]
     assert ids(search(archive, "testchat", session="7", order="newest")) == ["2004", "2002"]
-    assert search(archive, "testchat", session="no-such-session") == []
+    with pytest.raises(NotFoundError, match="No session 'no-such-session'"):
+        search(archive, "testchat", session="no-such-session")
+
+
+def test_cli_unknown_session_is_an_error(runner, archive, db_path):
+    result = cli_search(runner, db_path, "testchat", "--session", "no-such-session")
+    assert result.exit_code == 1 and "No session 'no-such-session'" in result.output
 
 
 def test_unknown_filter_values_still_check_the_query(archive):
     with pytest.raises(SearchError):
-        search(archive, '"broken', hashtag="nosuchtag")
+        search(archive, '"(', hashtag="nosuchtag")

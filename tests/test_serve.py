@@ -58,7 +58,7 @@ def build_archive(path: Path) -> Path:
     from chatarchive.analysis.pipeline import analyse_archive
     from chatarchive.archive.importer import import_files
 
-    db = open_db(path)
+    db = open_db(path, create=True)
     results = import_files(db, [str(CHAT)])
     assert not results[0].error and results[0].added > 20
     save_posts(db, [mastodon_post()])
@@ -408,7 +408,7 @@ def test_conversation_thread_in_order(get):
 
 def test_conversation_thread_survives_reply_cycles(tmp_path):
     path = tmp_path / "cycle.db"
-    db = open_db(path)
+    db = open_db(path, create=True)
     author = Author(id="1", platform="x", handle="a")
     save_posts(db, [
         Post(id="1", platform="x", source="t", created_at="2026-01-01T00:00:00.000Z", author=author,
@@ -784,7 +784,7 @@ def test_datasette_itself_serves_the_same_site_from_the_metadata_file(runner, ar
 
 
 @pytest.mark.parametrize("setup, args, message", [
-    ("missing", [], "no such file"),
+    ("missing", [], "no such archive"),
     ("text", [], "not an SQLite database"),
     ("foreign", [], "not a chatarchive archive"),
     ("archive", ["--setting", "no_such_setting", "1"], "Unknown Datasette setting"),

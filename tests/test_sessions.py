@@ -92,11 +92,11 @@ def test_gap_and_min_posts_are_options(db):
 def test_gap_boundary_is_exact_in_full_and_incremental(tmp_path, monkeypatch, silence, sessions_expected):
     first = [post(f"p{i}", f"one #bchat {i}", at(WEEK1, i / 10)) for i in range(10)]
     second = [post(f"p{i}", f"two #bchat {i}", at(WEEK1, 0.9 + silence + i / 10)) for i in range(10)]
-    full = open_db(tmp_path / "full.db")
+    full = open_db(tmp_path / "full.db", create=True)
     save_posts(full, first + second)
     analyse_archive(full)
     monkeypatch.setattr(threads, "FULL_RATIO", 100.0)
-    inc = open_db(tmp_path / "inc.db")
+    inc = open_db(tmp_path / "inc.db", create=True)
     for batch in (first, second):
         save_posts(inc, batch)
         analyse_archive(inc)
@@ -264,7 +264,7 @@ def test_importing_more_posts_updates_sessions_in_place(tmp_path, monkeypatch):
     standard_chat(b2)
     everything += b2.posts
     rest = [p for p in everything if p not in first]
-    db = open_db(tmp_path / "inc.db")
+    db = open_db(tmp_path / "inc.db", create=True)
     save_posts(db, first)
     analyse_archive(db)
     (sid, slug, *_rest), = rows(db)
@@ -274,7 +274,7 @@ def test_importing_more_posts_updates_sessions_in_place(tmp_path, monkeypatch):
     got = rows(db)
     assert got[0][:2] == (sid, slug) and got[0][4] == w1["a4.5"].created_at
     assert len(got) == 2
-    full = open_db(tmp_path / "full.db")
+    full = open_db(tmp_path / "full.db", create=True)
     save_posts(full, everything)
     analyse_archive(full)
     assert [r[1:] for r in rows(full)] == [r[1:] for r in got]
@@ -298,11 +298,11 @@ def test_incremental_membership_equals_full_on_a_random_chat(tmp_path, monkeypat
             parent = rng.choice(posts).id if posts and rng.random() < 0.55 else None
             posts.append(post(f"u{rng.randint(0, 15)}", f"Q{i % 4 + 1}: x{tags}" if i % 15 == 0 else f"A{i % 4 + 1}: y{tags}",
                               at(start, minute), id=f"s{s}p{i}", reply_to=parent, matched=bool(tags) or rng.random() < 0.3))
-    full = open_db(tmp_path / "full.db")
+    full = open_db(tmp_path / "full.db", create=True)
     save_posts(full, posts)
     assert analyse_archive(full)["full"]
     monkeypatch.setattr(threads, "FULL_RATIO", 100.0)
-    inc = open_db(tmp_path / "inc.db")
+    inc = open_db(tmp_path / "inc.db", create=True)
     order = posts[:]
     rng.shuffle(order)
     for i in range(0, len(order), 25):
@@ -434,7 +434,7 @@ def test_schedule_makes_one_session_per_occurrence_across_dst(db, runner, db_pat
         ("dstchat-2026-11-04", "2026-11-05T01:00:00.000Z", 13, "scheduled"),
         ("dstchat-2026-11-11", "2026-11-12T01:00:00.000Z", 13, "scheduled"),
     ]
-    db2 = open_db(db_path)
+    db2 = open_db(db_path, create=True)
     for day, slug in zip(posts, [g[0] for g in got]):
         m = members(db2, slug)
         assert posts[day][-2].id in m and posts[day][-1].id not in m
@@ -442,7 +442,7 @@ def test_schedule_makes_one_session_per_occurrence_across_dst(db, runner, db_pat
     r = runner.invoke(cli, ["sessions", "schedule", str(db_path), "--hashtag", "dstchat", "--every", "wed 20:00",
                             "--tz", "America/New_York", "--duration", "1h", "--before", "15m", "--after", "30m"])
     assert r.exit_code == 0, r.output
-    assert len(rows(open_db(db_path))) == 4
+    assert len(rows(open_db(db_path, create=True))) == 4
 
 
 def test_schedule_is_applied_to_later_imports(db):
@@ -534,7 +534,7 @@ def test_cli_detect_list_add_remove(db, runner, db_path):
     (["show", "{db}", "no-such-session"], 1, "No session"),
 ])
 def test_cli_errors_are_one_line(runner, db_path, args, code, message):
-    open_db(db_path)
+    open_db(db_path, create=True)
     r = runner.invoke(cli, [a.replace("{db}", str(db_path)) for a in args])
     assert r.exit_code == code, r.output
     assert message in r.output

@@ -32,7 +32,7 @@ def flat(text: str) -> str:
 
 
 def build(path):
-    db = open_db(path)
+    db = open_db(path, create=True)
     b = ChatBuilder(START)
     b.add("showhost", "Welcome to #showchat!", 0)
     q1 = b.add("showhost", "Q1: What keeps your members coming back? #showchat", 2, likes=12)

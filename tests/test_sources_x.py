@@ -63,18 +63,18 @@ def import_json(runner, db_path, *args) -> dict:
 
 
 def counts(db_path) -> dict[str, int]:
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     return {t: db[t].count for t in TABLES}
 
 
 def posts_without_source(db_path) -> list[tuple]:
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     cols = [c for c in db["posts"].columns_dict if c != "source"]
     return rows(db_path, f"SELECT {', '.join(cols)} FROM posts ORDER BY id")
 
 
 def rows(db_path, sql: str, params=()) -> list[tuple]:
-    return list(open_db(db_path).execute(sql, params).fetchall())
+    return list(open_db(db_path, create=True).execute(sql, params).fetchall())
 
 
 # --------------------------------------------------------------------------
@@ -521,7 +521,7 @@ def test_cli_truncated_jsonl_line_is_reported_and_counted(runner, db_path, tmp_p
 
 def test_cli_strict_leaves_the_database_unchanged(runner, db_path, tmp_path):
     import_json(runner, db_path, X / "v1-array.json")
-    before = list(open_db(db_path).conn.iterdump())
+    before = list(open_db(db_path, create=True).conn.iterdump())
     lines = (X / "v1.jsonl").read_text().splitlines()
     bad = tmp_path / "cut.jsonl"
     bad.write_text("\n".join(lines[:4] + ["{\"id_str\": \"17900"]) + "\n")
@@ -529,7 +529,7 @@ def test_cli_strict_leaves_the_database_unchanged(runner, db_path, tmp_path):
     assert result.exit_code == 1
     assert f"{bad}" in result.output and "nothing was imported" in result.output
     assert "Traceback" not in result.output
-    assert list(open_db(db_path).conn.iterdump()) == before
+    assert list(open_db(db_path, create=True).conn.iterdump()) == before
 
 
 def test_cli_hostile_text_is_stored_as_plain_text(runner, db_path):

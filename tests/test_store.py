@@ -69,8 +69,8 @@ def test_new_archives_use_16k_pages_and_raw_is_a_rowid_table(db):
 
 
 def test_open_db_is_idempotent(db_path):
-    open_db(db_path)
-    db = open_db(db_path)
+    open_db(db_path, create=True)
+    db = open_db(db_path, create=True)
     assert db.execute("SELECT count(*) FROM posts").fetchone()[0] == 0
 
 
@@ -227,7 +227,7 @@ def dump(db) -> dict:
 def test_background_writer_writes_the_same(tmp_path):
     posts = [make(str(i % 40), matched=bool(i % 3), text=f"post {i}", like_count=i, hashtags=[f"t{i % 5}"],
                   links=[f"https://l.example/{i % 7}"], raw={"i": i}) for i in range(200)]
-    a, b = open_db(tmp_path / "a.db"), open_db(tmp_path / "b.db")
+    a, b = open_db(tmp_path / "a.db", create=True), open_db(tmp_path / "b.db", create=True)
     sa = save(a, *posts, batch_size=16)
     sb = save(b, *posts, batch_size=16, background=True)
     assert (sa.added, sa.updated, sa.unchanged) == (sb.added, sb.updated, sb.unchanged)
@@ -381,12 +381,12 @@ def test_m003_local_ids_backfills_existing_posts(tmp_path):
     from chatarchive.archive import schema as store
 
     path = tmp_path / "old.db"
-    db = open_db(path)
+    db = open_db(path, create=True)
     save_posts(db, [_masto("uri:1", "one.example", "11"), _masto("uri:x", None, "5"), make("9")])
     db.execute("DROP TABLE local_ids")
     db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm003_local_ids'")
     db.conn.close()
-    db = open_db(path)  # the migration runs again on the "old" archive
+    db = open_db(path, create=True)  # the migration runs again on the "old" archive
     assert db.execute("SELECT instance, local_id, post_id FROM local_ids").fetchall() == [
         ("one.example", "11", "uri:1")]
     assert "m003_local_ids" in _ids_of(db, "SELECT name FROM _sqlite_migrations")

@@ -173,11 +173,11 @@ def test_incremental_equals_full_on_a_random_forest(tmp_path):
     posts.append(post("loop", "cycle b", t(701), id="cb", reply_to="ca"))
     order = posts[:]
     rng.shuffle(order)  # children often arrive before their parents
-    inc = open_db(tmp_path / "inc.db")
+    inc = open_db(tmp_path / "inc.db", create=True)
     for i in range(0, len(order), 40):
         save_posts(inc, order[i : i + 40])
         analyse_archive(inc)
-    full = open_db(tmp_path / "full.db")
+    full = open_db(tmp_path / "full.db", create=True)
     save_posts(full, posts)
     analyse_archive(full)
     assert conv_of(inc) == conv_of(full)

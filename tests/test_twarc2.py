@@ -222,7 +222,7 @@ def test_detection_reads_a_long_first_line_whole_but_not_the_file(tmp_path):
 
 
 def import_one(tmp_path, path, **kw):
-    db = open_db(tmp_path / "t.db")
+    db = open_db(tmp_path / "t.db", create=True)
     result = import_files(db, [str(path)], **kw)[0]
     return db, result
 
@@ -334,7 +334,7 @@ def test_shared_stream_with_broken_line_reports_it(tmp_path):
 
 @needs_shared_fixtures()
 def test_shared_flat_and_raw_are_the_same_posts(tmp_path):
-    db = open_db(tmp_path / "t.db")
+    db = open_db(tmp_path / "t.db", create=True)
     first = import_files(db, [str(SHARED_FIXTURES / "twarc2" / "noflat.jsonl")])[0]
     second = import_files(db, [str(SHARED_FIXTURES / "twarc2" / "flat.jsonl")])[0]
     assert first.added > 100

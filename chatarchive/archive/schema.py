@@ -16,6 +16,8 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from ..errors import ChatArchiveError, NotFoundError
+
 migrations = Migrations("chatarchive")
 
 
@@ -386,8 +388,63 @@ def m003_local_ids(db: sqlite_utils.Database) -> None:
     )
 
 
-def open_db(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating when missing) an archive and bring its schema up to date."""
+# The tables that make an SQLite file a chatarchive archive (Datasette's
+# plugin uses the same test to leave other databases alone).
+ARCHIVE_TABLES = frozenset({"posts", "authors", "sessions", "session_posts", "posts_fts"})
+
+
+def archive_state(path: str | Path) -> str:
+    """What is at ``path``, found without writing a byte: ``"missing"``,
+    ``"empty"`` (an SQLite file with no tables, or a 0-byte file),
+    ``"archive"``, ``"other"`` (SQLite with other tables) or ``"not-sqlite"``."""
+    p = Path(path)
+    if not p.exists():
+        return "missing"
+    if p.is_dir():
+        return "not-sqlite"
+    if p.stat().st_size == 0:
+        return "empty"
+    try:
+        # mode=ro: looking must never create, migrate or journal anything
+        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+        try:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return "not-sqlite"
+    if not names:
+        return "empty"
+    return "archive" if names >= ARCHIVE_TABLES else "other"
+
+
+def check_archive(path: str | Path, *, create: bool = False) -> str:
+    """Raise a one-line error unless ``path`` may be opened as an archive:
+    an existing archive always, a missing or empty file only with ``create``
+    (``import``, ``capture`` and ``demo`` create archives; every other
+    command only reads or changes one).  Returns :func:`archive_state`."""
+    state = archive_state(path)
+    if state == "missing" and not create:
+        raise NotFoundError(f"no such archive: {path} (create one with: chatarchive import {path} FILE...)")
+    if state == "empty" and not create:
+        raise ChatArchiveError(f"{path}: an empty file, not a chatarchive archive yet "
+                               f"(create one with: chatarchive import {path} FILE...)")
+    if state == "other":
+        raise ChatArchiveError(f"{path}: cannot open as a chatarchive database: an SQLite database of something "
+                               "else, not a chatarchive archive; left as it is (give a new file name)")
+    if state == "not-sqlite":
+        raise ChatArchiveError(f"{path}: cannot open as a chatarchive database: not an SQLite database "
+                               "(left as it is)")
+    return state
+
+
+def open_db(path: str | Path, *, create: bool = False) -> sqlite_utils.Database:
+    """Open an archive and bring its schema up to date.  A missing (or empty)
+    file becomes a new archive only with ``create``; a file that is not an
+    archive is refused before anything is written to it (``":memory:"`` is
+    always new)."""
+    if str(path) != ":memory:":
+        check_archive(path, create=create)
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     db = sqlite_utils.Database(conn)
     # Only takes effect when the file is created: 16 KB pages hold whole raw

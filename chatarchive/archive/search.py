@@ -13,23 +13,44 @@ import sqlite_utils
 
 from ..errors import SearchError
 from ..models import HIGHLIGHT_END, HIGHLIGHT_START, SearchHit
-from .queries import chunks, find_session, post_columns, stored_post
+from .queries import chunks, post_columns, resolve_session, stored_post
 
 BM25_WEIGHTS = "10.0, 2.0, 1.0"  # text, author_handle, author_name
 # Above this many full-text matches, "newest" walks posts by time and stops
 # at the limit instead of sorting every match.
 NEWEST_SCAN_THRESHOLD = 2000
-_FTS_OPERATORS = re.compile(r'["*():^+]|\b(AND|OR|NOT|NEAR)\b')
+_WORD = re.compile(r"\w+")
 
 
-def _plain_words_query(query: str) -> str | None:
-    """For a query without FTS5 operators that FTS5 still rejects (a word
-    with punctuation: #cmgrchat, e-mail, don't): every word as a quoted
-    string, which FTS5 tokenizes like the text.  None when not applicable."""
-    if _FTS_OPERATORS.search(query):
-        return None
-    words = query.split()
-    return " ".join('"' + w.replace('"', '""') + '"' for w in words) if words else None
+def words_query(query: str) -> str:
+    """What hosts type that is not FTS5 syntax (``A1:``, ``Q3:``, ``@handle``,
+    ``#tag``, URLs, ``e-mail``, ``community AND``) as an FTS5 query for its
+    words, each quoted (so nothing in it is syntax) and all required; ""
+    when it has no words.  The CLI, the API and the Datasette search page
+    fall back to it the same way."""
+    return " ".join(f'"{w}"' for w in _WORD.findall(query))
+
+
+class SearchResults(list[SearchHit]):
+    """The hits of a search, best or newest first.  ``query`` is the FTS5
+    query that ran; ``note`` says why it differs from what was typed (None
+    when it does not)."""
+
+    def __init__(self, hits: list[SearchHit], query: str, note: str | None = None) -> None:
+        super().__init__(hits)
+        self.query = query
+        self.note = note
+
+
+# What SQLite says when FTS5 cannot parse a MATCH query (as opposed to a
+# locked or broken database, which must not be taken for a typo).
+_SYNTAX_ERRORS = ("fts5", "syntax error", "no such column", "unterminated", "unknown special query",
+                  "malformed MATCH")
+
+
+def _is_syntax_error(e: sqlite3.OperationalError) -> bool:
+    msg = str(e)
+    return any(m in msg for m in _SYNTAX_ERRORS)
 
 
 def search(
@@ -43,36 +64,46 @@ def search(
     until: str | None = None,
     limit: int = 20,
     order: str = "best",
-) -> list[SearchHit]:
+) -> SearchResults:
     """Full-text search: the best (bm25) or newest ``limit`` matches, each a
     SearchHit with the post, its snippet (matches between HIGHLIGHT_START
     and HIGHLIGHT_END) and its rank (bm25, lower is better; None with
     ``order="newest"``).
+
+    A query that is not valid FTS5 syntax is searched for its words
+    (:func:`words_query`) and the result's ``note`` says so; only a query
+    without words is a SearchError.  An unknown ``session`` is a
+    NotFoundError.
 
     Two steps keep big archives fast: first the ids of the best (or newest)
     ``limit`` matches, computing nothing else per match; then rows and
     snippets for those few only."""
     if order not in ("best", "newest"):
         raise ValueError(f"order must be 'best' or 'newest', not {order!r}")
+    session_id = resolve_session(db, session) if session else None
     try:
-        return _search(db, query, hashtag, author, session, since, until, limit, order)
+        return SearchResults(_search(db, query, hashtag, author, session_id, since, until, limit, order), query)
     except sqlite3.OperationalError as e:
-        msg = str(e)
-        if not ("fts5" in msg or "syntax error" in msg or "no such column" in msg or "unterminated" in msg):
+        if not _is_syntax_error(e):
             raise
-        plain = _plain_words_query(query)
-        if plain is not None and plain != query:
-            try:
-                return _search(db, plain, hashtag, author, session, since, until, limit, order)
-            except sqlite3.OperationalError:
-                pass
-        raise SearchError(
-            f"Invalid search query: {query!r} ({msg}). FTS5 syntax: words, \"exact phrases\", "
-            "AND/OR/NOT (upper case), prefix*, NEAR(a b). Quote words with punctuation."
-        ) from None
+        reason = str(e)
+    words = words_query(query)
+    if words and words != query:
+        try:
+            hits = _search(db, words, hashtag, author, session_id, since, until, limit, order)
+        except sqlite3.OperationalError as e:
+            if not _is_syntax_error(e):
+                raise
+        else:
+            return SearchResults(hits, words, f"{query!r} is not FTS5 syntax ({reason}), so its words were "
+                                 f"searched: {words}")
+    raise SearchError(
+        f"Invalid search query: {query!r} ({reason}). FTS5 syntax: words, \"exact phrases\", "
+        "AND/OR/NOT (upper case), prefix*, NEAR(a b)."
+    ) from None
 
 
-def _search(db: sqlite_utils.Database, query: str, hashtag: str | None, author: str | None, session: str | None,
+def _search(db: sqlite_utils.Database, query: str, hashtag: str | None, author: str | None, session_id: int | None,
             since: str | None, until: str | None, limit: int, order: str) -> list[SearchHit]:
     conn = db.conn
     filters: list[str] = []
@@ -86,10 +117,9 @@ def _search(db: sqlite_utils.Database, query: str, hashtag: str | None, author: 
     if author:
         filters.append("(posts.author_handle = :author COLLATE NOCASE OR posts.author_id = :author)")
         params["author"] = author.lstrip("@")
-    if session:
-        named = find_session(db, session)
+    if session_id is not None:
         filters.append("EXISTS (SELECT 1 FROM session_posts sp WHERE sp.session_id = :session_id AND sp.post_id = posts.id)")
-        params["session_id"] = named.id if named else None  # unknown: matches nothing
+        params["session_id"] = session_id
     if since:
         filters.append("posts.created_at >= :since")
         params["since"] = since

@@ -28,7 +28,9 @@ def search(db: str, query: str, hashtag: str | None, author: str | None, session
     """Full-text search of the archive (SQLite FTS5, with stemming).
 
     QUERY uses FTS5 syntax: words, "exact phrases", AND / OR / NOT,
-    prefix*, NEAR(a b). Author handles and names are searched too.
+    prefix*, NEAR(a b). Author handles and names are searched too. Text
+    that is not FTS5 syntax (A1:, @handle, #tag, a URL) is searched for its
+    words, with a note saying so.
 
     \b
     Example:
@@ -36,6 +38,8 @@ def search(db: str, query: str, hashtag: str | None, author: str | None, session
     """
     hits = Archive(db).search(query, hashtag=hashtag, author=author, session=session, since=since, until=until,
                               limit=limit, order=order, highlight=(HIGHLIGHT_START, HIGHLIGHT_END))
+    if hits.note:
+        err(f"Note: {hits.note}")
     if as_json:
         json_out([hit.as_dict() for hit in hits])
         return

@@ -14,10 +14,10 @@ from typing import Any
 
 from datasette.utils import tilde_encode
 
+from ..archive.schema import ARCHIVE_TABLES
 from ..present.model import Person
 from ..present.text import anchor_for
 from ..safety import safe_url
-from .metadata import ARCHIVE_TABLES
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 # The recap templates ship inside the wheel as chatarchive/templates.  On

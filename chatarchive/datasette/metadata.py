@@ -20,7 +20,6 @@ from ..errors import ChatArchiveError
 from ..present.text import platform_name
 
 # Tables an archive must have (the plugin leaves other databases alone).
-ARCHIVE_TABLES = frozenset({"posts", "authors", "sessions", "session_posts", "posts_fts"})
 
 # Internal tables: raw source objects, bookkeeping, FTS shadow tables.
 HIDDEN_TABLES = (

@@ -16,7 +16,6 @@ the same as the recap's and cannot be overridden per template.
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
 import urllib.parse
 import weakref
@@ -28,6 +27,7 @@ from datasette.database import QueryInterrupted
 from datasette.utils import tilde_decode
 
 from ..archive import queries
+from ..archive.search import words_query
 from ..errors import NotFoundError
 from ..models import Author, Session
 from ..present.html import avatar, avatar_css, post_html, post_list_html
@@ -66,11 +66,6 @@ async def _archive_database(datasette: Any, request: Any) -> Any:
         [("view-table", (db.name, "posts")), ("view-database", db.name), "view-instance"],
     )
     return db
-
-
-def _fts_escape(q: str) -> str:
-    words = re.findall(r"\w+", q, re.UNICODE)
-    return " ".join(f'"{w}"' for w in words)
 
 
 def _session_item(s: Session, targets: DatasetteTargets) -> dict[str, Any]:
@@ -177,7 +172,7 @@ async def _search(db: Any, targets: DatasetteTargets, q: str, order: str, page: 
             return [], 0, q, None, "The search took too long; try more specific words."
         except sqlite3.OperationalError:
             pass
-        match = _fts_escape(q)
+        match = words_query(q)
         if not match:
             return [], 0, q, "Type some words to search posts.", None
         note = ("That is not valid FTS5 syntax, so the words were searched as they are "

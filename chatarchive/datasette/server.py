@@ -19,8 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import ChatArchiveError, NotFoundError
-from .metadata import ARCHIVE_TABLES, SETTINGS, build_metadata, database_name
+from ..archive.schema import check_archive, open_db
+from ..errors import ChatArchiveError
+from .metadata import SETTINGS, build_metadata, database_name
 
 
 def prepare_archive(db_path: str | Path) -> bool:
@@ -28,24 +29,7 @@ def prepare_archive(db_path: str | Path) -> bool:
     views and indexes Datasette uses).  Returns False when the file cannot be
     written (it is then served as it is)."""
     path = Path(db_path)
-    if not path.exists():
-        raise NotFoundError(f"{path}: no such file (import posts first: chatarchive import {path} FILE)")
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            names = {r[0] for r in conn.execute("select name from sqlite_master where type in ('table', 'view')")}
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as e:
-        raise ChatArchiveError(f"{path}: not an SQLite database ({e})") from None
-    missing = ARCHIVE_TABLES - names
-    if missing:
-        raise ChatArchiveError(
-            f"{path}: not a chatarchive archive (no {', '.join(sorted(missing))} table); "
-            "create one with chatarchive import"
-        )
-    from ..archive.schema import open_db
-
+    check_archive(path)
     try:
         open_db(path).conn.close()
     except sqlite3.OperationalError as e:
