@@ -81,13 +81,20 @@ class Post:
 
 def _analysis() -> Any:
     """A column the analysis sets (PostWriter never writes it)."""
-    return field(default=None, metadata={"analysis": True})
+    return field(default=None, metadata={"written": False})
+
+
+def _kept() -> Any:
+    """A column the archive keeps about a post beyond what any source says
+    (PostWriter never writes it): deletion and removal."""
+    return field(default=None, metadata={"written": False})
 
 
 @dataclass
 class StoredPost:
     """One row of ``posts``.  The field order is the column order of the table
-    as PostWriter writes it, then the columns the analysis sets."""
+    as PostWriter writes it, then the columns the analysis sets, then what
+    the archive keeps itself (deletions)."""
 
     id: str
     platform: str
@@ -118,13 +125,14 @@ class StoredPost:
     conversation_id: str | None = _analysis()
     question_id: int | None = _analysis()
     answer_to_id: int | None = _analysis()
+    deleted_at: str | None = _kept()  # when the post was found deleted (or removed); its content is gone
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 STORED_POST_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StoredPost))
-WRITTEN_POST_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StoredPost) if not f.metadata.get("analysis"))
+WRITTEN_POST_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StoredPost) if f.metadata.get("written", True))
 
 
 def _json_list(value: Any) -> list[str]:

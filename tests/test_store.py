@@ -390,5 +390,9 @@ def test_m003_local_ids_backfills_existing_posts(tmp_path):
     assert db.execute("SELECT instance, local_id, post_id FROM local_ids").fetchall() == [
         ("one.example", "11", "uri:1")]
     assert "m003_local_ids" in _ids_of(db, "SELECT name FROM _sqlite_migrations")
-    # and it is the last migration: existing archives get it after all others
-    assert [name for name, _ in _migration_names(store)][-1] == "m003_local_ids"
+    # Migrations run in the order they are declared.  m003 was added after
+    # m301 (the first version's order); every later one is numbered in the
+    # order it runs, so the names after m003 sort as they run.
+    names = [name for name, _ in _migration_names(store)]
+    later = names[names.index("m003_local_ids") + 1:]
+    assert later == sorted(later) and all(n > "m003" and n < "m101" for n in later)

@@ -388,6 +388,42 @@ def m003_local_ids(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m004_import_conflicts(db: sqlite_utils.Database) -> None:
+    # imports.conflicts: sightings of a post that contradicted what the
+    # archive holds (another author or time) and were not applied; counted
+    # so an import can say so.
+    db.execute("ALTER TABLE imports ADD COLUMN conflicts INTEGER")
+
+
+@migrations()
+def m005_session_margins(db: sqlite_utils.Database) -> None:
+    # chats.lead_seconds / tail_seconds: how far before and after a
+    # session's core (its dense hour) same-day tagged posts still belong to
+    # it (announcements, reminders, early and late answers); NULL: defaults.
+    db.executescript(
+        """
+        ALTER TABLE chats ADD COLUMN lead_seconds INTEGER;
+        ALTER TABLE chats ADD COLUMN tail_seconds INTEGER;
+        """
+    )
+
+
+@migrations()
+def m006_expand_short_links(db: sqlite_utils.Database) -> None:
+    # Placeholder: X post text stored before this version may still hold
+    # t.co links; this migration re-expands them from the raw objects.
+    pass
+
+
+@migrations()
+def m007_deletions(db: sqlite_utils.Database) -> None:
+    # posts.deleted_at: when a post was found deleted (a Jetstream delete,
+    # check-deleted) or removed at its author's request.  Its content is
+    # removed; the row stays as a tombstone so threads stay whole.
+    db.execute("ALTER TABLE posts ADD COLUMN deleted_at TEXT")
+
+
 # The tables that make an SQLite file a chatarchive archive (Datasette's
 # plugin uses the same test to leave other databases alone).
 ARCHIVE_TABLES = frozenset({"posts", "authors", "sessions", "session_posts", "posts_fts"})
