@@ -3,6 +3,7 @@
     python bench/analysis_bench.py                 # 1,000,000 posts (builds the archive once, cached)
     python bench/analysis_bench.py --posts 100000  # smaller
     python bench/analysis_bench.py --rebuild       # regenerate the archive
+    python bench/analysis_bench.py --margins       # sessions with lead-ins, tails and missing parents
 
 What it prints:
 
@@ -20,7 +21,13 @@ What it prints:
 The archive is written directly with SQL (fast): weekly one-hour sessions of
 about 500 posts (a host asking Q1..Q5 on X, answers "A1: …" replying to the
 question or not, untagged replies in threads, retweets, context posts,
-incidental hashtags) plus stray posts between sessions.  The FTS insert
+incidental hashtags) plus stray posts between sessions.  With ``--margins``
+(a second cached archive) each session also has what real chats have
+around their hour: three announcements 5, 4 and 3 hours before, a reminder
+25 minutes before, a few greetings, two stragglers and a wrap-up after, and
+replies whose parent is missing (4% of thread replies point at a Mastodon
+placeholder parent shared by siblings, 2% at a missing X parent with the
+conversation's root id).  The FTS insert
 trigger is dropped while generating (the analysis never touches FTS; the
 update trigger stays, so an analysis that rewrote FTS rows would show).
 
@@ -58,10 +65,11 @@ def iso(dt: datetime) -> str:
 
 
 class Generator:
-    def __init__(self, seed: int = 7, authors: int = 20000):
+    def __init__(self, seed: int = 7, authors: int = 20000, margins: bool = False):
         self.rng = random.Random(seed)
         self.n_authors = authors
         self.next_id = 10**18
+        self.margins = margins
 
     def new_id(self) -> str:
         self.next_id += self.rng.randint(1, 5000)
@@ -78,6 +86,10 @@ class Generator:
         recent: list[str] = []
         minute_of_q = [5, 16, 28, 39, 50]
         q_i = 0
+        session_key = self.next_id
+        if self.margins:
+            self.around(start, -1, out_posts, out_tags)
+        root = None
         for k in range(n):
             t = start + timedelta(seconds=3600 * k / n + rng.random())
             minute = (t - start).total_seconds() / 60
@@ -110,6 +122,12 @@ class Generator:
                     if rng.random() < 0.5:
                         tags = []  # untagged reply into a thread
                         matched = 0 if rng.random() < 0.5 else 1
+                    if self.margins:
+                        gone = rng.random()
+                        if gone < 0.04:  # siblings under a missing Mastodon parent (a placeholder)
+                            reply_to = f"local:bench.example/{session_key}{rng.randint(0, 3)}"
+                        elif gone < 0.06 and questions:  # a missing X parent, its root known
+                            reply_to, root = f"{session_key}{rng.randint(0, 9)}", questions[-1]
                     text = self.text("@someone I agree, ", tags)
                 elif roll < 0.85 and recent:
                     quote = rng.choice(recent[-30:])
@@ -118,10 +136,29 @@ class Generator:
                     text = self.text("", tags)
             recent.append(pid)
             out_posts.append((pid, "x", "bench", f"https://x.com/{author}/status/{pid}", author, author, author,
-                              text, iso(t), reply_to, None, quote, repost, "en",
+                              text, iso(t), reply_to, root, quote, repost, "en",
                               rng.randint(0, 20), rng.randint(0, 5), rng.randint(0, 5), 0, matched))
+            root = None
             for tag in tags:
                 out_tags.append((pid, tag))
+        if self.margins:
+            self.around(start, 1, out_posts, out_tags)
+
+    def around(self, start: datetime, side: int, out_posts: list, out_tags: list) -> None:
+        """What comes before a session (side -1: announcements, a reminder,
+        greetings) or after it (1: stragglers and a wrap-up)."""
+        rng = self.rng
+        if side < 0:
+            offsets = [-300, -240, -180, -25] + sorted(rng.uniform(-8, -1) for _ in range(4))
+        else:
+            offsets = [60 + 40, 60 + 62, 60 + 65]
+        for minutes in offsets:
+            pid = self.new_id()
+            author = "u0" if minutes in (-300, -240, -180, -25, 125) else f"u{rng.randint(1, self.n_authors - 1)}"
+            t = start + timedelta(minutes=minutes, seconds=rng.random())
+            out_posts.append((pid, "x", "bench", f"https://x.com/{author}/status/{pid}", author, author, author,
+                              self.text("", [TAG]), iso(t), None, None, None, 0, "en", 0, 0, 0, 0, 1))
+            out_tags.append((pid, TAG))
 
     def strays(self, around: datetime, out_posts: list, out_tags: list) -> None:
         for _ in range(self.rng.randint(0, 4)):
@@ -138,7 +175,7 @@ INSERT_POST = """INSERT INTO posts (id, platform, source, url, author_id, author
     quote_count, matched) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 
-def build(path: Path, n_posts: int, start: datetime) -> dict:
+def build(path: Path, n_posts: int, start: datetime, margins: bool = False) -> dict:
     from chatarchive.archive.schema import open_db
 
     if path.exists():
@@ -147,7 +184,7 @@ def build(path: Path, n_posts: int, start: datetime) -> dict:
     conn = db.conn
     trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'posts_ai'").fetchone()[0]
     conn.execute("DROP TRIGGER posts_ai")
-    gen = Generator()
+    gen = Generator(margins=margins)
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO authors (id, platform, handle, name) VALUES (?, 'x', ?, ?)",
                      ((f"u{i}", f"u{i}", f"User {i}") for i in range(gen.n_authors)))
@@ -169,7 +206,7 @@ def build(path: Path, n_posts: int, start: datetime) -> dict:
         t += timedelta(days=7)
     conn.execute("COMMIT")
     conn.execute(trigger)
-    meta = {"posts": total, "sessions": sessions, "next": iso(t), "next_id": gen.next_id}
+    meta = {"posts": total, "sessions": sessions, "next": iso(t), "next_id": gen.next_id, "margins": margins}
     (path.with_suffix(".json")).write_text(json.dumps(meta))
     return meta
 
@@ -178,7 +215,7 @@ def new_session_posts(meta: dict, k: int, sessions: int = 1):
     """Post records for ``sessions`` more sittings after the archive's last."""
     from chatarchive.models import Author, Post
 
-    gen = Generator(seed=1000 + k)
+    gen = Generator(seed=1000 + k, margins=bool(meta.get("margins")))
     gen.next_id = meta["next_id"] + 10**12 * (k + 1)
     start = datetime.fromisoformat(meta["next"].replace("Z", "+00:00")) + timedelta(days=7 * k)
     rows: list = []
@@ -191,7 +228,7 @@ def new_session_posts(meta: dict, k: int, sessions: int = 1):
     for r in rows:
         yield Post(id=r[0], platform="x", source="bench", url=r[3], created_at=r[8],
                    author=Author(id=r[4], platform="x", handle=r[5], name=r[6]), text=r[7],
-                   reply_to_id=r[9], quote_of_id=r[11], is_repost=bool(r[12]), lang="en",
+                   reply_to_id=r[9], root_id=r[10], quote_of_id=r[11], is_repost=bool(r[12]), lang="en",
                    like_count=r[14], repost_count=r[15], reply_count=r[16], quote_count=r[17],
                    matched=bool(r[18]), hashtags=tag_of.get(r[0], []))
 
@@ -289,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--posts", type=int, default=1_000_000)
     ap.add_argument("--dir", default="/tmp/chatarchive-bench")
     ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--margins", action="store_true",
+                    help="an archive whose sessions have lead-ins, tails and replies to missing parents")
     ap.add_argument("--hash", action="store_true", help="print a SHA-256 of the analysis results at the end")
     ap.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -303,11 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_note())
     work = Path(args.dir)
     work.mkdir(parents=True, exist_ok=True)
-    base = work / f"base-{args.posts}.db"
+    base = work / f"base-{args.posts}{'-margins' if args.margins else ''}.db"
     meta_path = base.with_suffix(".json")
     if args.rebuild or not base.exists() or not meta_path.exists():
         t0 = time.perf_counter()
-        meta = build(base, args.posts, datetime(2010, 1, 6, 1, 0, tzinfo=timezone.utc))
+        meta = build(base, args.posts, datetime(2010, 1, 6, 1, 0, tzinfo=timezone.utc), margins=args.margins)
         print(f"built {base}: {meta['posts']:,} posts in {meta['sessions']:,} sessions "
               f"({time.perf_counter() - t0:.0f} s, {base.stat().st_size / 2**20:,.0f} MB)")
     meta = json.loads(meta_path.read_text())

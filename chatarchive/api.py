@@ -33,9 +33,11 @@ from typing import TYPE_CHECKING, Any, TextIO, overload
 import sqlite_utils
 
 from .analysis.pipeline import analyse_archive
-from .analysis.sessions import add_session, remove_session, set_schedule
-from .analysis.settings import hashtag_id
+from .analysis.sessions import add_session, delete_sessions, remove_session, set_schedule
+from .analysis.settings import Chat, explicit_chats, hashtag_id
+from .analysis.settings import forget as forget_chat
 from .analysis.stats import session_stats
+from .analysis.times import TIME_MAX, TIME_MIN
 from .archive.queries import get_session, list_sessions
 from .archive.schema import open_db
 from .archive.search import SearchResults
@@ -54,7 +56,7 @@ if TYPE_CHECKING:
 # as heavy as all the rest: they are imported by the methods that use them,
 # so that `chatarchive search` or `sessions list` start without them.
 
-__all__ = ["Archive", "ImportResult", "SessionsResult"]
+__all__ = ["Archive", "ForgetResult", "ImportResult", "SessionsResult"]
 
 Duration = timedelta | str  # a timedelta, or text such as "45m", "1h30m"
 Time = datetime | str  # a datetime, or ISO-8601 text (UTC unless an offset or tz is given)
@@ -115,6 +117,38 @@ class SessionsResult:
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of ``chatarchive sessions detect/schedule --json``."""
         return {"analysis": self.analysis, "sessions": [s.as_dict() for s in self.sessions]}
+
+
+@dataclass
+class ForgetResult:
+    """What :meth:`Archive.forget` did: the hashtag (as it was remembered),
+    the options it had, the detected sessions removed, the manual and
+    scheduled sessions kept, the detected sessions it has after the new
+    analysis (only by guessing, when no hashtag is named any more:
+    ``guessing``) and that analysis."""
+
+    hashtag: str
+    options: dict[str, Any]
+    removed: list[Session]
+    kept: list[Session]
+    detected_again: list[Session]
+    guessing: bool
+    analysis: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``chatarchive sessions forget --json``."""
+        return {"hashtag": self.hashtag, "options": self.options,
+                "removed": [s.slug for s in self.removed], "kept": [s.slug for s in self.kept],
+                "detected_again": [s.slug for s in self.detected_again], "guessing": self.guessing,
+                "analysis": self.analysis}
+
+
+def chat_options(chat: Chat) -> dict[str, Any]:
+    """A chat's remembered options, as ``sessions forget --json`` reports them."""
+    return {"timezone": chat.timezone, "hosts": chat.hosts, "gap_seconds": chat.gap_seconds,
+            "min_posts": chat.min_posts, "lead_seconds": chat.lead_seconds, "tail_seconds": chat.tail_seconds,
+            "question_pattern": chat.question_pattern, "answer_pattern": chat.answer_pattern,
+            "schedules": chat.schedules}
 
 
 class Archive:
@@ -221,20 +255,23 @@ class Archive:
         hosts: Iterable[str] | None = None,
         question_pattern: str | None = None,
         answer_pattern: str | None = None,
+        lead: Duration | None = None,
+        tail: Duration | None = None,
         redetect: bool = False,
         full: bool = False,
     ) -> dict[str, Any]:
         """Analyse what is new: threads, sessions, their members and Q&A
         (every import does this already).  Naming ``hashtags`` marks them as
         chats and re-detects their sessions; the options (``gap`` between
-        sessions, ``min_posts``, the chat's ``tz``, ``hosts``, question and
-        answer regexes with a group ``n``) are remembered for those hashtags,
-        or for every hashtag when none is named.  Returns counts and a
-        one-line ``summary``."""
+        sessions, ``min_posts``, how far a session's ``lead``-in reaches
+        before its core and its ``tail`` after it, the chat's ``tz``,
+        ``hosts``, question and answer regexes with a group ``n``) are
+        remembered for those hashtags, or for every hashtag when none is
+        named.  Returns counts and a one-line ``summary``."""
         return analyse_archive(
             self.db, hashtags=_names(hashtags), gap=_duration(gap), min_posts=min_posts, tz=tz,
             hosts=list(hosts or []), question_pattern=question_pattern, answer_pattern=answer_pattern,
-            redetect=redetect, full=full,
+            lead=_duration(lead), tail=_duration(tail), redetect=redetect, full=full,
         )
 
     # ----------------------------------------------------------------------
@@ -265,14 +302,19 @@ class Archive:
         hosts: Iterable[str] | None = None,
         question_pattern: str | None = None,
         answer_pattern: str | None = None,
+        lead: Duration | None = None,
+        tail: Duration | None = None,
     ) -> SessionsResult:
         """Re-detect the sessions of ``hashtags`` (every hashtag when none is
         named) with these options, remembered for later imports; manual and
-        scheduled sessions are left alone.  Returns the analysis and the
+        scheduled sessions are left alone.  ``lead``/``tail``: how far the
+        same day's posts before and after a session's core still belong to
+        it (default 6h and 2h; 0 for none).  Returns the analysis and the
         sessions of those hashtags."""
         tags = [t.lstrip("#") for t in _names(hashtags)]
         analysis = self.analyse(tags, gap=gap, min_posts=min_posts, tz=tz, hosts=hosts,
-                                question_pattern=question_pattern, answer_pattern=answer_pattern, redetect=True)
+                                question_pattern=question_pattern, answer_pattern=answer_pattern,
+                                lead=lead, tail=tail, redetect=True)
         wanted = {t.lower() for t in tags}
         found = [s for s in self.sessions() if not wanted or (s.hashtag or "").lower() in wanted]
         unknown = [t for t in tags if hashtag_id(self.db, t) is None]
@@ -290,15 +332,19 @@ class Archive:
         title: str | None = None,
     ) -> Session:
         """Add a session with an explicit window, from ``start`` to ``end`` or
-        for ``duration`` (taking over a detected session that overlaps it);
-        ``tz`` is the zone of times without an offset and of the slug's date.
-        Its members and Q&A are analysed at once."""
+        for ``duration`` (taking over a session that overlaps it); ``tz`` is
+        the zone of times without an offset and of the slug's date.  Without
+        ``hosts`` the hosts given before for that session are kept; with them
+        they are replaced.  Its members and Q&A are analysed at once."""
         if (end is None) == (duration is None):
             raise ChatArchiveError("Give exactly one of end and duration")
         if tz:
             get_zone(tz)
-        t0 = _utc(start, tz)
-        t1 = _utc(end, tz) if end is not None else t0 + _required_duration(duration)
+        t0 = _in_range(_utc(start, tz), "start")
+        length = _required_duration(duration) if end is None else None
+        if length is not None and length > timedelta(days=7):
+            raise ChatArchiveError(f"--duration {length} is longer than a week; is that one session?")
+        t1 = _in_range(_utc(end, tz) if end is not None else t0 + (length or timedelta(0)), "end")
         with transaction(self.db):
             sid = add_session(self.db, hashtag, iso_utc(t0), iso_utc(t1), hosts=hosts, title=title, tz=tz)
             analyse_archive(self.db, refresh_sessions=[sid])
@@ -331,6 +377,25 @@ class Archive:
         """Delete a session (its posts stay); returns what it was."""
         with transaction(self.db):
             return remove_session(self.db, str(id_or_slug))
+
+    def forget(self, hashtag: str) -> ForgetResult:
+        """Undo naming a chat hashtag: delete its remembered options and
+        schedule (its ``chats`` row) and its detected sessions, then analyse
+        again as if it had never been named.  Its manual and scheduled
+        sessions are kept (remove them with :meth:`remove_session`).  When no
+        hashtag is named any more, every hashtag is tried again, so the
+        hashtag may get detected sessions back by guessing
+        (``ForgetResult.detected_again``).  Raises ChatArchiveError when the
+        hashtag is not remembered."""
+        with transaction(self.db):
+            chat = forget_chat(self.db, hashtag)
+            mine = [s for s in self.sessions() if (s.hashtag or "").lower() == chat.hashtag.lower()]
+            removed = [s for s in mine if s.source == "detected"]
+            delete_sessions(self.db, [s.id for s in removed])
+            analysis = analyse_archive(self.db, redetect=True)
+        again = [s for s in self.sessions(chat.hashtag) if s.source == "detected"]
+        return ForgetResult(chat.hashtag, chat_options(chat), removed, [s for s in mine if s.source != "detected"],
+                            again, guessing=not explicit_chats(self.db), analysis=analysis)
 
     # ----------------------------------------------------------------------
     # Search and outputs
@@ -376,19 +441,22 @@ class Archive:
         templates: str | os.PathLike[str] | None = None,
         download_media: bool = False,
         search: bool = True,
+        prune: bool = False,
         progress: Callable[[str], None] | None = None,
     ) -> RecapResult:
         """Write the static recap site of ``sessions`` (ids or slugs; all when
-        none is given) into the folder ``out``: index, one page per session,
-        hashtag and participant, and a Pagefind search index (``search``).
-        ``templates`` is a folder of templates overriding ours;
-        ``download_media`` copies avatars and media into the site.  Re-running
-        rewrites only what changed."""
+        none is given) into the folder ``out``: one page per session, the
+        index and hashtag pages (listing every session of the archive), the
+        pages of those sessions' people, and a Pagefind search index
+        (``search``).  Every other page already in ``out`` is kept; ``prune``
+        removes the pages of sessions no longer in the archive.  ``templates``
+        is a folder of templates overriding ours; ``download_media`` copies
+        avatars and media into the site.  Only files that changed are written."""
         from .recap.site import build_site
 
         keys = [sessions] if isinstance(sessions, (str, int)) else (list(sessions) if sessions is not None else None)
         return build_site(self.db, Path(out), keys or None, templates=None if templates is None else Path(templates),
-                          download_media=download_media, search=search, progress=progress)
+                          download_media=download_media, search=search, prune=prune, progress=progress)
 
     @overload
     def export(self, session: str | int, fmt: str = ..., to: None = ...) -> str: ...
@@ -448,6 +516,13 @@ def _required_duration(value: Duration | None) -> timedelta:
     if got is None:
         raise ChatArchiveError("A duration is required (e.g. 1h, 45m)")
     return got
+
+
+def _in_range(dt: datetime, what: str) -> datetime:
+    """A session's time, refused outside the span the archive holds times in."""
+    if not TIME_MIN <= iso_utc(dt) < TIME_MAX:
+        raise ChatArchiveError(f"The session's {what} {iso_utc(dt)} is outside {TIME_MIN[:10]} .. {TIME_MAX[:10]}")
+    return dt
 
 
 def _utc(value: Time, tz: str | None = None) -> datetime:

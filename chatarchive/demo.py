@@ -90,8 +90,10 @@ def step_summary(run: DemoRun) -> None:
              f"by {s['participants']} participants ({platforms})")
     run.echo(f"Sessions: {len(s['sessions'])}")
     for sess in s["sessions"]:
+        newcomers = ("first archived session: newcomers unknown" if sess["first_timers"] is None
+                     else f"{sess['first_timers']} first-timers, {sess['returning']} returning")
         run.echo(f"  {sess['slug']}: {sess['when']}, {sess['posts']} posts, {sess['participants']} participants"
-                 f" ({sess['first_timers']} first-timers, {sess['returning']} returning)")
+                 f" ({newcomers})")
         if sess["hosts"]:
             run.echo(f"    hosts: {', '.join('@' + h for h in sess['hosts'])}")
         for q in sess["questions"]:
@@ -148,6 +150,10 @@ def run_demo(directory: Path, echo: Callable[[str], None] = print,
 # What the archive holds, for the report (plain data; the steps print it)
 
 
+def count_or_none(items: list | None) -> int | None:
+    return None if items is None else len(items)
+
+
 def archive_summary(archive: Archive) -> dict[str, Any]:
     """Counts over the whole archive plus one entry per session (its
     statistics from ``Archive.session_stats``)."""
@@ -162,7 +168,8 @@ def archive_summary(archive: Archive) -> dict[str, Any]:
             "id": s.id, "slug": s.slug, "start": s.start, "end": s.end,
             "when": local_time(s.start, s.timezone, zone=True) or "?",
             "posts": st["posts"], "participants": st["participants"],
-            "first_timers": len(st["first_timers"]), "returning": len(st["returning"]),
+            # None for the first archived session of a hashtag: the archive cannot know
+            "first_timers": count_or_none(st["first_timers"]), "returning": count_or_none(st["returning"]),
             "hosts": st["session"]["hosts"] or [],
             "questions": [{"number": x["number"], "text": x["text"], "answers": x["answers"]}
                           for x in st["questions"]],

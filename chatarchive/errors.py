@@ -1,4 +1,10 @@
-"""Typed errors raised by the library; the CLI (``cli/``) turns them into one-line messages."""
+"""Typed errors raised by the library; the CLI (``cli/``) turns them into one-line messages.
+
+Also :func:`redact`, the one rule that keeps credentials inside URLs out of
+messages.
+"""
+
+import re
 
 
 class ChatArchiveError(Exception):
@@ -28,3 +34,24 @@ class NotFoundError(ChatArchiveError):
 
 class CaptureError(ChatArchiveError):
     """A live API refused us in a way retrying cannot fix (auth, bad query)."""
+
+
+class BusyError(ChatArchiveError):
+    """Another process holds the archive's write lock (an import, a capture)
+    for longer than the busy timeout (``CHATARCHIVE_BUSY_TIMEOUT`` seconds)."""
+
+    def __init__(self, path: str, what: str = "another import or capture is writing to this archive"):
+        self.path = path
+        super().__init__(f"{path}: {what}; try again when it ends")
+
+
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/?#@\s]*)@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the user and password of every URL in it replaced by
+    ``***`` (``https://ana:secret@host/`` -> ``https://***@host/``): messages
+    name URLs from files and options, never the secrets inside them."""
+    if "@" not in text or "://" not in text:
+        return text
+    return _CREDENTIALS.sub(r"\1***@", text)

@@ -2,12 +2,19 @@
 
 ``export_session(db, session, fmt, stream)`` writes to any text stream, from
 the same view model as the recap page and the Datasette page
-(``present.views.load_session``).  The Markdown groups the chat the way a
-host recaps it: each question with its answers (most engaged first) and
+(``present.views.load_session``), so it says what they say: the session's
+post count, "Before the chat", first-timers only when they can be known.
+The Markdown groups the chat the way a host recaps it: what was posted
+before the chat, each question with its answers (most engaged first) and
 their replies nested under them, then the rest of the conversation in time
 order, links and people.  Post text is escaped for Markdown (so ``<script>``
 or ``[x](javascript:…)`` in a post stays text when the blog renders it) and
-only http(s) URLs (``safety.safe_url``) become links.
+only http(s) URLs (``safety.safe_url``) become links, shown shortened.
+
+Every format is written without control characters but newline and tab
+(``present.text.clean``): a post cannot send an escape sequence to the
+terminal of whoever reads the export.  A deleted post is exported as a
+tombstone (``deleted_at``, no text).
 """
 
 from __future__ import annotations
@@ -21,10 +28,18 @@ from typing import Any, TextIO
 import sqlite_utils
 
 from .errors import ChatArchiveError
-from .present.text import URL_IN_TEXT, human_duration, trim_url
+from .present.text import (
+    TIME_UNKNOWN,
+    URL_IN_TEXT,
+    clean,
+    clean_data,
+    human_duration,
+    local_datetime,
+    short_url,
+    trim_url,
+)
 from .present.views import SessionPost, SessionView, flatten_tree, load_session
 from .safety import safe_url
-from .timeutil import parse_iso
 
 FORMATS = ("md", "json", "jsonl", "csv")
 
@@ -32,7 +47,7 @@ CSV_COLUMNS = [
     "session", "id", "platform", "created_at", "author_handle", "author_name", "text", "url",
     "reply_to_id", "quote_of_id", "is_repost", "matched", "question", "answers_question",
     "conversation_id", "like_count", "repost_count", "reply_count", "quote_count", "links",
-    "media", "media_alt",
+    "media", "media_alt", "deleted_at",
 ]
 
 
@@ -42,11 +57,11 @@ def export_session(db: sqlite_utils.Database, session: str | int, fmt: str, stre
         raise ChatArchiveError(f"Unknown export format {fmt!r} (use one of: {', '.join(FORMATS)})")
     data = load_session(db, session)
     if fmt == "md":
-        stream.write(markdown(data))
+        stream.write(clean(markdown(data)))
     elif fmt == "json":
-        stream.write(json.dumps(as_json(data), ensure_ascii=False, indent=2) + "\n")
+        stream.write(json.dumps(clean_data(as_json(data)), ensure_ascii=False, indent=2) + "\n")
     elif fmt == "jsonl":
-        stream.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in post_records(data))
+        stream.writelines(json.dumps(clean_data(record), ensure_ascii=False) + "\n" for record in post_records(data))
     else:
         writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -61,6 +76,15 @@ def export_session(db: sqlite_utils.Database, session: str | int, fmt: str, stre
 
 def post_record(p: SessionPost, slug: str) -> dict[str, Any]:
     sp = p.post
+    if sp.deleted_at:  # a tombstone: its place in the session and threads, nothing it said
+        return {
+            "session": slug, "id": sp.id, "platform": sp.platform, "created_at": sp.created_at,
+            "author_id": None, "author_handle": None, "author_name": None, "text": "", "html": None, "url": None,
+            "reply_to_id": sp.reply_to_id, "quote_of_id": sp.quote_of_id, "is_repost": bool(sp.is_repost),
+            "matched": bool(sp.matched), "question": p.q_number, "answers_question": p.a_number,
+            "conversation_id": sp.conversation_id, "like_count": None, "repost_count": None,
+            "reply_count": None, "quote_count": None, "links": [], "media": [], "deleted_at": sp.deleted_at,
+        }
     return {
         "session": slug,
         "id": sp.id,
@@ -85,6 +109,7 @@ def post_record(p: SessionPost, slug: str) -> dict[str, Any]:
         "quote_count": sp.quote_count,
         "links": list(p.links),
         "media": [{"url": m.url, "type": m.type, "alt": m.alt} for m in p.media],
+        "deleted_at": None,
     }
 
 
@@ -96,11 +121,17 @@ def post_records(data: SessionView) -> Iterable[dict[str, Any]]:
 
 def as_json(data: SessionView) -> dict[str, Any]:
     stats = {k: v for k, v in data.stats.items() if k != "session"}
+    deleted = {p.id for p in data.posts if p.deleted}
+    if deleted:  # tombstones keep nothing of what they said, in the statistics either
+        stats["top_posts"] = [t for t in stats.get("top_posts") or [] if t.get("id") not in deleted]
+        stats["questions"] = [{**q, "text": None} if q.get("post_id") in deleted else q
+                              for q in stats.get("questions") or []]
     return {
         "session": data.stats["session"],
         "stats": stats,
         "questions": [
-            {"number": q.number, "post_id": q.post_id, "text": q.text, "answers": [a.post.id for a in q.answers]}
+            {"number": q.number, "post_id": q.post_id, "text": None if q.post_id in deleted else q.text,
+             "answers": [a.post.id for a in q.answers]}
             for q in data.questions
         ],
         "conversations": [
@@ -130,7 +161,7 @@ def csv_row(record: dict[str, Any]) -> dict[str, Any]:
     row["media_alt"] = " | ".join(m["alt"] or "" for m in record["media"]) if record["media"] else ""
     for k in ("is_repost", "matched"):
         row[k] = int(bool(record[k]))
-    return {k: _cell(v) for k, v in row.items()}
+    return {k: _cell(clean(v) if isinstance(v, str) else v) for k, v in row.items()}
 
 
 # --------------------------------------------------------------------------
@@ -164,12 +195,23 @@ def md_text(text: str) -> str:
         if not href:
             continue
         out.append(md_escape(text[pos:m.start()]))
-        out.append(f"<{href}>{md_escape(tail)}")
+        out.append(f"{md_url(href, url)}{md_escape(tail)}")
         pos = m.end()
     out.append(md_escape(text[pos:]))
     lines = "".join(out).split("\n")
     lines = [_MD_LINE_START.sub(_escape_line_start, ln) for ln in lines]
     return "  \n".join(ln.rstrip() for ln in lines).strip()
+
+
+def md_url(href: str, shown: str | None = None) -> str:
+    """A URL in Markdown: a link whose text is the URL shortened for reading
+    (as the recap shows it); the whole URL is the target."""
+    return f"[{md_escape(short_url(shown or href))}]({_md_target(href)})"
+
+
+def _md_target(href: str) -> str:
+    # safe_url percent-encodes spaces, quotes and <>; parentheses are encoded too
+    return href.replace("(", "%28").replace(")", "%29")
 
 
 def _md_link(label: str, url: str | None) -> str:
@@ -183,9 +225,16 @@ def _who(p: SessionPost) -> str:
     return f"**{name}** ({handle})" if name else f"**{handle}**"
 
 
+def _hhmm(created_at: str | None, data: SessionView) -> str:
+    dt = local_datetime(created_at, data.zone)
+    return dt.strftime("%H:%M") if dt else TIME_UNKNOWN
+
+
 def _md_post(p: SessionPost, data: SessionView, indent: str = "", bullet: str = "- ") -> list[str]:
     sp = p.post
-    when = parse_iso(sp.created_at or "").astimezone(data.zone).strftime("%H:%M")
+    when = _hhmm(sp.created_at, data)
+    if sp.deleted_at:
+        return [f"{indent}{bullet}*Deleted post* ({when})"]
     head = f"{indent}{bullet}{_who(p)}, {_md_link(when, sp.url)}: "
     text = sp.text or ""
     if sp.spoiler_text:
@@ -215,8 +264,8 @@ def markdown(data: SessionView) -> str:
     s = data.session
     st = data.stats
     zone = data.zone
-    start = parse_iso(s.start).astimezone(zone) if s.start else None
-    end = parse_iso(s.end).astimezone(zone) if s.end else None
+    start = local_datetime(s.start, zone)
+    end = local_datetime(s.end, zone)
     tag = f"#{s.hashtag}" if s.hashtag else "Chat"
     title = s.title or (f"{tag} · {start:%-d %B %Y}" if start else tag)
     out: list[str] = [f"# {md_escape(title)}", ""]
@@ -230,22 +279,32 @@ def markdown(data: SessionView) -> str:
         out.append(f"**{when}**" + (f" · hosted by {', '.join(md_escape('@' + h) for h in s.hosts)}"
                                       if s.hosts else ""))
         out.append("")
-    first = sum(1 for p in data.participants if p.first_timer)
-    counts = [f"{st.get('matched_posts', st.get('posts', 0)):,} posts", f"{len(data.participants):,} people"]
+    first = data.first_timers
+    counts = [f"{len(data.posts):,} post{'s' if len(data.posts) != 1 else ''}", f"{len(data.participants):,} people"]
     if first:
-        counts[-1] += f" ({first} first-timers)"
+        counts[-1] += f" ({first} here for the first time in this archive)"
     counts.append(f"{len(data.questions)} question{'s' if len(data.questions) != 1 else ''}")
     out += [" · ".join(counts), ""]
 
     shown: set[str] = set()
+    qa = {p.id for p in data.posts if p.post.question_id is not None or p.post.answer_to_id is not None}
+    before = [p for p in data.lead_in if p.id not in qa and not p.post.is_repost]
+    if before:
+        out += ["## Before the chat", ""]
+        for p in before:
+            out += _md_post(p, data)
+            shown.add(p.id)
+        out.append("")
     for q in data.questions:
         qpost = q.post
-        qtext = (qpost.post.text if qpost else q.text) or ""
-        out.append(f"## Q{q.number}: {_question_title(qtext, q.number, s.hashtag)}")
+        gone = qpost is not None and qpost.deleted
+        qtext = "" if gone else (qpost.post.text if qpost else q.text) or ""
+        out.append(f"## Q{q.number}: {'*(deleted)*' if gone else _question_title(qtext, q.number, s.hashtag)}")
         out.append("")
         if qpost:
             shown.add(qpost.id)
-            when = parse_iso(qpost.post.created_at or "").astimezone(zone).strftime("%H:%M")
+        if qpost and not gone:
+            when = _hhmm(qpost.post.created_at, data)
             n = len(q.answers)
             out.append(f"*Asked by {md_escape('@' + qpost.handle)} at {_md_link(when, qpost.post.url)} · "
                        f"{n} answer{'s' if n != 1 else ''}*")
@@ -270,18 +329,18 @@ def markdown(data: SessionView) -> str:
             out += _md_post(data.by_id[pid], data, indent="  " * depth)
         out.append("")
 
-    links = [(safe_url(x["url"]), x.get("count", 1)) for x in st.get("links") or []]
-    links = [(u, n) for u, n in links if u]
+    found = [(safe_url(x.get("url")), x.get("count", 1)) for x in st.get("links") or [] if isinstance(x, dict)]
+    links = [(u, n) for u, n in found if u]
     if links:
         out += ["## Links shared", ""]
-        out += [f"- <{u}>" + (f" ({n}×)" if n > 1 else "") for u, n in links]
+        out += [f"- {md_url(u)}" + (f" ({n}×)" if n > 1 else "") for u, n in links]
         out.append("")
     if data.participants:
         out += ["## People", ""]
         people = []
         for u in data.participants:
             label = md_escape("@" + (u.handle or "?"))
-            badge = " (host)" if u.host else (" (first chat!)" if u.first_timer else "")
+            badge = " (host)" if u.host else (" (first time in this archive)" if u.first_timer else "")
             people.append(f"{_md_link(label, u.url)}{badge}")
         out += [", ".join(people), ""]
     out += ["---", "", f"*Times in {md_escape(s.timezone or 'UTC')}. Archived with chatarchive.*", ""]

@@ -2,8 +2,9 @@
 
 * ``Post``, ``Author``, ``Media``: what sources produce (pure functions, no
   I/O) and ``archive.writer.PostWriter`` writes.  Ids are strings, times are
-  UTC ``YYYY-MM-DDTHH:MM:SS.fffZ``, counts are ``None`` (not 0) when a source
-  does not supply them.
+  UTC ``YYYY-MM-DDTHH:MM:SS.fffZ`` (or None when unreadable), counts are
+  ``None`` (not 0) when a source does not supply them; ``sources.check``
+  holds every field to its type before anything reaches SQL.
 * ``StoredPost``: a row of the ``posts`` table.  Its fields are the table's
   columns, in order: the one list of them (``archive.schema.POST_COLUMNS``
   and every query's column list are derived from it).
@@ -44,7 +45,9 @@ class Post:
     id: str  # tweet id | Mastodon status uri | Bluesky at:// uri
     platform: str  # "x" | "mastodon" | "bluesky"
     source: str  # format name that produced it, e.g. "twarc2", "mastodon"
-    created_at: str  # UTC, "YYYY-MM-DDTHH:MM:SS.fffZ"
+    # UTC, "YYYY-MM-DDTHH:MM:SS.fffZ", within timeutil's range; None when the
+    # source's time cannot be read (stored NULL, with a warning)
+    created_at: str | None
     author: Author | None
     text: str = ""
     html: str | None = None  # sanitized HTML (Mastodon only)
@@ -73,6 +76,28 @@ class Post:
     edited_at: str | None = None
     # The raw source object exactly as read (dict/list), kept in table `raw`.
     raw: Any = None
+    # What the source got wrong about this post that was mended or dropped
+    # (an unreadable time stored as NULL, a count too large to be true): one
+    # plain sentence each, reported as FILE:LINE: warning by the importer.
+    # Never stored.
+    warnings: list[str] = field(default_factory=list)
+
+
+# The reply_to_id of a reply whose parent is known only by its id on one
+# server (a Mastodon in_reply_to_id, the parent not stored): a stand-in,
+# the same for every sibling and every import, never the id of a real
+# post; archive.writer.resolve_local_replies puts the parent's uri in its
+# place when the parent arrives.
+REPLY_PLACEHOLDER_PREFIX = "local:"
+
+
+def local_placeholder(instance: str | None, local_id: str) -> str:
+    """``local:SERVER/LOCAL_ID``: see :data:`REPLY_PLACEHOLDER_PREFIX`."""
+    return f"{REPLY_PLACEHOLDER_PREFIX}{instance or 'unknown'}/{local_id}"
+
+
+def is_reply_placeholder(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(REPLY_PLACEHOLDER_PREFIX)
 
 
 # --------------------------------------------------------------------------

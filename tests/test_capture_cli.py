@@ -9,10 +9,12 @@ import os
 import re
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_servers import FakeBluesky, FakeMastodon, FakeX, at_uri, make_chat, x_id
@@ -302,3 +304,281 @@ def test_ctrl_c_stops_a_follow_cleanly(tmp_path):
     # the archive is back in rollback-journal mode, everything in the main file
     assert db.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     assert not (tmp_path / "chats.db-wal").exists()
+
+
+# --------------------------------------------------------------------------
+# Streams: kill -9 mid-stream, every platform at once, set and forget
+
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+from fake_streams import FakeAppView, FakeJetstream, FakeMastodonStreaming, FakeXStream, post_events  # noqa: E402
+
+from chatarchive.capture.http import ManualClock  # noqa: E402
+from chatarchive.capture.schedule import Plan, next_occurrence, plan_at, run_schedule, stored_plans  # noqa: E402
+from chatarchive.capture.ui import StreamPanel  # noqa: E402
+
+STREAM_TOKEN = "masto-stream-Tq9"
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@pytest.mark.parametrize("platform", ["bluesky", "mastodon", "x"])
+def test_kill_9_mid_stream_then_rerun_loses_nothing_and_duplicates_nothing(tmp_path, platform):
+    db_path = tmp_path / "chats.db"
+    now = time.time()
+    posts = make_chat(100, now + 0.6, duration=3.4, questions=3)  # posts at +1.6 … +3.0 s
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "X_BEARER_TOKEN": X_TOKEN,
+           "MASTODON_TOKEN": STREAM_TOKEN}
+    av = FakeAppView().start()
+    if platform == "bluesky":
+        srv: Any = FakeJetstream().start()
+        srv.schedule(post_events(posts))
+        target = ["--jetstream", srv.url, "--appview", av.url]
+        key = at_uri
+    elif platform == "mastodon":
+        srv = FakeMastodonStreaming(posts, stream_token=STREAM_TOKEN).start()
+        target = ["--instance", srv.url]
+        key = srv.uri
+    else:
+        srv = FakeXStream(posts, token=X_TOKEN, keepalive=0.3).start()
+        target = ["--api-base", srv.url]
+        key = x_id
+    try:
+        args = ["capture", str(db_path), platform, "#edchat", "--stream", *target, "--no-analyse"]
+        proc = _cli_process(args + ["--until", _iso(now + 8)], env)
+        try:
+            deadline = time.time() + 30
+            while _count(db_path) < 12 and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.02)
+            assert proc.poll() is None, proc.stderr.read().decode()
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        killed_at = _count(db_path)
+        tagged = [p for p in posts if p.tags]
+        assert 12 <= killed_at < len(tagged), killed_at
+        while time.time() < now + 3.3:  # the rest of the chat happens while nothing listens
+            time.sleep(0.05)
+        rerun = _cli_process(args + ["--until", _iso(time.time() + 2.0), "--json"], env)
+        out, err_ = rerun.communicate(timeout=60)
+        assert rerun.returncode == 0, err_.decode()
+        summary = json.loads(out)
+    finally:
+        srv.stop()
+        av.stop()
+    assert summary["resumed"] is True and summary["status"] == "ok" and summary["mode"] == "stream"
+    db = open_db(db_path, create=True)
+    want = {key(p) for p in posts if p.tags}
+    got = [r[0] for r in db.execute("SELECT id FROM posts WHERE matched = 1")]
+    lost = want - set(got)
+    assert not lost, f"lost {len(lost)} posts; killed at {killed_at}; states: " + repr(
+        db.execute("SELECT id, status, state FROM captures").fetchall())
+    assert sorted(got) == sorted(want)  # nothing lost, nothing twice
+    rows = db.execute("SELECT status, added FROM captures ORDER BY id").fetchall()
+    assert rows[0][0] == "running"  # the killed run never got to say goodbye
+    total = db.execute("SELECT count(*) FROM posts").fetchone()[0]
+    assert rows[0][1] + rows[1][1] == total  # every row counted once, by the run that added it
+    if platform == "bluesky":
+        state = json.loads(db.execute("SELECT state FROM captures WHERE id = 1").fetchone()[0])
+        assert srv.connections[-1]["cursor"] <= state["time_us"] - 5_000_000 + 1
+
+
+def test_all_platforms_at_once_into_one_session(runner, db_path, tmp_path):
+    now = time.time()
+    posts = make_chat(90, now + 0.3, duration=3.0, questions=3)
+    env = {"X_BEARER_TOKEN": X_TOKEN, "MASTODON_TOKEN": STREAM_TOKEN}
+    with FakeJetstream() as js, FakeAppView() as av, FakeMastodonStreaming(posts, stream_token=STREAM_TOKEN) as m, \
+            FakeXStream(posts, token=X_TOKEN, keepalive=0.3) as x:
+        js.schedule(post_events(posts))
+        res = runner.invoke(cli, ["capture", str(db_path), "all", "#edchat", "--instance", m.url, "--api-base", x.url,
+                                  "--jetstream", js.url, "--appview", av.url, "--until", _iso(now + 3.6)], env=env)
+    assert res.exit_code == 0, res.output
+    for name in ("bluesky '#edchat' stream", "x '#edchat' stream", f"{m.url[7:]} '#edchat' stream"):
+        assert name in res.output
+    db = open_db(db_path, create=True)
+    per = dict(db.execute("SELECT platform, count(*) FROM posts WHERE matched = 1 GROUP BY platform").fetchall())
+    n = len([p for p in posts if p.tags])
+    assert per == {"bluesky": n, "mastodon": n, "x": n}
+    sessions = db.execute("SELECT platforms FROM sessions").fetchall()
+    assert len(sessions) == 1 and sorted(json.loads(sessions[0][0])) == ["bluesky", "mastodon", "x"]
+
+
+def test_all_skips_what_it_lacks_with_one_line_each(runner, db_path):
+    now = time.time()
+    posts = make_chat(30, now + 0.2, duration=2.2, questions=1)
+    with FakeJetstream() as js, FakeAppView() as av:
+        js.schedule(post_events(posts))
+        res = runner.invoke(cli, ["capture", str(db_path), "all", "#edchat", "--jetstream", js.url, "--appview", av.url,
+                                  "--until", _iso(now + 2.0), "--no-analyse"])
+    assert res.exit_code == 0, res.output
+    assert "x: skipped: set X_BEARER_TOKEN" in res.output
+    assert "mastodon: skipped: give --instance URL" in res.output
+    assert "bluesky '#edchat' stream" in res.output
+    db = open_db(db_path, create=True)
+    assert db.execute("SELECT count(*) FROM posts WHERE matched = 1").fetchone()[0] == len([p for p in posts if p.tags])
+
+
+def test_at_a_time_waits_then_captures_that_window(runner, db_path):
+    now = time.time()
+    start = now + 1.2
+    before = make_chat(10, now - 30, duration=20, questions=0, seed=3)  # before the window: not in it
+    posts = make_chat(30, start - 1.0, duration=2.6, questions=1, seed=4, first_n=300)  # at +1.2 … +1.8
+    with FakeJetstream() as js, FakeAppView() as av:
+        js.schedule(post_events(before) + post_events(posts))
+        res = runner.invoke(cli, ["capture", str(db_path), "bluesky", "#edchat", "--at", _iso(start), "--duration", "1s",
+                                  "--jetstream", js.url, "--appview", av.url, "--no-analyse", "--json"])
+        first_connect = js.connections[0]["at"]
+    assert res.exit_code == 0, res.output
+    assert first_connect >= start - 0.2  # it waited for the window
+    out = json.loads(res.stdout)
+    assert out["status"] == "ok" and out["mode"] == "stream"
+    db = open_db(db_path, create=True)
+    got = {r[0] for r in db.execute("SELECT id FROM posts WHERE matched = 1")}
+    want = {at_uri(p) for p in posts if p.tags and start <= p.t + 0.05 < start + 1}
+    assert want and got == want
+
+
+def test_weekly_occurrences_keep_local_time_across_dst_and_the_wait_is_on_the_clock():
+    plan = plan_at("wed 20:00", "America/New_York", timedelta(hours=1, minutes=15), before=timedelta(minutes=15))
+    # Tuesday 2026-03-03 12:00 UTC (winter, UTC-5): next is Wed 20:00 EST = Thu 01:00 UTC
+    now = datetime(2026, 3, 3, 12, 0, tzinfo=timezone.utc)
+    occ = next_occurrence([plan], now)
+    assert occ is not None and occ.start == datetime(2026, 3, 5, 1, 0, tzinfo=timezone.utc)
+    assert occ.capture_from == occ.start - timedelta(minutes=15) and occ.capture_until == occ.start + timedelta(hours=1, minutes=15)
+    # after the DST change (2026-03-08) 20:00 EDT is 00:00 UTC
+    occ2 = next_occurrence([plan], occ.capture_until + timedelta(seconds=1))
+    assert occ2 is not None and occ2.start == datetime(2026, 3, 12, 0, 0, tzinfo=timezone.utc)
+    # in the middle of a chat, that chat is the one to capture (from its start)
+    mid = next_occurrence([plan], occ.start + timedelta(minutes=30))
+    assert mid == occ
+    clock = ManualClock(now.timestamp())
+    windows: list[tuple[datetime, datetime, float]] = []
+    run_schedule([plan], lambda o: windows.append((o.capture_from, o.capture_until, clock.time())), clock=clock,
+                 max_occurrences=2)
+    assert [(w[0], w[1]) for w in windows] == [(occ.capture_from, occ.capture_until),
+                                                (occ2.capture_from, occ2.capture_until)]
+    assert [w[2] for w in windows] == [occ.capture_from.timestamp(), occ2.capture_from.timestamp()]
+    once = run_schedule([plan], lambda o: o, clock=ManualClock(now.timestamp()), once=True)
+    assert len(once) == 1
+
+
+def test_scheduled_uses_the_stored_schedule(runner, db_path):
+    res = runner.invoke(cli, ["sessions", "schedule", str(db_path), "--hashtag", "edchat", "--every", "thu 12:30",
+                              "--tz", "Europe/Berlin", "--duration", "45m", "--before", "10m"])
+    if res.exit_code != 0:  # no archive yet: make one
+        open_db(db_path, create=True).conn.close()
+        res = runner.invoke(cli, ["sessions", "schedule", str(db_path), "--hashtag", "edchat", "--every", "thu 12:30",
+                                  "--tz", "Europe/Berlin", "--duration", "45m", "--before", "10m"])
+    assert res.exit_code == 0, res.output
+    plans = stored_plans(open_db(db_path, create=True), "#edchat")
+    assert plans == [Plan(timedelta(minutes=45), "Europe/Berlin", every="thu 12:30", before=timedelta(minutes=10))]
+    with pytest.raises(Exception, match="no stored schedule"):
+        stored_plans(open_db(db_path, create=True), "#otherchat")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["all", "#a", "--follow", "--duration", "2s"], "not both"),
+    (["bluesky", "#a", "--at", "wed 20:00"], "--duration"),
+    (["bluesky", "#a", "--at", "someday", "--duration", "1h"], "Invalid --at"),
+    (["bluesky", "#a", "--at", "wed 20:00", "--duration", "1h", "--since", "2026-01-01"], "drop --since"),
+    (["x", "#a", "--jetstream", "wss://j.example", "--duration", "2s"], "--jetstream"),
+    (["context", "x-1", "--stream"], "context"),
+    (["bluesky", "#a", "--stream", "--jetstream", "ftp://nope", "--duration", "2s"], "WebSocket URL"),
+    (["bluesky", "#a b", "--stream", "--duration", "2s"], "one hashtag"),
+])
+def test_bad_stream_options_are_one_clear_line(runner, db_path, args, message):
+    res = runner.invoke(cli, ["capture", str(db_path), *args])
+    assert res.exit_code in (1, 2) and message in res.output and "Traceback" not in res.output, res.output
+    assert not db_path.exists()
+
+
+def test_stream_panel_shows_every_platform_rate_question_and_newest_posts(db):
+    from chatarchive.capture.live import capture_live
+    from chatarchive.capture.runner import CaptureOptions
+    from chatarchive.capture.stream import StreamPolicy
+
+    now = time.time()
+    posts = make_chat(40, now + 0.2, duration=2.2, questions=2)
+    console = Console(record=True, force_terminal=True, width=130, color_system=None)
+    with FakeJetstream() as js, FakeAppView() as av, FakeXStream(posts, token=X_TOKEN, keepalive=0.3) as x:
+        js.schedule(post_events(posts))
+        opts = CaptureOptions(until=datetime.fromtimestamp(now + 2.2, timezone.utc), api_base=x.url, jetstream=js.url,
+                              appview=av.url, analyse=False)
+        from chatarchive.capture.config import Config as C
+        capture_live(db, ["bluesky", "x"], "#edchat", opts, C(x_bearer_token=Secret(X_TOKEN)),
+                     ui=StreamPanel(console), policy=StreamPolicy(commit_interval=0.1, grace=0.2))
+    text = console.export_text()
+    n = len([p for p in posts if p.tags])
+    assert "chatarchive capture · bluesky + x · #edchat · live" in text
+    assert re.search(rf"bluesky\s+live.*\s{n}\s+{n}\s+0", text), text
+    assert re.search(rf"\bx\s+live.*\s{n}\s+{n}\s+0", text), text
+    last_q = max((p for p in posts if p.text.startswith("Q")), key=lambda p: p.t)
+    assert re.search(rf"Question  (bluesky|x) @host(\.bsky\.social)?: {re.escape(last_q.text)}", text), text
+    newest = max((p for p in posts if p.tags), key=lambda p: p.t)
+    assert f"@{newest.author}" in text
+
+
+# --------------------------------------------------------------------------
+# The config folder and URLs with credentials (issue 14)
+
+
+def test_a_world_writable_config_folder_and_a_planted_tmp_symlink_are_refused(tmp_path, runner, db_path):
+    from chatarchive.capture.config import SessionStore
+
+    folder = tmp_path / "cfg" / "chatarchive"
+    folder.mkdir(parents=True)
+    write_config(folder / "config.toml", f'[x]\nbearer_token = "{X_TOKEN}"\n')
+    os.chmod(folder, 0o777)
+    with pytest.raises(ConfigError, match="every user can write"):
+        load_config(folder / "config.toml")
+    res = runner.invoke(cli, ["capture", str(db_path), "x", "#edchat", "--config", str(folder / "config.toml")])
+    assert res.exit_code == 1 and "chmod 700" in res.output and "Traceback" not in res.output
+    os.chmod(folder, 0o700)
+    assert load_config(folder / "config.toml").x_bearer_token == Secret(X_TOKEN)
+    # a symlink where the session cache is written: never written through
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (folder / "bluesky-sessions.json.tmp").symlink_to(victim)
+    store = SessionStore(folder)
+    with pytest.raises(ConfigError, match="symlink"):
+        store.put("k", {"accessJwt": "secret-jwt"})
+    assert victim.read_text() == "precious"
+    (folder / "bluesky-sessions.json.tmp").unlink()
+    store.put("k", {"accessJwt": "secret-jwt"})
+    assert stat.S_IMODE(os.stat(folder / "bluesky-sessions.json").st_mode) == 0o600
+
+
+def test_a_password_in_a_url_is_never_shown_nor_stored(runner, db_path):
+    import socket as _socket
+
+    from chatarchive.capture.base import Window
+    from chatarchive.capture.http import NetworkError, RetryPolicy
+    from chatarchive.capture.x import XCapture
+
+    s = _socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there: "cannot connect"
+    client = XCapture("#edchat", token=X_TOKEN, api_base=f"http://admin:hunter2-Secret@127.0.0.1:{port}",
+                      policy=RetryPolicy(max_retries=0))
+    with pytest.raises(NetworkError) as e:
+        list(client.poll({}, Window()))
+    assert "cannot connect" in str(e.value) and "hunter2-Secret" not in str(e.value) and "admin" not in str(e.value)
+    assert "hunter2-Secret" not in client.endpoint and "hunter2-Secret" not in repr([r.url for r in client.http.log])
+    # and the command line's last line of defence, for any message
+    res = runner.invoke(cli, ["capture", str(db_path), "bluesky", "#edchat", "--stream",
+                              "--jetstream", "gopher://admin:hunter2-Secret@j.example", "--duration", "1s"])
+    assert res.exit_code == 1 and "hunter2-Secret" not in res.output and "***@" in res.output, res.output
+    with FakeMastodon(make_chat(20, time.time() - 3600)) as srv:  # a server behind a password
+        url = srv.url.replace("http://", "http://admin:hunter2-Secret@")
+        ok = runner.invoke(cli, ["capture", str(db_path), "mastodon", "#edchat", "--instance", url, "--no-analyse"])
+        assert {r.auth for r in srv.log} == {"Basic YWRtaW46aHVudGVyMi1TZWNyZXQ="}  # used, as given
+    assert ok.exit_code == 0, ok.output
+    assert open_db(db_path, create=True).execute("SELECT count(*) FROM posts").fetchone()[0] > 0
+    assert "hunter2-Secret" not in ok.output
+    for p in db_path.parent.glob("chats.db*"):
+        assert b"hunter2-Secret" not in p.read_bytes()

@@ -264,3 +264,89 @@ def test_context_command_for_a_session_reads_each_server(runner, db_path, chat):
     untagged = [p for p in posts if not p.tags and p.reply_to is not None]
     rows = dict(open_db(db_path, create=True).execute("SELECT id, matched FROM posts").fetchall())
     assert sum(1 for p in untagged if rows.get(srv.uri(p)) == 0) >= len(untagged) * 0.6
+
+
+# --------------------------------------------------------------------------
+# The stream (fake_streams.FakeMastodonStreaming: SSE with heartbeats)
+
+import threading  # noqa: E402
+
+from fake_streams import FakeMastodonStreaming  # noqa: E402
+
+from chatarchive.capture.live import capture_live  # noqa: E402
+from chatarchive.capture.runner import CaptureOptions  # noqa: E402
+from chatarchive.capture.stream import StreamPolicy  # noqa: E402
+
+STREAM_TOKEN = "masto-stream-Tq9"
+FAST = StreamPolicy(backoff_base=0.05, backoff_max=0.5, idle_timeout=3.0, commit_interval=0.1, poll_interval=0.3)
+
+
+def live(db, instances, *, until, since=None, token=STREAM_TOKEN, tokens=None, policy=FAST):
+    opts = CaptureOptions(since=dt(since) if since else None, until=dt(until), instances=tuple(instances),
+                          analyse=False)
+    config = Config(mastodon_token=Secret(token) if token else None,
+                    mastodon_tokens={k: Secret(v) for k, v in (tokens or {}).items()})
+    return capture_live(db, ["mastodon"], "#edchat", opts, config, policy=policy)
+
+
+def later(seconds, fn):
+    t = threading.Timer(seconds, fn)
+    t.daemon = True
+    t.start()
+    return t
+
+
+def test_stream_with_edits_deletes_a_reconnect_and_gap_fills(db):
+    now = time.time()
+    before = make_chat(20, now - 900, duration=300, questions=1, seed=11)  # before the command ran
+    posts = make_chat(80, now + 0.2, duration=3.0, questions=3, seed=12, first_n=1000)  # at +1.2 … +2.2 s
+    early = sorted((p for p in posts if p.tags and p.t < now + 1.5), key=lambda p: p.t)
+    edited, gone = early[0], early[1]
+    with FakeMastodonStreaming(before + posts, stream_token=STREAM_TOKEN) as srv:
+        later(1.7, lambda: srv.edit(edited, "edited text of the post #edchat", time.time()))
+        later(1.8, lambda: srv.delete(gone))
+        later(1.9, srv.drop_streams)  # posts until the reconnect come from the timeline
+        result = live(db, [srv.url], since=now - 1000, until=now + 3.3).results[0]
+        streams = list(srv.stream_log)
+        timeline = [r for r in srv.log if r.path == TAG_PATH]
+    assert result.status == "ok" and result.reconnects >= 1 and result.gap_fills >= 2
+    assert [s["auth"] for s in streams] == [f"Bearer {STREAM_TOKEN}"] * len(streams) and len(streams) >= 2
+    assert all(s["params"]["tag"] == ["edchat"] for s in streams)
+    # every reconnect filled the gap from the timeline with since_id
+    assert sum(1 for r in timeline if r.param("since_id")) >= 1
+    want = {srv.uri(p) for p in before + posts if p.tags} - {srv.uri(gone)}
+    got = {r[0] for r in db.execute("SELECT id FROM posts WHERE matched = 1 AND deleted_at IS NULL")}
+    assert got == want
+    assert db.execute("SELECT text FROM posts WHERE id = ?", [srv.uri(edited)]).fetchone()[0] == \
+        "edited text of the post #edchat"
+    row = db.execute("SELECT text, deleted_at FROM posts WHERE id = ?", [srv.uri(gone)]).fetchone()
+    assert row[0] == "" and row[1] is not None and result.deleted == 1
+
+
+def test_two_servers_merge_by_uri_and_a_server_without_a_token_is_polled(db):
+    now = time.time()
+    posts = make_chat(50, now + 0.3, duration=1.6, questions=2, seed=13)
+    with FakeMastodonStreaming(posts, domain="mastodon.example", home=home, stream_token=STREAM_TOKEN) as a, \
+            FakeMastodonStreaming(posts, domain="other.example", home=home, salt=7, stream_token="other") as b:
+        run = live(db, [a.url, b.url], until=now + 2.6)
+        a_streams, b_streams = list(a.stream_log), list(b.stream_log)
+        b_polls = [r for r in b.log if r.path == TAG_PATH]
+    first, second = run.results
+    assert first.status == second.status == "ok"
+    assert a_streams and not b_streams  # MASTODON_TOKEN goes to the first server only
+    assert len(b_polls) >= 3  # polled instead, every poll_interval
+    assert "polling its tag timeline" in run.engine.sources[1].status and "MASTODON_TOKEN" in run.engine.sources[1].status
+    uris = {a.uri(p) for p in posts if p.tags}
+    assert {r[0] for r in db.execute("SELECT id FROM posts WHERE matched = 1")} == uris
+    # one row per post, both servers' ids kept
+    assert db.execute("SELECT count(*) FROM local_ids").fetchone()[0] >= 2 * len(uris)
+
+
+def test_a_refused_token_is_one_line_naming_the_variable(runner, db_path):
+    now = time.time()
+    with FakeMastodonStreaming(make_chat(10, now, duration=5), stream_token="the-right-one") as srv:
+        res = runner.invoke(cli, ["capture", str(db_path), "mastodon", "#edchat", "--instance", srv.url, "--stream",
+                                  "--duration", "5s", "--no-analyse"], env={"MASTODON_TOKEN": "wrong-token-123"})
+    assert res.exit_code == 1, res.output
+    assert "MASTODON_TOKEN" in res.output and "401" in res.output and "wrong-token-123" not in res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1

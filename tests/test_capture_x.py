@@ -353,3 +353,86 @@ def test_a_follow_outlives_an_outage_but_not_a_dead_server(db):
         with pytest.raises(NetworkError):
             run_capture(db, client(srv, clock), Window(dt(t0), None), follow=True, interval=10)
         assert len(srv.log) == 5 * 7  # five polls of seven attempts, then it stops
+
+
+# --------------------------------------------------------------------------
+# The filtered stream (fake_streams.FakeXStream: rules, keep-alives, one connection)
+
+import threading  # noqa: E402
+
+from fake_streams import FakeXStream  # noqa: E402
+
+from chatarchive.capture.config import Config, Secret  # noqa: E402
+from chatarchive.capture.live import capture_live  # noqa: E402
+from chatarchive.capture.runner import CaptureOptions  # noqa: E402
+from chatarchive.capture.stream import StreamPolicy  # noqa: E402
+
+FAST = StreamPolicy(backoff_base=0.05, backoff_max=0.5, keepalive=1.0, commit_interval=0.1,
+                    rate_backoff_base=0.2, http_backoff_base=0.1)
+RULES = "/2/tweets/search/stream/rules"
+
+
+def x_live(db, srv, *, until, since=None, policy=FAST, query="#edchat"):
+    opts = CaptureOptions(since=dt(since) if since else None, until=dt(until), api_base=srv.url, analyse=False)
+    return capture_live(db, ["x"], query, opts, Config(x_bearer_token=Secret(TOKEN)), policy=policy)
+
+
+def test_filtered_stream_rules_keepalives_disconnects_and_gap_fills(db):
+    now = time.time()
+    posts = make_chat(90, now + 0.2, duration=3.0, questions=3, seed=21)  # posts at +1.2 … +2.2 s
+    other = make_chat(10, now + 0.2, duration=3.0, questions=0, seed=22, tag="mathchat", first_n=5000)
+    with FakeXStream(posts + other, token=TOKEN, keepalive=0.2) as srv:
+        srv.rules["99"] = {"id": "99", "value": "#mathchat", "tag": "someone else's"}  # another app rule
+        threading.Timer(1.5, srv.disconnect).start()
+        threading.Timer(2.6, srv.operational_disconnect).start()
+        result = x_live(db, srv, until=now + 3.4).results[0]
+        streams = list(srv.stream_log)
+        rule_calls = [(r.method, r.body) for r in srv.log if r.path == RULES]
+        searches = [r for r in srv.log if r.path == SEARCH]
+        left = dict(srv.rules)
+    assert result.status == "ok" and result.reconnects >= 2
+    # the rule was added with our tag, the stream read with the same fields as search, and the rule removed
+    adds = [b for m, b in rule_calls if m == "POST" and b and "add" in b]
+    assert adds == [{"add": [{"value": "#edchat", "tag": "chatarchive:#edchat"}]}]
+    assert any(m == "POST" and b and "delete" in b for m, b in rule_calls)
+    assert left == {"99": {"id": "99", "value": "#mathchat", "tag": "someone else's"}}
+    params = streams[0]["params"]
+    assert params["tweet.fields"] == [TWEET_FIELDS] and params["expansions"] == [EXPANSIONS]
+    assert params["user.fields"] == [USER_FIELDS] and params["media.fields"] == [MEDIA_FIELDS]
+    assert all(s["auth"] == f"Bearer {TOKEN}" for s in streams) and len(streams) >= 3
+    # every (re)connect filled the gap with recent search since_id (none uses start_time with it)
+    assert len(searches) >= len(streams) and all(r.param("since_id") for r in searches[1:])
+    want = {x_id(p) for p in posts if p.tags}
+    got = {r[0] for r in db.execute("SELECT id FROM posts WHERE matched = 1")}
+    assert got == want  # nothing lost around the disconnects, no post of the other rule
+    assert not db.execute("SELECT 1 FROM posts WHERE text LIKE '%#mathchat%'").fetchone()
+
+
+def test_a_user_rule_with_the_same_value_is_reused_and_left_in_place(db):
+    now = time.time()
+    posts = make_chat(30, now + 0.1, duration=2.2, questions=1, seed=23)
+    with FakeXStream(posts, token=TOKEN, keepalive=0.2) as srv:
+        srv.rules["7"] = {"id": "7", "value": "#edchat", "tag": "mine"}
+        x_live(db, srv, until=now + 2.0)
+        assert srv.rules == {"7": {"id": "7", "value": "#edchat", "tag": "mine"}}
+        assert not [r for r in srv.log if r.path == RULES and r.method == "POST"]
+    assert db.execute("SELECT count(*) FROM posts WHERE matched = 1").fetchone()[0] == len([p for p in posts if p.tags])
+
+
+def test_a_second_connection_waits_out_the_429(db):
+    now = time.time()
+    posts = make_chat(20, now + 0.1, duration=2.2, questions=1, seed=24)
+    with FakeXStream(posts, token=TOKEN, keepalive=0.2) as srv:
+        srv.refuse = 1
+        result = x_live(db, srv, until=now + 2.0).results[0]
+        codes = len(srv.stream_log)
+    assert result.status == "ok" and codes >= 2 and result.reconnects >= 1
+    assert db.execute("SELECT count(*) FROM posts WHERE matched = 1").fetchone()[0] == len([p for p in posts if p.tags])
+
+
+def test_a_bad_token_for_the_stream_is_one_line(runner, db_path):
+    with FakeXStream([], token=TOKEN) as srv:
+        res = runner.invoke(cli, ["capture", str(db_path), "x", "#edchat", "--stream", "--api-base", srv.url,
+                                  "--duration", "3s"], env={"X_BEARER_TOKEN": "not-the-token-Qz"})
+    assert res.exit_code == 1 and "X_BEARER_TOKEN" in res.output and "not-the-token-Qz" not in res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1

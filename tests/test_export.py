@@ -77,7 +77,8 @@ def test_markdown_groups_qa(archive):
     assert doc.find("a", href="https://example.org/guide")
     # first-timers and host are marked in People
     people = doc.find("h2", string="People").find_next("p").get_text()
-    assert "@chathost (host)" in people and "@dan_writes (first chat!)" in people and "@alice_cm (first" not in people
+    assert "@chathost (host)" in people and "@dan_writes (first time in this archive)" in people
+    assert "@alice_cm (first" not in people and "@chathost (host) (first" not in people
 
 
 def test_markdown_of_hostile_posts_renders_inert(archive):
@@ -105,8 +106,18 @@ def test_md_escape_round_trips_to_the_same_text(text):
 
 def test_md_text_autolinks_only_http(archive):
     out = md_text("see https://ex.example/a_(b) and javascript:alert(1), data:text/html,x")
-    assert out.startswith("see <https://ex.example/a_%28b%29> and javascript:alert(1), data:text/html,x")
+    assert out.startswith("see [ex.example/a\\_(b)](https://ex.example/a_%28b%29) and javascript:alert(1), data:text/html,x")
+    links = md_html(out).find_all("a")
+    assert [(a["href"], a.get_text()) for a in links] == [("https://ex.example/a_%28b%29", "ex.example/a_(b)")]
     assert md_escape("a_b*c") == "a\\_b\\*c"
+
+
+def test_md_urls_are_shortened_for_display():
+    long = "https://blog.example.com/2026/11/a-very-long-path/that-goes-on-and-on?utm_source=x&utm_medium=y"
+    links = md_html(md_text(f"read {long} now")).find_all("a")
+    assert len(links) == 1 and links[0]["href"] == long
+    shown = links[0].get_text()
+    assert shown.endswith("…") and len(shown) <= 48 and long.split("://")[1].startswith(shown[:-1])
 
 
 def test_json_export(archive):

@@ -6,8 +6,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -247,29 +250,31 @@ def test_problem_lines_are_made_printable(runner, db_path, tmp_path):
 # atomicity
 
 
-class Boom(Exception):
-    pass
+def _generated(tmp_path, n: int) -> Path:
+    sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+    try:
+        import gen_twarc2
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / f"gen-{n}.jsonl"
+    assert gen_twarc2.main([str(n), "-o", str(out), "--per-page", "100"]) == 0
+    return out
 
 
-def test_failure_mid_import_leaves_nothing_half_written(db_path, monkeypatch):
+def test_failure_mid_import_leaves_nothing_half_written(db_path, tmp_path):
+    # A real failure half-way: the file may not grow past a few more pages
+    # (SQLite's max_page_count, as a full disk), so a later batch cannot be
+    # written after earlier ones were.  The whole command rolls back.
+    big = _generated(tmp_path, 600)
     db = open_db(db_path, create=True)
     import_files(db, [str(TW / "api-page.json")])
     before = snapshot(db_path)
-    fmt = sources.FORMATS["twarc2"]
-    real, calls = fmt.normalize, []
-
-    def failing(value, ctx):
-        calls.append(1)
-        if len(calls) == 2:
-            raise Boom("disk on fire")
-        return real(value, ctx)
-
-    monkeypatch.setattr(fmt, "normalize", failing)
-    with pytest.raises(Boom):
-        import_files(db, [str(CHAT)], batch_size=2)  # batch 1 was already written when it fails
-    assert len(calls) == 2
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages + 20}")
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        import_files(db, [str(CHAT), str(big)], batch_size=50)  # the first batches fit, a later one does not
     assert snapshot(db_path) == before
-    monkeypatch.setattr(fmt, "normalize", real)
+    db.execute("PRAGMA max_page_count = 1073741823")
     assert import_files(db, [str(CHAT)])[0].added == CHAT_POSTS - 4  # and the archive still works
 
 
@@ -405,33 +410,74 @@ def test_bench_generator_output_imports(tmp_path):
     assert again.read_bytes() == out.read_bytes()  # deterministic
 
 
-def test_locked_archive_is_one_line(runner, db_path):
-    import sqlite3
+BUSY = "another import or capture is writing to this archive; try again when it ends"
 
+
+def test_locked_archive_is_one_line(runner, db_path, monkeypatch):
+    # Another connection holds the write lock; the import waits the busy
+    # timeout (a real setting, CHATARCHIVE_BUSY_TIMEOUT) and says so in one line.
     assert run(runner, db_path, TW / "api-page.json", "--no-analyse").exit_code == 0
     before = snapshot(db_path)
+    monkeypatch.setenv("CHATARCHIVE_BUSY_TIMEOUT", "0.2")
     other = sqlite3.connect(db_path, timeout=0)
     other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
     try:
-        import chatarchive.archive.schema as store_module
-
-        real = store_module.open_db
-
-        def quick(path, **kw):
-            db = real(path, **kw)
-            db.execute("PRAGMA busy_timeout = 100")
-            return db
-
-        import unittest.mock
-
-        with unittest.mock.patch.object(store_module, "open_db", quick):
-            result = run(runner, db_path, CHAT, "--no-analyse")
+        result = run(runner, db_path, CHAT, "--no-analyse")
     finally:
         other.rollback()
         other.close()
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: {db_path}: database is locked; nothing was imported"
+    assert result.output.strip() == f"Error: {db_path}: {BUSY}"
     assert snapshot(db_path) == before
+
+
+def test_busy_timeout_setting_is_checked(runner, db_path, monkeypatch):
+    monkeypatch.setenv("CHATARCHIVE_BUSY_TIMEOUT", "soon")
+    result = run(runner, db_path, CHAT, "--no-analyse")
+    assert result.exit_code == 1 and "CHATARCHIVE_BUSY_TIMEOUT='soon' is not a number" in result.output
+
+
+def test_concurrent_imports_second_gets_one_line_first_completes(runner, db_path, tmp_path):
+    # Two real `chatarchive import` processes.  The first reads its file
+    # from a pipe we keep open, so it holds the write lock as long as we
+    # like; the second gives up after the busy timeout with one line.
+    assert run(runner, db_path, TW / "api-page.json", "--no-analyse").exit_code == 0
+    exe = str(Path(sys.executable).parent / "chatarchive")
+    env = {**os.environ, "CHATARCHIVE_BUSY_TIMEOUT": "0.3"}
+    first = subprocess.Popen([exe, "import", str(db_path), "-", "--no-analyse"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        lines = CHAT.read_bytes().splitlines(keepends=True)
+        first.stdin.write(lines[0])
+        first.stdin.flush()
+        deadline = time.monotonic() + 30
+        while True:  # wait until the first import holds the lock
+            probe = sqlite3.connect(db_path, timeout=0)
+            try:
+                probe.execute("BEGIN IMMEDIATE")
+                probe.rollback()
+            except sqlite3.OperationalError:
+                break
+            finally:
+                probe.close()
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.05)
+        second = subprocess.run([exe, "import", str(db_path), str(CHAT), "--no-analyse"],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert second.returncode == 1
+        assert second.stderr.strip() == f"Error: {db_path}: {BUSY}"
+        assert "Traceback" not in second.stderr + second.stdout
+        first.stdin.write(b"".join(lines[1:]))
+        first.stdin.close()
+        assert first.wait(timeout=60) == 0, first.stderr.read()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    reference = open_db(tmp_path / "reference.db", create=True)
+    import_files(reference, [str(TW / "api-page.json"), str(CHAT)])
+    count = "SELECT count(*) FROM posts"
+    assert sqlite3.connect(db_path).execute(count).fetchone() == reference.execute(count).fetchone()
 
 
 # --------------------------------------------------------------------------

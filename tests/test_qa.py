@@ -64,6 +64,60 @@ def test_not_questions_teasers_and_lookalikes():
     assert list(res.questions) == [3] and res.questions[3].post_id == real
 
 
+@pytest.mark.parametrize("teaser", [
+    "Q5 coming up in 1 minute! Who's still with us?",  # a question mark, over 40 characters: still a teaser
+    "Q5 coming up next — grab a coffee? We have so much more to talk about tonight",
+    "Q5 is next, get ready 👀 Are you ready? Tell us!",
+    "Q5 in 2 minutes… what a chat so far, right?",
+    "Q5 in a minute! How's everyone doing?",
+    "Q5: get ready, it's a big one. Are you with us?",
+    "Q5 ⏰ up next! Still here?",
+    "@guest Q5 will be up in a moment, anyone new joining us?",
+    "Q5 next! Who's still here?",
+])
+def test_a_teaser_phrase_after_the_marker_makes_a_teaser_whatever_follows(teaser):
+    c = Chat()
+    tease = c("host", teaser)
+    fooled = c("ann", "Still here! Loving it", reply_to=tease)
+    real = c("host", "Q5) What will you try first next week?")
+    answer = c("bob", "A5: the survey")
+    reply = c("cat", "Talking to newcomers", reply_to=real)
+    res = analyse_posts(c.posts)
+    assert list(res.questions) == [5]
+    assert res.questions[5].post_id == real and res.questions[5].post_ids == [real]
+    assert tease not in res.question_of
+    # replies to the teaser are not answers; answers to the real question are
+    assert numbers(res, [fooled, answer, reply]) == [None, 5, 5]
+
+
+def test_teaser_words_further_into_a_real_question_do_not_make_it_a_teaser():
+    c = Chat()
+    ids = [c("host", text) for text in (
+        "Q1: What's coming up next for your community this year?",
+        "Q2: In a word, what is community?",
+        "Q3: How do you get ready for an event?",
+        "Q4: Next-level tools: which ones do you use?",
+        "Q5 What will you try next?",
+    )]
+    res = analyse_posts(c.posts)
+    assert [res.question_of.get(i) for i in ids] == [1, 2, 3, 4, 5]
+
+
+def test_when_a_number_repeats_the_post_with_a_delimiter_is_the_question():
+    c = Chat()
+    loose = c("host", "Q5 Who's still with us?")  # no teaser phrase, but no delimiter either
+    reply_loose = c("ann", "me!", reply_to=loose)
+    real = c("host", "Q5) What will you try first?")
+    copy = c("host@social.example", "Q5: What will you try first?", id="m5")  # the host elsewhere
+    reply_real = c("bob", "the survey", reply_to=real)
+    reply_copy = c("cat", "the forum", reply_to=copy)
+    only_loose = c("host", "Q6 what else?")  # a number asked only without a delimiter stays a question
+    res = analyse_posts(c.posts)
+    assert res.questions[5].post_id == real and res.questions[5].post_ids == [real, copy]
+    assert loose not in res.question_of and res.questions[6].post_id == only_loose
+    assert numbers(res, [reply_loose, reply_real, reply_copy]) == [None, 5, 5]
+
+
 def test_reasked_question_is_one_question_and_its_copies_collect_answers():
     c = Chat()
     q1 = c("host", "Q1: first?")

@@ -302,3 +302,62 @@ def test_hostile_posts_execute_nothing(browser, hostile_site, tmp_path, csp):
         assert all(u.startswith(("https://", "http://")) for u in tab.blocked)
     finally:
         tab.close()
+
+
+# --------------------------------------------------------------------------
+# Long unbroken names, handles, URLs and hashtags on a phone (issue 14)
+
+LONG_NAME = "Wolfeschlegelsteinhausenbergerdorffvoralternwarengewissenhaftschaferswessenschafewarenwohlgepflegt"
+LONG_HANDLE = "averyveryveryverylonghandlewithoutanybreakopportunitiesatall_1234567"
+LONG_URL = "https://example.org/" + "a" * 140 + "?q=" + "b" * 60
+LONG_TAG = "Supercalifragilisticexpialidociousandthensomemorewordsglued"
+# Elements that reach past the right edge of the window, other than those a
+# scrolling or clipping box holds (the section bar scrolls; link cards end in "…").
+STICKS_OUT = """[...document.querySelectorAll('%s')].filter(e => {
+    const r = e.getBoundingClientRect();
+    if (!r.width || r.right <= window.innerWidth + 1) return false;
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement)
+        if (getComputedStyle(a).overflowX !== 'visible') return false;
+    return true;
+}).map(e => e.tagName + '.' + e.className).slice(0, 5)"""
+
+
+@pytest.fixture(scope="module")
+def long_site(tmp_path_factory):
+    from chatarchive.analysis.pipeline import analyse_archive
+    from chatarchive.archive.writer import save_posts
+    from chatarchive.models import Author, Post
+
+    tmp = tmp_path_factory.mktemp("long")
+    db = recap_archive(tmp / "chats.db")
+    start = db.execute("SELECT start FROM sessions WHERE slug = ?", [SECOND]).fetchone()[0]
+    who = Author(id="4242", platform="x", handle=LONG_HANDLE, name=LONG_NAME,
+                 avatar_url=None, url=f"https://x.com/{LONG_HANDLE}")
+    save_posts(db, [Post(id="1862000000000004242", platform="x", source="test", author=who,
+                         created_at=start[:14] + "12:30.000Z", url=f"https://x.com/{LONG_HANDLE}/status/1",
+                         text=f"A1: read {LONG_URL} and #{LONG_TAG} @{LONG_HANDLE} #RecapChat",
+                         hashtags=["RecapChat", LONG_TAG], links=[LONG_URL])])
+    analyse_archive(db)
+    build_site(db, tmp / "site", search=False)
+    return tmp / "site"
+
+
+def test_long_unbroken_names_wrap_on_a_phone(browser, long_site, shots):
+    people = [p for p in (long_site / "people").glob("*.html") if p.name.startswith("averyvery")]
+    assert len(people) == 1
+    tab = Tab(browser, width=375)
+    try:
+        for name, path in [("session", long_site / "sessions" / f"{SECOND}.html"), ("person", people[0]),
+                           ("index", long_site / "index.html"), ("hashtag", long_site / "hashtags" / "recapchat.html")]:
+            page = tab.goto(path.as_uri())
+            page.evaluate("for (const d of document.querySelectorAll('details')) d.open = true")
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, (name, overflow)
+            # nothing sticks out of its box either (a clipped overflow would hide the text)
+            wide = page.evaluate(STICKS_OUT % "main *")
+            assert wide == [], (name, wide)
+            page.screenshot(path=str(shots / f"long-names-{name}-375.png"), full_page=True)
+        page = tab.goto((long_site / "sessions" / f"{SECOND}.html").as_uri())
+        assert LONG_NAME in page.inner_text("#transcript")
+    finally:
+        tab.close()

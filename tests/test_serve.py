@@ -5,6 +5,8 @@ server over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import re
@@ -888,3 +890,46 @@ def test_real_server_over_http_and_ctrl_c(archive):
     assert "Traceback" not in output and "hunter2" not in output
     with pytest.raises(httpx.ConnectError):
         httpx.get(base, timeout=1)
+
+
+# --------------------------------------------------------------------------
+# Security headers (issue 14: CSP and nosniff without breaking Datasette)
+
+
+@pytest.mark.parametrize("path", [
+    "/", "/chats", "/chats/posts", f"/chats/posts/{HOSTILE_ID}", "/chats?sql=select+1",
+    "/chats/session_transcript?session=growthchat-2026-10-14", "/chats/-/search?q=retention",
+    "/chats/-/session/growthchat-2026-10-14", "/chats/posts.json", "/-/chatarchive/chatarchive.css",
+    "/-/static/app.css", "/robots.txt",
+])
+def test_every_response_says_nosniff_and_pages_carry_a_csp(get, path):
+    r = get(path)
+    assert r.headers["x-content-type-options"] == "nosniff", path
+    if r.headers.get("content-type", "").startswith("text/html"):
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "object-src 'none'" in csp and "'unsafe-inline'" not in csp.split(
+            "script-src")[1].split(";")[0], csp
+        # every inline script Datasette wrote into the page is allowed by its hash, and nothing else
+        allowed = set(re.findall(r"'(sha256-[^']+)'", csp))
+        for body in re.findall(r"<script>(.*?)</script>", r.text, re.S):
+            digest = "sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+            assert digest in allowed, (path, body[:80])
+    else:
+        assert "content-security-policy" not in r.headers, path
+
+
+def test_other_datasettes_get_no_headers_from_the_plugin(tmp_path):
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("create table t (x)")
+    conn.commit()
+    conn.close()
+    from datasette.app import Datasette
+
+    server.ensure_plugin_registered()
+    client = make_client(Datasette(files=[str(other)]))
+    try:
+        r = client("/other/t")
+        assert r.status_code == 200 and "content-security-policy" not in r.headers
+    finally:
+        client.loop.close()

@@ -22,9 +22,43 @@ pytestmark = [
 ]
 
 
+LONG_NAME = "Wolfeschlegelsteinhausenbergerdorffvoralternwarengewissenhaftschaferswessenschafewarenwohlgepflegt"
+LONG_HANDLE = "averyveryveryverylonghandlewithoutanybreakopportunitiesatall_1234567"
+LONG_URL = "https://example.org/" + "a" * 140 + "?q=" + "b" * 60
+LONG_TAG = "Supercalifragilisticexpialidociousandthensomemorewordsglued"
+# Elements that reach past the right edge of the window, other than those a
+# scrolling or clipping box holds (the section bar scrolls; link cards end in "…").
+STICKS_OUT = """[...document.querySelectorAll('%s')].filter(e => {
+    const r = e.getBoundingClientRect();
+    if (!r.width || r.right <= window.innerWidth + 1) return false;
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement)
+        if (getComputedStyle(a).overflowX !== 'visible') return false;
+    return true;
+}).map(e => e.tagName + '.' + e.className).slice(0, 5)"""
+
+
+def add_long_names(path: Path) -> None:
+    """A post whose author name, handle, link and hashtag have no break opportunity."""
+    from chatarchive.analysis.pipeline import analyse_archive
+    from chatarchive.archive.schema import open_db
+    from chatarchive.archive.writer import save_posts
+    from chatarchive.models import Author, Post
+
+    db = open_db(path)
+    start = db.execute("SELECT start FROM sessions WHERE slug = 'growthchat-2026-10-14'").fetchone()[0]
+    who = Author(id="4242", platform="x", handle=LONG_HANDLE, name=LONG_NAME, url=f"https://x.com/{LONG_HANDLE}")
+    save_posts(db, [Post(id="1850000000000004242", platform="x", source="test", author=who,
+                         created_at=start[:14] + "12:30.000Z", url=f"https://x.com/{LONG_HANDLE}/status/1",
+                         text=f"A1: retention, see {LONG_URL} #{LONG_TAG} @{LONG_HANDLE} #growthchat",
+                         hashtags=["growthchat", LONG_TAG], links=[LONG_URL])])
+    analyse_archive(db)
+    db.conn.close()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     path = build_archive(tmp_path_factory.mktemp("browser") / "chats.db")
+    add_long_names(path)
     proc, base = start_server(path, "--quiet")
     yield base
     # SIGTERM (systemd, docker stop) stops it as cleanly as Ctrl-C
@@ -140,4 +174,62 @@ def test_hostile_text_does_not_execute(browser, server, path):
     assert all(not u.startswith(("javascript:", "data:")) for u in seen["requests"])
     hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
     assert not [h for h in hrefs if h.strip().lower().startswith("javascript:")]
+    page.close()
+
+
+# --------------------------------------------------------------------------
+# Content-Security-Policy (issue 14): Datasette's own scripts still run
+
+CSP_WATCH = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation',
+  e => window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline') + ' ' + e.sourceFile + ':' + e.lineNumber));
+"""
+
+
+@pytest.mark.parametrize("name,path", [
+    ("table", "/chats/posts"),
+    ("row", f"/chats/posts/{HOSTILE_ID}"),
+    ("query", "/chats?sql=select+id%2C+text+from+posts+limit+3"),
+    ("database", "/chats"),
+    ("search", "/chats/-/search?q=retention"),
+    ("session", "/chats/-/session/growthchat-2026-10-14"),
+    ("canned", "/chats/session_transcript?session=growthchat-2026-10-14"),
+])
+def test_no_csp_violations_and_datasette_scripts_run(browser, server, name, path):
+    context = browser.new_context()
+    context.add_init_script(CSP_WATCH)
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text))
+    seen = watch(page)
+    response = page.goto(server + path)
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(300)
+    if name == "query":  # the SQL editor: CodeMirror from /-/static and its inline set-up
+        assert page.locator(".CodeMirror").count() == 1
+    if name == "table":  # table.js and the inline facet flag
+        assert page.evaluate("window.DATASETTE_ALLOW_FACET") is True
+        assert page.locator("th .dropdown-menu-icon").count() > 0
+    assert page.evaluate("window.__csp") == [], name
+    assert [m for m in console if "Content Security Policy" in m] == []
+    assert seen["errors"] == []
+    context.close()
+
+
+@pytest.mark.parametrize("path", ["/chats/-/session/growthchat-2026-10-14", f"/chats/-/search?q={LONG_TAG}",
+                                  "/chats/-/search?q=retention"])
+def test_long_unbroken_names_wrap_on_a_phone(browser, server, shots, path):
+    page = browser.new_page(viewport={"width": 375, "height": 800})
+    watch(page)
+    page.goto(server + path)
+    page.wait_for_load_state("load")
+    assert LONG_NAME in page.inner_text("body") or "retention" in path
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, (path, overflow)
+    wide = page.evaluate(STICKS_OUT % "main *, .ca-posts *, .ca-people *")
+    assert wide == [], (path, wide)
+    page.screenshot(path=str(shots / f"datasette-long-{path.split('/')[-1][:20]}-375.png"), full_page=True)
     page.close()

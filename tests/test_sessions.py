@@ -565,8 +565,10 @@ def test_dlfteach_real_chat_file(db):
     assert rows(db) == []  # four posts over a week: no sitting of 10
     analyse_archive(db, hashtags=["DLFteach"], min_posts=2)
     (s,) = rows(db)
-    # 2018-04-03 18:09:17 and the retweet at 18:10:57 (the next post comes 61 min later)
-    assert (s[3], s[4], s[6]) == ("2018-04-03T18:09:17.000Z", "2018-04-03T18:10:57.000Z", 2)
+    # the core: 2018-04-03 18:09:17 and the retweet at 18:10:57; the next post
+    # comes 61 min later, past the gap but within the 2-hour tail
+    assert (s[3], s[4], s[6]) == ("2018-04-03T18:09:17.000Z", "2018-04-03T18:10:57.000Z", 3)
+    assert db.execute("SELECT window_end FROM sessions").fetchone()[0] == "2018-04-03T19:11:32.000Z"
     analyse_archive(db, hashtags=["dlfteach"], gap=timedelta(minutes=90), min_posts=3)
     (s,) = rows(db)
     assert (s[4], s[6]) == ("2018-04-03T19:11:32.000Z", 3)
@@ -605,3 +607,103 @@ def test_bundled_sample_chat(db):
     for s in got:
         assert s.platforms == ["bluesky", "mastodon", "x"] and s.questions == 5
         assert len(s.hosts) == 3  # the host's account on each platform
+
+
+# --------------------------------------------------------------------------
+# sessions add again, forget, plurals (issue 10, item 11)
+
+
+def test_add_again_without_host_keeps_the_hosts_and_prints_local_time(db, runner, db_path):
+    two_weeks(db)
+    base = ["sessions", "add", str(db_path), "--hashtag", "cmgrchat", "--start", "2026-11-11T20:00",
+            "--duration", "1h", "--tz", "America/New_York"]
+    r = runner.invoke(cli, base + ["--host", "cmgrhost", "--host", "@cohost"])
+    assert r.exit_code == 0, r.output
+    assert r.output.strip() == ("Session cmgrchat-2026-11-11 (#cmgrchat, manual): Wed 2026-11-11 20:00–21:00 "
+                                "America/New_York, 22 posts, hosts @cmgrhost, @cohost")
+    r = runner.invoke(cli, base + ["--title", "Onboarding", "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)
+    assert got["configured_hosts"] == ["cmgrhost", "cohost"] and got["title"] == "Onboarding"
+    r = runner.invoke(cli, base + ["--host", "guest", "--json"])
+    assert json.loads(r.output)["configured_hosts"] == ["guest"]  # --host replaces them
+    assert json.loads(r.output)["title"] == "Onboarding"
+    # without --tz the chat's zone (remembered by the first add) is used
+    r = runner.invoke(cli, ["sessions", "add", str(db_path), "--hashtag", "cmgrchat", "--start", "2026-11-19T01:00Z",
+                            "--duration", "90m"])
+    assert r.exit_code == 0, r.output
+    assert "Wed 2026-11-18 20:00–21:30 America/New_York" in r.output
+    # and with no zone at all, UTC says so
+    r = runner.invoke(cli, ["sessions", "add", str(db_path), "--hashtag", "otherchat", "--start", "2026-11-30T23:30",
+                            "--duration", "1h"])
+    assert r.exit_code == 0, r.output
+    assert "Mon 2026-11-30 23:30–Tue 2026-12-01 00:30 UTC, 0 posts" in r.output
+
+
+def test_forget_undoes_a_mistyped_hashtag(db, runner, db_path):
+    two_weeks(db)
+    r = runner.invoke(cli, ["sessions", "detect", str(db_path), "--hashtag", "cmgrchatt"])
+    assert r.exit_code == 0 and "no post carries #cmgrchatt" in r.output
+    # while it is the only named chat, nothing else is analysed
+    assert rows(open_db(db_path)) == []
+    r = runner.invoke(cli, ["sessions", "forget", str(db_path), "--hashtag", "#CMGRCHATT", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert (out["hashtag"], out["removed"], out["kept"], out["guessing"]) == ("cmgrchatt", [], [], True)
+    db2 = open_db(db_path)
+    assert db2.execute("SELECT count(*) FROM chats WHERE hashtag = 'cmgrchatt'").fetchone()[0] == 0
+    # back to guessing: the real chat's sessions are found again
+    assert [r[1] for r in rows(db2)] == ["cmgrchat-2026-11-12", "cmgrchat-2026-11-19"]
+    r = runner.invoke(cli, ["sessions", "forget", str(db_path), "--hashtag", "cmgrchatt"])
+    assert r.exit_code == 1 and "#cmgrchatt is not a remembered chat hashtag (remembered: none)" in r.output
+
+
+def test_forget_a_chat_removes_its_detected_sessions_and_keeps_manual_ones(db, runner, db_path):
+    two_weeks(db)
+    b = ChatBuilder("2026-11-13T15:00:00Z")
+    for i in range(12):
+        b.add(f"p{i}", f"another chat #otherchat {i}", i)
+    b.save(db)
+    runner.invoke(cli, ["sessions", "detect", str(db_path), "--hashtag", "cmgrchat", "--hashtag", "otherchat",
+                        "--tz", "America/New_York"])
+    r = runner.invoke(cli, ["sessions", "add", str(db_path), "--hashtag", "cmgrchat", "--start", "2026-11-25T20:00",
+                            "--duration", "1h"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["sessions", "forget", str(db_path), "--hashtag", "cmgrchat"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0] == "Forgot #cmgrchat: its remembered options and schedule are gone."
+    assert lines[1] == "Removed 2 detected sessions (cmgrchat-2026-11-11, cmgrchat-2026-11-18)."
+    assert lines[2].startswith("Kept 1 manual session (cmgrchat-2026-11-25): remove with:")
+    assert lines[3].startswith("Analysis: 2 sessions;")
+    # #otherchat is still named, so #cmgrchat is not guessed back
+    assert sorted(r[1] for r in rows(open_db(db_path))) == ["cmgrchat-2026-11-25", "otherchat-2026-11-13"]
+
+
+def test_messages_say_1_thread_and_1_session(db, runner, db_path):
+    b = ChatBuilder(WEEK1)
+    for i in range(10):
+        b.add(f"p{i}", f"hello #onechat {i}", i)
+    b.add("zed", "a reply", 11, reply_to=b.posts[0].id, matched=False)
+    b.save(db)
+    r = runner.invoke(cli, ["sessions", "detect", str(db_path)])
+    assert r.exit_code == 0, r.output
+    assert "Analysis: 1 session (1 new); 1 thread; 0 questions, 0 answers" in r.output
+    r = runner.invoke(cli, ["sessions", "schedule", str(db_path), "--hashtag", "onechat", "--every", "wed 20:00",
+                            "--tz", "America/New_York", "--duration", "1h"])
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("1 scheduled session of #onechat.")
+
+
+def test_a_very_long_hashtag_keeps_the_date_in_its_slug(db):
+    tag = "a" * 90 + "chat"
+    b = ChatBuilder(WEEK1)
+    for i in range(10):
+        b.add(f"p{i}", f"long #{tag} {i}", i)
+    for i in range(10):
+        b.add(f"p{i}", f"again #{tag} {i}", 180 + i)
+    b.save(db)
+    analyse_archive(db)
+    slugs = [r[1] for r in rows(db)]
+    assert slugs == ["a" * 60 + "-2026-11-12", "a" * 60 + "-2026-11-12-2"]
+    assert all(len(s) <= 80 for s in slugs)

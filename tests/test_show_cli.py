@@ -57,8 +57,9 @@ def test_show_prints_the_recap(runner, db_path):
     assert "America/New_York" in out and "Wed 2026-11-18 20:00" in out
     assert "Hosts: @showhost" in out
     assert "13 posts (13 matched, 0 context)" in out
-    assert "7 participants (7 first-timers, 0 returning)" in out
-    assert "1 reply · 2 questions, 10 answers" in out
+    # the hashtag's first archived session: who is new cannot be known, so nothing is said (C6)
+    assert "7 participants · 1 reply · 2 questions, 10 answers" in out
+    assert "first" not in out.lower().replace("first answer", "") and "returning" not in out and "★" not in out
     q_lines = [line for line in r.output.splitlines() if "Q1" in line and "What keeps" in line]
     assert q_lines and q_lines[0].rstrip(" │").split("│")[3].strip() == "7"  # answers column
     assert "@member0" in out and "Top participants" in out and "Busiest minutes" in out
@@ -66,6 +67,49 @@ def test_show_prints_the_recap(runner, db_path):
     # user text is printed, never interpreted as markup
     # (rich would swallow "[bold red]" if it parsed it; the cell may wrap)
     assert "<script>alert('x')</script> [bold" in out and "red]boom[/bold red]" in out
+
+
+def test_show_names_first_timers_of_a_later_session_never_the_host(runner, db_path):
+    db = build(db_path)
+    b = ChatBuilder("2026-11-26T01:00:00Z")  # a week later: member0..2 return, two newcomers
+    b.add("showhost", "Welcome back to #showchat!", 0)
+    b.add("showhost", "Q1: What did you try this week? #showchat", 2)
+    for i, who in enumerate(["member0", "member1", "member2", "newbie_a", "newbie_b"] * 2):
+        b.add(who, f"A1: tried thing {i} #showchat", 3 + i * 0.5)
+    b.save(db)
+    analyse_archive(db, tz="America/New_York")
+    st = stats.session_stats(db, "showchat-2026-11-25")
+    assert st["first_timers"] is not None and "showhost" not in st["first_timers"]
+    r = runner.invoke(cli, ["show", str(db_path), "showchat-2026-11-25"])
+    assert r.exit_code == 0, r.output
+    out = flat(r.output)
+    new, back = len(st["first_timers"]), len(st["returning"])
+    assert (new, back) == (2, 4)  # member0-2 and the host came before; newbie_a and newbie_b did not
+    assert f"6 participants ({new} first time in this archive, {back} returning)" in out
+    table = r.output[r.output.index("Top participants"):]
+    host_row = next(ln for ln in table.splitlines() if "@showhost" in ln)
+    newbie_row = next(ln for ln in table.splitlines() if "@newbie_a" in ln)
+    assert "★" in newbie_row and "★" not in host_row
+
+
+def test_show_and_sessions_list_strip_terminal_escapes(runner, db_path):
+    db = build(db_path)
+    evil = "Q3: \x1b]0;pwned title\x07clear \x1b[2J\x1b[31mred\x9b31m csi\x08\r over #showchat"
+    db.execute("UPDATE posts SET text = ? WHERE text LIKE 'Q2:%'", [evil])
+    db.execute("UPDATE questions SET text = ? WHERE number = 2", [evil])
+    db.execute("UPDATE sessions SET title = 'Title \x1b[5mblink', hosts = '[\"show\x1bhost\"]'")
+    for args in (["show", str(db_path), "showchat-2026-11-18"], ["sessions", "list", str(db_path)]):
+        r = runner.invoke(cli, args)
+        assert r.exit_code == 0, r.output
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", r.output), (args, repr(r.output))
+    r = runner.invoke(cli, ["show", str(db_path), "showchat-2026-11-18"])
+    assert "pwned title" in r.output and "Title" in r.output
+    # on a terminal too (rich lets ESC through unless we take it out)
+    out = io.StringIO()
+    from chatarchive.present.terminal import print_session_stats
+    print_session_stats(Console(file=out, force_terminal=True, width=150), stats.session_stats(db, "showchat-2026-11-18"))
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())  # rich's own colours
+    assert "\x1b" not in plain and "\x07" not in plain and "\x9b" not in plain and "pwned title" in plain
 
 
 def test_show_json_is_session_stats(runner, db_path):

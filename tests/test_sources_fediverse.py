@@ -14,6 +14,7 @@ from conftest import FIXTURES, SHARED_FIXTURES, needs_shared_fixtures
 
 from chatarchive.archive.writer import save_posts
 from chatarchive.cli import cli
+from chatarchive.models import local_placeholder
 from chatarchive.safety import sanitize_html
 from chatarchive.sources import Context, Skip, bluesky, loads_deep, mastodon
 
@@ -258,13 +259,16 @@ def test_mastodon_context_file_is_context():
     eve = posts["https://other.example/users/eve/statuses/77"]
     assert eve.reply_to_id == CAROL_URI and eve.reply_to_author == "carol@mastodon.example"
     carol = posts[CAROL_URI]
-    assert carol.reply_to_id is None  # A1 (the anchor) is not in a context response
+    # A1 (the anchor) is not in a context response: carol replies to a
+    # stand-in for it, which her siblings share
+    assert carol.reply_to_id == local_placeholder("mastodon.example", "115600000300000033")
     assert carol.reply_to_local_id == "115600000300000033"
 
 
 def test_mastodon_context_links_to_anchor_after_import(db, tmp_path):
     save_posts(db, mastodon.normalize(load(CONTEXT), mctx()))
-    assert db.execute("select reply_to_id from posts where id = ?", [CAROL_URI]).fetchone()[0] is None
+    assert db.execute("select reply_to_id from posts where id = ?", [CAROL_URI]).fetchone()[0] == (
+        "local:mastodon.example/115600000300000033")
     save_posts(db, mastodon.normalize(load(PAGE_A), mctx()))  # brings A1, runs resolve_local_replies
     row = db.execute("select reply_to_id, matched from posts where id = ?", [CAROL_URI]).fetchone()
     assert row == (A1_URI, 1)  # and the tag page upgraded it to matched
@@ -340,11 +344,15 @@ def test_per_file_state_is_made_by_the_format():
         list(bluesky.normalize(load(SEARCH), Context(path="f.json")))
 
 
-def test_mastodon_bad_time_is_an_error():
+def test_mastodon_bad_time_is_stored_without_a_time_and_said():
     s = copy.deepcopy(load(PAGE_A)[3])
     s["created_at"] = "yesterday"
-    with pytest.raises(ValueError):
-        mastodon.status_to_post(s, instance=None, matched=True)
+    post = mastodon.status_to_post(s, instance=None, matched=True)
+    assert post.created_at is None
+    assert post.warnings == ["created_at: unreadable time 'yesterday'; stored without a time"]
+    s["created_at"] = "0001-01-01T00:00:00Z"  # readable, but no post was written then
+    post = mastodon.status_to_post(s, instance=None, matched=True)
+    assert post.created_at is None and "before 2006" in post.warnings[0]
 
 
 # ==========================================================================
@@ -545,13 +553,34 @@ def test_bluesky_feed_items_and_reposts():
 @pytest.mark.parametrize("value, reason", [
     ({"uri": "https://x.example/1", "author": {}, "record": {}}, "not a Bluesky"),
     ({"thread": {"$type": "app.bsky.feed.defs#notFoundPost", "uri": "at://x/y/z", "notFound": True}}, "not found"),
-    ({"posts": [{"uri": "at://did:plc:x/app.bsky.feed.post/1", "author": {"handle": "x"}, "record": {"text": ""}}]}, "no DID"),
-    ({"posts": [{"uri": "at://did:plc:x/app.bsky.feed.post/1", "author": {"did": "did:plc:x"},
-                 "record": {"createdAt": "soon"}}]}, "createdAt"),
 ])
 def test_bluesky_bad_records_are_skipped(value, reason):
     with pytest.raises(Skip, match=reason):
         list(bluesky.normalize(value, bctx()))
+
+
+def test_bluesky_a_bad_post_costs_itself_only():
+    good = load(SEARCH)["posts"][0]
+    ctx = bctx()
+    value = {"posts": [{"uri": "at://did:plc:x/app.bsky.feed.post/1", "author": {"handle": "x"},
+                        "record": {"text": ""}}, good]}
+    assert [p.id for p in bluesky.normalize(value, ctx)] == [good["uri"]]
+    assert ctx.problems == ["post 1 (at://did:plc:x/app.bsky.feed.post/1): post author has no DID"]
+
+
+def test_bluesky_time_from_the_record_key_else_none_with_a_warning():
+    view = copy.deepcopy(load(SEARCH)["posts"][0])
+    view["record"]["createdAt"] = "0000-01-01T00:00:00.000Z"
+    view["indexedAt"] = "0000-01-01T00:00:00.000Z"
+    view["uri"] = view["uri"].rsplit("/", 1)[0] + "/3lpk2u6qo222m"  # a TID
+    [post] = bluesky.normalize(view, bctx())
+    assert post.created_at == "2025-05-19T17:10:09.700Z"  # the key's microseconds since 1970
+    assert post.warnings == ["createdAt: unreadable time '0000-01-01T00:00:00.000Z'; "
+                             "the time was taken from the record key"]
+    view["uri"] = view["uri"].rsplit("/", 1)[0] + "/not-a-tid"
+    [post] = bluesky.normalize(view, bctx())
+    assert post.created_at is None
+    assert post.warnings == ["createdAt: unreadable time '0000-01-01T00:00:00.000Z'; stored without a time"]
 
 
 def test_bluesky_created_at_falls_back_to_indexed_at():
@@ -642,11 +671,27 @@ def test_cli_refuses_files_without_posts(runner, db_path, tmp_path, content, mes
 
 
 def test_cli_truncated_document(runner, db_path, tmp_path):
-    for name, src in (("m.json", PAGE_A), ("b.json", SEARCH)):
-        path = tmp_path / name
-        path.write_bytes(src.read_bytes()[:3000])
-        result = runner.invoke(cli, ["import", str(db_path), str(path), "--no-analyse"])
-        assert result.exit_code == 1 and name in result.output and "Traceback" not in result.output
+    # An object cut short cannot be read at all: refused in one line.
+    path = tmp_path / "b.json"
+    path.write_bytes(SEARCH.read_bytes()[:3000])
+    result = runner.invoke(cli, ["import", str(db_path), str(path), "--no-analyse"])
+    assert result.exit_code == 1 and "b.json" in result.output and "Traceback" not in result.output
+
+
+def test_cli_truncated_list_keeps_the_statuses_before_the_cut(runner, db_path, tmp_path):
+    # A list is read element by element: the statuses before the cut are
+    # kept (like a cut gzip or tweets.js), the cut is reported and counted.
+    whole = json.loads(PAGE_A.read_text(encoding="utf-8"))
+    second = json.dumps(whole[1], indent=2)
+    path = tmp_path / "m.json"
+    path.write_text("[\n" + json.dumps(whole[0], indent=2) + ",\n" + second[: len(second) // 2], encoding="utf-8")
+    result = runner.invoke(cli, ["import", str(db_path), str(path), "--no-analyse", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)["files"][0]
+    assert (summary["added"], summary["skipped"]) == (1, 1)
+    assert "cut off" in summary["problems"][0] and summary["problems"][0].startswith(f"{path}:")
+    db = sqlite3.connect(db_path)
+    assert [r[0] for r in db.execute("SELECT id FROM posts")] == [whole[0]["uri"]]
 
 
 # ==========================================================================

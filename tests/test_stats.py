@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from builders import ChatBuilder, at
 
 from chatarchive.analysis import stats
 from chatarchive.analysis.pipeline import analyse_archive
+from chatarchive.cli import cli
 from chatarchive.errors import NotFoundError
 
 W1 = "2026-11-12T01:00:00Z"
@@ -83,10 +85,12 @@ def test_session_stats_numbers(db):
         stats.session_stats(db, "statchat-1999-01-01")
 
 
-def test_first_session_has_only_first_timers(db):
+def test_the_first_archived_session_knows_no_first_timers(db):
     build(db)
     st = stats.session_stats(db, "statchat-2026-11-12")
-    assert st["returning"] == [] and st["first_timers"] == ["ann", "bob", "host"]
+    # who came before the archive began is unknown: neither list, nor any badge
+    assert st["returning"] is None and st["first_timers"] is None
+    assert [p["first_timer"] for p in st["top_participants"]] == [None, None, None]
     assert st["links"] == [{"url": "https://example.org/a", "count": 2}, {"url": "https://example.org/b", "count": 1}]
     assert st["questions"][0]["first_answer_seconds"] == 60.0
 
@@ -96,8 +100,41 @@ def test_hashtag_stats(db):
     hs = stats.hashtag_stats(db, "#STATCHAT")
     assert hs["hashtag"] == "statchat"
     assert [(s["slug"], s["start"], s["posts"], s["participants"], s["first_timers"]) for s in hs["sessions"]] == [
-        ("statchat-2026-11-12", at(W1), 11, 3, 3),
+        ("statchat-2026-11-12", at(W1), 11, 3, None),
         ("statchat-2026-11-19", at(W2), 14, 4, 2),
     ]
     assert hs["regulars"] == [{"handle": "ann", "sessions": 2}, {"handle": "host", "sessions": 2}]
     assert stats.hashtag_stats(db, "nochat") == {"hashtag": "nochat", "sessions": [], "regulars": []}
+
+
+def test_hosts_are_never_first_timers_and_unknowns_are_null_in_show_json(db, db_path, runner):
+    build(db)
+    # week 3: a guest host who never posted before, a returning participant, a newcomer
+    b = ChatBuilder("2026-11-26T01:00:00Z")
+    b.add("guesthost", "Q1: guest question? #statchat", 0)
+    b.add("ann", "A1: back again #statchat", 1)
+    b.add("eve", "A1: new here #statchat", 2)
+    for i in range(8):
+        b.add("guesthost", f"filler {i} #statchat", 3 + i)
+    b.save(db)
+    analyse_archive(db)
+    st = stats.session_stats(db, "statchat-2026-11-26")
+    assert st["session"]["hosts"] == ["guesthost"]
+    assert st["first_timers"] == ["eve"] and st["returning"] == ["ann"]  # the guest host is neither
+    flags = {p["handle"]: p["first_timer"] for p in st["top_participants"]}
+    assert flags == {"guesthost": False, "ann": False, "eve": True}
+    hs = stats.hashtag_stats(db, "statchat")
+    assert [s["first_timers"] for s in hs["sessions"]] == [None, 2, 1]
+    # show --json: null for the first session, lists after
+    r = runner.invoke(cli, ["show", str(db_path), "statchat-2026-11-12", "--json"])
+    assert r.exit_code == 0, r.output
+    first = json.loads(r.output)
+    assert first["first_timers"] is None and first["returning"] is None
+    assert {p["first_timer"] for p in first["top_participants"]} == {None}
+    r = runner.invoke(cli, ["show", str(db_path), "statchat-2026-11-26", "--json"])
+    assert json.loads(r.output)["first_timers"] == ["eve"]
+
+
+def test_odd_counts_are_added_up_as_numbers():
+    assert [stats.count(v) for v in (3, 10**20, -5, "lots", 1e300, float("inf"), None, 3.9, True)] == [
+        3, 10**20, 0, 0, int(1e300), 0, 0, 3, 0]

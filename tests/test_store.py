@@ -362,7 +362,7 @@ def test_resolve_local_replies_touches_only_unresolved_replies(db):
         db.conn.set_trace_callback(None)
     assert row(db, "uri:2")["reply_to_id"] == "uri:5"
     sql = " ".join(statements)
-    assert "local_ids" in sql and "idx_posts_unresolved_replies" in sql
+    assert "local_ids" in sql and "idx_posts_waiting_replies" in sql
 
 
 def _migration_names(store):

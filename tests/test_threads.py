@@ -14,7 +14,7 @@ from builders import at, post
 from chatarchive.analysis import threads
 from chatarchive.analysis.pipeline import analyse_archive
 from chatarchive.archive.schema import open_db
-from chatarchive.archive.writer import save_posts
+from chatarchive.archive.writer import local_placeholder, save_posts
 from chatarchive.errors import NotFoundError
 
 T0 = "2026-03-04T18:00:00Z"
@@ -202,3 +202,116 @@ def test_solver_directly_handles_orphans_and_rings():
     assert cycles == 1
     assert root == {1: 1, 2: 1, 3: 1, 4: -1, 5: 5, 6: 5}
     assert depth == {1: 0, 2: 1, 3: 2, 4: 1, 5: 0, 6: 1}
+
+
+# --------------------------------------------------------------------------
+# Replies whose parent is missing: placeholders and source roots (issue 10, item 2)
+
+SERVER = "social.example"
+ROOT_LOCAL = "110000000000000000"
+
+
+def context_thread(n: int = 59) -> list:
+    """A Mastodon /context response's descendants as the importer stores them
+    when the root status is absent: replies to the root point at its
+    placeholder, the others at their (present) parents' uris."""
+    rng = random.Random(59)
+    placeholder = local_placeholder(SERVER, ROOT_LOCAL)
+    out = []
+    for i in range(n):
+        parent = placeholder if i < 12 else rng.choice(out).id
+        out.append(post(f"user{rng.randrange(20)}", f"reply {i}", t(3 * i), platform="mastodon",
+                        id=f"https://{SERVER}/users/u/statuses/{110000000000000001 + i}", reply_to=parent))
+    return out
+
+
+def test_a_context_thread_whose_root_is_absent_is_one_conversation(db):
+    save_posts(db, context_thread())
+    analyse_archive(db)
+    assert db.execute("SELECT count(DISTINCT conversation_id) FROM posts").fetchone()[0] == 1
+    ((cid, size, depth, *_),) = [(k, *v) for k, v in conversations(db).items()]
+    assert cid == local_placeholder(SERVER, ROOT_LOCAL) and size == 59 and depth >= 2
+    rows = threads.thread(db, cid)
+    assert len(rows) == 59 and {r["depth"] for r in rows[:1]} == {1}  # the replies to the absent root lead
+
+
+def test_when_the_root_arrives_the_conversation_re_roots_incrementally(tmp_path, monkeypatch):
+    monkeypatch.setattr(threads, "FULL_RATIO", 100.0)
+    replies = context_thread()
+    root = post("host", "the root status", t(-1), platform="mastodon", id=f"https://{SERVER}/users/host/statuses/{ROOT_LOCAL}")
+    inc = open_db(tmp_path / "inc.db", create=True)
+    save_posts(inc, replies)
+    analyse_archive(inc, full=True)
+    # the root arrives; the importer replaces the placeholder with its uri
+    save_posts(inc, [root])
+    fixed = [post(p.author.handle, p.text, p.created_at, platform="mastodon", id=p.id, reply_to=root.id)
+             for p in replies[:12]]
+    save_posts(inc, fixed)
+    assert inc.execute("SELECT count(*) FROM posts WHERE reply_to_id = ?", [root.id]).fetchone()[0] == 12
+    result = analyse_archive(inc)
+    assert not result["full"]
+    assert set(conversations(inc)) == {root.id} and conversations(inc)[root.id][0] == 60
+    full = open_db(tmp_path / "full.db", create=True)
+    save_posts(full, [root, *fixed, *replies[12:]])
+    analyse_archive(full)
+    assert conv_of(inc) == conv_of(full) and conversations(inc) == conversations(full)
+    assert set(conv_of(inc).values()) == {root.id}
+
+
+def test_siblings_share_a_conversation_when_only_some_name_the_root(tmp_path, monkeypatch):
+    # Bluesky gives reply.root; a copy of a sibling without it (another file) must not split the thread
+    posts = [
+        post("ann", "reply with its root", t(1), id="at://a/1", platform="bluesky", reply_to="at://gone/p",
+             root_id="at://gone/root"),
+        post("bob", "sibling without root", t(2), id="at://b/2", platform="bluesky", reply_to="at://gone/p"),
+        post("cat", "under the rootless sibling", t(3), id="at://c/3", platform="bluesky", reply_to="at://b/2"),
+        post("dan", "another branch of the root", t(4), id="at://d/4", platform="bluesky", reply_to="at://gone/q",
+             root_id="at://gone/root"),
+    ]
+    full = open_db(tmp_path / "full.db", create=True)
+    save_posts(full, posts)
+    analyse_archive(full)
+    assert set(conv_of(full).values()) == {"at://gone/root"}
+    # the same, arriving one post at a time in the worst order
+    monkeypatch.setattr(threads, "FULL_RATIO", 100.0)
+    inc = open_db(tmp_path / "inc.db", create=True)
+    save_posts(inc, [post("zed", "filler", t(0), id=f"f{i}") for i in range(10)])
+    analyse_archive(inc)
+    for p in (posts[2], posts[1], posts[3], posts[0]):
+        save_posts(inc, [p])
+        analyse_archive(inc)
+    assert {k: v for k, v in conv_of(inc).items() if k.startswith("at:")} == conv_of(full)
+    assert conversations(inc) == conversations(full)
+    # when the root itself arrives, everything hangs under it
+    save_posts(inc, [post("root", "the root", t(-5), id="at://gone/root", platform="bluesky")])
+    analyse_archive(inc)
+    assert {conv_of(inc)[p.id] for p in posts} == {"at://gone/root"}
+    assert conversations(inc)["at://gone/root"][:2] == (5, 2)  # replies to a missing post sit at depth 1
+
+
+def test_x_replies_under_a_missing_conversation_root_share_it(db):
+    save_posts(db, [
+        post("bob", "reply to a missing middle post", t(1), id="101", reply_to="99", root_id="50"),
+        post("cat", "reply to another missing post", t(2), id="102", reply_to="98", root_id="50"),
+        post("dan", "reply to bob", t(3), id="103", reply_to="101", root_id="50"),
+    ] + [post("zed", "filler", t(0), id=f"f{i}") for i in range(20)])
+    analyse_archive(db)
+    assert {conv_of(db)[i] for i in ("101", "102", "103")} == {"50"}
+    save_posts(db, [post("ann", "the root", t(0), id="50")])
+    assert not analyse_archive(db)["full"]
+    assert {conv_of(db)[i] for i in ("50", "101", "102", "103")} == {"50"}
+    assert conversations(db)["50"][:2] == (4, 2)
+
+
+def test_a_context_file_whose_root_is_absent_imports_as_one_conversation(db):
+    # tests/fixtures/analysis/context-59.json: GET /api/v1/statuses/:id/context of a
+    # 59-post thread; the status asked about (the root) is not in the file
+    from chatarchive.archive.importer import import_files
+
+    path = Path(__file__).parent / "fixtures" / "analysis" / "context-59.json"
+    (result,) = import_files(db, [str(path)], instance="social.example")
+    assert result.error is None and result.added == 59
+    analyse_archive(db)
+    assert db.execute("SELECT count(DISTINCT conversation_id) FROM posts").fetchone()[0] == 1
+    ((cid, size, *_),) = [(k, *v) for k, v in conversations(db).items()]
+    assert size == 59 and cid == local_placeholder(SERVER, ROOT_LOCAL)

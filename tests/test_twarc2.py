@@ -178,13 +178,26 @@ def test_page_with_only_errors_yields_nothing():
     assert list(twarc2.normalize(errors_line, CTX)) == []
 
 
-def test_malformed_posts_are_skipped_with_a_reason():
-    with pytest.raises(Skip, match="not a number"):
-        list(twarc2.normalize({"data": [{"id": "abc", "text": "x", "created_at": "2026-01-01T00:00:00Z"}]}, CTX))
-    with pytest.raises(KeyError):
-        list(twarc2.normalize({"data": [{"id": "1", "text": "no time"}]}, CTX))
+def test_a_malformed_post_costs_itself_only_with_a_reason():
+    ctx = Context(path="test")
+    page = {"data": [{"id": "abc", "text": "x", "created_at": "2026-01-01T00:00:00Z"},
+                     {"id": "7", "text": "fine", "created_at": "2026-01-01T00:00:00Z"}]}
+    assert [p.id for p in twarc2.normalize(page, ctx)] == ["7"]
+    assert ctx.problems == ["post 1 (id abc): post id 'abc' is not a number"]
     with pytest.raises(Skip):
-        list(twarc2.normalize({"something": "else"}, CTX))
+        list(twarc2.normalize({"something": "else"}, ctx))
+
+
+def test_a_post_without_a_readable_time_is_kept_with_a_warning():
+    ctx = Context(path="test")
+    (post,) = twarc2.normalize({"data": [{"id": "1", "text": "no time"}]}, ctx)
+    assert post.created_at is None and post.warnings == ["no time given; stored without a time"]
+    # a snowflake id carries its time: used when created_at is broken
+    (post,) = twarc2.normalize({"data": [{"id": "1790000000000000031", "text": "x",
+                                          "created_at": "0000-01-01T00:00:00.000Z"}]}, ctx)
+    assert post.created_at == "2024-05-13T12:43:51.248Z"
+    assert post.warnings == ["created_at: unreadable time '0000-01-01T00:00:00.000Z'; "
+                             "the time was taken from the post id"]
 
 
 # --------------------------------------------------------------------------
@@ -356,7 +369,7 @@ def comparable(post):
 
 
 def both_paths(line: bytes):
-    fast = twarc2._fast_page(line)
+    fast = twarc2._fast_page(line, CTX)
     slow = list(twarc2.normalize(json.loads(line), CTX))
     return fast, slow
 
@@ -396,10 +409,11 @@ def test_lines_that_do_not_fit_the_structs_use_the_dict_path(tmp_path):
     page["data"][2]["id"] = 2002  # an int id works in both
     line = json.dumps(page).encode()
     with pytest.raises(twarc2._NotFast):
-        twarc2._fast_page(line)
+        twarc2._fast_page(line, CTX)
     posts = by_id(twarc2.normalize(line, CTX))
     assert set(posts) == {"2004", "2001", "2002", "1980"}
-    assert posts["2001"].reply_to_author == "105.5" and posts["2001"].reply_to_id == "1980"
+    # a float is not a user id: no reply author, the reply itself is kept
+    assert posts["2001"].reply_to_author is None and posts["2001"].reply_to_id == "1980"
 
 
 def test_invalid_json_line_is_a_skip():

@@ -14,9 +14,12 @@ The steps, and what each hands to the next:
 2. ``threads.update_threads`` -> ``ThreadUpdate``: the new or changed posts,
    the conversations they are in now and, in full mode, ``pending``: every
    post's new conversation id, not yet written to the posts;
-3. detection (``_detect_full``/``_detect_incremental``, with
-   ``sessions.reconcile``) -> ``Changes``: the sessions created, changed and
-   deleted, and the sessions the new posts touch;
+3. detection (``_detect_full``/``_detect_incremental``): each hashtag's
+   groups, shaped into sessions with their core, lead-in and tail
+   (``sessions.shape_groups``, :mod:`.margins`), then ``sessions.reconcile``
+   -> ``Changes``: the sessions created, changed and deleted, and the
+   sessions the new posts touch (an incremental run re-detects the block of
+   a hashtag between two silences longer than ``margins.reach``);
 4. ``sessions.refresh_membership`` (given ``pending``) -> the sessions whose
    members were recomputed;
 5. per session, from one read of its members (``sessions.member_rows``):
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from array import array
 from bisect import bisect_right
 from collections.abc import Iterable
 from datetime import timedelta
@@ -46,10 +50,11 @@ import sqlite_utils
 from ..archive.queries import chunks, marks
 from ..errors import ChatArchiveError
 from ..timeutil import get_zone
-from . import qa, sessions, settings, threads
+from . import margins, qa, sessions, settings, threads
 from .rewrite import PostRewrite
 from .sessions import Changes, Group
-from .settings import DEFAULTS_ROW, settings_for
+from .settings import DEFAULTS_ROW, Chat, settings_for
+from .times import MS_SQL, iso_ms, to_ms, usable_params, usable_sql
 
 ANALYSIS_CACHE_KB = 128 * 1024
 
@@ -85,6 +90,8 @@ def analyse_archive(
     hosts: Iterable[str] | None = None,
     question_pattern: str | None = None,
     answer_pattern: str | None = None,
+    lead: timedelta | None = None,
+    tail: timedelta | None = None,
     full: bool = False,
     redetect: bool = False,
     refresh_sessions: Iterable[int] | None = None,
@@ -92,9 +99,9 @@ def analyse_archive(
     """Analyse what is new (or, with ``full``/``redetect``, everything).
 
     ``hashtags`` names chat hashtags (remembered, then always analysed) and
-    re-detects their sessions; ``gap``/``min_posts``/``tz``/``hosts``/the
-    patterns are remembered for those hashtags (for every hashtag when none
-    is named).  ``refresh_sessions`` recomputes membership and Q&A of those
+    re-detects their sessions; ``gap``/``min_posts``/``lead``/``tail``/``tz``/
+    ``hosts``/the patterns are remembered for those hashtags (for every
+    hashtag when none is named).  ``refresh_sessions`` recomputes membership and Q&A of those
     sessions (after ``sessions add``).  Returns counts and a one-line
     ``summary``.  Raises ChatArchiveError for an invalid option."""
     t0 = time.monotonic()
@@ -104,11 +111,15 @@ def analyse_archive(
         raise ChatArchiveError("--gap must be positive")
     if min_posts is not None and min_posts < 1:
         raise ChatArchiveError("--min-posts must be at least 1")
+    for name, margin in (("lead", lead), ("tail", tail)):
+        if margin is not None and not timedelta(0) <= margin <= settings.MAX_MARGIN:
+            raise ChatArchiveError(f"--{name} must be between 0 and 24h (got {margin})")
     if tz:
         get_zone(tz)
     qa.compile_pattern(question_pattern, "question")
     qa.compile_pattern(answer_pattern, "answer")
-    options_given = any(v is not None for v in (gap, min_posts, tz, question_pattern, answer_pattern)) or bool(host_list)
+    options_given = any(v is not None for v in (gap, min_posts, tz, question_pattern, answer_pattern, lead, tail)) \
+        or bool(host_list)
     conn = db.conn
     # A bigger page cache while rewriting analysis columns of many posts
     # (the default spills dirty pages to disk again and again); restored after.
@@ -125,7 +136,8 @@ def analyse_archive(
         with _Transaction(db):
             if tags or options_given:
                 tags = settings.remember(db, tags, gap=gap, min_posts=min_posts, tz=tz, hosts=host_list,
-                                         question_pattern=question_pattern, answer_pattern=answer_pattern)
+                                         question_pattern=question_pattern, answer_pattern=answer_pattern,
+                                         lead=lead, tail=tail)
             th, changes, done, qa_totals = _analyse(db, tags, full, redetect or bool(tags) or options_given,
                                                     set(refresh_sessions or []))
     finally:
@@ -213,7 +225,7 @@ def _summary(db: sqlite_utils.Database, th: threads.ThreadUpdate, changes: Chang
         "answers": answers_n,
         "seconds": round(elapsed, 3),
     }
-    parts = [f"{total_sessions:,} session{'s' if total_sessions != 1 else ''}"]
+    parts = [_plural(total_sessions, "session")]
     news = []
     if changes.created:
         news.append(f"{len(changes.created)} new")
@@ -223,11 +235,16 @@ def _summary(db: sqlite_utils.Database, th: threads.ThreadUpdate, changes: Chang
         news.append(f"{len(changes.deleted)} removed")
     if news:
         parts[0] += f" ({', '.join(news)})"
-    parts.append(f"{threads_n:,} threads")
-    parts.append(f"{questions_n:,} questions, {answers_n:,} answers")
+    parts.append(_plural(threads_n, "thread"))
+    parts.append(f"{_plural(questions_n, 'question')}, {_plural(answers_n, 'answer')}")
     result["summary"] = "Analysis: " + "; ".join(parts) + f" ({elapsed:.1f} s)"
     result["qa"] = qa_totals.as_dict()
     return result
+
+
+def _plural(n: int, word: str) -> str:
+    # (present.text.plural's rule; the analysis may not import the views)
+    return f"{n:,} {word if n == 1 else word + 's'}"
 
 
 def _sessions_of(db: sqlite_utils.Database, tags: list[str]) -> set[int]:
@@ -259,16 +276,13 @@ def _detect_full(db: sqlite_utils.Database, chosen: list[str] | None, guess: boo
     default_chat = settings_for(db, DEFAULTS_ROW)
     default = (default_chat.gap, default_chat.min_count)
     per_tag: dict[int, tuple[float, int]] = {}
-    tz_of: dict[int, str | None] = {}
     for (t,) in db.execute("SELECT hashtag FROM chats WHERE hashtag != ?", [DEFAULTS_ROW]).fetchall():
         i = settings.hashtag_id(db, t)
         if i is not None:
             c = settings_for(db, t)
             per_tag[i] = (c.gap, c.min_count)
-            tz_of[i] = c.timezone
     scan = sessions.scan_all_groups(db, tag_ids, per_tag, default)
     groups = sessions.drop_subsumed_scanned(db, scan, keep_tags=set()) if guess else scan.groups
-    del scan
     by_tag: dict[int, list[Group]] = {}
     for g in groups:
         by_tag.setdefault(g.tag_id, []).append(g)
@@ -284,8 +298,18 @@ def _detect_full(db: sqlite_utils.Database, chosen: list[str] | None, guess: boo
         name = names.get(i)
         if name is None:
             continue
-        tz = tz_of.get(i, default_chat.timezone)
-        changes.merge(sessions.reconcile(db, name, by_tag.get(i, []), None, None, tz))
+        chat = settings_for(db, name)
+        found = sessions.shape_groups(db, name, scan.times.get(i, array("q")), by_tag.get(i, []), chat)
+        changes.merge(sessions.reconcile(db, name, found, None, None, chat.timezone))
+    # Detected sessions of a hashtag no post carries (an older version's or a
+    # hand-made row): there is nothing they could be detected from.
+    wanted = {c.lower() for c in chosen} if chosen is not None else None
+    gone = [sid for sid, tag in db.execute(
+        """SELECT s.id, s.hashtag FROM sessions s WHERE s.source = 'detected'
+           AND NOT EXISTS (SELECT 1 FROM hashtags h WHERE h.tag = s.hashtag COLLATE NOCASE)""")
+        if wanted is None or (tag or "").lower() in wanted]
+    sessions.delete_sessions(db, gone)
+    changes.deleted.update(gone)
     return changes
 
 
@@ -294,28 +318,30 @@ class _Windows:
     tagged post" without a query per post."""
 
     def __init__(self, db: sqlite_utils.Database):
-        self.by_tag: dict[int, tuple[list[str], list[tuple[str, str, int]], float]] = {}
-        rows: dict[int, list[tuple[str, str, int]]] = {}
+        self.by_tag: dict[int, tuple[list[int], list[tuple[int, int, int]], int]] = {}
+        rows: dict[int, list[tuple[int, int, int]]] = {}
         for sid, w0, w1, tag_id in db.execute(
                 """SELECT s.id, s.window_start, s.window_end, h.id FROM sessions s
                    JOIN hashtags h ON h.tag = s.hashtag COLLATE NOCASE
                    WHERE s.window_start IS NOT NULL AND s.window_end IS NOT NULL"""):
-            rows.setdefault(tag_id, []).append((w0, w1, sid))
+            ms0, ms1 = to_ms(w0), to_ms(w1)
+            if ms0 is not None and ms1 is not None:  # (an old row with odd times holds no post)
+                rows.setdefault(tag_id, []).append((ms0, ms1, sid))
         for tag_id, ws in rows.items():
             ws.sort()
-            longest = max(sessions.to_ts(w1) - sessions.to_ts(w0) for w0, w1, _ in ws)
+            longest = max(w1 - w0 for w0, w1, _ in ws)
             self.by_tag[tag_id] = ([w[0] for w in ws], ws, longest)
 
-    def containing(self, tag_id: int, t: str) -> list[int]:
+    def containing(self, tag_id: int, ms: int) -> list[int]:
         entry = self.by_tag.get(tag_id)
         if entry is None:
             return []
         starts, ws, longest = entry
-        earliest = sessions.from_ts(sessions.to_ts(t) - longest)
+        earliest = ms - longest
         out = []
-        i = bisect_right(starts, t) - 1
+        i = bisect_right(starts, ms) - 1
         while i >= 0 and ws[i][0] >= earliest:
-            if ws[i][1] >= t:
+            if ws[i][1] >= ms:
                 out.append(ws[i][2])
             i -= 1
         return out
@@ -335,42 +361,51 @@ def _detect_incremental(db: sqlite_utils.Database, th: threads.ThreadUpdate, cho
     windows = _Windows(db)
     for chunk in chunks(dirty):
         m = marks(len(chunk))
-        for tag_id, t, matched in db.execute(
-            f"""SELECT ph.hashtag_id, p.created_at, p.matched FROM posts p
+        for tag_id, t, ms, matched in db.execute(
+            f"""SELECT ph.hashtag_id, p.created_at, {MS_SQL.format("p.created_at")}, p.matched FROM posts p
                 JOIN post_hashtags ph ON ph.post_id = p.id
-                WHERE p.id IN ({m}) AND p.created_at IS NOT NULL""", chunk):
+                WHERE p.id IN ({m}) AND {usable_sql("p.created_at")}""", chunk + usable_params()):
+            if ms is None:
+                continue  # no usable time: in no window (its threads still place it)
             # a tagged post inside an existing window changes that session
-            touched.update(windows.containing(tag_id, t))
+            touched.update(windows.containing(tag_id, ms))
             if not matched or (chosen_ids is not None and tag_id not in chosen_ids):
                 continue
+            t = iso_ms(ms)  # (the time as SQLite reads it: the stored text may be odd, e.g. 31 February)
             span = spans.setdefault(tag_id, [t, t])
             span[0], span[1] = min(span[0], t), max(span[1], t)
         # sessions the changed posts belonged to
         for (sid,) in db.execute(f"SELECT DISTINCT session_id FROM session_posts WHERE post_id IN ({m})", chunk):
             touched.add(sid)
     for tag, s0, s1 in db.execute(
-            f'SELECT hashtag, start, "end" FROM sessions WHERE id IN ({marks(len(touched))})',
+            f"""SELECT hashtag, coalesce(window_start, start), coalesce(window_end, "end") FROM sessions
+                WHERE id IN ({marks(len(touched))})""",
             sorted(touched)).fetchall() if touched else []:
         tag_id = settings.hashtag_id(db, tag)
+        if to_ms(s0) is None or to_ms(s1) is None:
+            continue  # (an old row with odd times: a full analysis replaces it)
         if tag_id is not None and (chosen_ids is None or tag_id in chosen_ids):
             span = spans.setdefault(tag_id, [s0, s1])
             span[0], span[1] = min(span[0], s0), max(span[1], s1)
     names = _tag_names(db, spans)
-    all_groups: list[tuple[int, str, str, list[Group]]] = []
+    blocks: list[tuple[int, Chat, sessions.Block]] = []
     for tag_id, (lo, hi) in sorted(spans.items()):
         name = names[tag_id]
         chat = settings_for(db, name)
         if chat.schedules:
             changes.merge(sessions.apply_schedules(db, name, tag_id, (lo, hi)))
-        lo2, hi2, groups = sessions.window_groups(db, name, tag_id, lo, hi, chat.gap, chat.min_count)
-        all_groups.append((tag_id, lo2, hi2, groups))
+        reach = margins.reach(round(chat.gap * 1000), sessions.margins_of(chat))
+        blocks.append((tag_id, chat, sessions.window_groups(db, name, tag_id, lo, hi, chat.gap, chat.min_count,
+                                                           reach)))
     if guess:
-        flat = [g for _, _, _, gs in all_groups for g in gs]
+        flat = [g for _, _, b in blocks for g in b.groups]
         kept = {id(g) for g in sessions.drop_subsumed(db, flat, keep_tags=set())}
-        all_groups = [(t, lo, hi, [g for g in gs if id(g) in kept]) for t, lo, hi, gs in all_groups]
-    for tag_id, lo, hi, groups in all_groups:
+        for _, _, b in blocks:
+            b.groups = [g for g in b.groups if id(g) in kept]
+    for tag_id, chat, b in blocks:
         name = names[tag_id]
-        changes.merge(sessions.reconcile(db, name, groups, lo, hi, settings_for(db, name).timezone))
+        found = sessions.shape_groups(db, name, [ms for _, ms in b.rows], b.groups, chat)
+        changes.merge(sessions.reconcile(db, name, found, b.lo, b.hi, chat.timezone))
     # Sessions holding posts of the conversations the new posts joined.
     convs = sorted(th.conversations)
     for chunk in chunks(convs):

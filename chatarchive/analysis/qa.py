@@ -4,9 +4,14 @@ Hosts post numbered questions; participants answer with the number:
 
 * a question starts, after any leading @mentions (and hashtags or emoji),
   with ``Q1:``, ``Q1.``, ``Q 1 -``, ``Q1)``, ``Q1`` or ``Question 1:``;
-  a teaser ("Q3 coming up in a minute!") is not a question, and the same
-  number asked again (on another platform, or repeated) is the same
-  question, not a second one;
+* a teaser is not a question: a marker followed by a teaser phrase
+  ("Q5 coming up in 1 minute! Who's still with us?", "Q2 is next", "Q3 in
+  5 minutes", "Q4: get ready") announces the question whatever follows, and
+  replies to it are not answers;
+* the same number asked again (on another platform, or repeated) is the
+  same question, not a second one; when some of its posts write the marker
+  with a delimiter (``Q5)``, ``Q5:``) and others without (``Q5 Who's still
+  here?``), the delimited ones are the question and the others are not;
 * hosts are the accounts that post those markers first (or the ones given
   with ``--host``); only their posts are questions;
 * an answer starts with ``A1:``, ``A 1``, ``a1)``, ``A1a``/``A1b``… (or says
@@ -26,7 +31,6 @@ session's counts and hosts are the pipeline's session summary).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import unicodedata
@@ -40,19 +44,25 @@ import sqlite_utils
 from ..archive.queries import chunks, marks
 from ..errors import ChatArchiveError
 from .rewrite import PostRewrite
-from .settings import Chat, settings_for
+from .settings import Chat, json_list, settings_for
 
 DEFAULT_QUESTION = r"(?:Q|Question)\s*(?P<n>\d{1,3})(?=\s*[:.)\-–—]|\s|$)[\s:.)\-–—]*"
 DEFAULT_ANSWER = r"A\s?(?P<n>\d{1,3})[a-z]?(?=$|[\s:.)\-–—,;!/])"
 # "Late to Q1 but A1: …": an answer marker with a colon a few words in.
 EMBEDDED_ANSWER = re.compile(r"(?:^|[\s(])A(?P<n>\d{1,3})[a-z]?:")
 EMBEDDED_WITHIN = 60
+# A teaser phrase right after the marker (after punctuation, emoji and a
+# verb such as "is"/"will be"): the post announces the question.
+_UNIT = r"(?:min|mins|minute|minutes|sec|secs|second|seconds|moment|moments|jiffy|bit)\b"
 TEASER = re.compile(
-    r"\b(coming up|coming next|up next|next up|is next|comes next|in (?:a|one|\d+|a few|five|ten|two)"
-    r" (?:min|mins|minute|minutes|sec|secs|seconds|moment|moments)|get ready|stay tuned|heads up|"
-    r"shortly|starts soon|soon)\b",
+    r"^[\W_]*(?:(?:is|are|will be|comes|drops|'s|’s)\s+)?(?:up\s+(?=in\b))?"
+    r"(?:coming\s+(?:up|next|soon|right up|shortly|in\b)|up next|next up|next(?![\w\-])|"
+    r"in\s+(?:\d+\s*(?:" + _UNIT + r")?|(?:a|an|one|a few|a couple(?: of)?|two|three|five|ten|fifteen|just a)\s+"
+    + _UNIT + r")|get ready|getting ready|stay tuned|heads up|shortly|starts? soon|on (?:its|it's|it’s|the) way)",
     re.I,
 )
+# A marker written with a delimiter after its number (Q5: Q5) Q5. Q5 -).
+_DELIMITED = re.compile(r"\s*[:.)\-–—]")
 HOST_SHARE = 0.25  # a co-host asks at least this share of the top host's questions
 
 # Leading @mentions (".@x", "@x@server", "@x.bsky.social"), hashtags and
@@ -90,6 +100,12 @@ class Marker:
 
     def match(self, text: str) -> tuple[int, str] | None:
         """(number, rest of the text) when the text starts with the marker."""
+        found = self.find(text)
+        return (found[0], found[1]) if found else None
+
+    def find(self, text: str) -> tuple[int, str, bool] | None:
+        """(number, rest of the text, whether a delimiter follows the number)
+        when the text starts with the marker."""
         if self.rx is not None:
             m = self.rx.match(text)
         else:
@@ -101,7 +117,7 @@ class Marker:
         if m:
             n = to_number(m.group("n"))
             if n is not None:
-                return n, text[m.end():]
+                return n, text[m.end():], _DELIMITED.match(text, m.end("n")) is not None
         return None
 
 
@@ -139,12 +155,11 @@ def match_marker(text: str, rx: re.Pattern | Marker) -> tuple[int, str] | None:
 
 
 def is_teaser(rest: str) -> bool:
-    """'coming up in a minute' after a marker announces a question; a real
-    question rarely says so in its first words without asking anything."""
-    head = rest[:60]
-    if not TEASER.search(head):
-        return False
-    return "?" not in rest or len(rest.strip()) < 40
+    """Whether the text after a question marker starts with a teaser phrase
+    ("coming up", "in 1 minute", "next", "get ready", …): then the post
+    announces the question, whatever follows (even a question mark: "Q5
+    coming up in 1 minute! Who's still with us?")."""
+    return TEASER.match(rest[:80]) is not None
 
 
 def looks_like_question(text: str | None) -> bool:
@@ -216,9 +231,10 @@ def analyse_posts(
         posts = sorted(posts, key=lambda p: (p[4] or "", p[0]))
     # Fields by position (see QAPost): 0 id, 1 author_id, 2 handle, 3 text,
     # 4 created_at, 5 reply_to_id, 6 quote_of_id, 7 is_repost.
-    candidates: list[tuple[Any, int]] = []
+    candidates: list[tuple[Any, int, bool]] = []  # (post, number, delimited)
     q_rx = q_marker.rx.match if q_marker.rx is not None else None
-    q_match = q_marker.match
+    q_find = q_marker.find
+    delimited = _DELIMITED.match
     q_first = "Qq" if q_marker is _DEFAULT_Q else None
     for p in posts:
         if p[7] or not p[3]:
@@ -231,17 +247,17 @@ def analyse_posts(
                 continue
             n = to_number(qm.group("n"))
             if n is not None and not is_teaser(p[3][qm.end():]):
-                candidates.append((p, n))
+                candidates.append((p, n, delimited(p[3], qm.end("n")) is not None))
             continue
-        found = q_match(p[3])
+        found = q_find(p[3])
         if found and not is_teaser(found[1]):
-            candidates.append((p, found[0]))
+            candidates.append((p, found[0], found[2]))
 
     def key(p: tuple[Any, ...]) -> str:
         return p[1] or p[2] or ""
 
     if host_list:
-        candidates = [(p, n) for p, n in candidates if any(handle_matches(p[2], h) for h in host_list)]
+        candidates = [c for c in candidates if any(handle_matches(c[0][2], h) for h in host_list)]
         shown_hosts = host_list
     else:
         # Hosts ask many of the numbers (on every platform they post to);
@@ -249,7 +265,7 @@ def analyse_posts(
         owners: dict[int, str] = {}
         numbers: dict[str, set[int]] = {}
         handle_of: dict[str, str] = {}
-        for p, n in candidates:
+        for p, n, _ in candidates:
             k = key(p)
             owners.setdefault(n, k)
             numbers.setdefault(k, set()).add(n)
@@ -260,12 +276,17 @@ def analyse_posts(
         keep = {k for k, v in numbers.items() if len(v) >= need and (k in owned or len(v) >= 2)}
         # the host's mirror account on another platform (same name)
         keep |= {k for k in numbers if any(handle_matches(handle_of[k], handle_of[o]) for o in keep)}
-        candidates = [(p, n) for p, n in candidates if key(p) in keep]
+        candidates = [c for c in candidates if key(c[0]) in keep]
         shown_hosts = [handle_of[k] for k in sorted(keep, key=lambda k: (-len(numbers[k]), handle_of[k]))]
 
+    # A number asked with a delimiter somewhere ("Q5) …"): its posts without
+    # one ("Q5 Who's still with us?") are not the question.
+    firm = {n for _, n, d in candidates if d}
     questions: dict[int, Question] = {}
     question_of: dict[str, int] = {}
-    for p, n in candidates:
+    for p, n, d in candidates:
+        if not d and n in firm:
+            continue
         q = questions.get(n)
         if q is None:
             q = questions[n] = Question(n, p[0], p[3], p[4], p[1], p[2])
@@ -278,7 +299,7 @@ def analyse_posts(
     a_rx = a_marker.rx.match if a_marker.rx is not None else None
     a_first = "Aa" if a_marker is _DEFAULT_A else None
     a_match = a_marker.match
-    asker = {p[0]: p[1] for p, _ in candidates}  # each question post's own author
+    asker = {p[0]: p[1] for p, _, _ in candidates}  # each question post's own author
     for p in posts:
         pid = p[0]
         if p[7] or pid in question_of:
@@ -293,9 +314,9 @@ def analyse_posts(
             if am is not None:
                 marked = to_number(am.group("n"))
         else:
-            found = a_match(text)
-            if found:
-                marked = found[0]
+            got = a_match(text)
+            if got:
+                marked = got[0]
         if marked is not None and marked in questions:
             number = marked
         elif embedded and text:
@@ -404,7 +425,8 @@ class QAWriter:
         conn = self.conn
         tag, configured = self.info.get(session_id, (None, None))
         chat, q_marker, a_marker = self._settings(tag)
-        hosts = json.loads(configured) if configured else (chat.hosts if chat and chat.hosts else None)
+        given = [h for h in json_list(configured) if isinstance(h, str) and h]
+        hosts = given or (chat.hosts if chat and chat.hosts else None)
         rowid_of = dict(zip(map(_post_id, rows), map(_rowid, rows)))
         res = analyse_posts(rows, hosts=hosts, question_pattern=q_marker, answer_pattern=a_marker, presorted=True)
         old = self.existing.get(session_id, {})

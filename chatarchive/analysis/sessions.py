@@ -1,22 +1,31 @@
 """Sessions: where each chat begins and ends, and which posts belong to it.
 
 A session is one sitting of a chat hashtag (case-insensitive, across every
-platform: the same hour on X, Mastodon and Bluesky is one session).  They
-come from:
+platform: the same hour on X, Mastodon and Bluesky is one session).  Its
+``start``/``end`` are its core, the time it is shown at; its
+``window_start``/``window_end`` span every tagged member.  Sessions come from:
 
 * detection (``source='detected'``): a hashtag's matched posts in time
-  order, split where the silence exceeds ``gap`` (default 45 min); groups of
-  fewer than ``min_posts`` (default 10) are strays;
+  order, split where the silence exceeds ``gap`` (default 45 min) into
+  groups; groups of fewer than ``min_posts`` (default 10) are candidates for
+  nothing but a lead-in or tail.  :mod:`.margins` shapes the sessions: the
+  core is a group's busy stretch, the window adds the same day's posts up to
+  ``lead`` before it (default 6 h) and ``tail`` after it (default 2 h);
 * a weekly schedule (``'scheduled'``): one session per occurrence of, say,
   "wed 20:00" in America/New_York that has posts, computed in the chat's
-  own zone so daylight-saving changes move the UTC hour with it;
-* an explicit window (``'manual'``, or ``'capture'`` from live capture).
+  own zone so daylight-saving changes move the UTC hour with it; its window
+  adds the schedule's ``before``/``after``;
+* an explicit window (``'manual'``, or ``'capture'`` from live capture):
+  exactly that window.
 
-Manual and scheduled sessions are never replaced by detection; detection
-keeps session ids stable by matching new groups to existing sessions whose
-window overlaps.  Membership (``session_posts``): posts carrying the hashtag
-inside the window (``via='tag'``), plus untagged posts that reply into those
+Manual and scheduled sessions are never replaced by detection, and no
+detected window enters theirs; detection keeps session ids stable by
+matching what it finds to existing sessions whose core (else window)
+overlaps.  Membership (``session_posts``): posts carrying the hashtag inside
+the window (``via='tag'``), plus untagged posts that reply into those
 threads and untagged parents posted during the session (``via='thread'``).
+Posts whose time is NULL or unusable (:mod:`.times`) are in no window, but
+join a session through its threads.
 
 Which hashtags are chats: those the user named (``sessions detect
 --hashtag``, ``add``, ``schedule``; remembered in table ``chats``, see
@@ -40,9 +49,9 @@ import sqlite3
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from operator import itemgetter
 from typing import Any
 
@@ -52,61 +61,60 @@ from ..archive.queries import chunks, get_session, marks
 from ..errors import ChatArchiveError
 from ..models import Session
 from ..timeutil import get_zone, iso_utc, parse_iso
+from . import margins
+from .margins import Margins, Shaped, Walls
 from .qa import QAPost
 from .rewrite import PostRewrite
 from .settings import Chat, clean_tag, display_tag, get_chat, save_chat
+from .times import MAX_MS, MIN_MS, MS_SQL, iso_ms, to_ms, usable_params, usable_sql
 
 SUBSUME_SHARE = 0.8  # share of a group's posts that also carry the bigger tag
 MIN_SHARE = 0.25  # while guessing: share of the window's tagged posts a chat's hashtag must have
 ANCESTOR_LEAD = timedelta(hours=1)  # untagged parents this long before the window join it
-_EPOCH = datetime(1970, 1, 1)
+SLUG_TAG_MAX = 60  # characters of the hashtag in a slug: the date always follows, whole
 
 
 # --------------------------------------------------------------------------
 # Small helpers
 
 
-def to_ts(value: str) -> float:
-    """Archive time (``YYYY-MM-DDTHH:MM:SS.fffZ``) to epoch seconds, fast."""
-    if len(value) == 24 and value[-1] == "Z":
-        return (datetime.fromisoformat(value[:23]) - _EPOCH).total_seconds()
-    return parse_iso(value).timestamp()
-
-
-def from_ts(ts: float) -> str:
-    return iso_utc(datetime.fromtimestamp(ts, timezone.utc))
-
-
-def to_ms(value: str) -> int:
-    """Archive time to integer epoch milliseconds (exact, for gap tests)."""
-    return round(to_ts(value) * 1000)
-
-
-def from_ms(ms: int) -> str:
-    return iso_utc(datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms))
-
-
 def slugify(tag: str) -> str:
-    return re.sub(r"[^\w]+", "-", tag.lower()).strip("-_") or "chat"
+    """The hashtag part of a slug; a very long hashtag is cut here, so that
+    the slug (tag, date, a counter) stays short and always ends with its date."""
+    return (re.sub(r"[^\w]+", "-", tag.lower()).strip("-_")[:SLUG_TAG_MAX].strip("-_")) or "chat"
+
+
+def zone_of(tz: str | None) -> tzinfo | None:
+    """The chat's zone, None when it has none (or names none that exists: a
+    stored setting must never stop an analysis)."""
+    if not tz:
+        return None
+    try:
+        return get_zone(tz)
+    except ChatArchiveError:
+        return None
 
 
 def local_date(iso: str, tz: str | None) -> date:
-    dt = parse_iso(iso)
-    if tz:
-        dt = dt.astimezone(get_zone(tz))
-    return dt.date()
+    """The date of an archive time in the chat's zone (UTC without one)."""
+    ms = to_ms(iso)
+    if ms is None:  # (the analysis writes only usable times; an old row may hold anything)
+        return date(1970, 1, 1)
+    dt = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    zone = zone_of(tz)
+    return (dt.astimezone(zone) if zone is not None else dt).date()
 
 
 def _overlaps(a0: str, a1: str, b0: str, b1: str) -> bool:
     return a0 <= b1 and b0 <= a1
 
 
-def _time(s: Session) -> tuple[str, str]:
+def _time(s: Session | Detected) -> tuple[str, str]:
     """A session's start and end (the analysis writes both on every session)."""
     return s.start or "", s.end or ""
 
 
-def _window(s: Session) -> tuple[str, str]:
+def _window(s: Session | Detected) -> tuple[str, str]:
     """The window whose tagged posts are a session's members (its time when it has none)."""
     return s.window_start or s.start or "", s.window_end or s.end or ""
 
@@ -205,8 +213,9 @@ def add_session(
     tz: str | None = None,
 ) -> int:
     """Create (or, for an overlapping window of the same hashtag, take over)
-    a session with an explicit window.  Returns its id; membership and Q&A
-    follow in ``pipeline.analyse_archive(db, refresh_sessions=[id])``."""
+    a session with an explicit window.  ``hosts`` replace the hosts given for
+    the session taken over; without any, those are kept.  Returns its id;
+    membership and Q&A follow in ``pipeline.analyse_archive(db, refresh_sessions=[id])``."""
     tag = clean_tag(hashtag)
     if end <= start:
         raise ChatArchiveError(f"The session must end after it starts ({start} .. {end})")
@@ -221,7 +230,9 @@ def add_session(
     overlapping = _overlapping(db, tag, start, end)
     keep = overlapping[0] if overlapping else None
     delete_sessions(db, [s.id for s in overlapping[1:]])
-    host_list = [h.lstrip("@") for h in hosts if h.strip()]
+    host_list = [h.strip().lstrip("@") for h in hosts if h.strip().lstrip("@")]
+    if not host_list and keep is not None:
+        host_list = keep.configured_hosts  # the same command again without --host keeps them
     values = {
         "hashtag": tag, "title": title if title is not None else (keep.title if keep else None),
         "start": start, "end": end, "window_start": start, "window_end": end, "source": source,
@@ -311,19 +322,23 @@ def apply_schedules(db: sqlite_utils.Database, tag: str, tag_id: int | None,
     if not chat.schedules or tag_id is None:
         return changes
     if span is None:
+        ms = MS_SQL.format("p.created_at")
         row = db.execute(
-            """SELECT min(p.created_at), max(p.created_at) FROM post_hashtags ph
-               JOIN posts p ON p.id = ph.post_id WHERE ph.hashtag_id = ? AND p.matched = 1""",
-            [tag_id],
+            f"""SELECT min({ms}), max({ms}) FROM post_hashtags ph
+                JOIN posts p ON p.id = ph.post_id WHERE ph.hashtag_id = ? AND p.matched = 1
+                AND {_USABLE}""",
+            [tag_id, *usable_params()],
         ).fetchone()
         if row[0] is None:
             return changes
-        span = (row[0], row[1])
+        span = (iso_ms(row[0]), iso_ms(row[1]))
     display = display_tag(db, tag)
     for sched in chat.schedules:
-        before, after = timedelta(seconds=sched.get("before") or 0), timedelta(seconds=sched.get("after") or 0)
-        duration = timedelta(seconds=sched["duration"])
-        for _day, start, end in occurrences(sched["every"], sched["timezone"], duration, span[0], span[1]):
+        checked = _checked_schedule(sched)
+        if checked is None:
+            continue  # (a hand-edited entry that is not a schedule: ignored, never fatal)
+        every, sched_tz, duration, before, after = checked
+        for _day, start, end in occurrences(every, sched_tz, duration, span[0], span[1]):
             w0 = iso_utc(parse_iso(start) - before)
             w1 = iso_utc(parse_iso(end) + after)
             if _count_tagged(db, tag_id, w0, w1) == 0:
@@ -338,23 +353,46 @@ def apply_schedules(db: sqlite_utils.Database, tag: str, tag_id: int | None,
             values = {
                 "hashtag": display, "title": sched.get("title") or (keep.title if keep else None),
                 "start": start, "end": end, "window_start": w0, "window_end": w1,
-                "source": "scheduled", "timezone": sched["timezone"],
+                "source": "scheduled", "timezone": sched_tz,
             }
             if keep and all(getattr(keep, k) == v for k, v in values.items()):
                 continue
-            sid = _write_session(db, keep, values, sched["timezone"])
+            sid = _write_session(db, keep, values, sched_tz)
             changes.changed.add(sid)
             if keep is None:
                 changes.created.add(sid)
     return changes
 
 
+def _checked_schedule(sched: dict[str, Any]) -> tuple[str, str, timedelta, timedelta, timedelta] | None:
+    """A stored schedule's (every, zone, duration, before, after), None when it is not a valid one."""
+    every, tz = sched.get("every"), sched.get("timezone")
+    values = [sched.get(k) or 0 for k in ("duration", "before", "after")]
+    if not isinstance(every, str) or zone_of(tz if isinstance(tz, str) else None) is None:
+        return None
+    if not all(isinstance(v, (int, float)) and 0 <= v <= 7 * 86400 for v in values) or not values[0]:
+        return None
+    try:
+        parse_every(every)
+    except ChatArchiveError:
+        return None
+    assert isinstance(tz, str)
+    duration, before, after = (timedelta(seconds=v) for v in values)
+    return every, tz, duration, before, after
+
+
+# Posts whose time the analysis may use (see .times): the same condition
+# in every query that places posts in time, so a full and an incremental
+# analysis see the same posts.
+_USABLE = f"{usable_sql('p.created_at')} AND julianday(p.created_at) IS NOT NULL"
+
+
 def _count_tagged(db: sqlite_utils.Database, tag_id: int, lo: str, hi: str) -> int:
     return db.execute(
-        """SELECT count(*) FROM posts p INDEXED BY idx_posts_created_at
-           WHERE p.created_at BETWEEN ? AND ? AND p.matched = 1
-             AND EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.post_id = p.id AND ph.hashtag_id = ?)""",
-        [lo, hi, tag_id],
+        f"""SELECT count(*) FROM posts p INDEXED BY idx_posts_created_at
+            WHERE p.created_at BETWEEN ? AND ? AND p.matched = 1 AND {_USABLE}
+              AND EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.post_id = p.id AND ph.hashtag_id = ?)""",
+        [lo, hi, *usable_params(), tag_id],
     ).fetchone()[0]
 
 
@@ -364,10 +402,16 @@ def _count_tagged(db: sqlite_utils.Database, tag_id: int, lo: str, hi: str) -> i
 
 @dataclass
 class Group:
+    """A candidate session: a run of a hashtag's matched posts with no silence
+    longer than ``gap``, of at least ``min_posts`` posts.  ``first``/``last``
+    index its posts in the hashtag's times (``Scan.times`` or the block's)."""
+
     tag_id: int
     start: str
     end: str
     count: int
+    first: int = 0
+    last: int = 0
     # Filled by scan_all_groups: posts of the group that also carry another
     # hashtag, and the group's span in the scan's post sequence.
     co: dict[int, int] = field(default_factory=dict)
@@ -375,26 +419,27 @@ class Group:
     k_last: int = 0
 
 
-def split_groups(times: Iterable[str], gap: float, min_posts: int, tag_id: int = 0) -> list[Group]:
-    """Split sorted times where the silence exceeds ``gap`` seconds; keep
-    groups of at least ``min_posts`` posts."""
+def split_groups(rows: Iterable[tuple[str, int]], gap: float, min_posts: int,
+                 tag_id: int = 0) -> list[Group]:
+    """Split sorted (time, epoch ms) rows where the silence exceeds ``gap``
+    seconds; keep groups of at least ``min_posts`` posts."""
     out: list[Group] = []
     first = last = ""
     last_ts = 0
     count = 0
     gap_ms = round(gap * 1000)
-    for t in times:
-        ts = to_ms(t)  # integer ms, exactly as scan_all_groups
+    k = -1
+    for k, (t, ts) in enumerate(rows):
         if count and ts - last_ts > gap_ms:
             if count >= min_posts:
-                out.append(Group(tag_id, first, last, count))
+                out.append(Group(tag_id, first, last, count, k - count, k - 1))
             count = 0
         if not count:
             first = t
         last, last_ts = t, ts
         count += 1
     if count and count >= min_posts:
-        out.append(Group(tag_id, first, last, count))
+        out.append(Group(tag_id, first, last, count, k - count + 1, k))
     return out
 
 
@@ -402,11 +447,13 @@ class Scan:
     """Every hashtag's groups from one pass over the matched tagged posts in
     time order (full detection), with what subsumption needs: per group the
     posts shared with other hashtags, and per hashtag where its posts fall
-    in the sequence (to count them in any window by bisection)."""
+    in the sequence (to count them in any window by bisection); and per
+    hashtag the times of its posts (epoch ms), for the sessions' margins."""
 
     def __init__(self) -> None:
         self.groups: list[Group] = []
         self.positions: dict[int, array] = {}
+        self.times: dict[int, array] = {}
 
 
 def scan_all_groups(db: sqlite_utils.Database, tag_ids: set[int] | None,
@@ -414,24 +461,23 @@ def scan_all_groups(db: sqlite_utils.Database, tag_ids: set[int] | None,
     conn = db.conn
     scan = Scan()
     where = ""
-    params: list[Any] = []
+    params: list[Any] = usable_params()
     if tag_ids is not None:
         if not tag_ids:
             return scan
         where = f"AND ph.hashtag_id IN ({marks(len(tag_ids))})"
-        params = sorted(tag_ids)
+        params += sorted(tag_ids)
     # Epoch milliseconds (integers, as split_groups uses: both split alike)
     # come from SQLite (C) rather than a Python parse per post.
     cur = conn.execute(
-        f"""SELECT p.rowid, ph.hashtag_id, p.created_at,
-                   CAST(round((julianday(p.created_at) - 2440587.5) * 86400000.0) AS INTEGER)
+        f"""SELECT p.rowid, ph.hashtag_id, p.created_at, {MS_SQL.format("p.created_at")}
             FROM posts p INDEXED BY idx_posts_created_at
             JOIN post_hashtags ph ON ph.post_id = p.id
-            WHERE p.matched = 1 AND p.created_at IS NOT NULL {where}
+            WHERE p.matched = 1 AND {usable_sql("p.created_at")} {where}
             ORDER BY p.created_at, p.rowid""",
         params,
     )
-    # tag -> [first, last, last_ts, count, co, k_first, k_last, gap, min_posts, positions]
+    # tag -> [first, last, last_ts, count, co, k_first, k_last, gap, min_posts, positions, tag, times]
     state: dict[int, list] = {}
     out = scan.groups
     prev_rowid = None
@@ -442,6 +488,8 @@ def scan_all_groups(db: sqlite_utils.Database, tag_ids: set[int] | None,
     several: list[list] | None = None
     get = state.get
     for rowid, tag, t, ts in cur:
+        if ts is None:
+            continue  # not a date SQLite can read: no time window takes it
         if rowid != prev_rowid:
             if several is not None:  # the previous post carried several tags
                 _count_shared(several)
@@ -452,17 +500,20 @@ def scan_all_groups(db: sqlite_utils.Database, tag_ids: set[int] | None,
         st = get(tag)
         if st is None:
             gap, min_posts = settings.get(tag, default)
-            st = state[tag] = [t, t, ts, 0, {}, k, k, round(gap * 1000), min_posts, array("q"), tag]
+            st = state[tag] = [t, t, ts, 0, {}, k, k, round(gap * 1000), min_posts, array("q"), tag, array("q")]
             scan.positions[tag] = st[9]
+            scan.times[tag] = st[11]
         elif ts - st[2] > st[7]:
             if st[3] >= st[8]:
-                out.append(Group(tag, st[0], st[1], st[3], st[4], st[5], st[6]))
+                n = len(st[11])
+                out.append(Group(tag, st[0], st[1], st[3], n - st[3], n - 1, st[4], st[5], st[6]))
             st[0], st[3], st[4], st[5] = t, 0, {}, k
         st[1] = t
         st[2] = ts
         st[6] = k
         st[3] += 1
         st[9].append(k)
+        st[11].append(ts)
         if first is None:
             first = st
         elif several is None:
@@ -473,7 +524,8 @@ def scan_all_groups(db: sqlite_utils.Database, tag_ids: set[int] | None,
         _count_shared(several)
     for tag, st in state.items():
         if st[3] >= st[8]:
-            out.append(Group(tag, st[0], st[1], st[3], st[4], st[5], st[6]))
+            n = len(st[11])
+            out.append(Group(tag, st[0], st[1], st[3], n - st[3], n - 1, st[4], st[5], st[6]))
     out.sort(key=lambda g: (g.start, g.tag_id))
     return scan
 
@@ -517,60 +569,83 @@ def drop_subsumed_scanned(db: sqlite_utils.Database, scan: Scan, keep_tags: set[
     return out
 
 
-def _tag_times(db: sqlite_utils.Database, tag_id: int, lo: str, hi: str) -> list[str]:
-    return [r[0] for r in db.execute(
-        """SELECT p.created_at FROM posts p INDEXED BY idx_posts_created_at
-           WHERE p.created_at BETWEEN ? AND ? AND p.matched = 1
-             AND EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.post_id = p.id AND ph.hashtag_id = ?)
-           ORDER BY p.created_at""",
-        [lo, hi, tag_id],
-    )]
+_TAGGED = """FROM posts p INDEXED BY idx_posts_created_at
+           WHERE p.created_at {lo} ? AND p.created_at {hi} ? AND p.matched = 1 AND {usable}
+             AND EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.post_id = p.id AND ph.hashtag_id = ?)"""
 
 
-def _reach(db: sqlite_utils.Database, tag_id: int, t: str, gap: float, before: bool) -> str | None:
-    """The farthest tagged post within ``gap`` of ``t`` on one side (a
+def _tagged(lo: str = ">=", hi: str = "<=") -> str:
+    return _TAGGED.format(lo=lo, hi=hi, usable=usable_sql("p.created_at"))
+
+
+def _tag_times(db: sqlite_utils.Database, tag_id: int, lo: str, hi: str) -> list[tuple[str, int]]:
+    """(time, epoch ms) of a hashtag's matched posts in [lo, hi], in order."""
+    return [(t, ms) for t, ms in db.execute(
+        f"SELECT p.created_at, {MS_SQL.format('p.created_at')} {_tagged()} ORDER BY p.created_at",
+        [lo, hi, *usable_params(), tag_id]) if ms is not None]
+
+
+def _reach(db: sqlite_utils.Database, tag_id: int, t: str, reach_ms: int, before: bool) -> str | None:
+    """The farthest tagged post within ``reach_ms`` of ``t`` on one side (a
     bounded range scan: rare hashtags never scan the whole archive)."""
-    gap_ms = round(gap * 1000)
+    ms = to_ms(t)
+    if ms is None:
+        return None
     if before:
-        lo, hi, agg, op_lo, op_hi = from_ms(to_ms(t) - gap_ms), t, "min", ">=", "<"
+        lo, hi, agg, op_lo, op_hi = iso_ms(max(ms - reach_ms, MIN_MS)), t, "min", ">=", "<"
     else:
-        lo, hi, agg, op_lo, op_hi = t, from_ms(to_ms(t) + gap_ms), "max", ">", "<="
+        lo, hi, agg, op_lo, op_hi = t, iso_ms(min(ms + reach_ms, MAX_MS)), "max", ">", "<="
     row = db.execute(
-        f"""SELECT {agg}(p.created_at) FROM posts p INDEXED BY idx_posts_created_at
-            WHERE p.created_at {op_lo} ? AND p.created_at {op_hi} ? AND p.matched = 1
-              AND EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.post_id = p.id AND ph.hashtag_id = ?)""",
-        [lo, hi, tag_id],
+        f"SELECT {agg}(p.created_at) {_tagged(op_lo, op_hi)} AND julianday(p.created_at) IS NOT NULL",
+        [lo, hi, *usable_params(), tag_id],
     ).fetchone()
     return row[0] if row else None
 
 
+@dataclass
+class Block:
+    """The posts of one hashtag that incremental detection looks at again:
+    its span, their times and its candidate groups."""
+
+    lo: str
+    hi: str
+    rows: list[tuple[str, int]]
+    groups: list[Group]
+
+
 def window_groups(db: sqlite_utils.Database, tag: str, tag_id: int, lo: str, hi: str,
-                  gap: float, min_posts: int) -> tuple[str, str, list[Group]]:
-    """Groups of one hashtag around [lo, hi] (incremental detection): the
-    range grows until both ends meet a silence longer than ``gap`` and
-    covers every detected session it touches."""
+                  gap: float, min_posts: int, reach_ms: int | None = None) -> Block:
+    """The groups of one hashtag around [lo, hi] (incremental detection): the
+    range grows until both ends meet a silence longer than ``reach_ms``
+    (:func:`.margins.reach`: no session's core, lead-in or tail crosses such
+    a silence) and covers every detected session's window it touches."""
+    reach_ms = round(gap * 1000) if reach_ms is None else reach_ms
     while True:
         grown = False
-        for s in _session_rows(db, "WHERE hashtag = ? COLLATE NOCASE AND source = 'detected' "
-                               "AND start <= ? AND \"end\" >= ?", [tag, hi, lo]):
-            start, end = _time(s)
+        for s in _session_rows(db, """WHERE hashtag = ? COLLATE NOCASE AND source = 'detected'
+                                      AND coalesce(window_start, start) <= ? AND coalesce(window_end, "end") >= ?""",
+                               [tag, hi, lo]):
+            start, end = _window(s)
+            if to_ms(start) is None or to_ms(end) is None:
+                continue  # (an old row with an unreadable time: reconcile replaces it)
             if start < lo:
                 lo, grown = start, True
             if end > hi:
                 hi, grown = end, True
         while True:
-            prev = _reach(db, tag_id, lo, gap, before=True)
+            prev = _reach(db, tag_id, lo, reach_ms, before=True)
             if prev is None or prev >= lo:
                 break
             lo, grown = prev, True
         while True:
-            nxt = _reach(db, tag_id, hi, gap, before=False)
+            nxt = _reach(db, tag_id, hi, reach_ms, before=False)
             if nxt is None or nxt <= hi:
                 break
             hi, grown = nxt, True
         if not grown:
             break
-    return lo, hi, split_groups(_tag_times(db, tag_id, lo, hi), gap, min_posts, tag_id)
+    rows = _tag_times(db, tag_id, lo, hi)
+    return Block(lo, hi, rows, split_groups(rows, gap, min_posts, tag_id))
 
 
 def drop_subsumed(db: sqlite_utils.Database, groups: list[Group], keep_tags: set[int]) -> list[Group]:
@@ -589,19 +664,19 @@ def drop_subsumed(db: sqlite_utils.Database, groups: list[Group], keep_tags: set
             out.append(g)
             continue
         in_window = db.execute(
-            """SELECT count(*) FROM posts p INDEXED BY idx_posts_created_at
-               WHERE p.created_at BETWEEN ? AND ? AND p.matched = 1
-                 AND EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.post_id = p.id)""",
-            [g.start, g.end]).fetchone()[0]
+            f"""SELECT count(*) FROM posts p INDEXED BY idx_posts_created_at
+                WHERE p.created_at BETWEEN ? AND ? AND p.matched = 1 AND {_USABLE}
+                  AND EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.post_id = p.id)""",
+            [g.start, g.end, *usable_params()]).fetchone()[0]
         if g.count < MIN_SHARE * in_window:
             continue  # a side topic of a busier hour
         co = db.execute(
-            """SELECT ph2.hashtag_id, count(*) FROM posts p INDEXED BY idx_posts_created_at
-               JOIN post_hashtags ph ON ph.post_id = p.id AND ph.hashtag_id = ?
-               JOIN post_hashtags ph2 ON ph2.post_id = p.id AND ph2.hashtag_id != ?
-               WHERE p.created_at BETWEEN ? AND ? AND p.matched = 1
-               GROUP BY ph2.hashtag_id HAVING count(*) >= ?""",
-            [g.tag_id, g.tag_id, g.start, g.end, math.ceil(SUBSUME_SHARE * g.count)],
+            f"""SELECT ph2.hashtag_id, count(*) FROM posts p INDEXED BY idx_posts_created_at
+                JOIN post_hashtags ph ON ph.post_id = p.id AND ph.hashtag_id = ?
+                JOIN post_hashtags ph2 ON ph2.post_id = p.id AND ph2.hashtag_id != ?
+                WHERE p.created_at BETWEEN ? AND ? AND p.matched = 1 AND {_USABLE}
+                GROUP BY ph2.hashtag_id HAVING count(*) >= ?""",
+            [g.tag_id, g.tag_id, g.start, g.end, *usable_params(), math.ceil(SUBSUME_SHARE * g.count)],
         ).fetchall()
         subsumed = False
         for other, _ in co:
@@ -619,41 +694,82 @@ def drop_subsumed(db: sqlite_utils.Database, groups: list[Group], keep_tags: set
     return out
 
 
-def reconcile(db: sqlite_utils.Database, tag: str, groups: list[Group], lo: str | None, hi: str | None,
+@dataclass(frozen=True)
+class Detected:
+    """A session as detection found it: its core (``start``/``end``, the
+    session's time) and its window (lead-in and tail included)."""
+
+    start: str
+    end: str
+    window_start: str
+    window_end: str
+
+
+def margins_of(chat: Chat) -> Margins:
+    """How a chat's sessions are shaped (its settings, defaults filled in)."""
+    return Margins(min_posts=chat.min_count, lead=round(chat.lead * 1000), tail=round(chat.tail * 1000),
+                   zone=zone_of(chat.timezone))
+
+
+def walls_of(db: sqlite_utils.Database, tag: str) -> Walls:
+    """The windows of a hashtag's manual, scheduled and capture sessions."""
+    windows = []
+    for s in _session_rows(db, "WHERE hashtag = ? COLLATE NOCASE AND source != 'detected'", [tag]):
+        w0, w1 = (to_ms(x) for x in _window(s))
+        if w0 is not None and w1 is not None:
+            windows.append((w0, w1))
+    return Walls(windows)
+
+
+def shape_groups(db: sqlite_utils.Database, tag: str, times: Sequence[int], groups: list[Group],
+                 chat: Chat) -> list[Detected]:
+    """The detected sessions of one hashtag from its candidate groups (see
+    :mod:`.margins`); ``times`` are the epoch ms the groups index."""
+    shaped: list[Shaped] = margins.shape(times, [(g.first, g.last) for g in groups], margins_of(chat),
+                                         walls_of(db, tag))
+    return [Detected(iso_ms(x.start), iso_ms(x.end), iso_ms(x.window_start), iso_ms(x.window_end))
+            for x in shaped]
+
+
+def reconcile(db: sqlite_utils.Database, tag: str, found: list[Detected], lo: str | None, hi: str | None,
               tz: str | None) -> Changes:
     """Make the detected sessions of ``tag`` within [lo, hi] (everything
-    when None) match ``groups``: overlapping sessions keep their id and
-    slug, new groups become sessions, detected sessions left over are
-    deleted.  Groups overlapping a manual/scheduled/capture session are
-    that session's posts, not a session of their own."""
+    when None) match ``found``: a session whose core overlaps a found one
+    (else whose window does) keeps its id and slug, the others found become
+    sessions, detected sessions left over are deleted.  (Manual, scheduled
+    and capture sessions are left alone: detection keeps out of their
+    windows, :func:`shape_groups`.)"""
     changes = Changes()
     if lo is None:
         rows = _session_rows(db, "WHERE hashtag = ? COLLATE NOCASE ORDER BY id", [tag])
     else:
         rows = _overlapping(db, tag, lo, hi or lo)
-    fixed = [s for s in rows if s.source != "detected"]
     detected = [s for s in rows if s.source == "detected"]
     display = display_tag(db, tag)
     used: set[int] = set()
-    for g in groups:
-        if any(_overlaps(*_window(s), g.start, g.end) for s in fixed):
-            continue
-        match = next((s for s in detected if s.id not in used
-                      and _overlaps(*_time(s), g.start, g.end)), None)
-        values = {"hashtag": display, "start": g.start, "end": g.end, "window_start": g.start,
-                  "window_end": g.end, "source": "detected", "timezone": tz}
-        if match is not None:
-            used.add(match.id)
-            if all(getattr(match, k) == v for k, v in values.items()) and \
-                    match.slug == unique_slug(db, display, local_date(g.start, tz), match.slug, match.id):
-                continue
-        sid = _write_session(db, match, values, tz)
-        changes.changed.add(sid)
-        if match is None:
-            changes.created.add(sid)
+    match: dict[int, Session] = {}
+    for span in (_time, _window):
+        for i, d in enumerate(found):
+            if i not in match:
+                m = next((s for s in detected if s.id not in used
+                          and _overlaps(*span(s), *span(d))), None)
+                if m is not None:
+                    used.add(m.id)
+                    match[i] = m
     gone = [s.id for s in detected if s.id not in used]
-    delete_sessions(db, gone)
+    delete_sessions(db, gone)  # first: their slugs are free for the sessions found
     changes.deleted.update(gone)
+    for i, d in enumerate(found):
+        keep = match.get(i)
+        values = {"hashtag": display, "start": d.start, "end": d.end, "window_start": d.window_start,
+                  "window_end": d.window_end, "source": "detected", "timezone": tz}
+        if keep is not None and all(getattr(keep, k) == v for k, v in values.items()) and \
+                keep.slug == unique_slug(db, display, local_date(d.start, tz), keep.slug, keep.id):
+            continue
+        sid = _write_session(db, keep, values, tz)
+        changes.changed.add(sid)
+        if keep is None:
+            changes.created.add(sid)
     return changes
 
 

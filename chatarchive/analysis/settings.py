@@ -2,10 +2,11 @@
 
 Table ``chats`` holds one row per chat hashtag the user named (``sessions
 detect --hashtag``, ``add``, ``schedule``) with the options given there
-(gap, minimum posts, time zone, hosts, question/answer patterns, weekly
-schedules), plus a defaults row (``DEFAULTS_ROW``) for options given
-without a hashtag.  Every later analysis applies them again, so an import
-next week is analysed the way the user asked this week.
+(gap, minimum posts, lead-in and tail, time zone, hosts, question/answer
+patterns, weekly schedules), plus a defaults row (``DEFAULTS_ROW``) for
+options given without a hashtag.  Every later analysis applies them again,
+so an import next week is analysed the way the user asked this week.
+``forget`` deletes a hashtag's row (``sessions forget``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from ..errors import ChatArchiveError
 
 DEFAULT_GAP = timedelta(minutes=45)
 DEFAULT_MIN_POSTS = 10
+# How far before a session's core its lead-in reaches (announcements the
+# same morning, reminders, greetings), and how far after it its tail
+# (late answers, wrap-ups, stragglers).
+DEFAULT_LEAD = timedelta(hours=6)
+DEFAULT_TAIL = timedelta(hours=2)
+MAX_MARGIN = timedelta(hours=24)
 DEFAULTS_ROW = "*"  # chats row holding defaults for every hashtag (no hashtag can be "*")
 
 
@@ -39,6 +46,8 @@ class Chat:
     question_pattern: str | None = None
     answer_pattern: str | None = None
     schedules: list[dict[str, Any]] = field(default_factory=list)
+    lead_seconds: int | None = None
+    tail_seconds: int | None = None
 
     @property
     def gap(self) -> float:
@@ -49,6 +58,16 @@ class Chat:
     def min_count(self) -> int:
         """The fewest posts a detected session has (fewer are strays)."""
         return self.min_posts if self.min_posts else DEFAULT_MIN_POSTS
+
+    @property
+    def lead(self) -> float:
+        """How far (seconds) before the core the lead-in reaches (0: none)."""
+        return float(self.lead_seconds) if self.lead_seconds is not None else DEFAULT_LEAD.total_seconds()
+
+    @property
+    def tail(self) -> float:
+        """How far (seconds) after the core the tail reaches (0: none)."""
+        return float(self.tail_seconds) if self.tail_seconds is not None else DEFAULT_TAIL.total_seconds()
 
 
 def clean_tag(tag: str) -> str:
@@ -63,30 +82,54 @@ def get_chat(db: sqlite_utils.Database, hashtag: str) -> Chat:
     """The stored settings of one hashtag (or of ``DEFAULTS_ROW``), empty when none are stored."""
     row = db.execute(
         """SELECT hashtag, explicit, timezone, hosts, gap_seconds, min_posts, question_pattern,
-                  answer_pattern, schedules FROM chats WHERE hashtag = ?""",
+                  answer_pattern, schedules, lead_seconds, tail_seconds FROM chats WHERE hashtag = ?""",
         [hashtag],
     ).fetchone()
     if row is None:
         return Chat(hashtag=hashtag)
     return Chat(
-        hashtag=row[0], explicit=bool(row[1]), timezone=row[2], hosts=json.loads(row[3] or "[]"),
-        gap_seconds=row[4], min_posts=row[5], question_pattern=row[6], answer_pattern=row[7],
-        schedules=json.loads(row[8] or "[]"),
+        hashtag=row[0], explicit=bool(row[1]), timezone=_text(row[2]),
+        hosts=[h for h in json_list(row[3]) if isinstance(h, str) and h],
+        gap_seconds=_int(row[4]), min_posts=_int(row[5]), question_pattern=_text(row[6]),
+        answer_pattern=_text(row[7]), schedules=[s for s in json_list(row[8]) if isinstance(s, dict)],
+        lead_seconds=_int(row[9]), tail_seconds=_int(row[10]),
     )
+
+
+# The chats table is edited by hand at times (it is documented, and
+# Datasette shows it): a value of the wrong type is read as "not set"
+# rather than failing every later analysis.
+def json_list(value: Any) -> list[Any]:
+    """A JSON array column as a list; [] for NULL or anything else."""
+    try:
+        got = json.loads(value) if isinstance(value, str) else []
+    except ValueError:
+        return []
+    return got if isinstance(got, list) else []
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**40 else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def save_chat(db: sqlite_utils.Database, chat: Chat) -> None:
     db.execute(
         """INSERT INTO chats (hashtag, explicit, timezone, hosts, gap_seconds, min_posts,
-                              question_pattern, answer_pattern, schedules)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                              question_pattern, answer_pattern, schedules, lead_seconds, tail_seconds)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT(hashtag) DO UPDATE SET explicit = excluded.explicit,
              timezone = excluded.timezone, hosts = excluded.hosts,
              gap_seconds = excluded.gap_seconds, min_posts = excluded.min_posts,
              question_pattern = excluded.question_pattern, answer_pattern = excluded.answer_pattern,
-             schedules = excluded.schedules""",
+             schedules = excluded.schedules, lead_seconds = excluded.lead_seconds,
+             tail_seconds = excluded.tail_seconds""",
         [chat.hashtag, int(chat.explicit), chat.timezone, json.dumps(chat.hosts), chat.gap_seconds,
-         chat.min_posts, chat.question_pattern, chat.answer_pattern, json.dumps(chat.schedules)],
+         chat.min_posts, chat.question_pattern, chat.answer_pattern, json.dumps(chat.schedules),
+         chat.lead_seconds, chat.tail_seconds],
     )
 
 
@@ -94,7 +137,8 @@ def settings_for(db: sqlite_utils.Database, tag: str) -> Chat:
     """A chat's settings, with the defaults row filling what it leaves open."""
     chat = get_chat(db, tag)
     base = get_chat(db, DEFAULTS_ROW)
-    for attr in ("timezone", "gap_seconds", "min_posts", "question_pattern", "answer_pattern"):
+    for attr in ("timezone", "gap_seconds", "min_posts", "question_pattern", "answer_pattern",
+                 "lead_seconds", "tail_seconds"):
         if getattr(chat, attr) is None:
             setattr(chat, attr, getattr(base, attr))
     if not chat.hosts:
@@ -132,6 +176,8 @@ def remember(
     hosts: Iterable[str] | None,
     question_pattern: str | None,
     answer_pattern: str | None,
+    lead: timedelta | None = None,
+    tail: timedelta | None = None,
 ) -> list[str]:
     """Store the options the user gave, per hashtag (or, without hashtags, as
     defaults); name the hashtags as chats.  Returns the hashtags as stored
@@ -148,6 +194,10 @@ def remember(
             chat.gap_seconds = int(gap.total_seconds())
         if min_posts is not None:
             chat.min_posts = min_posts
+        if lead is not None:
+            chat.lead_seconds = int(lead.total_seconds())
+        if tail is not None:
+            chat.tail_seconds = int(tail.total_seconds())
         if tz is not None:
             chat.timezone = tz
         if hosts:
@@ -159,3 +209,19 @@ def remember(
         save_chat(db, chat)
         out.append(chat.hashtag)
     return out if tags else []
+
+
+def forget(db: sqlite_utils.Database, hashtag: str) -> Chat:
+    """Delete a hashtag's stored settings (its ``chats`` row), as if it had
+    never been named; returns what was stored.  Raises ChatArchiveError when
+    the hashtag is not remembered."""
+    tag = clean_tag(hashtag)
+    row = db.execute("SELECT hashtag FROM chats WHERE hashtag = ? AND hashtag != ?", [tag, DEFAULTS_ROW]).fetchone()
+    if row is None:
+        known = [r[0] for r in db.execute("SELECT hashtag FROM chats WHERE hashtag != ? ORDER BY hashtag",
+                                          [DEFAULTS_ROW])]
+        listed = ", ".join("#" + k for k in known) if known else "none"
+        raise ChatArchiveError(f"#{tag} is not a remembered chat hashtag (remembered: {listed})")
+    chat = get_chat(db, row[0])
+    db.execute("DELETE FROM chats WHERE hashtag = ?", [row[0]])
+    return chat

@@ -4,8 +4,16 @@ The returned shapes are a contract that `show` (and `show --json`), the
 recap and the JSON export rely on (keep keys stable); every count is computed
 from the analysis tables, never stored twice, read through ``archive.queries``:
 
+* posts: the session's members, its rows in ``session_posts`` (tagged posts
+  of the core, lead-in and tail; untagged replies into its threads and
+  untagged parents posted during it), the same number as
+  ``sessions.post_count`` (``Session.posts``), which every output shows;
 * participants: distinct authors of the session's posts (reposts included);
-  first-timers had no post in an earlier session of the same hashtag;
+  first-timers had no post in an earlier archived session of the same
+  hashtag, returning people had one.  Both are None for the first archived
+  session of a hashtag (the archive cannot know who came before it), and
+  then so is every participant's ``first_timer``; a host of the session is
+  never a first-timer (nor in ``first_timers``);
 * replies: session posts that reply to another post;
 * questions: with the number of answers and the seconds from the question
   to its first answer;
@@ -17,6 +25,7 @@ from the analysis tables, never stored twice, read through ``archive.queries``:
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -26,7 +35,8 @@ from ..archive import queries
 from ..archive.queries import Connection, PostRow
 from ..models import Session
 from ..safety import is_web_url
-from .sessions import to_ts
+from .qa import handle_matches
+from .times import seconds_between, to_ms
 
 TOP = 10
 BUSIEST = 5
@@ -54,7 +64,7 @@ def session_stats(db: Connection, session_id_or_slug: str | int, *, top: int = T
     by_id = {p["id"]: p for p in rows}
     authors: dict[str, dict[str, Any]] = {}
     for p in rows:
-        key = p["author_id"] or p["handle"]
+        key = p["author_id"] or p["handle"] or ""
         a = authors.get(key)
         if a is None:
             a = authors[key] = {"author_id": p["author_id"], "handle": p["handle"], "name": p["name"],
@@ -64,14 +74,20 @@ def session_stats(db: Connection, session_id_or_slug: str | int, *, top: int = T
     for p in rows:
         parent = by_id.get(p["reply_to_id"] or "")
         if parent is not None and parent["author_id"] != p["author_id"]:
-            authors[parent["author_id"] or parent["handle"]]["replies_received"] += 1
-    earlier = queries.earlier_authors(db, s, [a["author_id"] for a in authors.values() if a["author_id"]])
-    for a in authors.values():
-        a["first_timer"] = a["author_id"] not in earlier
-    ranked = sorted(authors.values(), key=lambda a: (-a["posts"], -a["replies_received"], a["handle"].lower()))
-
-    def by_handle(items):
-        return sorted((a["handle"] for a in items), key=str.lower)
+            authors[parent["author_id"] or parent["handle"] or ""]["replies_received"] += 1
+    first_timers: list[str] | None = None
+    returning: list[str] | None = None
+    if has_earlier_session(db, s):
+        earlier = queries.earlier_authors(db, s, [a["author_id"] for a in authors.values() if a["author_id"]])
+        for a in authors.values():
+            came_before = a["author_id"] in earlier
+            a["first_timer"] = not came_before and not is_host(s, a["handle"])
+        first_timers = by_handle(a for a in authors.values() if a["first_timer"])
+        returning = by_handle(a for a in authors.values() if a["author_id"] in earlier)
+    else:
+        for a in authors.values():
+            a["first_timer"] = None
+    ranked = sorted(authors.values(), key=lambda a: (-a["posts"], -a["replies_received"], (a["handle"] or "").lower()))
 
     return {
         "session": {
@@ -82,8 +98,8 @@ def session_stats(db: Connection, session_id_or_slug: str | int, *, top: int = T
         "matched_posts": sum(1 for p in rows if p["matched"]),
         "context_posts": sum(1 for p in rows if not p["matched"]),
         "participants": len(authors),
-        "first_timers": by_handle(a for a in authors.values() if a["first_timer"]),
-        "returning": by_handle(a for a in authors.values() if not a["first_timer"]),
+        "first_timers": first_timers,
+        "returning": returning,
         "replies": sum(1 for p in rows if p["reply_to_id"] and p["reply_to_id"] != p["id"]),
         "questions": _questions(db, sid),
         "links": _links(db, sid),
@@ -91,6 +107,22 @@ def session_stats(db: Connection, session_id_or_slug: str | int, *, top: int = T
         "top_participants": ranked[:top],
         **_per_minute(s, rows),
     }
+
+
+def by_handle(items: Any) -> list[str]:
+    return sorted((a["handle"] or "" for a in items), key=str.lower)
+
+
+def has_earlier_session(db: Connection, s: Session) -> bool:
+    """Whether the hashtag has an archived session before this one (else
+    who is new and who returns cannot be known)."""
+    ordered = queries.hashtag_sessions(db, s.hashtag or "")  # by start, then id
+    return bool(ordered) and ordered[0][0] != s.id
+
+
+def is_host(s: Session, handle: str | None) -> bool:
+    """Whether a handle is one of the session's hosts (on any platform)."""
+    return any(handle_matches(handle, h) for h in [*s.hosts, *s.configured_hosts] if isinstance(h, str))
 
 
 def _stat_row(r: PostRow) -> dict[str, Any]:
@@ -111,7 +143,7 @@ def _questions(db: Connection, sid: int) -> list[dict[str, Any]]:
     return [
         {"id": qid, "number": number, "post_id": post_id, "text": text, "created_at": created_at,
          "author_handle": handle, "answers": answers,
-         "first_answer_seconds": round(to_ts(first) - to_ts(created_at), 3) if first and created_at else None}
+         "first_answer_seconds": _rounded(seconds_between(created_at, first))}
         for qid, number, post_id, text, created_at, handle, answers, first in queries.question_answers(db, sid)
     ]
 
@@ -128,13 +160,29 @@ def _links(db: Connection, sid: int) -> list[dict[str, Any]]:
     return [{"url": u, "count": n} for u, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
+
+
+def count(value: Any) -> int:
+    """A stored count as a number to add up: an integer (a float from an
+    overflowing integer is cut to one), 0 for NULL or anything else."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, float) and math.isfinite(value):
+        return max(int(value), 0)
+    return 0
+
+
 def _engagement(p: dict[str, Any]) -> int:
-    return sum(p[k] or 0 for k in ("likes", "reposts", "replies", "quotes"))
+    return sum(count(p[k]) for k in ("likes", "reposts", "replies", "quotes"))
 
 
 def _top_posts(posts: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
     originals = [p for p in posts if not p["is_repost"]]
-    ranked = sorted(originals, key=lambda p: (-_engagement(p), p["created_at"] or "", p["id"]))
+    ranked = sorted(originals, key=lambda p: (-_engagement(p), _text(p["created_at"]), _text(p["id"])))
     return [
         {"id": p["id"], "author_handle": p["handle"], "text": p["text"], "url": p["url"],
          "created_at": p["created_at"], "engagement": _engagement(p)}
@@ -142,12 +190,17 @@ def _top_posts(posts: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
     ]
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _per_minute(s: Session, posts: list[dict[str, Any]]) -> dict[str, Any]:
-    lo = min(x for x in (s.start, s.window_start) if x) if (s.start or s.window_start) else None
-    hi = max(x for x in (s.end, s.window_end) if x) if (s.end or s.window_end) else None
-    if lo is None or hi is None:
+    ends = [x for x in (s.start, s.window_start, s.end, s.window_end) if isinstance(x, str) and to_ms(x) is not None]
+    if not ends:  # (an old row with odd times: no timeline rather than a failure)
         return {"per_minute": [], "busiest_minutes": []}
-    counts = Counter(_minute(p["created_at"]) for p in posts if p["created_at"] and lo[:16] <= p["created_at"][:16] <= hi[:16])
+    lo, hi = min(ends), max(ends)
+    counts = Counter(_minute(t) for t in map(_text, (p["created_at"] for p in posts))
+                     if to_ms(t) is not None and lo[:16] <= t[:16] <= hi[:16])
     t = datetime.fromisoformat(lo[:16]).replace(tzinfo=timezone.utc)
     stop = datetime.fromisoformat(hi[:16]).replace(tzinfo=timezone.utc)
     stop = min(stop, t + timedelta(minutes=MAX_MINUTES - 1))
@@ -162,9 +215,11 @@ def _per_minute(s: Session, posts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def hashtag_stats(db: Connection, hashtag: str) -> dict[str, Any]:
     """Every session of a hashtag with posts, participants and first-timers
-    (a count), and the regulars (handles seen in two or more sessions)."""
+    (a count: None for the first session, as in :func:`session_stats`; hosts
+    are never counted), and the regulars (handles seen in two or more sessions)."""
     tag = hashtag.lstrip("#")
     rows = queries.hashtag_sessions(db, tag)
+    by_id = {x.id: x for x in queries.sessions_by_ids(db, [r[0] for r in rows])}
     # keyed by author id (by handle for posts without one), as the sessions count people
     members: dict[int, dict[Any, Any]] = {r[0]: {} for r in rows}
     for sid, author_id, handle in queries.hashtag_participants(db, tag):
@@ -172,14 +227,14 @@ def hashtag_stats(db: Connection, hashtag: str) -> dict[str, Any]:
     seen: Counter = Counter()
     handles: dict[Any, Any] = {}
     sessions_out = []
-    for sid, slug, start, posts in rows:
+    for n, (sid, slug, start, posts) in enumerate(rows):
         people = members[sid]
-        first = [k for k in people if k not in seen]
+        first = [k for k in people if k not in seen and not is_host(by_id[sid], people[k])]
         sessions_out.append({"id": sid, "slug": slug, "start": start, "posts": posts,
-                             "participants": len(people), "first_timers": len(first)})
+                             "participants": len(people), "first_timers": len(first) if n else None})
         seen.update(people.keys())
         handles.update(people)
     regulars: list[tuple[str, int]] = sorted(
-        ((handles[k], n) for k, n in seen.items() if n > 1), key=lambda x: (-x[1], x[0].lower()))
+        ((handles[k] or "", n) for k, n in seen.items() if n > 1), key=lambda x: (-x[1], x[0].lower()))
     return {"hashtag": queries.hashtag_spelling(db, tag) or tag, "sessions": sessions_out,
             "regulars": [{"handle": h, "sessions": n} for h, n in regulars]}

@@ -3,11 +3,17 @@
 Every post gets ``posts.conversation_id``: the id of its root, the earliest
 ancestor present in the archive (a post nobody replied to is its own
 conversation; table ``conversations`` lists the threads of two or more
-posts).  When a post's parent is missing, the
-source's own root id (X ``conversation_id``, Bluesky ``reply.root``) names
-the conversation when the source gives one, else the missing parent's id,
-so siblings whose parent was never archived still share a conversation and
-the id does not change when that parent arrives later.
+posts).  A reply whose parent is not in the archive still names it in
+``reply_to_id`` (the parent's id, or a placeholder the importer builds for
+it, e.g. from the server and local id of a Mastodon status, replaced by the
+real id when the parent arrives).  Such a post hangs under the source's own
+root (X ``conversation_id``, Bluesky ``reply.root``: ``posts.root_id``) when
+that root is in the archive; otherwise its conversation is named by that
+root id, or, when the source gives none, by the root a sibling (another
+reply to the same missing parent) gives, else by the missing parent's id.
+So the replies of a thread whose root was never archived (a Mastodon
+``/context`` without its root status) share one conversation, and when the
+parent or root arrives the conversation is re-rooted on it, incrementally.
 
 Everything here is iterative (a 10,000-deep reply chain is just a loop) and
 safe with self-replies and cycles (the earliest post of a cycle becomes its
@@ -168,32 +174,58 @@ def _earliest_by_db(conn: sqlite3.Connection) -> Callable[[list[int]], int]:
     return earliest
 
 
-# Parent links as rowids: the parent when present; else the source's root
-# when *it* is present (a middle post is missing); else an orphan key (the
-# source's root id, or the missing parent's id) that names the conversation.
-_LINKS_SELECT = """
+# Parent links as rowids: the parent when present; for an orphan (a reply
+# whose parent is missing) the rowid of the source's root when *it* is
+# present, the missing parent's id and the source's root id.
+_MISSING = "q.rowid IS NULL AND p.reply_to_id IS NOT NULL AND p.reply_to_id != p.id"
+_LINKS_SELECT = f"""
 SELECT p.rowid, q.rowid,
-       CASE WHEN q.rowid IS NULL AND p.reply_to_id IS NOT NULL AND p.reply_to_id != p.id
-            THEN (SELECT r.rowid FROM posts r WHERE r.id = p.root_id) END,
-       CASE WHEN q.rowid IS NULL AND p.reply_to_id IS NOT NULL AND p.reply_to_id != p.id
-            THEN coalesce(nullif(p.root_id, p.id), p.reply_to_id) END,
+       CASE WHEN {_MISSING} THEN (SELECT r.rowid FROM posts r WHERE r.id = p.root_id) END,
+       CASE WHEN {_MISSING} THEN p.reply_to_id END,
+       CASE WHEN {_MISSING} THEN nullif(p.root_id, p.id) END,
        p.conversation_id
 FROM posts p LEFT JOIN posts q ON q.id = p.reply_to_id AND p.reply_to_id != p.id
 """
 
+# The root the replies to a missing parent give (the least of them, when
+# they disagree), and the rowid of that root when it is in the archive.
+_CLAIM_SQL = """
+SELECT c.r, (SELECT x.rowid FROM posts x WHERE x.id = c.r)
+FROM (SELECT min(nullif(root_id, id)) AS r FROM posts WHERE reply_to_id = ? AND reply_to_id != id) c
+"""
 
-def _parent_code(rowid: int, prow: int | None, rrow: int | None, okey: str | None,
-                 okeys: dict[str, int]) -> int:
-    if prow is not None and prow != rowid:
-        return prow
-    if rrow is not None and rrow != rowid:
-        return rrow
-    if okey is not None:
-        code = okeys.get(okey)
-        if code is None:
-            code = okeys[okey] = -(len(okeys) + 1)
-        return code
-    return 0
+Claim = tuple[str, int | None]  # (root id, its rowid when present)
+
+
+class _Orphans:
+    """Conversation keys of posts whose parent is missing.  A negative code
+    stands for each key (``solve_forest``'s virtual roots)."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+
+    def code(self, key: str) -> int:
+        c = self.codes.get(key)
+        if c is None:
+            c = self.codes[key] = -(len(self.codes) + 1)
+        return c
+
+    def parent(self, rowid: int, rrow: int | None, missing: str, root: str | None,
+               claim: Callable[[str], Claim | None]) -> int:
+        """The parent code of an orphan: the source's root (present: its
+        rowid; missing: its key), else the root its siblings give, else the
+        missing parent's key."""
+        if root is None:
+            got = claim(missing)
+            if got is None:
+                return self.code(missing)
+            root, rrow = got
+        if rrow is not None and rrow != rowid:
+            return rrow
+        return self.code(root)
+
+    def key_of(self) -> dict[int, str]:
+        return {code: key for key, code in self.codes.items()}
 
 
 # --------------------------------------------------------------------------
@@ -236,23 +268,35 @@ def _full(db: sqlite_utils.Database, defer: bool = False) -> ThreadUpdate:
     parent = array("q", bytes(8 * n))
     replies = array("q")
     kids = bytearray(n)  # has a reply in the archive (membership walks start there)
-    okeys: dict[str, int] = {}
-    for rowid, prow, rrow, okey, _ in conn.execute(_LINKS_SELECT + " WHERE p.reply_to_id IS NOT NULL"):
+    orphans = _Orphans()
+    claims: dict[str, Claim] = {}  # missing parent -> the least root its replies give
+    rootless: list[tuple[int, str]] = []  # orphans the source gives no root: after all claims are known
+    for rowid, prow, rrow, missing, root, _ in conn.execute(_LINKS_SELECT + " WHERE p.reply_to_id IS NOT NULL"):
         if prow is not None and prow != rowid:  # the common case: the parent is here
             parent[rowid] = prow
             replies.append(rowid)
             kids[prow] = 1
             continue
-        code = _parent_code(rowid, prow, rrow, okey, okeys)
-        if code:
-            parent[rowid] = code
-            replies.append(rowid)
+        if missing is None:
+            continue  # a self-reply: its own root
+        if root is None:
+            rootless.append((rowid, missing))
+            continue
+        known = claims.get(missing)
+        if known is None or root < known[0]:
+            claims[missing] = (root, rrow)
+        parent[rowid] = orphans.parent(rowid, rrow, missing, root, claims.get)
+        replies.append(rowid)
+    for rowid, missing in rootless:
+        parent[rowid] = orphans.parent(rowid, None, missing, None, claims.get)
+        replies.append(rowid)
+    del rootless, claims
     root = array("q", bytes(8 * n))
     depth = array("l", bytes(array("l").itemsize * n))
     state = bytearray(n)
     solve_forest(replies, parent, root, depth, state, _earliest_by_db(conn))
     del replies
-    key_of = {code: key for key, code in okeys.items()}
+    key_of = orphans.key_of()
     # the posts solved: replies and the roots they reach
     solved = [i for i, s in enumerate(state) if s]
     root_rowids = sorted({r for r in map(root.__getitem__, solved) if r > 0})
@@ -309,14 +353,27 @@ def _incremental(db: sqlite_utils.Database) -> ThreadUpdate:
 
     parent: dict[int, int] = {}
     old_conv: dict[int, str | None] = {}
-    okeys: dict[str, int] = {}
+    orphans = _Orphans()
     loaded_convs: set[str] = set()
+    claims: dict[str, Claim | None] = {}
+
+    def claim(missing: str) -> Claim | None:
+        # (the same answer as the full run's: every reply to that parent is asked)
+        if missing not in claims:
+            root, rrow = conn.execute(_CLAIM_SQL, [missing]).fetchone()
+            claims[missing] = None if root is None else (root, rrow)
+        return claims[missing]
 
     def take(rows: Iterable[tuple]) -> None:
-        for rowid, prow, rrow, okey, conv in rows:
+        for rowid, prow, rrow, missing, root, conv in rows:
             if rowid in parent:
                 continue
-            parent[rowid] = _parent_code(rowid, prow, rrow, okey, okeys)
+            if prow is not None and prow != rowid:
+                parent[rowid] = prow
+            elif missing is not None:
+                parent[rowid] = orphans.parent(rowid, rrow, missing, root, claim)
+            else:
+                parent[rowid] = 0
             old_conv[rowid] = conv
             if conv and conv not in loaded_convs:
                 pending.add(conv)
@@ -341,7 +398,7 @@ def _incremental(db: sqlite_utils.Database) -> ThreadUpdate:
     depth: dict[int, int] = {}
     state = dict.fromkeys(parent, 0)
     solve_forest(list(parent), parent, root, depth, state, _earliest_by_db(conn))
-    key_of = {code: key for key, code in okeys.items()}
+    key_of = orphans.key_of()
     root_rowids = sorted({r for r in root.values() if r > 0})
     id_of: dict[int, str] = {}
     for chunk in chunks(root_rowids):

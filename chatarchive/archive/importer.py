@@ -4,6 +4,21 @@ Every file gets a SAVEPOINT: a refused file (unknown format, no posts) is
 rolled back alone; with ``strict=True`` the first problem rolls back the
 whole command, so the database is exactly as it was before.  What happens
 is reported through a :class:`Progress` (the CLI draws a bar with it).
+
+What is reported, each as one ``FILE:LINE: reason`` line (URLs in it with
+their credentials redacted):
+
+* *skipped*: a record, or one item of a record (a post of a 100-post API
+  page), that could not be read; whatever the error, it costs that record
+  or item only;
+* *warnings*: a value mended on the way in (a time outside the archive's
+  range stored as NULL, a count larger than 2^63): the post is stored;
+* *conflicts*: a sighting that contradicts the stored post's author or
+  time, not applied (``archive.writer``).
+
+The write lock is taken when the import starts (``BEGIN IMMEDIATE``): a
+second import or a capture waits up to the busy timeout, then gets one
+line (``errors.BusyError``), never "database is locked".
 """
 
 from __future__ import annotations
@@ -20,9 +35,10 @@ from typing import Protocol
 import sqlite_utils
 
 from .. import sources
-from ..errors import InputError, ParseError
+from ..errors import BusyError, ChatArchiveError, InputError, ParseError, redact
 from ..sources import Format, InputFile, Skip
-from .schema import now_iso
+from ..sources.reading import describe_error
+from .schema import is_busy, now_iso
 from .writer import PostWriter, merge_placeholder_authors, resolve_local_replies
 
 MAX_REPORTED_PROBLEMS = 20  # shown while importing (all are counted)
@@ -39,7 +55,9 @@ class FileResult:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
-    problems: list[str] = field(default_factory=list)
+    warnings: int = 0  # values mended on the way in (the posts are stored)
+    conflicts: int = 0  # sightings that contradicted a stored post's author or time (not applied)
+    problems: list[str] = field(default_factory=list)  # skips, warnings and conflicts, as FILE:LINE: reason
     error: str | None = None  # set when the whole file was refused
 
     @property
@@ -105,7 +123,14 @@ def import_files(
     progress = progress or NoProgress()
     results: list[FileResult] = []
     conn = db.conn
-    conn.execute("BEGIN")
+    try:
+        # the write lock now, before reading a byte: a concurrent import
+        # waits here (busy timeout), not half-way through its files
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as e:
+        if is_busy(e):
+            raise BusyError(_db_path(db)) from None
+        raise
     try:
         for path in paths:
             conn.execute("SAVEPOINT import_file")
@@ -117,20 +142,27 @@ def import_files(
                 raise  # strict mode: abandon the whole command
             except InputError as e:
                 conn.execute("ROLLBACK TO import_file")
-                result.error = str(e)
-                result.added = result.updated = result.unchanged = 0
+                result.error = redact(str(e))
+                result.added = result.updated = result.unchanged = result.conflicts = 0
             conn.execute("RELEASE import_file")
             results.append(result)
             progress.end_file(result)
         if any(r.posts for r in results):
             resolve_local_replies(db)
             merge_placeholder_authors(db)
-    except BaseException:
+        conn.execute("COMMIT")
+    except BaseException as e:
         if conn.in_transaction:  # SQLite may have rolled back already (disk full)
             conn.execute("ROLLBACK")
+        if is_busy(e):  # COMMIT waits for readers; one held on past the timeout
+            raise BusyError(_db_path(db), "another program kept the archive busy; nothing was imported") from None
         raise
-    conn.execute("COMMIT")
     return results
+
+
+def _db_path(db: sqlite_utils.Database) -> str:
+    row = db.conn.execute("PRAGMA database_list").fetchone()
+    return (row[2] if row else "") or "the archive"
 
 
 @contextmanager
@@ -181,22 +213,27 @@ def _import_one(db: sqlite_utils.Database, path: str, result: FileResult, fmt: F
         started = now_iso()
         seen = 0
 
-        def report(loc: str, reason: str) -> None:
-            result.skipped += 1
-            msg = f"{f.display}:{loc}: {reason}"
-            if strict:
-                # the line (when the location starts with one) travels with
-                # the error; the message is the same FILE:LINE: reason line
-                # as without --strict
-                lead = loc.split(" ", 1)[0]
-                err = ParseError(f.display, int(lead) if lead.isdigit() else None, reason)
-                err.args = (msg,)
-                raise err
-            if result.skipped <= MAX_REPORTED_PROBLEMS:
+        def report(loc: str, reason: str, kind: str = "skip") -> None:
+            msg = redact(f"{f.display}:{loc}: {reason}")
+            if kind == "skip":
+                result.skipped += 1
+                if strict:
+                    # the line (when the location starts with one) travels with
+                    # the error; the message is the same FILE:LINE: reason line
+                    # as without --strict
+                    lead = loc.split(" ", 1)[0]
+                    err = ParseError(f.display, int(lead) if lead.isdigit() else None, redact(reason))
+                    err.args = (msg,)
+                    raise err
+            else:
+                result.warnings += 1
+            reported = result.skipped + result.warnings
+            if reported <= MAX_REPORTED_PROBLEMS:
                 progress.problem(msg)
-            if result.skipped <= MAX_KEPT_PROBLEMS:
+            if len(result.problems) < MAX_KEPT_PROBLEMS:
                 result.problems.append(msg)
 
+        problems = ctx.problems
         try:
             for n, (loc, record) in enumerate(sources.open_records(f, fmt, ctx), 1):
                 if n % 256 == 0:
@@ -206,14 +243,28 @@ def _import_one(db: sqlite_utils.Database, path: str, result: FileResult, fmt: F
                     continue
                 try:
                     posts = list(fmt.normalize(record, ctx))
-                except Skip as e:
-                    report(loc, str(e))
+                except ChatArchiveError:
+                    raise
+                except MemoryError:
+                    raise
+                except Exception as e:  # Skip, or anything a malformed record provokes
+                    for p in problems:
+                        report(loc, p)
+                    problems.clear()
+                    report(loc, describe_error(e))
                     continue
-                except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
-                    report(loc, _describe(e))
-                    continue
-                writer.add(posts)
-                seen += len(posts)
+                if problems:  # items of the record dropped, the rest kept
+                    for p in problems:
+                        report(loc, p)
+                    problems.clear()
+                refused = writer.add(posts, where=f"{f.display}:{loc}")
+                for reason in refused:
+                    report(loc, reason)
+                for post in posts:
+                    if post.warnings:
+                        for w in post.warnings:
+                            report(loc, w, "warning")
+                seen += len(posts) - len(refused)
                 if seen % 500 < len(posts) or seen < 500:
                     progress.advance(f.bytes_read, seen)
         except (EOFError, OSError) as e:
@@ -221,26 +272,34 @@ def _import_one(db: sqlite_utils.Database, path: str, result: FileResult, fmt: F
             report("end", f"file ends early or cannot be read ({e})")
         except UnicodeDecodeError as e:
             report("?", f"not UTF-8 text ({e.reason})")
+        except (ChatArchiveError, MemoryError, sqlite3.Error):
+            raise
+        except Exception as e:  # the reader itself gave up mid-file: keep what was read
+            report("end", f"the rest of the file cannot be read ({describe_error(e)})")
         writer.flush()
         progress.advance(f.bytes_read, seen)
         stats = writer.stats
         result.added, result.updated, result.unchanged = stats.added, stats.updated, stats.unchanged
+        result.conflicts = stats.conflicts
+        for i, msg in enumerate(writer.conflicts):
+            msg = redact(msg)
+            if i < MAX_REPORTED_PROBLEMS:
+                progress.problem(msg)
+            if len(result.problems) < MAX_KEPT_PROBLEMS:
+                result.problems.append(msg)
         if seen == 0:
             why = f"{result.skipped} malformed record(s) and " if result.skipped else ""
             raise InputError(f"{f.display}: read as {fmt.description}, but found {why}no posts")
         db.conn.execute(
-            """INSERT INTO imports (path, format, started, finished, added, updated, unchanged, skipped, status)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            """INSERT INTO imports (path, format, started, finished, added, updated, unchanged, skipped, status,
+                                    conflicts, warnings)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (f.display, fmt.name, started, now_iso(), result.added, result.updated,
-             result.unchanged, result.skipped, "partial" if result.skipped else "ok"),
+             result.unchanged, result.skipped, "partial" if result.skipped else "ok",
+             result.conflicts, result.warnings),
         )
     finally:
         if writer is not None:
             writer.close()  # the writer thread must be idle before any ROLLBACK
         f.close()
 
-
-def _describe(e: Exception) -> str:
-    if isinstance(e, KeyError):
-        return f"missing field {e.args[0]!r}"
-    return f"{type(e).__name__}: {e}"

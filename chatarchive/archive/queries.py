@@ -7,6 +7,11 @@ post column list exists once (:data:`POST_SELECT`, from ``StoredPost``).
 
 Every function takes a ``sqlite3.Connection`` or a ``sqlite_utils.Database``
 (rows may be tuples or ``sqlite3.Row``: Datasette's connections use the latter).
+
+Posts, authors and sessions come back typed as their records say whatever
+the file holds (:func:`stored_post`: a count stored as text, a time stored as
+a number, bytes in a text column): an archive written by anything must not
+make a view fail.  Posts are in time order with unknown (NULL) times last.
 """
 
 from __future__ import annotations
@@ -46,17 +51,84 @@ def post_columns(alias: str = "p") -> str:
 
 POST_SELECT = post_columns("p")
 _NPOST = len(STORED_POST_FIELDS)
+# Posts in time order, unknown times last (SQLite puts NULL first).
+POST_TIME_ORDER = "p.created_at IS NULL, p.created_at, p.id"
+
+_INT_FIELDS = frozenset(("is_repost", "like_count", "repost_count", "reply_count", "quote_count", "matched",
+                         "question_id", "answer_to_id"))
+_FLAG_DEFAULTS = {"is_repost": 0, "matched": 1}
+_POST_KINDS = tuple((i, int if f in _INT_FIELDS else str, f) for i, f in enumerate(STORED_POST_FIELDS))
+_NOT_NULL = tuple(STORED_POST_FIELDS.index(f) for f in ("id", *_FLAG_DEFAULTS))
+
+
+def as_text(value: Any) -> str | None:
+    """A text column's value as text (None stays None): numbers as written,
+    bytes decoded with replacement characters."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def as_int(value: Any) -> int | None:
+    """An integer column's value as an int; None for what is not a whole
+    number (text, blobs, NaN)."""
+    if value is None or type(value) is int:
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)
+    return None
+
+
+def _typed(values: list[Any]) -> list[Any]:
+    for i, kind, name in _POST_KINDS:
+        v = values[i]
+        if v is not None and type(v) is not kind:
+            values[i] = as_int(v) if kind is int else as_text(v)
+        if values[i] is None and name in _FLAG_DEFAULTS:
+            values[i] = _FLAG_DEFAULTS[name]
+    if values[0] is None:
+        values[0] = ""
+    return values
+
+
+# Column type signatures already checked: a page reads thousands of rows of a few shapes.
+_GOOD_SHAPES: dict[tuple[type, ...], bool] = {}
+
+
+def _good_shape(shape: tuple[type, ...]) -> bool:
+    ok = all(t is type(None) or t is kind for t, (_, kind, _) in zip(shape, _POST_KINDS)) and all(
+        shape[i] is not type(None) for i in _NOT_NULL)
+    if len(_GOOD_SHAPES) < 4096:
+        _GOOD_SHAPES[shape] = ok
+    return ok
 
 
 def stored_post(row: tuple | list) -> StoredPost:
-    """A StoredPost from the first columns of a row selected with :data:`POST_SELECT`."""
-    return StoredPost(*row[:_NPOST])
+    """A StoredPost from the first columns of a row selected with :data:`POST_SELECT`,
+    every field of the type StoredPost declares."""
+    values = row[:_NPOST]
+    shape = tuple(map(type, values))
+    ok = _GOOD_SHAPES.get(shape)
+    if ok is None:
+        ok = _good_shape(shape)
+    return StoredPost(*values) if ok else StoredPost(*_typed(list(values)))
 
 
 # --------------------------------------------------------------------------
 # Sessions
 
 _SESSION_SELECT = "SELECT " + ", ".join(f's."{c}"' for c in Session.COLUMNS) + " FROM sessions s"
+_SESSION_INTS = frozenset((0, 10))  # id, post_count
+
+
+def _session(row: Any, participants: Any = None, questions: Any = None) -> Session:
+    """Session.from_row on a row whose columns are made the types Session declares."""
+    values = [as_int(v) if i in _SESSION_INTS else as_text(v) for i, v in enumerate(row[:len(Session.COLUMNS)])]
+    return Session.from_row(values, participants=as_int(participants), questions=as_int(questions))
 
 
 def resolve_session(db: Connection, id_or_slug: str | int) -> int:
@@ -83,24 +155,26 @@ def get_session(db: Connection, id_or_slug: str | int) -> Session:
     """A session by slug or id (raises NotFoundError)."""
     sid = resolve_session(db, id_or_slug)
     row = connection(db).execute(f"{_SESSION_SELECT} WHERE s.id = ?", [sid]).fetchone()
-    return Session.from_row(row)
+    return _session(row)
 
 
 def list_sessions(db: Connection, hashtag: str | None = None) -> list[Session]:
-    """Sessions in time order, with their participants and questions counted."""
+    """Sessions in time order, with their participants (people as
+    ``stats.session_stats`` counts them: by author id, else handle) and
+    questions counted."""
     where, params = "", []
     if hashtag:
         where, params = "WHERE s.hashtag = ? COLLATE NOCASE", [hashtag.lstrip("#")]
     cur = connection(db).execute(
         f"""{_SESSION_SELECT.replace(" FROM sessions s", "")},
-               (SELECT count(DISTINCT p.author_id) FROM session_posts sp JOIN posts p ON p.id = sp.post_id
-                WHERE sp.session_id = s.id) AS participants,
+               (SELECT count(DISTINCT coalesce(p.author_id, p.author_handle, '')) FROM session_posts sp
+                JOIN posts p ON p.id = sp.post_id WHERE sp.session_id = s.id) AS participants,
                (SELECT count(*) FROM questions q WHERE q.session_id = s.id) AS questions
             FROM sessions s {where} ORDER BY s.start, s.id""",
         params,
     )
     n = len(Session.COLUMNS)
-    return [Session.from_row(r, participants=r[n], questions=r[n + 1]) for r in cur]
+    return [_session(r, participants=r[n], questions=r[n + 1]) for r in cur]
 
 
 def session_ids(db: Connection, keys: Iterable[str | int] | None = None) -> list[int]:
@@ -137,13 +211,13 @@ def sessions_by_ids(db: Connection, ids: Iterable[int]) -> list[Session]:
     out: list[Session] = []
     conn = connection(db)
     for chunk in chunks(list(ids)):
-        out += [Session.from_row(r) for r in conn.execute(f"{_SESSION_SELECT} WHERE s.id IN ({marks(len(chunk))})", chunk)]
+        out += [_session(r) for r in conn.execute(f"{_SESSION_SELECT} WHERE s.id IN ({marks(len(chunk))})", chunk)]
     return out
 
 
 def recent_sessions(db: Connection, limit: int = 10) -> list[Session]:
     """The newest sessions first."""
-    return [Session.from_row(r) for r in connection(db).execute(
+    return [_session(r) for r in connection(db).execute(
         f"{_SESSION_SELECT} ORDER BY s.start DESC, s.id DESC LIMIT ?", [limit])]
 
 
@@ -153,7 +227,7 @@ def _like(text: str) -> str:
 
 def sessions_matching(db: Connection, text: str, limit: int = 11) -> list[Session]:
     """Sessions whose slug, title or hashtag contains ``text`` (any case), newest first."""
-    return [Session.from_row(r) for r in connection(db).execute(
+    return [_session(r) for r in connection(db).execute(
         rf"""{_SESSION_SELECT} WHERE s.slug LIKE :like ESCAPE '\' OR s.title LIKE :like ESCAPE '\'
              OR s.hashtag LIKE :like ESCAPE '\' ORDER BY s.start DESC LIMIT :limit""",
         {"like": _like(text), "limit": limit})]
@@ -168,7 +242,7 @@ def post_sessions(db: Connection, post_ids: Iterable[str]) -> dict[str, list[Ses
         for r in conn.execute(
             f"""{select}, sp.post_id FROM session_posts sp JOIN sessions s ON s.id = sp.session_id
                 WHERE sp.post_id IN ({marks(len(chunk))}) ORDER BY s.start, s.id""", chunk):
-            out.setdefault(r[len(Session.COLUMNS)], []).append(Session.from_row(r))
+            out.setdefault(r[len(Session.COLUMNS)], []).append(_session(r))
     return out
 
 
@@ -179,8 +253,16 @@ _AUTHOR_FIELDS = ("id", "platform", "handle", "name", "avatar_url", "url")
 _AUTHOR_SELECT = ", ".join(f"a.{c}" for c in _AUTHOR_FIELDS)
 
 
+_TEXT_TYPES = frozenset((str, type(None)))
+
+
 def _author(r: Any, at: int = 0) -> Author | None:
-    return None if r[at] is None else Author(*r[at:at + len(_AUTHOR_FIELDS)])
+    if r[at] is None:
+        return None
+    values = r[at:at + len(_AUTHOR_FIELDS)]
+    if not _TEXT_TYPES.issuperset(map(type, values)):
+        values = [as_text(v) for v in values]
+    return Author(*values)
 
 
 def count_authors(db: Connection) -> int:
@@ -188,16 +270,17 @@ def count_authors(db: Connection) -> int:
 
 
 def all_authors(db: Connection) -> list[Author]:
-    return [Author(*r) for r in connection(db).execute(f"SELECT {_AUTHOR_SELECT} FROM authors a")]
+    return [a for a in (_author(r) for r in connection(db).execute(f"SELECT {_AUTHOR_SELECT} FROM authors a"))
+            if a is not None]
 
 
 def authors_matching(db: Connection, text: str, limit: int = 11, *, exact: str | None = None) -> list[Author]:
     """Authors whose handle or name contains ``text`` (SQL LIKE: any case for
     ASCII): the handle ``exact`` (default: ``text``) first, then shorter handles."""
-    return [Author(*r) for r in connection(db).execute(
+    return [a for a in (_author(r) for r in connection(db).execute(
         rf"""SELECT {_AUTHOR_SELECT} FROM authors a WHERE a.handle LIKE :like ESCAPE '\' OR a.name LIKE :like ESCAPE '\'
              ORDER BY (a.handle = :exact COLLATE NOCASE) DESC, length(a.handle), a.handle LIMIT :limit""",
-        {"like": _like(text), "exact": text if exact is None else exact, "limit": limit})]
+        {"like": _like(text), "exact": text if exact is None else exact, "limit": limit})) if a is not None]
 
 
 def session_authors(db: Connection, session_ids: list[int]) -> list[Author]:
@@ -208,7 +291,9 @@ def session_authors(db: Connection, session_ids: list[int]) -> list[Author]:
         for r in conn.execute(
             f"""SELECT DISTINCT {_AUTHOR_SELECT} FROM session_posts sp JOIN posts p ON p.id = sp.post_id
                 JOIN authors a ON a.id = p.author_id WHERE sp.session_id IN ({marks(len(chunk))})""", chunk):
-            found.setdefault(r[0], Author(*r))
+            a = _author(r)
+            if a is not None:
+                found.setdefault(a.id, a)
     return [found[k] for k in sorted(found)]
 
 
@@ -232,7 +317,7 @@ _POST_AUTHOR_SELECT = f"{POST_SELECT}, {_AUTHOR_SELECT}"
 
 
 def _post_row(r: Any) -> PostRow:
-    return PostRow(StoredPost(*r[:_NPOST]), _author(r, _NPOST))
+    return PostRow(stored_post(r), _author(r, _NPOST))
 
 
 def session_posts(db: Connection, session_id: int, *, entities: bool = True) -> list[PostRow]:
@@ -241,7 +326,7 @@ def session_posts(db: Connection, session_id: int, *, entities: bool = True) -> 
     got = [_post_row(r) for r in connection(db).execute(
         f"""SELECT {_POST_AUTHOR_SELECT} FROM session_posts sp JOIN posts p ON p.id = sp.post_id
             LEFT JOIN authors a ON a.id = p.author_id
-            WHERE sp.session_id = ? ORDER BY p.created_at, p.id""", [session_id])]
+            WHERE sp.session_id = ? ORDER BY {POST_TIME_ORDER}""", [session_id])]
     if entities:
         attach_entities(db, got, session_id=session_id)
     return got
@@ -276,11 +361,12 @@ def attach_entities(db: Connection, posts: list[PostRow], *, session_id: int | N
     for pid, url, typ, alt, preview in media_rows:
         row = by_id.get(pid)
         if row is not None:
-            row.media.append(Media(url=url, type=typ, alt=alt, preview_url=preview))
+            row.media.append(Media(url=as_text(url) or "", type=as_text(typ), alt=as_text(alt),
+                                   preview_url=as_text(preview)))
     for pid, url in link_rows:
         row = by_id.get(pid)
-        if row is not None:
-            row.links.append(url)
+        if row is not None and url is not None:
+            row.links.append(as_text(url) or "")
 
 
 def search_rows(db: Connection, match: str, rowids: list[int]) -> dict[int, tuple[PostRow, str]]:
@@ -300,23 +386,33 @@ def search_rows(db: Connection, match: str, rowids: list[int]) -> dict[int, tupl
     return out
 
 
-def participant_posts(db: Connection, session_ids: list[int]
+def participant_posts(db: Connection, session_ids: list[int], *, authors: Iterable[str] | None = None
                       ) -> Iterator[tuple[int, StoredPost, int | None, int | None]]:
-    """Every post (reposts left out) of these sessions that has an author, as
-    (session id, post, number of the question it asks, number of the question
-    it answers), author by author and in time order within each: a stream
-    that a participant page at a time can be cut from."""
+    """Every post (reposts and deleted posts left out) of these sessions that
+    has an author (one of ``authors`` when given), as (session id, post,
+    number of the question it asks, number of the question it answers),
+    author by author and in time order within each (unknown times last): a
+    stream that a participant page at a time can be cut from."""
     if not session_ids:
         return
-    cur = connection(db).execute(
-        f"""SELECT sp.session_id, q1.number, q2.number, {POST_SELECT}
+    conn = connection(db)
+    sessions = marks(len(session_ids))
+    query = f"""SELECT sp.session_id, q1.number, q2.number, {POST_SELECT}
             FROM session_posts sp JOIN posts p ON p.id = sp.post_id
             LEFT JOIN questions q1 ON q1.id = p.question_id
             LEFT JOIN questions q2 ON q2.id = p.answer_to_id
-            WHERE sp.session_id IN ({marks(len(session_ids))}) AND p.author_id IS NOT NULL AND p.is_repost = 0
-            ORDER BY p.author_id, p.created_at""", session_ids)
-    for r in cur:
-        yield r[0], StoredPost(*r[3:3 + _NPOST]), r[1], r[2]
+            WHERE sp.session_id IN ({sessions}) AND p.author_id IS NOT NULL AND p.is_repost = 0
+              AND p.deleted_at IS NULL {{author}}
+            ORDER BY p.author_id, {POST_TIME_ORDER}"""
+    if authors is None:
+        cursors: Iterable[Any] = [conn.execute(query.format(author=""), session_ids)]
+    else:
+        wanted = sorted(set(authors))
+        cursors = (conn.execute(query.format(author=f"AND p.author_id IN ({marks(len(chunk))})"),
+                                [*session_ids, *chunk]) for chunk in chunks(wanted))
+    for cur in cursors:
+        for r in cur:
+            yield as_int(r[0]) or 0, stored_post(r[3:]), as_int(r[1]), as_int(r[2])
 
 
 def session_media_urls(db: Connection, session_ids: list[int]) -> set[str]:

@@ -9,6 +9,7 @@ numbers and run order agree from here on.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from ..errors import ChatArchiveError, NotFoundError
+from ..errors import BusyError, ChatArchiveError, NotFoundError
 
 migrations = Migrations("chatarchive")
 
@@ -393,7 +394,27 @@ def m004_import_conflicts(db: sqlite_utils.Database) -> None:
     # imports.conflicts: sightings of a post that contradicted what the
     # archive holds (another author or time) and were not applied; counted
     # so an import can say so.
-    db.execute("ALTER TABLE imports ADD COLUMN conflicts INTEGER")
+    # imports.warnings: values mended on the way in (a time stored as NULL,
+    # a count too large to be true).
+    # Mastodon replies whose parent is not stored used to keep reply_to_id
+    # NULL, so threading saw no reply at all and a thread whose root was
+    # missing fell apart into one conversation per reply.  They now point at
+    # a placeholder for the absent parent, "local:SERVER/LOCAL_ID"
+    # (writer.local_placeholder), which resolve_local_replies replaces with
+    # the parent's uri when it arrives; the partial index holds exactly the
+    # replies still waiting (writer.WAITING_REPLY, the same expression).
+    db.executescript(
+        """
+        ALTER TABLE imports ADD COLUMN conflicts INTEGER;
+        ALTER TABLE imports ADD COLUMN warnings INTEGER;
+        UPDATE posts SET reply_to_id = 'local:' || coalesce(instance, 'unknown') || '/' || reply_to_local_id
+        WHERE reply_to_id IS NULL AND reply_to_local_id IS NOT NULL;
+        DROP INDEX IF EXISTS idx_posts_unresolved_replies;
+        CREATE INDEX idx_posts_waiting_replies ON posts(instance, reply_to_local_id)
+        WHERE reply_to_local_id IS NOT NULL AND (reply_to_id IS NULL OR
+              (reply_to_id >= 'local:' AND reply_to_id < 'local;'));
+        """
+    )
 
 
 @migrations()
@@ -411,17 +432,85 @@ def m005_session_margins(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m006_expand_short_links(db: sqlite_utils.Database) -> None:
-    # Placeholder: X post text stored before this version may still hold
-    # t.co links; this migration re-expands them from the raw objects.
-    pass
+    # X post text stored before this version holds t.co links although the
+    # source file held the expanded URLs (entities), so every output showed
+    # t.co and a published recap depended on X's redirector.  New imports
+    # expand them when they normalize (sources.shortlinks); this re-expands
+    # the stored text from the raw objects, a batch of posts at a time.
+    expand_stored_short_links(db)
+
+
+def expand_stored_short_links(db: sqlite_utils.Database, batch: int = 500) -> int:
+    """Replace t.co links in stored X text by the URLs the posts' raw
+    objects hold (m006).  Walks the X posts whose text has "t.co/" in rowid
+    order, ``batch`` at a time, so memory stays flat on any archive;
+    returns how many posts changed."""
+    from ..sources.shortlinks import expand, map_from_raw
+
+    conn = db.conn
+    changed, last = 0, 0
+    while True:
+        rows = conn.execute(
+            "SELECT rowid, id, text FROM posts WHERE rowid > ? AND platform = 'x' AND text LIKE '%t.co/%' "
+            "ORDER BY rowid LIMIT ?", (last, batch)).fetchall()
+        if not rows:
+            return changed
+        last = rows[-1][0]
+        ids = [r[1] for r in rows]
+        raws: dict[str, list[tuple[str, str]]] = {}
+        marks = ", ".join("?" * len(ids))
+        for pid, fmt, raw in conn.execute(f"SELECT post_id, format, json FROM raw WHERE post_id IN ({marks})", ids):
+            raws.setdefault(pid, []).append((fmt, raw))
+        for _, pid, text in rows:
+            links: dict[str, str] = {}
+            for fmt, raw in raws.get(pid, ()):
+                for short, url in map_from_raw(fmt, raw, text).items():
+                    links.setdefault(short, url)
+                if fmt == "twarc2":  # a repost's text is its original's: so are the links
+                    for short, url in _original_links(conn, raw, text).items():
+                        links.setdefault(short, url)
+            new = expand(text, links)
+            if new != text:
+                conn.execute("UPDATE posts SET text = ? WHERE rowid = (SELECT rowid FROM posts WHERE id = ?)",
+                             (new, pid))
+                changed += 1
+
+
+def _original_links(conn: sqlite3.Connection, raw: str, text: str) -> dict[str, str]:
+    """For a stored twarc2 repost, the t.co map of the reposted original."""
+    import orjson
+
+    from ..sources.shortlinks import map_from_raw
+
+    if not text.startswith("RT @"):
+        return {}
+    try:
+        tweet = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    refs = (tweet.get("referenced_tweets") or tweet.get("referenced_posts")) if isinstance(tweet, dict) else None
+    for ref in refs if isinstance(refs, list) else ():
+        if isinstance(ref, dict) and ref.get("type") == "retweeted" and ref.get("id") is not None:
+            row = conn.execute("SELECT json FROM raw WHERE post_id = ? AND format = 'twarc2'",
+                               (str(ref["id"]),)).fetchone()
+            if row:
+                return map_from_raw("twarc2", row[0], text)
+    return {}
 
 
 @migrations()
 def m007_deletions(db: sqlite_utils.Database) -> None:
     # posts.deleted_at: when a post was found deleted (a Jetstream delete,
     # check-deleted) or removed at its author's request.  Its content is
-    # removed; the row stays as a tombstone so threads stay whole.
-    db.execute("ALTER TABLE posts ADD COLUMN deleted_at TEXT")
+    # removed (archive/deletion.py); the row stays as a tombstone so threads
+    # stay whole.  The partial index holds the tombstones only (few), so
+    # listing them is instant and costs the other posts nothing.
+    db.executescript(
+        """
+        ALTER TABLE posts ADD COLUMN deleted_at TEXT;
+        CREATE INDEX idx_posts_deleted ON posts(deleted_at) WHERE deleted_at IS NOT NULL;
+        """
+    )
 
 
 # The tables that make an SQLite file a chatarchive archive (Datasette's
@@ -474,14 +563,45 @@ def check_archive(path: str | Path, *, create: bool = False) -> str:
     return state
 
 
+DEFAULT_BUSY_TIMEOUT = 5.0  # seconds a command waits for another's lock
+
+
+def busy_timeout() -> float:
+    """Seconds to wait for another process's lock before giving up:
+    ``CHATARCHIVE_BUSY_TIMEOUT`` (seconds) or 5."""
+    value = os.environ.get("CHATARCHIVE_BUSY_TIMEOUT", "")
+    try:
+        seconds = float(value) if value.strip() else DEFAULT_BUSY_TIMEOUT
+    except ValueError:
+        raise ChatArchiveError(f"CHATARCHIVE_BUSY_TIMEOUT={value!r} is not a number of seconds") from None
+    return max(0.0, min(seconds, 3600.0)) if seconds == seconds else DEFAULT_BUSY_TIMEOUT
+
+
+def is_busy(e: BaseException) -> bool:
+    """Whether an SQLite error means another connection holds a lock."""
+    return isinstance(e, sqlite3.OperationalError) and (
+        "locked" in str(e) or "busy" in str(e).lower())
+
+
 def open_db(path: str | Path, *, create: bool = False) -> sqlite_utils.Database:
     """Open an archive and bring its schema up to date.  A missing (or empty)
     file becomes a new archive only with ``create``; a file that is not an
     archive is refused before anything is written to it (``":memory:"`` is
-    always new)."""
+    always new).  When another process holds the archive for longer than
+    :func:`busy_timeout`, BusyError says so in one line."""
     if str(path) != ":memory:":
         check_archive(path, create=create)
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=busy_timeout())
+    try:
+        return _prepare(conn)
+    except sqlite3.OperationalError as e:
+        conn.close()
+        if is_busy(e):
+            raise BusyError(str(path)) from None
+        raise
+
+
+def _prepare(conn: sqlite3.Connection) -> sqlite_utils.Database:
     db = sqlite_utils.Database(conn)
     # Only takes effect when the file is created: 16 KB pages hold whole raw
     # objects and long FTS doclists, the archive is ~25% smaller and bulk

@@ -5,11 +5,25 @@ importers and live capture share one idempotent upsert: a post is keyed by
 its platform id, a second sighting only fills in what the first lacked (or
 refreshes counts), and a context sighting (``matched = 0``) never downgrades
 a post that matched the hashtag.
+
+Every post first passes ``archive.check.check_post`` (nothing untyped
+reaches SQL).  A sighting that contradicts the stored post's author or
+time is a *conflict*: it is not applied at all, and is counted and
+described (``SaveStats.conflicts``, :attr:`PostWriter.conflicts`).  Text
+changes only when the stored text is empty, the sighting is an edit with a
+newer ``edited_at``, it outranks a context copy, or the stored text is a
+truncation of it.  A tombstone (``deleted_at``) is never filled again.
+
+Mastodon replies whose parent is not stored yet point at a placeholder
+(``local:SERVER/LOCAL_ID``, :func:`local_placeholder`) so that siblings
+share a conversation; :func:`resolve_local_replies` swaps in the real id
+when the parent arrives, in whatever order the files come.
 """
 
 from __future__ import annotations
 
 import queue
+import re
 import sqlite3
 import sys
 import threading
@@ -21,8 +35,9 @@ from typing import Any
 import orjson
 import sqlite_utils
 
-from ..models import WRITTEN_POST_FIELDS, Media, Post
+from ..models import WRITTEN_POST_FIELDS, Media, Post, is_reply_placeholder
 from ..safety import is_web_url
+from .check import BadPost, check_post
 
 # --------------------------------------------------------------------------
 # Writing posts
@@ -50,10 +65,44 @@ _INSTANCE, _LOCAL_ID, _PLATFORM = _IDX["instance"], _IDX["local_id"], _IDX["plat
 _RULE = tuple(1 if i in (_MATCHED, _IS_REPOST) else 2 if i in _COUNT_IDX else 3 if i == _SOURCE
               else 4 if i in _LOCAL_GROUP else 0 for i in range(len(POST_COLUMNS)))
 X_PLACEHOLDER_PREFIX = "x:@"  # X authors known only by handle (Twitter Archiver CSV)
+X_UNKNOWN_OWNER = "x:archive-owner"  # tweets.js without account.js: the owner is unknown
+_TEXT, _HTML, _SPOILER = _IDX["text"], _IDX["html"], _IDX["spoiler_text"]
+_CREATED, _EDITED, _REPLY_TO = _IDX["created_at"], _IDX["edited_at"], _IDX["reply_to_id"]
+_TEXT_GROUP = (_TEXT, _HTML, _SPOILER)
+MAX_KEPT_CONFLICTS = 1000  # messages kept per writer (all are counted)
 
 
 def _is_placeholder(author_id: Any) -> bool:
-    return isinstance(author_id, str) and author_id.startswith(X_PLACEHOLDER_PREFIX)
+    """An author id that stands in for an unknown X account."""
+    return isinstance(author_id, str) and (author_id.startswith(X_PLACEHOLDER_PREFIX) or author_id == X_UNKNOWN_OWNER)
+
+
+_TRAILING_LINK = re.compile(r"(?:\s*(?:https?://\S*|…|\.\.\.))+\s*$")
+
+
+def _is_truncation(old: Any, new: Any) -> bool:
+    """Whether ``old`` is ``new`` cut short (v1.1 and TAGS truncate long
+    posts and retweets to "… https://t.co/x"; an includes copy may lack
+    its note_tweet): then the longer text is the better sighting."""
+    if not isinstance(old, str) or not isinstance(new, str) or len(new) <= len(old) - 30:
+        return False
+    head = _TRAILING_LINK.sub("", old)
+    return len(head) >= 10 and len(new) > len(head) and new.startswith(head) and new != old
+
+
+def conflict_of(old: list[Any], new: list[Any]) -> str | None:
+    """How a later sighting contradicts a stored post (another author or
+    another time: then it is another post under the same id, or a broken
+    file, and is not applied), or None."""
+    o, n = old[_CREATED], new[_CREATED]
+    if o and n and o[:19] != n[:19]:
+        return f"another time ({n}; kept {o})"
+    o, n = old[_AUTHOR_ID], new[_AUTHOR_ID]
+    if o and n and o != n and not _is_placeholder(o) and not _is_placeholder(n):
+        shown_new = f"@{new[_AUTHOR_HANDLE]}" if new[_AUTHOR_HANDLE] else n
+        shown_old = f"@{old[_AUTHOR_HANDLE]}" if old[_AUTHOR_HANDLE] else o
+        return f"another author ({shown_new}; kept {shown_old})"
+    return None
 
 
 def _values(post: Post) -> list[Any]:
@@ -86,9 +135,35 @@ def _merge_values(old: list[Any], new: list[Any]) -> list[Any]:
     # are kept in local_ids anyway.
     new_local = new[_INSTANCE] is not None and (
         old[_INSTANCE] is None or new[_MATCHED] > old[_MATCHED])
+    # Text (with its HTML and content warning) is what the author wrote:
+    # replaced only by an edit, by the matched copy of a context copy, or
+    # by the whole of a truncated text; otherwise the first copy stays.
+    old_edit, new_edit = old[_EDITED], new[_EDITED]
+    take_text = bool(new[_TEXT]) and (
+        not old[_TEXT]
+        or (new_edit is not None and (old_edit is None or new_edit > old_edit))
+        or new[_MATCHED] > old[_MATCHED]
+        or _is_truncation(old[_TEXT], new[_TEXT]))
     for i, rule in enumerate(_RULE):
         n = new[i]
-        if i == _AUTHOR_ID:
+        if i in _TEXT_GROUP:
+            if ((take_text and n is not None and n != "") or out[i] is None or out[i] == "") \
+                    and (n is not None or out[i] is None):
+                out[i] = n
+        elif i == _EDITED:
+            if n is not None and (out[i] is None or n > out[i]):
+                out[i] = n
+        elif i == _REPLY_TO:
+            o = out[i]
+            if n is None or n == "":
+                pass
+            elif o is None or o == "" or (is_reply_placeholder(o) and not is_reply_placeholder(n)):
+                out[i] = n
+            elif is_reply_placeholder(n) and not is_reply_placeholder(o):
+                pass
+            elif prefer_new:
+                out[i] = n
+        elif i == _AUTHOR_ID:
             # a real id beats a placeholder "x:@handle" id, whatever the order
             o = out[i]
             if n is not None and n != "" and (
@@ -140,11 +215,13 @@ class SaveStats:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    conflicts: int = 0  # sightings not applied: they contradict the stored author or time
 
     def __iadd__(self, other: SaveStats) -> SaveStats:
         self.added += other.added
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.conflicts += other.conflicts
         return self
 
 
@@ -179,15 +256,16 @@ class _Pending:
     """One post waiting in a batch: its column values, entities and raw JSON
     (serialized at once, so the parsed source page can be freed)."""
 
-    __slots__ = ("hashtags", "links", "media", "mentions", "raw", "values")
+    __slots__ = ("hashtags", "links", "media", "mentions", "raw", "values", "where")
 
-    def __init__(self, post: Post):
+    def __init__(self, post: Post, where: str | None = None):
         self.values = _values(post)
         self.hashtags = post.hashtags
         self.mentions = post.mentions
         self.links = _web_links(post.links)
         self.media = post.media
         self.raw = _raw_json(post.raw)
+        self.where = where  # where the sighting was read (FILE:LINE), for conflict messages
 
     def merge(self, later: _Pending) -> None:
         later_wins = later.values[_MATCHED] >= self.values[_MATCHED]
@@ -284,6 +362,8 @@ class PostWriter:
         self.pending: dict[str, _Pending] = {}
         self.authors: dict[str, tuple] = {}
         self.stats = SaveStats()
+        #: "WHERE: post ID: another author (…)" for the first conflicts (all are counted in stats)
+        self.conflicts: list[str] = []
         self._tag_ids: dict[str, int] = {}
         self._link_ids: dict[str, int] = {}
         self._media_ids: dict[str, int] = {}
@@ -294,13 +374,23 @@ class PostWriter:
         self._update_all_tail = f" ON CONFLICT(id) DO UPDATE SET {sets}"
         plain = ", ".join(f"{c} = excluded.{c}" for c in _PLAIN_COLUMNS)
         self._update_plain_tail = f" ON CONFLICT(id) DO UPDATE SET {plain}"
-        self._select_head = f"SELECT {', '.join(POST_COLUMNS)} FROM posts WHERE id IN "
+        self._select_head = f"SELECT {', '.join(POST_COLUMNS)}, deleted_at FROM posts WHERE id IN "
         self._background = _Background(self._write_batch) if background else None
 
-    def add(self, posts: Iterable[Post]) -> None:
+    def add(self, posts: Iterable[Post], where: str | None = None) -> list[str]:
+        """Queue posts for writing (``where``: where they were read, for
+        conflict messages).  Each passes ``check_post`` first; returns the
+        reasons of those it refused (no usable id or platform), which are
+        not written.  What check_post mended is in each post's ``warnings``."""
         pending, authors = self.pending, self.authors
+        refused: list[str] = []
         for post in posts:
-            entry = _Pending(post)
+            try:
+                post = check_post(post)
+            except BadPost as e:
+                refused.append(str(e))
+                continue
+            entry = _Pending(post, where)
             a = post.author
             if a is not None:
                 new = (a.id, a.platform, a.handle, a.name, a.avatar_url, a.url)
@@ -312,9 +402,22 @@ class PostWriter:
                 pending[post.id] = entry
             else:
                 # Same post twice in one batch (a context copy and the real one).
-                prior.merge(entry)
+                conflict = conflict_of(prior.values, entry.values)
+                if conflict is None:
+                    prior.merge(entry)
+                else:
+                    self._conflict(entry, conflict)
             if len(pending) >= self.batch_size:
                 self._submit()
+        return refused
+
+    def _conflict(self, entry: _Pending, what: str) -> None:
+        # runs in the caller's thread or the writer thread, never both at once
+        self.stats.conflicts += 1
+        if len(self.conflicts) < MAX_KEPT_CONFLICTS:
+            where = f"{entry.where}: " if entry.where else ""
+            self.conflicts.append(f"{where}post {entry.values[0]} was already stored with {what}; "
+                                  "this sighting was not applied")
 
     def _submit(self) -> None:
         if not self.pending and not self.authors:
@@ -346,23 +449,38 @@ class PostWriter:
         conn = self.conn
         self._save_authors(authors)
         existing: dict[str, list[Any]] = {}
+        deleted: set[str] = set()
+        ncols = len(POST_COLUMNS)
         for chunk in _chunks([e.values[0] for e in entries], 500):
             sql = self._select_head + "(" + ", ".join("?" * len(chunk)) + ")"
             for row in conn.execute(sql, chunk):
-                existing[row[0]] = list(row)
+                existing[row[0]] = list(row[:ncols])
+                if row[ncols] is not None:
+                    deleted.add(row[0])
         inserts: list[list[Any]] = []
         update_all: list[list[Any]] = []
         update_plain: list[list[Any]] = []
         raws_replace: list[tuple] = []
         raws_keep: list[tuple] = []
+        kept: list[_Pending] = []
         for e in entries:
             values = e.values
             old = existing.get(values[0])
             if old is None:
                 inserts.append(values)
+                kept.append(e)
                 if e.raw is not None:
                     raws_replace.append((values[0], values[2], e.raw))
                 continue
+            if values[0] in deleted:
+                # a tombstone: its content was removed for good and stays so
+                self.stats.unchanged += 1
+                continue
+            conflict = conflict_of(old, values)
+            if conflict is not None:
+                self._conflict(e, conflict)
+                continue
+            kept.append(e)
             merged = _merge_values(old, values)
             changed = merged is not old and merged != old
             if not changed:
@@ -386,7 +504,7 @@ class PostWriter:
         self._many(self._insert_head, update_plain, self._update_plain_tail)
         self.stats.added += len(inserts)
         self.stats.updated += len(update_all) + len(update_plain)
-        self._save_entities(entries)
+        self._save_entities(kept)
         self._many("INSERT OR REPLACE INTO raw (post_id, format, json) VALUES ", raws_replace)
         self._many("INSERT OR IGNORE INTO raw (post_id, format, json) VALUES ", raws_keep)
 
@@ -537,16 +655,23 @@ class transaction:
         return False
 
 
+# Replies still waiting for their parent: reply_to_id NULL (archives before
+# placeholders) or a placeholder.  The same text as the partial index
+# idx_posts_waiting_replies (m004), so SQLite uses that index.
+WAITING_REPLY = ("reply_to_local_id IS NOT NULL AND (reply_to_id IS NULL OR "
+                 "(reply_to_id >= 'local:' AND reply_to_id < 'local;'))")
+
+
 def resolve_local_replies(db: sqlite_utils.Database) -> int:
-    """Mastodon replies name their parent by its id on the same server; map
-    those to the parent's uri (our post id) wherever the parent is stored."""
-    # local_ids holds every server's id of a post; only replies still
-    # waiting for their parent are visited (the partial index of m202).
+    """Mastodon replies name their parent by its id on the serving server;
+    replace the placeholder of every reply whose parent is now stored (by
+    any server's id of it, table ``local_ids``) with the parent's uri, our
+    post id.  Only waiting replies are visited (a partial index)."""
     cur = db.conn.execute(
-        """UPDATE posts INDEXED BY idx_posts_unresolved_replies SET reply_to_id = (
+        f"""UPDATE posts INDEXED BY idx_posts_waiting_replies SET reply_to_id = (
                SELECT l.post_id FROM local_ids l
                WHERE l.instance = posts.instance AND l.local_id = posts.reply_to_local_id)
-           WHERE reply_to_id IS NULL AND reply_to_local_id IS NOT NULL
+           WHERE {WAITING_REPLY}
              AND EXISTS (SELECT 1 FROM local_ids l
                          WHERE l.instance = posts.instance AND l.local_id = posts.reply_to_local_id)"""
     )
@@ -558,20 +683,21 @@ def resolve_page_replies(db: sqlite_utils.Database, posts: Iterable[Post]) -> No
     Link this page's replies to parents already stored, and stored replies
     to parents on this page — in both directions, since a timeline pages
     from new to old (replies before their parents).  Indexed lookups only
-    (``idx_posts_unresolved_replies``), unlike a whole-table
+    (``idx_posts_waiting_replies``), unlike a whole-table
     :func:`resolve_local_replies`, which runs once at the end."""
     conn = db.conn
     for p in posts:
         if not p.instance:
             continue
         if p.reply_to_local_id:
-            row = conn.execute("SELECT id FROM posts WHERE instance = ? AND local_id = ?",
+            row = conn.execute("SELECT post_id FROM local_ids WHERE instance = ? AND local_id = ?",
                                (p.instance, p.reply_to_local_id)).fetchone()
             if row is not None:
-                conn.execute("UPDATE posts SET reply_to_id = ? WHERE id = ? AND reply_to_id IS NULL", (row[0], p.id))
+                conn.execute(f"UPDATE posts SET reply_to_id = ? WHERE id = ? AND {WAITING_REPLY}", (row[0], p.id))
         if p.local_id:
             conn.execute(
-                "UPDATE posts SET reply_to_id = ? WHERE instance = ? AND reply_to_local_id = ? AND reply_to_id IS NULL",
+                f"UPDATE posts INDEXED BY idx_posts_waiting_replies SET reply_to_id = ? "
+                f"WHERE instance = ? AND reply_to_local_id = ? AND {WAITING_REPLY}",
                 (p.id, p.instance, p.local_id),
             )
 

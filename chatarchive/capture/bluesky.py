@@ -31,6 +31,7 @@ from ..sources.bluesky import normalize
 from ..timeutil import iso_utc
 from .base import (
     CaptureClient,
+    MissingCredentials,
     Window,
     as_context,
     keep_in_window,
@@ -49,7 +50,10 @@ from .http import (
     Page,
     RetryPolicy,
     body_summary,
+    host_of_url,
     parse_json,
+    public_url,
+    redact_urls,
 )
 
 DEFAULT_SERVICE = "https://bsky.social"
@@ -69,7 +73,7 @@ def service_url(value: str) -> str:
         v = "https://" + v
     parts = urlsplit(v)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ApiError(f"--service {value!r} is not a server URL (e.g. https://bsky.social)", status=0)
+        raise ApiError(f"--service {redact_urls(value)!r} is not a server URL (e.g. https://bsky.social)", status=0)
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -107,19 +111,25 @@ class BlueskyCapture(CaptureClient):
         self.service = service_url(service or config.bluesky_service or DEFAULT_SERVICE)
         self.handle = config.bluesky_handle
         self._password = config.bluesky_app_password.reveal() if config.bluesky_app_password else None
+        if not self.handle or not self._password:
+            # searchPosts has needed a login since 2025: say so before any request
+            raise MissingCredentials(
+                f"Bluesky search needs a login: {LOGIN_HINT}. To follow a chat live without one, "
+                "add --stream (Bluesky's Jetstream needs no login)")
         self.sessions = sessions or SessionStore(None)
         self.clock = clock or Clock()
         self.page_size = page_size
         self.http = HttpClient(BLUESKY_RATE_LIMITS, clock=self.clock, policy=policy, timeout=timeout,
                                secrets=config.secrets(), on_wait=on_wait)
+        self.http.add_url_credentials(self.service)
         self._ctx = BLUESKY_FORMAT.context(self.service)  # one across pages: it learns handles
-        self._session_key = SessionStore.key(self.service, self.handle or "")
+        self._session_key = SessionStore.key(public_url(self.service), self.handle or "")
         self.logins = 0  # createSession calls this run
         self.refreshes = 0
 
     @property
     def endpoint(self) -> str:
-        return self.service + SEARCH
+        return public_url(self.service + SEARCH)
 
     # -- session ----------------------------------------------------------
 
@@ -194,11 +204,11 @@ class BlueskyCapture(CaptureClient):
                 detail = self.http.redact(body_summary(resp))
                 if session:
                     raise AuthError(
-                        f"Bluesky {urlsplit(self.service).netloc} refused {path.rsplit('/', 1)[-1]} for "
+                        f"Bluesky {host_of_url(self.service)} refused {path.rsplit('/', 1)[-1]} for "
                         f"{self.handle} (HTTP {status}: {detail}); check {ENV_BLUESKY_HANDLE} and "
                         f"{ENV_BLUESKY_PASSWORD}", status=status)
                 raise AuthError(
-                    f"Bluesky {urlsplit(self.service).netloc} needs a login for {path.rsplit('/', 1)[-1]} "
+                    f"Bluesky {host_of_url(self.service)} needs a login for {path.rsplit('/', 1)[-1]} "
                     f"(HTTP {status}: {detail}): {LOGIN_HINT}", status=status)
             return resp
 
@@ -233,7 +243,7 @@ class BlueskyCapture(CaptureClient):
             if cursor:
                 req["cursor"] = cursor
             resp = self._call(SEARCH, req)
-            url = str(resp.request.url)
+            url = public_url(str(resp.request.url))
             if resp.status_code != 200:
                 detail = self.http.redact(body_summary(resp))
                 raise ApiError(f"Bluesky search failed (HTTP {resp.status_code}: {detail})", status=resp.status_code,
@@ -276,7 +286,7 @@ class BlueskyCapture(CaptureClient):
         for root, anchor in roots.items():
             for uri in dict.fromkeys([root, anchor]):
                 resp = self._call(THREAD, {"uri": uri, "depth": "100", "parentHeight": "80"})
-                url = str(resp.request.url)
+                url = public_url(str(resp.request.url))
                 body = parse_json(resp)
                 if resp.status_code == 200 and isinstance(body, dict) and "thread" in body:
                     problems: list[str] = []

@@ -17,7 +17,8 @@ Lookup order for each value: the environment variable, then the config file
     [mastodon.tokens]
     "fosstodon.org" = "…"             # per-server tokens
 
-A config file that group or others can read is refused (``chmod 600``), and
+A config file that group or others can read is refused (``chmod 600``), so
+is a config folder every user can write to (or another user owns), and
 values are wrapped in :class:`Secret` so an accidental ``print``/``repr``
 shows ``***``.  Bluesky sessions (access/refresh JWTs) are cached beside the
 config file in ``bluesky-sessions.json`` (mode 0600) so a rerun does not
@@ -124,6 +125,25 @@ def check_private(path: Path) -> None:
         )
 
 
+def check_private_dir(path: Path) -> None:
+    """Refuse a folder for secrets that other users can write to: they could
+    swap the config file, or plant a symlink where the session cache is
+    written (``bluesky-sessions.json.tmp`` -> a file of yours elsewhere)."""
+    if os.name != "posix" or not path.exists():
+        return
+    st = path.stat()
+    mode = stat.filemode(st.st_mode)
+    if st.st_mode & stat.S_IWOTH:
+        raise ConfigError(
+            f"{path}: refusing to keep credentials or login sessions in a folder every user can write to "
+            f"({mode}); run: chmod 700 {path}"
+        )
+    uid = os.geteuid()
+    if uid != 0 and st.st_uid not in (uid, 0):
+        raise ConfigError(f"{path}: refusing to keep credentials or login sessions in a folder another user "
+                          f"owns (uid {st.st_uid}); use a folder of your own (--config FILE)")
+
+
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Read credentials; ``path`` given explicitly must exist."""
     env = os.environ if env is None else env
@@ -131,6 +151,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     p = Path(path).expanduser() if path is not None else default_config_path(env)
     data: dict[str, Any] = {}
     if p.exists():
+        check_private_dir(p.parent)
         check_private(p)
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -205,7 +226,12 @@ class SessionStore:
         return f"{service.rstrip('/')}|{handle.lower()}"
 
     def _read_all(self) -> dict[str, dict]:
-        if self.path is None or not self.path.exists():
+        if self.path is None:
+            return dict(self._memory)
+        check_private_dir(self.path.parent)
+        if self.path.is_symlink():
+            raise ConfigError(f"{self.path}: refusing to read login sessions through a symlink; remove it")
+        if not self.path.exists():
             return dict(self._memory)
         try:
             check_private(self.path)
@@ -230,10 +256,21 @@ class SessionStore:
             data.pop(key, None)
         else:
             data[key] = session
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        if tmp.is_symlink():
+            # nobody but an intruder puts a symlink there: writing through it
+            # would overwrite whatever it points at with our tokens
+            raise ConfigError(f"{tmp}: a symlink where chatarchive writes its login sessions; "
+                              f"refusing to write through it (remove it, and check who can write to {tmp.parent})")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            check_private_dir(self.path.parent)
+            try:
+                os.unlink(tmp)  # a leftover of a run that died mid-write
+            except FileNotFoundError:
+                pass
+            nofollow = getattr(os, "O_NOFOLLOW", 0)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(data, f)
             os.chmod(tmp, 0o600)

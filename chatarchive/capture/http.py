@@ -13,10 +13,14 @@ is ``clock.sleep(seconds)``.
 
 Secrets: tokens travel in headers only; nothing here logs headers, and every
 message built from a server's answer passes through :meth:`HttpClient.redact`.
+A URL given with credentials (``https://user:password@host``) is used as
+given, but only :func:`public_url` (the URL without them) is ever stored or
+shown, and :func:`redact_urls` takes them out of any text.
 """
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import re
 import threading
@@ -25,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -34,6 +38,43 @@ from ..errors import CaptureError
 from ..timeutil import parse_iso
 
 USER_AGENT = f"chatarchive/{__version__} (+https://github.com/chatarchive)"
+
+
+# --------------------------------------------------------------------------
+# URLs that carry credentials
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]*@")
+
+
+def redact_urls(text: str) -> str:
+    """Every ``scheme://user:password@`` in ``text`` becomes ``scheme://***@``."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def public_url(url: str) -> str:
+    """``url`` without its user and password (what may be stored or shown)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The password (and user) inside a URL, for :meth:`HttpClient.add_secret`."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    out = [v for v in (parts.password, parts.username) if v and len(v) >= 4]
+    if parts.password:
+        # what an echoing server would quote back: the Basic header value
+        out.append(base64.b64encode(f"{parts.username or ''}:{parts.password}".encode()).decode())
+    return out
+
+
+def host_of_url(url: str) -> str:
+    """``host[:port]`` of a URL, never its credentials (for messages)."""
+    netloc = urlsplit(url).netloc
+    return netloc.rsplit("@", 1)[-1] or url
 
 
 # --------------------------------------------------------------------------
@@ -159,7 +200,7 @@ class RateLimitScheme:
 
     def bucket(self, url: str) -> str:
         parts = urlsplit(url)
-        return parts.netloc + (parts.path if self.per_path else "")
+        return host_of_url(url) + (parts.path if self.per_path else "")
 
 
 def _parse_x(h: httpx.Headers) -> RateLimit | None:
@@ -300,11 +341,22 @@ class HttpClient:
         if value:
             self.secrets.add(value)
 
+    def add_url_credentials(self, url: str | None) -> None:
+        """Never show the user and password of a URL given with them."""
+        for s in url_secrets(url):
+            self.secrets.add(s)
+
     def redact(self, text: str) -> str:
+        text = redact_urls(text)
         for s in sorted(self.secrets, key=len, reverse=True):
             if s and s in text:
                 text = text.replace(s, "***")
         return text
+
+    @property
+    def client(self) -> httpx.Client:
+        """The underlying httpx client (streams read responses themselves)."""
+        return self._client
 
     # -- state for the live panel ----------------------------------------
 
@@ -385,16 +437,16 @@ class HttpClient:
             try:
                 resp = self._client.request(method, url, params=params, headers=headers, json=json)
             except (httpx.TimeoutException, httpx.TransportError) as e:
-                self.log.append(RequestRecord(method, _public_url(url, params), None, self.clock.time()))
+                self.log.append(RequestRecord(method, public_url(_full_url(url, params)), None, self.clock.time()))
                 failures += 1
                 what = _describe_transport_error(e)
                 if failures > self.policy.max_retries:
                     raise NetworkError(
-                        self.redact(f"{urlsplit(url).netloc}: {what}; gave up after {failures} attempts")
+                        self.redact(f"{host_of_url(url)}: {what}; gave up after {failures} attempts")
                     ) from None
                 self._wait(self._backoff(failures), f"{what}, retrying")
                 continue
-            self.log.append(RequestRecord(method, str(resp.request.url), resp.status_code, self.clock.time()))
+            self.log.append(RequestRecord(method, public_url(str(resp.request.url)), resp.status_code, self.clock.time()))
             rl = self.scheme.parse(resp.headers)
             if rl is not None:
                 self.limits[bucket] = rl
@@ -413,7 +465,7 @@ class HttpClient:
                 failures += 1
                 if failures > self.policy.max_retries:
                     raise NetworkError(
-                        f"{urlsplit(url).netloc}: server error {status} {resp.reason_phrase}; "
+                        f"{host_of_url(url)}: server error {status} {resp.reason_phrase}; "
                         f"gave up after {failures} attempts"
                     )
                 after = _retry_after(resp.headers, self.clock.time())
@@ -439,7 +491,7 @@ class HttpClient:
         return resp, parse_json(resp)
 
 
-def _public_url(url: str, params: Any) -> str:
+def _full_url(url: str, params: Any) -> str:
     try:
         return str(httpx.URL(url, params=params))
     except Exception:

@@ -49,6 +49,8 @@ from .http import (
     RetryPolicy,
     body_summary,
     parse_json,
+    public_url,
+    redact_urls,
 )
 
 PAGE_SIZE = 40  # the server's maximum
@@ -62,7 +64,7 @@ def instance_url(value: str) -> str:
         v = "https://" + v
     parts = urlsplit(v)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ApiError(f"--instance {value!r} is not a server URL (e.g. https://mastodon.social)", status=0)
+        raise ApiError(f"--instance {redact_urls(value)!r} is not a server URL (e.g. https://mastodon.social)", status=0)
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -116,11 +118,13 @@ class MastodonCapture(CaptureClient):
         self.page_size = page_size
         self.http = HttpClient(MASTODON_RATE_LIMITS, clock=self.clock, policy=policy, timeout=timeout,
                                secrets=config.secrets(), on_wait=on_wait)
+        for u in urls:
+            self.http.add_url_credentials(u)
         self._ctx: dict[str, Context] = {}
 
     @property
     def endpoint(self) -> str:
-        return " ".join(f"{u}/api/v1/timelines/tag/{quote(self.tag, safe='')}" for u in sorted(self.urls))
+        return " ".join(public_url(f"{u}/api/v1/timelines/tag/{quote(self.tag, safe='')}") for u in sorted(self.urls))
 
     def _context_for(self, host: str) -> Context:
         # one Context per server across pages: it remembers local id -> uri
@@ -133,7 +137,7 @@ class MastodonCapture(CaptureClient):
         host = host_of(base) or ""
         headers = {"Authorization": f"Bearer {self.tokens[host]}"} if host in self.tokens else None
         resp = self.http.request("GET", base + path, params=params, headers=headers)
-        url = str(resp.request.url)
+        url = public_url(str(resp.request.url))
         status = resp.status_code
         if status == 200:
             return resp, url, status
@@ -183,7 +187,7 @@ class MastodonCapture(CaptureClient):
 
     def _statuses(self, resp: Any, status: int, url: str, problems: list[str]) -> list:
         if status == 404:
-            problems.append(f"#{self.tag} is not known on {urlsplit(url).netloc} (404)")
+            problems.append(f"#{self.tag} is not known on {host_of(url)} (404)")
             return []
         body = parse_json(resp)
         if not isinstance(body, list):

@@ -414,6 +414,8 @@ class CaptureOptions:
     timeout: float = 30.0
     policy: RetryPolicy | None = None
     max_polls: int | None = None
+    jetstream: str | None = None  # streams: the Jetstream server (capture.jetstream)
+    appview: str | None = None  # streams: the Bluesky AppView for profiles
 
 
 def make_client(platform: str, query: str, config: Config, opts: CaptureOptions, clock: Clock,

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from ..analysis.qa import looks_like_question
 from ..archive.writer import SaveStats
+from ..safety import printable
 from .http import Page, format_seconds
 from .runner import CaptureRun, QuietUI
 
@@ -122,3 +123,120 @@ class LiveUI:
             body.add_row(latest)
         title = f"chatarchive capture · {run.client.platform} · {run.client.query}"
         return Panel(body, title=title, title_align="left", border_style="blue")
+
+
+# --------------------------------------------------------------------------
+# Streams (capture.stream): one panel for every platform at once
+
+
+def _source_label(src: Any) -> str:
+    return src.name if src.platform == "mastodon" else src.platform
+
+
+class StreamLogUI:
+    """Plain lines for a stream capture (no terminal): what each stream is
+    doing when it changes, and at most one progress line per stream every
+    ``every`` seconds while posts arrive."""
+
+    def __init__(self, echo: Callable[[str], None], every: float = 10.0):
+        self.echo = echo
+        self.every = every
+        self.last: dict[Any, float] = {}
+        self.reported: dict[Any, tuple[int, int, int]] = {}
+
+    def start(self, engine: Any) -> None:
+        for src in engine.sources:
+            r = engine.results[src]
+            self.echo(f"{_source_label(src)}: following {src.query} ({src.endpoint})"
+                      + (", resuming the last run" if r.resumed else ""))
+
+    def status(self, engine: Any, source: Any, text: str) -> None:
+        self.echo(f"{_source_label(source)}: {printable(text, 300)}")
+
+    def committed(self, engine: Any, items: list, stats: dict) -> None:
+        self.tick(engine)
+
+    def tick(self, engine: Any, force: bool = False) -> None:
+        import time as _time
+
+        now = _time.monotonic()
+        for src in engine.sources:
+            r = engine.results[src]
+            key = (r.added, r.updated, r.deleted)
+            if key == self.reported.get(src, (0, 0, 0)):
+                continue
+            if not force and now - self.last.get(src, -1e9) < self.every:
+                continue
+            self.last[src] = now
+            self.reported[src] = key
+            self.echo(f"{_source_label(src)}: {r.matched_seen:,} posts of the chat so far "
+                      f"({r.added:,} new rows, {r.updated:,} updated, {r.deleted:,} deleted); "
+                      f"{engine.rate(src.platform):,} a minute")
+
+    def stop(self, engine: Any) -> None:
+        self.tick(engine, force=True)
+
+
+class StreamPanel:
+    """A rich live panel for a stream capture: per platform (and Mastodon
+    server) its state, the posts so far and per minute; the current
+    question; the newest posts of every platform."""
+
+    def __init__(self, console: Any, latest: int = 8):
+        self.console = console
+        self.latest = latest
+        self.engine: Any = None
+        self.live: Any = None
+
+    def start(self, engine: Any) -> None:
+        self.engine = engine
+        self.live = Live(self, console=self.console, refresh_per_second=4, transient=False)
+        self.live.start()
+
+    def status(self, engine: Any, source: Any, text: str) -> None:
+        pass  # the panel reads source.status
+
+    def committed(self, engine: Any, items: list, stats: dict) -> None:
+        pass
+
+    def tick(self, engine: Any) -> None:
+        pass
+
+    def stop(self, engine: Any) -> None:
+        if self.live is not None:
+            self.live.refresh()
+            self.live.stop()
+            self.live = None
+
+    def __rich__(self) -> Any:
+        engine = self.engine
+        if engine is None:
+            return Text("")
+        table = Table(box=None, padding=(0, 2), show_edge=False)
+        for col, kw in (("Platform", {"style": "bold", "no_wrap": True}), ("Status", {"overflow": "fold"}),
+                        ("Posts", {"justify": "right"}), ("/min", {"justify": "right"}),
+                        ("Deleted", {"justify": "right"})):
+            table.add_column(col, **kw)
+        for src in engine.sources:
+            r = engine.results[src]
+            table.add_row(_source_label(src), Text(printable(src.status, 70)), f"{r.matched_seen:,}",
+                          f"{engine.rate(src.platform):,}", f"{r.deleted:,}")
+        body = Table.grid()
+        body.add_row(table)
+        q = engine.question
+        if q:
+            body.add_row(Text(""))
+            body.add_row(Text(f"Question  {q[1]} @{printable(q[2], 60)}: {printable(q[3], 150)}"))
+        if engine.latest:
+            latest = Table.grid(padding=(0, 1))
+            latest.add_column(style="dim", no_wrap=True)
+            latest.add_column(style="magenta", no_wrap=True)
+            latest.add_column(style="cyan", no_wrap=True)
+            latest.add_column(overflow="ellipsis", no_wrap=True)
+            for when, platform, handle, text in list(reversed(engine.latest))[: self.latest]:
+                latest.add_row(when[11:19], platform, f"@{printable(handle, 60)}", Text(printable(text, 200)))
+            body.add_row(Text(""))
+            body.add_row(latest)
+        platforms = sorted({s.platform for s in engine.sources})
+        title = f"chatarchive capture · {' + '.join(platforms)} · {engine.label} · live"
+        return Panel(body, title=title, title_align="left", border_style="green")

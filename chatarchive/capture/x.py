@@ -40,6 +40,7 @@ from .http import (
     RetryPolicy,
     body_summary,
     parse_json,
+    public_url,
 )
 
 X_API_BASE = "https://api.x.com"
@@ -121,10 +122,11 @@ class XCapture(CaptureClient):
             min_interval={X_RATE_LIMITS.bucket(search_url): 1.0} if archive else None,
         )
         self.search_url = search_url
+        self.http.add_url_credentials(self.api_base)
 
     @property
     def endpoint(self) -> str:
-        return self.search_url
+        return public_url(self.search_url)
 
     # -- requests ---------------------------------------------------------
 
@@ -141,12 +143,12 @@ class XCapture(CaptureClient):
 
     def _get(self, url: str, params: dict[str, str]) -> tuple[dict, str]:
         resp = self.http.request("GET", url, params=params, headers=self._headers())
-        public_url = str(resp.request.url)
+        shown = public_url(str(resp.request.url))
         if resp.status_code == 200:
             body = parse_json(resp)
             if not isinstance(body, dict):
-                raise ApiError(f"X answered {public_url} with something that is not JSON", status=200)
-            return body, public_url
+                raise ApiError(f"X answered {shown} with something that is not JSON", status=200)
+            return body, shown
         self._raise(resp)
         raise AssertionError("unreachable")
 

@@ -6,6 +6,7 @@ import click
 
 from ..api import Archive
 from ..export import FORMATS
+from ..safety import printable
 from .common import db_argument, err
 
 
@@ -18,36 +19,47 @@ from .common import db_argument, err
 @click.option("--download-media", is_flag=True,
               help="Copy avatars and media into OUT/media instead of hotlinking them.")
 @click.option("--no-search", is_flag=True, help="Do not build the Pagefind search index.")
+@click.option("--prune", is_flag=True,
+              help="Also delete the pages of sessions (and people, hashtags, media) no longer in the archive; "
+              "only files an earlier recap wrote.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def recap(db: str, sessions: tuple[str, ...], out: str, templates: str | None, download_media: bool,
-          no_search: bool, quiet: bool) -> None:
+          no_search: bool, prune: bool, quiet: bool) -> None:
     """Write a static recap site of SESSIONs (all when none is given) into OUT.
 
-    index.html lists every hashtag and chat; each session gets a page (Q&A,
-    conversations, transcript, timeline, people, links, media), each hashtag
-    and each participant one too. Pages are self-contained (inline CSS,
-    no scripts, no fonts) and work from file://; Pagefind adds search (it
-    needs the site served over http: python3 -m http.server). Re-running
-    rewrites only the files that changed.
+    Each session gets a page (before the chat, Q&A, conversations,
+    transcript, timeline, people, links, media); index.html and a page per
+    hashtag list every session of the archive; each participant gets a page
+    too. Naming SESSIONs adds or updates their pages and keeps every other
+    page of OUT (a weekly run: recap DB THIS-WEEK --out site/); only
+    --prune deletes anything. Pages are self-contained (inline CSS, no
+    scripts, no fonts) and work from file://; Pagefind adds search (it
+    needs the site served over http: python3 -m http.server). Only files
+    whose content changed are rewritten, and nothing is written or deleted
+    outside OUT.
 
     \b
     Example:
         chatarchive recap chats.db --out site/
         chatarchive recap chats.db cmgrchat-2026-11-18 --out site/ --download-media
+        chatarchive recap chats.db --out site/ --prune
     """
     result = Archive(db).recap(out, sessions, templates=templates, download_media=download_media,
-                               search=not no_search, progress=None if quiet else err)
+                               search=not no_search, prune=prune,
+                               progress=None if quiet else (lambda msg: err(printable(msg, 400))))
     if quiet:
         return
     for message in result.messages:
-        err(message)
-    click.echo(f"Wrote {result.out}: {result.pages} pages for {result.sessions} session(s); "
-               f"{result.written} file(s) changed, {result.unchanged} unchanged, {result.removed} removed "
-               f"({result.seconds:.1f} s)")
+        err(printable(message, 1000))
+    removed = f", {result.removed} removed" if prune else ""
+    click.echo(printable(f"Wrote {result.out}: {result.pages} pages ({result.sessions} session page(s) rendered, "
+                         f"{result.listed} session(s) listed); {result.written} file(s) changed, "
+                         f"{result.unchanged} unchanged{removed} ({result.seconds:.1f} s)", 1000))
     if download_media:
         click.echo(f"Media: {result.media_downloaded} file(s) in the site, {result.media_failed} could not be copied")
-    click.echo(("Search: " if result.search_ok else "Note: ") + result.search
-               + ("; serve the folder over http to use it (python3 -m http.server)" if result.search_ok else ""))
+    click.echo(printable(("Search: " if result.search_ok else "Note: ") + result.search
+                         + ("; serve the folder over http to use it (python3 -m http.server)" if result.search_ok
+                            else ""), 1000))
     click.echo(f"Open {result.index.resolve().as_uri()}")
 
 

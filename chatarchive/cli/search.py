@@ -8,6 +8,8 @@ from rich.console import Console
 from ..api import Archive
 from ..models import HIGHLIGHT_END, HIGHLIGHT_START
 from ..present.terminal import print_search_results, search_lines
+from ..present.text import clean_data
+from ..safety import printable
 from .common import db_argument, err, json_out
 
 
@@ -39,9 +41,10 @@ def search(db: str, query: str, hashtag: str | None, author: str | None, session
     hits = Archive(db).search(query, hashtag=hashtag, author=author, session=session, since=since, until=until,
                               limit=limit, order=order, highlight=(HIGHLIGHT_START, HIGHLIGHT_END))
     if hits.note:
-        err(f"Note: {hits.note}")
+        err(printable(f"Note: {hits.note}", 1000))
     if as_json:
-        json_out([hit.as_dict() for hit in hits])
+        # strings without control characters, so a consumer printing them prints no escape sequence
+        json_out(clean_data([hit.as_dict() for hit in hits]))
         return
     if not hits:
         err("No matches.")

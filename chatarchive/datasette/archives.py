@@ -18,6 +18,7 @@ from ..archive.schema import ARCHIVE_TABLES
 from ..present.model import Person
 from ..present.text import anchor_for
 from ..safety import safe_url
+from .busy import ArchiveBusy, is_busy, wait_for_writers
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 # The recap templates ship inside the wheel as chatarchive/templates.  On
@@ -48,9 +49,13 @@ async def detect(datasette: Any, name: str) -> bool:
         return False
     try:
         tables = set(await db.table_names())
-    except sqlite3.Error:  # not a database after all
-        tables = set()
+    except sqlite3.Error as e:
+        if is_busy(e):  # a writer holds the file (serve --live during an import): 503, and ask again next time
+            raise ArchiveBusy(name) from None
+        tables = set()  # not a database after all
     known[name] = tables >= ARCHIVE_TABLES
+    if known[name]:
+        wait_for_writers(db)  # serve --live: queries wait for a writer instead of failing
     return known[name]
 
 
@@ -59,10 +64,36 @@ def known(datasette: Any, name: str) -> bool | None:
     return _ARCHIVES.get(datasette, {}).get(name)
 
 
-async def archive_names(datasette: Any) -> list[str]:
+async def maybe_archive(datasette: Any, name: str) -> bool:
+    """:func:`detect` for the plugin's hooks: a database a writer holds locked
+    counts as an archive for now (its pages then answer "busy")."""
+    try:
+        return await detect(datasette, name)
+    except ArchiveBusy:
+        return True
+
+
+def mark_archive(datasette: Any, name: str) -> None:
+    """Record that database ``name`` is an archive without reading it (``chatarchive
+    serve`` checked the file before starting), so a writer holding it from the
+    first request on gets "busy" pages, not errors."""
+    _ARCHIVES.setdefault(datasette, {})[name] = True
+    wait_for_writers(datasette.get_database(name))
+
+
+async def archive_names(datasette: Any, *, busy: bool = False) -> list[str]:
+    """The archives among the databases (``busy``: count one a writer holds
+    locked as an archive instead of raising :class:`ArchiveBusy`)."""
     out = []
     for name in list(datasette.databases):
-        if name != "_internal" and await detect(datasette, name):
+        if name == "_internal":
+            continue
+        try:
+            if await detect(datasette, name):
+                out.append(name)
+        except ArchiveBusy:
+            if not busy:
+                raise
             out.append(name)
     return out
 

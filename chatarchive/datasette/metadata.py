@@ -86,7 +86,7 @@ join posts p on p.id = sp.post_id
 left join authors a on a.id = p.author_id
 left join questions q on q.id = coalesce(p.question_id, p.answer_to_id)
 where sp.session_id = {_session_id_sql()}
-order by p.created_at, p.id""",
+order by p.created_at is null, p.created_at, p.id""",
         },
         "question_answers": {
             "title": "Answers to a question",
@@ -98,7 +98,7 @@ from questions q
 join posts p on p.answer_to_id = q.id
 left join authors a on a.id = p.author_id
 where q.session_id = {_session_id_sql()} and q.number = :number
-order by p.created_at, p.id""",
+order by p.created_at is null, p.created_at, p.id""",
         },
         "participant_history": {
             "title": "Participant history",
@@ -138,7 +138,7 @@ order by s.start desc""",
   ),
   root(id) as (
     select coalesce((select conv from target),
-      (select p.id from up join posts p on p.id = up.id order by p.created_at, p.id limit 1))
+      (select p.id from up join posts p on p.id = up.id order by p.created_at is null, p.created_at, p.id limit 1))
   ),
   down(id) as (
     select id from root
@@ -150,7 +150,7 @@ select p.created_at, p.author_handle, a.avatar_url, p.reply_to_author, p.text, p
 from posts p
 left join authors a on a.id = p.author_id
 where p.id in (select id from down) or p.conversation_id = (select id from root)
-order by p.created_at, p.id""",
+order by p.created_at is null, p.created_at, p.id""",
         },
         "search_posts": {
             "title": "Search posts",
@@ -350,8 +350,10 @@ def table_metadata() -> dict[str, dict[str, Any]]:
 
 
 def archive_facts(db_path: str | Path) -> dict[str, Any]:
-    """A few numbers for the description (cheap even on a million posts)."""
-    conn = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True)
+    """A few numbers for the description (cheap even on a million posts).
+    While a writer holds the archive locked (``serve --live`` during an
+    import) the numbers are None: the site starts anyway."""
+    conn = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True, timeout=5.0)
     try:
         def one(sql: str) -> Any:
             return conn.execute(sql).fetchone()[0]
@@ -364,11 +366,16 @@ def archive_facts(db_path: str | Path) -> dict[str, Any]:
             "last": one("select max(created_at) from posts"),
             "platforms": [r[0] for r in conn.execute("select distinct platform from posts where platform is not null")],
             "hashtags": [
-                r[0] for r in conn.execute(
+                str(r[0]) for r in conn.execute(
                     "select hashtag from sessions where hashtag is not null group by hashtag "
                     "order by count(*) desc, hashtag limit 8")
             ],
         }
+    except sqlite3.OperationalError as e:
+        if "locked" not in str(e) and "busy" not in str(e):
+            raise
+        return {"posts": None, "authors": None, "sessions": None, "first": None, "last": None,
+                "platforms": [], "hashtags": []}
     finally:
         conn.close()
 
@@ -392,15 +399,18 @@ def build_metadata(
     if not title:
         title = f"Chat archive: {tags}" if tags else f"Chat archive: {name}"
     span = ""
-    if facts["first"]:
-        span = f" from {facts['first'][:10]} to {facts['last'][:10]}"
-    platforms = ", ".join(platform_name(p) for p in facts["platforms"])
-    summary = (
-        f"{facts['posts']:,} posts by {facts['authors']:,} people in "
-        f"{facts['sessions']:,} chat sessions{span}"
-        + (f" ({platforms})" if platforms else "")
-        + "."
-    )
+    if facts["first"] and facts["last"]:
+        span = f" from {str(facts['first'])[:10]} to {str(facts['last'])[:10]}"
+    platforms = ", ".join(platform_name(str(p)) for p in facts["platforms"])
+    if facts["posts"] is None:
+        summary = "Hashtag chats archived with chatarchive."
+    else:
+        summary = (
+            f"{facts['posts']:,} posts by {facts['authors']:,} people in "
+            f"{facts['sessions']:,} chat sessions{span}"
+            + (f" ({platforms})" if platforms else "")
+            + "."
+        )
     db_url = tilde_encode(name)  # as Datasette spells it in URLs ("my.chats" -> "my~2Echats")
     # Relative links: the index page is "/" and the database page "/<name>",
     # so "<name>/…" resolves under any base_url.

@@ -32,9 +32,8 @@ from ..errors import NotFoundError
 from ..models import Author, Session
 from ..present.html import avatar, avatar_css, post_html, post_list_html
 from ..present.model import Person, PostView, Ref, SessionLink
-from ..present.text import highlight, platform_name
+from ..present.text import TIME_UNKNOWN, clean, highlight, local_datetime, platform_name
 from ..present.views import People, SessionPost, load_session, post_view, question_groups, session_post_views
-from ..timeutil import parse_iso
 from .archives import DatasetteTargets, detect
 
 SEARCH_PAGE_SIZE = 50
@@ -77,10 +76,9 @@ def local_time(iso: str | None, zone: Any) -> str:
     """'2026-10-14 20:00 EDT' in the chat's zone (UTC when it has none)."""
     if not iso:
         return ""
-    try:
-        dt = parse_iso(iso).astimezone(zone)
-    except ValueError:  # a malformed time
-        return iso
+    dt = local_datetime(iso, zone)
+    if dt is None:  # a malformed time, or one out of the calendar in that zone
+        return TIME_UNKNOWN
     return dt.strftime("%Y-%m-%d %H:%M ") + (dt.tzname() or "UTC")
 
 
@@ -217,7 +215,7 @@ async def _search(db: Any, targets: DatasetteTargets, q: str, order: str, page: 
             # The hit shows where the words matched (escaped, matches marked), as text.
             v.body, v.is_html, v.snippet = highlight(snippet), False, True
             if row.post.reply_to_author:
-                v.reply_to = Ref(None, row.post.reply_to_author)
+                v.reply_to = Ref(None, clean(row.post.reply_to_author))
             v.sessions = [SessionLink(s.slug, targets.session(s.slug)) for s in sessions_of.get(row.post.id, [])]
             v.html = post_html(v)
             posts.append(v)

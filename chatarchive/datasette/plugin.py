@@ -10,13 +10,24 @@ archives, because an installed plugin sees every Datasette in the environment.
 
 Safety: everything taken from posts is escaped; only URLs that pass
 ``safety.safe_url`` (http and https) become links or images; the source HTML
-(``posts.html``) is never rendered in tables.
+(``posts.html``) is never rendered in tables.  Every response of a Datasette
+serving an archive carries ``X-Content-Type-Options: nosniff``, and every
+page a Content-Security-Policy (:data:`CSP`) that allows scripts from the
+server only, plus Datasette's own inline scripts by their hashes (read from
+the installed Datasette's templates), so text that got into a page could
+not run even if escaping failed.
+
+A busy archive (``serve --live`` while an import or capture writes) never
+answers 500 (``busy``): the page is a 503 "busy, try again" with
+``Retry-After``, without a traceback in the log.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
+import re
 import weakref
 from pathlib import Path
 from typing import Any
@@ -28,7 +39,15 @@ from markupsafe import Markup, escape
 from ..present.html import post_css
 from ..present.text import highlight, initials, linkify
 from ..safety import safe_url
-from .archives import RECAP_TEMPLATES_IN_PACKAGE, TEMPLATES_DIR, DatasetteTargets, archive_names, detect, known
+from .archives import (
+    RECAP_TEMPLATES_IN_PACKAGE,
+    TEMPLATES_DIR,
+    DatasetteTargets,
+    archive_names,
+    known,
+    maybe_archive,
+)
+from .busy import ArchiveBusy, busy_response, is_busy
 from .pages import _people_index, search_page, session_page
 
 
@@ -108,7 +127,7 @@ def render_cell(row, value, column, table, database, datasette):
         return _render(row, value, column, table, database, datasette)
 
     async def later():
-        if await detect(datasette, database):
+        if await maybe_archive(datasette, database):
             return _render(row, value, column, table, database, datasette)
         return None
 
@@ -121,8 +140,11 @@ _RENDERED = _TEXT_COLUMNS | _HANDLE_COLUMNS | _SESSION_COLUMNS | {"snippet", "av
 @hookimpl
 def startup(datasette):
     async def inner():
-        for name in await archive_names(datasette):
-            await _people_index(datasette.get_database(name))  # so the first search is fast
+        for name in await archive_names(datasette, busy=True):
+            try:
+                await _people_index(datasette.get_database(name))  # so the first search is fast
+            except ArchiveBusy:
+                pass  # (mutable archives are not indexed in memory anyway)
 
     return inner
 
@@ -166,7 +188,7 @@ def _css_version() -> str:
 def extra_css_urls(template, database, table, columns, view_name, request, datasette):
     async def inner():
         if (template or "").startswith("chatarchive_") or (
-            database and await detect(datasette, database)
+            database and await maybe_archive(datasette, database)
         ):
             return [datasette.urls.path(CSS_PATH) + "?" + _css_version()]
         return []
@@ -179,7 +201,7 @@ def menu_links(datasette, actor, request):
     async def inner():
         return [
             {"href": DatasetteTargets(datasette, name).search(), "label": f"Search {name}"}
-            for name in await archive_names(datasette)
+            for name in await archive_names(datasette, busy=True)
         ]
 
     return inner
@@ -199,6 +221,75 @@ async def css_view(datasette, request):
         _css(), content_type="text/css; charset=utf-8",
         headers={"cache-control": "max-age=86400"},
     )
+
+
+# --------------------------------------------------------------------------
+# Security headers
+
+
+def _datasette_inline_script_hashes() -> list[str]:
+    """The CSP hashes of the inline scripts in Datasette's own templates (the
+    menu closer, the SQL editor's set-up, the table page's facet flag in its
+    two values), read from the installed Datasette so they follow its version.
+    Scripts other plugins add with ``extra_body_script`` are not among them."""
+    import datasette
+
+    folder = Path(datasette.__file__).parent / "templates"
+    bodies: set[str] = set()
+    for template in sorted(folder.glob("*.html")):
+        text = template.read_text(encoding="utf-8")
+        for body in re.findall(r"<script>(.*?)</script>", text, flags=re.S):
+            if "{{ datasette_allow_facet }}" in body:
+                bodies.update(body.replace("{{ datasette_allow_facet }}", v) for v in ("true", "false"))
+            elif "{{" not in body and "{%" not in body:
+                bodies.add(body)
+    return sorted("sha256-" + base64.b64encode(hashlib.sha256(b.encode()).digest()).decode() for b in bodies)
+
+
+@functools.lru_cache(maxsize=1)
+def csp() -> str:
+    """The Content-Security-Policy of every page: scripts from the server and
+    Datasette's own inline ones only; pictures from anywhere on the web
+    (avatars are hotlinked); no plugins, no framing by other sites, forms
+    and links to the base only to the server."""
+    scripts = " ".join(f"'{h}'" for h in _datasette_inline_script_hashes())
+    return ("default-src 'self'; "
+            f"script-src 'self' {scripts}; "
+            "style-src 'self' 'unsafe-inline'; img-src 'self' https: http: data:; media-src 'self' https: http:; "
+            "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+            "frame-ancestors 'self'")
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    def wrap(app):
+        async def with_headers(scope, receive, send):
+            if scope.get("type") != "http" or not await archive_names(datasette, busy=True):
+                return await app(scope, receive, send)
+
+            async def send_with_headers(event):
+                if event.get("type") == "http.response.start":
+                    headers = [(k, v) for k, v in event.get("headers") or []
+                               if k.lower() not in (b"content-security-policy", b"x-content-type-options")]
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                    ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                    if ctype.startswith(b"text/html"):
+                        headers.append((b"content-security-policy", csp().encode()))
+                    event = {**event, "headers": headers}
+                await send(event)
+
+            return await app(scope, receive, send_with_headers)
+
+        return with_headers
+
+    return wrap
+
+
+@hookimpl
+def handle_exception(datasette, request, exception):
+    if not isinstance(exception, ArchiveBusy) and not is_busy(exception):
+        return None
+    return busy_response(datasette, request, exception)
 
 
 

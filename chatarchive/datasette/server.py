@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..archive.schema import check_archive, open_db
-from ..errors import ChatArchiveError
+from ..errors import BusyError, ChatArchiveError
 from .metadata import SETTINGS, build_metadata, database_name
 
 
@@ -32,6 +32,8 @@ def prepare_archive(db_path: str | Path) -> bool:
     check_archive(path)
     try:
         open_db(path).conn.close()
+    except BusyError:
+        return False  # a running import or capture holds it: serve it as it is
     except sqlite3.OperationalError as e:
         # A read-only file, or one a running import/capture holds locked:
         # serve it as it is.
@@ -75,6 +77,9 @@ def make_datasette(
         settings={**SETTINGS, **(settings or {})},
         inspect_data={database_name(db_path): inspect_archive(db_path)} if immutable else None,
     )
+    from .archives import mark_archive
+
+    mark_archive(ds, database_name(db_path))  # checked by serve; --live: a busy archive waits, then says so
     return ds
 
 

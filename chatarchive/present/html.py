@@ -81,19 +81,39 @@ def avatar_css(people: Iterable[Person], image: Callable[[str | None], str | Non
     return Markup("\n".join(dict.fromkeys(rules)))
 
 
+def _time(p: PostView, href: str | None, cls: str = "t") -> str:
+    """The post's time, linked to ``href``; "time unknown" (no datetime) when it is."""
+    stamp = f'<time datetime="{_e(p.iso)}">{_e(p.time)}</time>' if p.iso else f'<span class="tu">{_e(p.time)}</span>'
+    return f'<a class="{cls}" href="{_e(href)}">{stamp}</a>' if href else f'<span class="{cls}">{stamp}</span>'
+
+
+DELETED = "This post was deleted."
+
+
+def deleted_html(p: PostView, *, mini: bool = False) -> Markup:
+    """A tombstone: it keeps its place (replies to it stay in their thread)
+    and its time, and shows nothing of what it said or who said it."""
+    tag = "div" if mini else "article"
+    return Markup(f'<{tag} class="{"mini" if mini else "post"} del"><div class="pb"><div class="ph">'
+                  f'<span class="b bc">deleted</span>{_time(p, p.href if mini else None)}</div>'
+                  f'<p class="tx">{DELETED}</p></div></{tag}>')
+
+
 def post_html(p: PostView) -> Markup:
     """A post: a one-line repost, or an article with the author, badges, the
     time linking to the original, the reply it answers, its text (folded
     under its content warning), what it quotes, media, links, counts and the
-    sessions it belongs to."""
+    sessions it belongs to; a deleted post as a tombstone."""
+    if p.deleted:
+        return deleted_html(p)
     if p.repost and not p.snippet:
         quote = p.quote
         out = [f'<div class="rp">{p.av_s}<span>{p.who} reposted']
         if quote:
             out.append(f' <a href="{_e(quote.href)}">@{_e(quote.handle)}</a>')
         out.append("</span>")
-        if p.url:
-            out.append(f'<a class="t" href="{_e(p.url)}"><time datetime="{_e(p.iso)}">{_e(p.time)}</time></a>')
+        if p.url or not p.iso:
+            out.append(_time(p, p.url))
         out.append("</div>")
         return Markup("".join(out))
     cls = "post" + (" is-q" if p.q else "") + (" is-a" if p.a else "") + (" ctx" if p.context else "")
@@ -109,10 +129,7 @@ def post_html(p: PostView) -> Markup:
         out.append('<span class="b bc">context</span>')
     if p.repost:
         out.append('<span class="b bc">repost</span>')
-    if p.url:
-        out.append(f'<a class="t" href="{_e(p.url)}"><time datetime="{_e(p.iso)}">{_e(p.time)}</time></a>')
-    else:
-        out.append(f'<time class="t" datetime="{_e(p.iso)}">{_e(p.time)}</time>')
+    out.append(_time(p, p.url))
     if p.row:
         out.append(f'<a class="rw" href="{_e(p.row)}" title="This post in the archive">row</a>')
     out.append("</div>\n")
@@ -167,11 +184,12 @@ def post_html(p: PostView) -> Markup:
 
 def mini_html(p: PostView) -> Markup:
     """A compact post inside a reply thread or conversation; its time links to where the post is shown in full."""
+    if p.deleted:
+        return deleted_html(p, mini=True)
     out = [f'<div class="mini">{p.av_s}<div class="pb"><div class="ph">{p.who}<span class="hd">@{_e(p.handle)}</span>']
     if p.a:
         out.append(f'<span class="b ba">A{_e(p.a)}</span>')
-    out.append(f'<a class="t" href="{_e(p.href)}"><time datetime="{_e(p.iso)}">{_e(p.time)}</time></a></div>'
-               f'<div class="tx{" h" if p.is_html else ""}">{_e(p.body)}</div>')
+    out.append(f'{_time(p, p.href)}</div><div class="tx{" h" if p.is_html else ""}">{_e(p.body)}</div>')
     media = p.media
     if media:
         n = len(media)

@@ -11,7 +11,7 @@ from datetime import datetime
 from markupsafe import Markup
 
 from ..models import Author
-from .text import initials
+from .text import clean, initials
 
 
 def _hex(s: str) -> str:
@@ -40,7 +40,8 @@ class Person:
              url: str | None, *, page: str = "", key: str | None = None) -> Person:
         """A person; ``key`` (default: the author id) is what the colour is hashed from."""
         hx = _hex(author_id if key is None else key)
-        return cls(author_id=author_id, handle=handle, name=name or "", platform=platform or "",
+        handle, name = clean(handle), clean(name or "")  # shown everywhere: no control characters
+        return cls(author_id=author_id, handle=handle, name=name, platform=platform or "",
                    avatar_url=avatar_url, url=url, page=page, cls="a" + hx[:8], initials=initials(name, handle),
                    hue=int(hx[8:12], 16) % 360)
 
@@ -89,9 +90,9 @@ class PostView:
     av_s: Markup
     who: Markup
     handle: str
-    time: str
-    dt: datetime
-    iso: str
+    time: str  # as shown: "20:04", "2026-11-18 20:04", or "time unknown"
+    dt: datetime | None  # in the page's zone; None when the time is unknown
+    iso: str  # the archive time ("" when unknown)
     body: Markup
     is_html: bool
     cw: str
@@ -114,3 +115,4 @@ class PostView:
     snippet: bool = False  # body is a search snippet, not the whole text
     html: Markup = field(default_factory=Markup)  # present.html.post_html of this view
     mini: Markup | None = None  # present.html.mini_html, made when a page needs it
+    deleted: bool = False  # a tombstone: shown as deleted, without text, author, media or counts

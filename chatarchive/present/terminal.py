@@ -4,7 +4,10 @@ pipes.
 
 Text from posts and files is never parsed as rich markup (it goes in as
 ``Text``) and never carries control characters (escape sequences) to the
-terminal (:func:`chatarchive.safety.printable`).
+terminal (:func:`chatarchive.safety.printable`, :func:`line`): rich itself
+lets ``ESC`` through.  First-timers are shown only when they can be known,
+as "first time in this archive"; a time that cannot be read shows as "time
+unknown".
 """
 
 from __future__ import annotations
@@ -23,8 +26,13 @@ from rich.text import Text
 from ..errors import ChatArchiveError
 from ..models import HIGHLIGHT_END, HIGHLIGHT_START, SearchHit, Session
 from ..safety import printable
-from ..timeutil import get_zone, parse_iso
-from .text import plural
+from ..timeutil import get_zone
+from .text import TIME_UNKNOWN, archive_datetime, plural
+
+
+def line(value: Any, limit: int = 10_000) -> str:
+    """Any stored value as one line of terminal text: no control characters."""
+    return printable(value if isinstance(value, str) else "" if value is None else str(value), limit, strip=False)
 
 if TYPE_CHECKING:
     from ..archive.importer import FileResult
@@ -35,14 +43,16 @@ def local_time(iso: str | None, tz: str | None, fmt: str = "%a %Y-%m-%d %H:%M", 
     in UTC (followed by "UTC") when the chat has no valid zone."""
     if not iso:
         return ""
-    dt = parse_iso(iso)
+    dt = archive_datetime(iso)
+    if dt is None:
+        return TIME_UNKNOWN
     if tz:
         try:
             local = dt.astimezone(get_zone(tz)).strftime(fmt)
-        except ChatArchiveError:
+        except (ChatArchiveError, OverflowError, ValueError):
             pass
         else:
-            return f"{local} {tz}" if zone else local
+            return f"{local} {line(tz, 100)}" if zone else local
     return dt.strftime(fmt) + " UTC"
 
 
@@ -69,7 +79,7 @@ def print_search_results(console: Console, hits: list[SearchHit], order: str) ->
     table.add_column("Post")
     for hit in hits:
         p = hit.post
-        table.add_row((p.created_at or "")[:16].replace("T", " "), highlighted("@" + (p.author_handle or "")),
+        table.add_row(line(p.created_at or "")[:16].replace("T", " "), highlighted("@" + line(p.author_handle)),
                       highlighted(hit.snippet))
     console.print(table)
     first = "best match" if order == "best" else "newest"
@@ -82,8 +92,8 @@ def search_lines(hits: Iterable[SearchHit]) -> Iterator[str]:
     for hit in hits:
         p = hit.post
         snippet = hit.snippet.replace(HIGHLIGHT_START, "").replace(HIGHLIGHT_END, "")
-        yield "\t".join([p.created_at or "", "@" + printable(p.author_handle or "", 100),
-                         printable(snippet, 10_000), printable(p.url or "", 1000)])
+        yield "\t".join([line(p.created_at, 100), "@" + line(p.author_handle, 100),
+                         printable(snippet, 10_000), line(p.url, 1000)])
 
 
 # --------------------------------------------------------------------------
@@ -97,16 +107,17 @@ def print_sessions(console: Console, sessions: Iterable[Session]) -> None:
                      ("Q", {"justify": "right"}), ("Hosts", {}), ("Platforms", {}), ("Source", {"style": "dim"})):
         table.add_column(name, **kw)
     for s in sessions:
-        table.add_row(Text(s.slug), Text(local_time(s.start, s.timezone)), f"{s.posts:,}",
+        table.add_row(Text(line(s.slug)), Text(local_time(s.start, s.timezone)), f"{s.posts:,}",
                       f"{s.participants or 0:,}", str(s.questions or 0),
-                      Text(", ".join("@" + h for h in s.hosts)), Text(", ".join(s.platforms)), s.source or "")
+                      Text(line(", ".join("@" + h for h in s.hosts))), Text(line(", ".join(s.platforms))),
+                      Text(line(s.source)))
     console.print(table)
 
 
 def session_lines(sessions: Iterable[Session]) -> Iterator[str]:
-    """One tab-separated line per session."""
+    """One tab-separated line per session (no tabs or control characters inside a field)."""
     for s in sessions:
-        yield "\t".join(str(x) for x in (
+        yield "\t".join(line(x, 1000) for x in (
             s.slug, s.start, "#" + (s.hashtag or ""), s.posts, s.participants, s.questions,
             s.source, ",".join(s.platforms), ",".join(s.hosts)))
 
@@ -120,26 +131,28 @@ def print_session_stats(console: Console, st: dict[str, Any]) -> None:
     s = st["session"]
     tz = s["timezone"]
     head = Text()
-    head.append(f"#{s['hashtag']}", style="bold magenta")
+    head.append(f"#{line(s['hashtag'])}", style="bold magenta")
     if s["title"]:
         head.append("  ")
-        head.append(s["title"], style="bold")
+        head.append(line(s["title"]), style="bold")
     head.append("\n")
     head.append(f"{local_time(s['start'], tz)} – {local_time(s['end'], tz, '%H:%M')}")
     if tz:
-        head.append(f" {tz}", style="dim")
-    head.append(f"  ·  {s['source']}  ·  {', '.join(s['platforms']) or 'no posts'}\n")
+        head.append(f" {line(tz, 100)}", style="dim")
+    head.append(f"  ·  {line(s['source'])}  ·  {line(', '.join(s['platforms'])) or 'no posts'}\n")
     head.append("Hosts: ")
-    head.append(", ".join("@" + h for h in s["hosts"]) or "none detected", style="cyan")
+    head.append(line(", ".join("@" + h for h in s["hosts"])) or "none detected", style="cyan")
     head.append("\n")
     q_answers = sum(q["answers"] for q in st["questions"])
+    known = st.get("first_timers") is not None
+    newcomers = (f" ({len(st['first_timers']):,} first time in this archive, {len(st.get('returning') or []):,} "
+                 "returning)") if known else ""
     head.append(
-        f"{st['posts']:,} posts ({st['matched_posts']:,} matched, {st['context_posts']:,} context) · "
-        f"{st['participants']:,} participants ({len(st['first_timers']):,} first-timers, "
-        f"{len(st['returning']):,} returning) · {plural(st['replies'], 'reply', 'replies')} · "
+        f"{plural(st['posts'], 'post')} ({st['matched_posts']:,} matched, {st['context_posts']:,} context) · "
+        f"{plural(st['participants'], 'participant')}{newcomers} · {plural(st['replies'], 'reply', 'replies')} · "
         f"{plural(len(st['questions']), 'question')}, {plural(q_answers, 'answer')}"
     )
-    console.print(Panel(head, title=Text(s["slug"]), title_align="left", expand=False))
+    console.print(Panel(head, title=Text(line(s["slug"])), title_align="left", expand=False))
 
     if st["questions"]:
         qt = Table(title="Questions", title_justify="left", expand=False)
@@ -150,7 +163,7 @@ def print_session_stats(console: Console, st: dict[str, Any]) -> None:
         for q in st["questions"]:
             secs = q["first_answer_seconds"]
             first = "" if secs is None else (f"{secs / 60:.1f} min" if secs >= 60 else f"{secs:.0f} s")
-            qt.add_row(f"Q{q['number']}", Text(" ".join((q["text"] or "").split())), str(q["answers"]), first)
+            qt.add_row(f"Q{q['number']}", Text(line(" ".join((q["text"] or "").split()))), str(q["answers"]), first)
         console.print(qt)
 
     tables = []
@@ -159,10 +172,13 @@ def print_session_stats(console: Console, st: dict[str, Any]) -> None:
         pt.add_column("Handle", style="cyan")
         pt.add_column("Posts", justify="right")
         pt.add_column("Replies received", justify="right")
-        pt.add_column("First time", justify="center")
+        if known:
+            pt.add_column("First time in this archive", justify="center")
         for a in st["top_participants"]:
-            pt.add_row(Text("@" + a["handle"]), str(a["posts"]), str(a["replies_received"]),
-                       "★" if a["first_timer"] else "")
+            cells: list[Text | str] = [Text("@" + line(a["handle"])), str(a["posts"]), str(a["replies_received"])]
+            if known:
+                cells.append("★" if a.get("first_timer") else "")
+            pt.add_row(*cells)
         tables.append(pt)
     if st["busiest_minutes"]:
         bt = Table(title="Busiest minutes", title_justify="left", expand=False)
@@ -181,7 +197,7 @@ def print_session_stats(console: Console, st: dict[str, Any]) -> None:
         lt.add_column("Count", justify="right")
         lt.add_column("URL", overflow="fold")
         for link in st["links"][:5]:
-            lt.add_row(str(link["count"]), Text(link["url"]))
+            lt.add_row(str(link["count"]), Text(line(link["url"])))
         console.print(lt)
 
 

@@ -1,6 +1,7 @@
 """Post text and small pieces of every page, written once: linkify, search
 highlights, URL trimming and shortening, initials, anchors, durations and
-plurals.
+plurals, and the text every text output writes (:func:`clean`: no control
+characters but newline and tab).
 
 The recap, the exports and the Datasette pages all call these, so the same
 post gets the same links, the same escaping and the same anchor everywhere.
@@ -14,12 +15,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from datetime import datetime, timezone, tzinfo
+from typing import Any
 from urllib.parse import urlsplit
 
 from markupsafe import Markup, escape
 
 from ..models import HIGHLIGHT_END, HIGHLIGHT_START
 from ..safety import safe_url
+from ..timeutil import parse_iso
 
 # URLs, @mentions and #hashtags in post text.  Every match starts at its
 # first character (h, @ or #) and the context checks are lookbehinds, so the
@@ -38,6 +42,41 @@ _TOKENS = re.compile(
 _TRAILING = ".,;:!?'\"…»」』"
 # An http(s) URL in prose, as linkify finds them (for outputs that make their own links: the Markdown).
 URL_IN_TEXT = re.compile(r"\bh" + _URL_AFTER_H)
+
+
+# C0 controls but tab and newline, DEL, and the C1 controls (U+0080-U+009F;
+# U+009B is a one-character CSI on many terminals).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """Text for a text output that keeps its lines (``show``, the exports,
+    the recap): every control character but newline and tab removed, so no
+    escape sequence in a post reaches a terminal, a file or a page.  One-line
+    messages use ``safety.printable`` instead."""
+    return _CONTROL.sub("", text) if _CONTROL.search(text) else text
+
+
+def clean_data(value: Any) -> Any:
+    """:func:`clean` applied to every string (keys included) of JSON-shaped
+    data: what JSON outputs write, so a consumer that prints a decoded string
+    prints no escape sequence either."""
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {clean(k) if isinstance(k, str) else k: clean_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_data(v) for v in value]
+    return value
+
+
+SHOWN_URL_MAX = 48
+
+
+def short_url(url: str) -> str:
+    """A URL as prose shows it: without its scheme, cut to 48 characters."""
+    shown = url.split("://", 1)[-1]
+    return shown if len(shown) <= SHOWN_URL_MAX else shown[:SHOWN_URL_MAX - 3] + "…"
 
 
 def trim_url(url: str) -> tuple[str, str]:
@@ -59,6 +98,7 @@ def linkify(text: str, mention_href: Callable[[str], str | None] | None = None,
     """Plain post text to HTML: every piece escaped; http(s) URLs, @mentions
     and #hashtags become links (mentions/tags only where the site has a page;
     ``tag_href`` returning "" marks a hashtag shown muted, without a link)."""
+    text = clean(text)
     out: list[str] = []
     pos = 0
     for m in _TOKENS.finditer(text):
@@ -69,10 +109,7 @@ def linkify(text: str, mention_href: Callable[[str], str | None] | None = None,
             href = safe_url(url)
             if not href:
                 continue
-            shown = url.split("://", 1)[1]
-            if len(shown) > 48:
-                shown = shown[:45] + "…"
-            link = f'<a href="{esc(href)}" rel="nofollow ugc">{esc(shown)}</a>{esc(tail)}'
+            link = f'<a href="{esc(href)}" rel="nofollow ugc">{esc(short_url(url))}</a>{esc(tail)}'
         elif mention:
             href = mention_href(mention) if mention_href else None
             if not href:
@@ -97,7 +134,7 @@ def highlight(snippet: str | None) -> Markup:
     if not snippet:
         return Markup("")
     parts = snippet.replace(HIGHLIGHT_END, HIGHLIGHT_START).split(HIGHLIGHT_START)
-    return Markup("".join(f"<mark>{esc(part)}</mark>" if i % 2 and part else esc(part)
+    return Markup("".join(f"<mark>{esc(clean(part))}</mark>" if i % 2 and part else esc(clean(part))
                           for i, part in enumerate(parts)))
 
 
@@ -175,3 +212,38 @@ def human_duration(seconds: float | None) -> str:
         return f"{m} min" if not s or m >= 10 else f"{m} min {s} s"
     h, m = divmod(m, 60)
     return f"{h} h {m} min" if m else f"{h} h"
+
+
+# --------------------------------------------------------------------------
+# Times
+
+TIME_UNKNOWN = "time unknown"
+
+
+def archive_datetime(value: Any) -> datetime | None:
+    """An archive time (``YYYY-MM-DDTHH:MM:SS.fffZ``, read fast) as an aware
+    UTC datetime; None when it is NULL or unreadable (an odd stored value),
+    which every output shows as "time unknown" instead of failing."""
+    if not isinstance(value, str) or not value:
+        return None
+    if len(value) == 24 and value[-1] == "Z":
+        try:
+            return datetime.fromisoformat(value[:23]).replace(tzinfo=timezone.utc)
+        except ValueError:
+            pass
+    try:
+        return parse_iso(value)
+    except (ValueError, OverflowError, TypeError):
+        return None
+
+
+def local_datetime(value: Any, zone: tzinfo) -> datetime | None:
+    """An archive time in ``zone``; None when unknown, unreadable, or out of
+    the calendar there (0001-01-01 west of UTC, 9999-12-31 east of it)."""
+    dt = archive_datetime(value)
+    if dt is None:
+        return None
+    try:
+        return dt.astimezone(zone)
+    except (OverflowError, ValueError):
+        return None

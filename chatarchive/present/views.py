@@ -15,6 +15,19 @@ ready for the one renderer (``present.html``).
   post with every piece decided (escaped text, safe URLs, hrefs).
 * :func:`question_groups`: a session's posts grouped under its questions.
 
+What every output shows the same way (so they all say the same thing):
+
+* a session's post count is ``Session.posts`` (``sessions.post_count``: its
+  rows in ``session_posts``, lead-in, tail and context posts included), the
+  length of :attr:`SessionView.posts`;
+* its lead-in (:attr:`SessionView.lead_in`): the members posted before the
+  core (``sessions.start``), shown as "Before the chat";
+* first-timers are unknown (``None``) for a hashtag's first archived
+  session, never a host, and otherwise mean "first time in this archive";
+* a post whose time is unknown (NULL or unreadable) sorts last and shows
+  "time unknown"; a deleted post (``deleted_at``) is shown as deleted,
+  without its text, author or media.
+
 Safety: post text becomes HTML only through ``present.text.linkify`` (escaped
 piece by piece), Mastodon HTML only through ``safety.sanitize_html``, and
 every URL passes ``safety.safe_url``; names, handles, alt text and content
@@ -30,21 +43,22 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone, tzinfo
+from datetime import timezone, tzinfo
 from typing import Any, Protocol
 
 from markupsafe import Markup
 
 from ..analysis import stats as stats_mod
+from ..analysis.qa import handle_matches
 from ..archive import queries
 from ..archive.queries import Connection, PostRow
 from ..errors import ChatArchiveError
 from ..models import Author, Media, Session, StoredPost
 from ..safety import safe_url, sanitize_html
-from ..timeutil import get_zone, parse_iso
+from ..timeutil import get_zone
 from .html import person_markup, post_html, post_list_html
 from .model import MediaView, Person, PostView, Ref
-from .text import PLATFORM_NAMES, anchor_for, linkify
+from .text import PLATFORM_NAMES, TIME_UNKNOWN, anchor_for, archive_datetime, clean, linkify, local_datetime
 
 # --------------------------------------------------------------------------
 # People
@@ -94,6 +108,11 @@ def engagement(p: StoredPost, replies: int = 0) -> int:
     return (p.like_count or 0) + (p.repost_count or 0) + (p.quote_count or 0) + max(p.reply_count or 0, replies)
 
 
+def time_key(created_at: str | None) -> tuple[bool, str]:
+    """Sort key of a post's time: known times in order, unknown ones last."""
+    return (not created_at, created_at or "")
+
+
 @dataclass(slots=True)
 class SessionPost:
     """A post with its author, media and links, and what its session adds."""
@@ -113,6 +132,11 @@ class SessionPost:
     @property
     def id(self) -> str:
         return self.post.id
+
+    @property
+    def deleted(self) -> bool:
+        """A tombstone: the post was deleted and its content is gone."""
+        return bool(self.post.deleted_at)
 
     @classmethod
     def of(cls, row: PostRow, session_id: int | None = None) -> SessionPost:
@@ -165,7 +189,7 @@ class Participant:
     posts: int = 0
     replies_received: int = 0
     answers: int = 0
-    first_timer: bool = False
+    first_timer: bool | None = False  # first time in this archive; None: unknowable (the hashtag's first session)
     host: bool = False
 
 
@@ -182,6 +206,14 @@ class SessionView:
     participants: list[Participant]
     zone: tzinfo
     stats_seconds: float = 0.0  # time spent in stats.session_stats
+    lead_in: list[SessionPost] = field(default_factory=list)  # posted before the core ("Before the chat"), time order
+
+    @property
+    def first_timers(self) -> int | None:
+        """How many people came for the first time (in this archive); None when unknowable."""
+        if not self.stats or self.stats.get("first_timers") is None:
+            return None
+        return sum(1 for p in self.participants if p.first_timer)
 
 
 def session_zone(name: str | None) -> tzinfo:
@@ -238,15 +270,20 @@ def load_session(db: Connection, id_or_slug: str | int, *, statistics: bool = Tr
         p.engagement = engagement(sp, len(p.children))
     questions = []
     for qid, number, post_id, text, created_at, first in asked:
-        answers = sorted(answers_of.get(qid, []), key=lambda a: (-a.engagement, a.post.created_at or ""))
+        # most engaged first; deleted answers (no content left to read) last
+        answers = sorted(answers_of.get(qid, []),
+                         key=lambda a: (a.deleted, -a.engagement, *time_key(a.post.created_at)))
         questions.append(SessionQuestion(
             id=qid, number=number, post_id=post_id, text=text, post=by_id.get(post_id) if post_id else None,
             answers=[Answer(a, [(d, by_id[i]) for d, i in flatten_tree(a.children, children, 1)]) for a in answers],
             created_at=created_at, first_answer_seconds=first))
+    # The lead-in: members before the core (C5), as fixed-width UTC text compares.
+    start = session.start if isinstance(session.start, str) else None
+    lead_in = [p for p in posts if start and p.post.created_at and p.post.created_at < start] if start else []
     return SessionView(session=session, stats=stats, posts=posts, by_id=by_id, questions=questions,
                        conversations=_conversations(db, sid, posts, by_id),
                        participants=_participants(session, stats, posts, by_id), zone=zone,
-                       stats_seconds=stats_seconds)
+                       stats_seconds=stats_seconds, lead_in=lead_in)
 
 
 def flatten_tree(roots: Iterable[str], children: dict[str, list[str]], start_depth: int = 0) -> list[tuple[int, str]]:
@@ -280,7 +317,9 @@ def _conversations(db: Connection, sid: int, posts: list[SessionPost],
         if len(ids) < 2:
             continue
         idset = set(ids)
-        roots = [i for i in ids if by_id[i].post.reply_to_id not in idset]
+        # a reply cycle (stored data can hold one) has no root: start at its earliest post
+        roots = [i for i in ids if by_id[i].post.reply_to_id not in idset] or [
+            min(ids, key=lambda i: time_key(by_id[i].post.created_at))]
         sub = {i: [c for c in by_id[i].children if c in idset] for i in ids}
         items = [(d, by_id[i]) for d, i in flatten_tree(roots, sub)]
         row = info.get(cid)
@@ -288,8 +327,8 @@ def _conversations(db: Connection, sid: int, posts: list[SessionPost],
             id=cid, size=len(ids),
             depth=row.depth if row is not None and row.depth is not None else max(d for d, _ in items),
             participants=len({by_id[i].post.author_id for i in ids}),
-            started=min(by_id[i].post.created_at or "" for i in ids), items=items))
-    out.sort(key=lambda c: c.started)
+            started=min((by_id[i].post.created_at or "" for i in ids), key=lambda t: (not t, t)), items=items))
+    out.sort(key=lambda c: time_key(c.started))
     return out
 
 
@@ -315,34 +354,47 @@ def _reply_root(pid: str, by_id: dict[str, SessionPost], known: dict[str, str]) 
 
 def _participants(session: Session, stats: dict[str, Any], posts: list[SessionPost],
                   by_id: dict[str, SessionPost]) -> list[Participant]:
-    """Everyone who posted in the session (context-only authors left out):
-    posts, replies received from others, answers, host and first-timer flags."""
-    first = {h.lower() for h in stats.get("first_timers") or [] if h}
-    flags = {t.get("author_id"): t.get("first_timer") for t in stats.get("top_participants") or []}
-    hosts = {h.lower().lstrip("@") for h in session.hosts if h}
+    """Everyone who posted in the session (every post of it counts, as in
+    ``stats.session_stats``, so the People list is its "participants"):
+    posts, replies received from others, answers, host and first-timer flags.
+
+    First-timers come from the statistics: unknown (None) when they are
+    (the first archived session of a hashtag, or no statistics loaded), and
+    never a host of the session."""
+    listed = stats.get("first_timers")
+    known = bool(stats) and listed is not None
+    first = {h.lower() for h in listed or [] if isinstance(h, str)}
+    flags = {t.get("author_id"): t.get("first_timer") for t in stats.get("top_participants") or []
+             if isinstance(t, dict)}
+    hosts = [h for h in (*session.hosts, *session.configured_hosts) if isinstance(h, str) and h]
     people: dict[str, Participant] = {}
     for p in posts:
         key = p.post.author_id or p.handle
         if key not in people:
             handle = (p.handle or "").lower()
             a = p.author
+            # a host on any platform (cmgrhost, cmgrhost@mastodon.social), as the analysis matches them
+            host = any(handle_matches(p.handle, h) for h in hosts)
+            first_timer: bool | None = None
+            if known and not host:
+                flag = flags.get(p.post.author_id) if p.post.author_id in flags else handle in first
+                first_timer = None if flag is None else bool(flag)
+            elif known:
+                first_timer = False
             people[key] = Participant(
                 author_id=p.post.author_id, handle=p.handle, name=p.name,
                 avatar_url=a.avatar_url if a is not None else None, url=a.url if a is not None else None,
-                platform=p.post.platform,
-                first_timer=bool(flags[p.post.author_id]) if p.post.author_id in flags else handle in first,
-                host=handle in hosts)
+                platform=p.post.platform, first_timer=first_timer, host=host)
     for p in posts:
         sp = p.post
         person = people[sp.author_id or p.handle]
-        if sp.matched or sp.reply_to_id:
-            person.posts += 1
+        person.posts += 1
         if sp.answer_to_id is not None:
             person.answers += 1
         parent = by_id.get(sp.reply_to_id) if sp.reply_to_id else None
         if parent is not None and parent.post.author_id != sp.author_id:
             people[parent.post.author_id or parent.handle].replies_received += 1
-    out = [v for v in people.values() if v.posts]
+    out = list(people.values())
     out.sort(key=lambda v: (not v.host, -v.posts, -v.replies_received, (v.handle or "").lower()))
     return out
 
@@ -382,14 +434,7 @@ class LinkTargets(Protocol):
 # A post ready to render
 
 
-def archive_time(value: str) -> datetime:
-    """Parse an archive time; the fixed form ``YYYY-MM-DDTHH:MM:SS.fffZ`` fast."""
-    if len(value) == 24 and value[-1] == "Z":
-        try:
-            return datetime.fromisoformat(value[:23]).replace(tzinfo=timezone.utc)
-        except ValueError:
-            pass
-    return parse_iso(value)
+archive_time = archive_datetime  # the name older code imports
 
 
 _VIDEO = frozenset(("video", "animated_gif", "gifv", "audio"))
@@ -402,37 +447,47 @@ def post_view(p: SessionPost, person: Person, targets: LinkTargets, zone: tzinfo
     days).  Replies and quotes are left to :func:`session_post_views`, which
     knows which posts are on the page."""
     sp = p.post
-    text = sp.text or ""
-    if sp.html and sp.platform == "mastodon":
-        body = sanitize_html(sp.html)
+    deleted = bool(sp.deleted_at)
+    text = "" if deleted else sp.text or ""
+    links: list[str] = []
+    media = []
+    if deleted:  # a tombstone: whatever a row still holds is not shown
+        body, is_html = Markup(""), False
+    elif sp.html and sp.platform == "mastodon":
+        body = sanitize_html(clean(sp.html))
         is_html = True
     else:
         body = linkify(text, targets.mention, targets.tag)
         is_html = False
-    links: list[str] = []
-    for u in p.links:
-        href = safe_url(u)
-        if href and u not in text and href not in links:
-            links.append(href)
-    media = []
-    for m in p.media:
-        video = (m.type or "photo").lower() in _VIDEO
-        media.append(MediaView(src=targets.image(m.preview_url if video or not m.url else m.url),
-                               href=targets.media_link(safe_url(m.url)), alt=m.alt or "", video=video))
-    dt = archive_time(sp.created_at or "").astimezone(zone)
+    if not deleted:
+        for u in p.links:
+            href = safe_url(u)
+            if href and u not in text and href not in links:
+                links.append(href)
+        for m in p.media:
+            video = (m.type or "photo").lower() in _VIDEO
+            media.append(MediaView(src=targets.image(m.preview_url if video or not m.url else m.url),
+                                   href=targets.media_link(safe_url(m.url)), alt=clean(m.alt or ""), video=video))
+    dt = local_datetime(sp.created_at, zone)
     replies = max(sp.reply_count or 0, len(p.children))
     person_href = targets.person(person)
     av, av_s, who = person_markup(person, person_href)
-    stamp = f"{dt.hour:02d}:{dt.minute:02d}"
+    if dt is None:
+        shown = TIME_UNKNOWN
+    else:
+        stamp = f"{dt.hour:02d}:{dt.minute:02d}"
+        shown = f"{dt:%Y-%m-%d} {stamp}" if with_date else stamp
     return PostView(
-        id=sp.id, anchor=anchor_for(sp.id), href=targets.post(sp.id), url=safe_url(sp.url),
+        id=sp.id, anchor=anchor_for(sp.id), href=targets.post(sp.id), url=None if deleted else safe_url(sp.url),
         platform=sp.platform or "", person=person, person_href=person_href, av=av, av_s=av_s, who=who,
-        handle=person.handle, time=f"{dt:%Y-%m-%d} {stamp}" if with_date else stamp, dt=dt, iso=sp.created_at or "",
-        body=body, is_html=is_html, cw=sp.spoiler_text or "", links=links, media=media,
-        likes=f"{sp.like_count:,}" if sp.like_count else "", reposts=f"{sp.repost_count:,}" if sp.repost_count else "",
-        replies=f"{replies:,}" if replies else "", engagement=p.engagement or engagement(sp, len(p.children)),
+        handle=person.handle, time=shown, dt=dt, iso=(sp.created_at or "") if dt is not None else "",
+        body=body, is_html=is_html, cw="" if deleted else clean(sp.spoiler_text or ""), links=links, media=media,
+        likes=f"{sp.like_count:,}" if sp.like_count and not deleted else "",
+        reposts=f"{sp.repost_count:,}" if sp.repost_count and not deleted else "",
+        replies=f"{replies:,}" if replies and not deleted else "",
+        engagement=p.engagement or engagement(sp, len(p.children)),
         repost=bool(sp.is_repost), context=not sp.matched, q=p.q_number, a=p.a_number, edited=bool(sp.edited_at),
-        row=targets.row(sp.id),
+        row=targets.row(sp.id), deleted=deleted,
     )
 
 
@@ -452,7 +507,7 @@ def session_post_views(view: SessionView, people: People, targets: LinkTargets, 
         if sp.reply_to_id:
             parent = by_id.get(sp.reply_to_id)
             v.reply_to = (Ref(targets.post(parent.post.id), parent.handle) if parent is not None
-                          else Ref(None, sp.reply_to_author or ""))
+                          else Ref(None, clean(sp.reply_to_author or "")))
         if sp.quote_of_id:
             quoted = by_id.get(sp.quote_of_id)
             if quoted is not None:
@@ -467,7 +522,7 @@ def session_post_views(view: SessionView, people: People, targets: LinkTargets, 
 
 @dataclass(slots=True)
 class QuestionGroup:
-    question: SessionQuestion | None  # None: the posts before the first question
+    question: SessionQuestion | None  # None: the posts before the chat, before the first question, of unknown time
     anchor: str
     title: str
     summary: str  # the question's text without its "Q1:" marker
@@ -494,24 +549,33 @@ _QUESTION_MARKER = re.compile(r"^\s*(?:@\S+\s+)*(?:q|question)\s*\d+\s*[:.)\-–
 
 def question_groups(view: SessionView, views: dict[str, PostView], targets: LinkTargets) -> list[QuestionGroup]:
     """The session's posts grouped under its questions: a post goes under the
-    question it asks or answers (so a late answer keeps its number), any
-    other post under the last question asked before it, or under "Before the
-    first question" (left out when empty)."""
+    question it asks or answers (so a late answer keeps its number); any
+    other post of the lead-in under "Before the chat", else under the last
+    question asked before it, or under "Before the first question", and a
+    post of unknown time under "Time unknown" at the end (groups left out
+    when empty)."""
+    lead = QuestionGroup(question=None, anchor="before-chat", title="Before the chat", summary="",
+                         text=Markup(""), post=None)
     before = QuestionGroup(question=None, anchor="before", title="Before the first question", summary="",
                            text=Markup(""), post=None)
-    groups = [before]
+    unknown = QuestionGroup(question=None, anchor="time-unknown", title="Time unknown", summary="",
+                            text=Markup(""), post=None)
+    lead_ids = {p.post.id for p in view.lead_in}
+    groups = [lead, before]
     group_of: dict[int, QuestionGroup] = {}
     for q in view.questions:
+        asked_in = view.by_id.get(q.post_id) if q.post_id else None
+        words = "" if asked_in is not None and asked_in.deleted else q.text or ""  # a deleted question says nothing
         g = QuestionGroup(
             question=q, anchor=f"q{q.number}" if q.number is not None else f"question-{q.id}",
             title=f"Q{q.number}" if q.number is not None else "Question",
-            summary=_QUESTION_MARKER.sub("", q.text or "", count=1).strip(),
-            text=linkify(q.text or "", targets.mention, targets.tag), post=None,
+            summary=_QUESTION_MARKER.sub("", words, count=1).strip() if words else "(deleted)" if q.text else "",
+            text=linkify(words, targets.mention, targets.tag), post=None,
             time=(view.by_id[q.post_id].post.created_at or "") if q.post_id in view.by_id else "")
         group_of[q.id] = g
         groups.append(g)
     # Questions in the order they were asked (by their post's time, else number).
-    asked = sorted((g for g in groups[1:] if g.time),
+    asked = sorted((g for g in groups[2:] if g.time),
                    key=lambda g: (g.time, g.question.number if g.question and g.question.number else 0))
     for p in view.posts:
         sp = p.post
@@ -527,15 +591,20 @@ def question_groups(view: SessionView, views: dict[str, PostView], targets: Link
             target.answers += 1
         elif qid in group_of:
             target = group_of[qid]
+        elif sp.id in lead_ids:
+            target = lead
+        elif not v.iso:
+            target = unknown
         else:
-            t = sp.created_at or ""
+            t = v.iso
             for g in asked:
                 if g.time <= t:
                     target = g
                 else:
                     break
         (target or before).posts.append(v)
+    groups.append(unknown)
     for g in groups:
-        g.posts.sort(key=lambda v: (v.iso, v.id))
+        g.posts.sort(key=lambda v: (*time_key(v.iso), v.id))
         g.posts_html = post_list_html(g.posts)
-    return groups if before.posts else groups[1:]
+    return [g for g in groups if g.question is not None or g.posts]

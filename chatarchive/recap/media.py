@@ -57,22 +57,38 @@ def sniff_media(head: bytes) -> str | None:
     return None
 
 
+_NAME = re.compile(r"[0-9a-f]{24}\.[a-z0-9]{2,4}")
+
+
+def media_index(out: Path) -> dict[str, str]:
+    """The copies earlier runs made, {url: file name in media/}, those still there."""
+    media_dir = out / "media"
+    index_path = media_dir / "index.json"
+    if index_path.is_symlink() or not index_path.is_file():
+        return {}
+    try:
+        index = json.loads(index_path.read_text("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(index, dict):
+        return {}
+    return {u: n for u, n in index.items() if isinstance(u, str) and isinstance(n, str) and _NAME.fullmatch(n)
+            and (media_dir / n).is_file() and not (media_dir / n).is_symlink()}
+
+
 def fetch_all(urls: list[str], media_dir: Path, workers: int = 8) -> tuple[dict[str, str], dict[str, str]]:
     """Download ``urls`` into ``media_dir`` (named by a hash of the URL) and
     return ({url: "media/NAME"}, {url: reason}).  Files already copied by an
     earlier run are reused without a request."""
     media_dir.mkdir(parents=True, exist_ok=True)
     index_path = media_dir / "index.json"
-    try:
-        index: dict[str, str] = json.loads(index_path.read_text("utf-8"))
-    except (OSError, ValueError):
-        index = {}
+    index = media_index(media_dir.parent)
     got: dict[str, str] = {}
     failed: dict[str, str] = {}
     todo = []
     for u in urls:
         name = index.get(u)
-        if name and re.fullmatch(r"[0-9a-f]{24}\.[a-z0-9]{2,4}", name) and (media_dir / name).is_file():
+        if name:
             got[u] = f"media/{name}"
         else:
             todo.append(u)

@@ -3,9 +3,13 @@ pages, the hashtag pages, the participant pages and the index.
 
 Every post comes from ``present.views`` (the same view model and HTML as the
 exports and the Datasette pages) with the site's link targets; this module
-only arranges them (Q&A, threads, conversations, transcript, timeline,
-people, links, media) and reads nothing but through ``archive.queries`` and
-the analysis' statistics.  It writes nothing.
+only arranges them (before the chat, Q&A, threads, conversations,
+transcript, timeline, people, links, media) and reads nothing but through
+``archive.queries`` and the analysis' statistics.  It writes nothing.
+
+The index and hashtag pages list every session of the archive
+(:func:`session_rows`), whether or not this run renders its page: a row's
+post count is ``Session.posts``, the count its own page shows.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from markupsafe import Markup
@@ -22,12 +26,19 @@ from ..analysis import stats as stats_mod
 from ..archive import queries
 from ..archive.queries import Connection, PostRow
 from ..models import Session
-from ..present.html import avatar_css, mini_html, post_html
+from ..present.html import DELETED, avatar_css, mini_html, post_html
 from ..present.model import Person, PostView
-from ..present.text import linkify
-from ..present.views import SessionPost, SessionView, engagement, post_view, session_post_views, session_zone
+from ..present.text import linkify, local_datetime
+from ..present.views import (
+    SessionPost,
+    SessionView,
+    engagement,
+    post_view,
+    session_post_views,
+    session_zone,
+    time_key,
+)
 from ..safety import safe_url
-from ..timeutil import parse_iso
 from .sitemap import SiteMap
 
 # --------------------------------------------------------------------------
@@ -80,16 +91,20 @@ class PersonItem:
     posts: int
     replies_received: int
     host: bool
-    first_timer: bool
+    first_timer: bool | None  # first time in this archive; None: unknowable
 
 
 def session_title(s: Session) -> str:
     if s.title:
         return s.title
     tag = f"#{s.hashtag}" if s.hashtag else "Chat"
-    if s.start:
-        return f"{tag} · {parse_iso(s.start).astimezone(session_zone(s.timezone)).strftime('%-d %B %Y')}"
-    return tag
+    start = local_datetime(s.start, session_zone(s.timezone))
+    return f"{tag} · {start.strftime('%-d %B %Y')}" if start else tag
+
+
+# The timeline starts this many minutes before the chat's core: a lead-in
+# hours long is listed under "Before the chat" instead of flattening the bars.
+TIMELINE_LEAD_MINUTES = 15
 
 
 def session_context(site: SiteMap, view: SessionView) -> dict[str, Any]:
@@ -112,9 +127,9 @@ def session_context(site: SiteMap, view: SessionView) -> dict[str, Any]:
     questions = []
     for q in view.questions:
         post = views.get(q.post_id) if q.post_id else None
+        text = Markup(DELETED) if post is not None and post.deleted else post.body if post else linkify(q.text or "")
         questions.append(QuestionItem(
-            number=q.number, anchor=f"q{q.number}", post=post,
-            text=post.body if post else linkify(q.text or ""),
+            number=q.number, anchor=f"q{q.number}", post=post, text=text,
             answers_count=len(q.answers), first_answer=q.first_answer_seconds,
             answers=[AnswerItem(views[a.post.post.id], tree(a.thread, 1)) for a in q.answers]))
     # Threads that start at a question or an answer are in the Q&A (answers with
@@ -122,18 +137,20 @@ def session_context(site: SiteMap, view: SessionView) -> dict[str, Any]:
     convs = [ConversationItem(c.size, c.participants, c.depth, c.started, tree(c.items))
              for c in view.conversations
              if c.items and c.items[0][1].q_number is None and c.items[0][1].post.answer_to_id is None]
-    convs.sort(key=lambda c: (-c.size, c.started))
-    start = parse_iso(s.start).astimezone(view.zone) if s.start else None
-    end = parse_iso(s.end).astimezone(view.zone) if s.end else None
+    convs.sort(key=lambda c: (-c.size, *time_key(c.started)))
+    start = local_datetime(s.start, view.zone)
+    end = local_datetime(s.end, view.zone)
     people = [site.people.of(p) for p in view.posts]
     participants = []
     for part in view.participants:
         person = site.people.get(part.author_id, part.handle, part.name, part.platform)
         participants.append(PersonItem(person, site.person_href(person, root), part.handle, part.name, part.posts,
                                        part.replies_received, part.host, part.first_timer))
-    media = [(m, v) for v in views.values() for m in v.media if not v.repost]
-    top = [views[t["id"]] for t in st.get("top_posts") or [] if t.get("id") in views and not views[t["id"]].repost]
-    links = [{"href": safe_url(link["url"]), "count": link.get("count", 1)} for link in st.get("links") or []]
+    media = [(m, v) for v in views.values() for m in v.media if not v.repost and not v.deleted]
+    top = [views[t["id"]] for t in st.get("top_posts") or []
+           if isinstance(t, dict) and t.get("id") in views and not views[t["id"]].repost and not views[t["id"]].deleted]
+    links = [{"href": safe_url(link.get("url")), "count": link.get("count", 1)} for link in st.get("links") or []
+             if isinstance(link, dict)]
     links = [link for link in links if link["href"]]
     hosts: list[dict[str, Any]] = []
     for h in s.hosts:
@@ -142,6 +159,7 @@ def session_context(site: SiteMap, view: SessionView) -> dict[str, Any]:
     zone_name = start.strftime("%Z") if start else "UTC"
     posts = [views[p.post.id] for p in view.posts]
     title = session_title(s)
+    first_timers = view.first_timers
     return {
         "root": root,
         "page_title": title,
@@ -163,36 +181,69 @@ def session_context(site: SiteMap, view: SessionView) -> dict[str, Any]:
         "questions": questions,
         "conversations": convs,
         "participants": participants,
-        "first_timers": sum(1 for p in participants if p.first_timer),
+        "first_timers": first_timers,  # None: unknowable (the hashtag's first archived session)
+        "post_count": len(posts),  # the session's posts (Session.posts, session_stats()["posts"])
+        "matched_count": sum(1 for p in view.posts if p.post.matched),
+        "context_count": sum(1 for p in view.posts if not p.post.matched),
+        "lead_in": [views[p.post.id] for p in view.lead_in],
         "media": media,
         "links": links,
         "top_posts": top[:5],
-        "timeline": timeline(st, view.zone),
+        "timeline": timeline(st, view.zone, since=s.start),
         "transcript": transcript_groups(posts),
         "avatar_css": avatar_css(people + [h["person"] for h in hosts if h["person"]], targets.image),
         "multi_platform": len({p.post.platform for p in view.posts}) > 1,
     }
 
 
-def session_summary(site: SiteMap, view: SessionView, ctx: dict[str, Any]) -> dict[str, Any]:
-    """A session as the index and hashtag pages list it."""
-    s = view.session
+def session_row(site: SiteMap, s: Session, *, participants: int | None, first_timers: int | None,
+                published: bool) -> dict[str, Any]:
+    """A session as the index and hashtag pages list it (every session of the
+    archive; ``published``: it has a page in the site, which the row links)."""
+    zone = session_zone(s.timezone)
+    start = local_datetime(s.start, zone)
     return {
-        "id": s.id, "page": site.session_pages[s.id], "slug": s.slug, "hashtag": s.hashtag or "", "title": ctx["title"],
-        "start": s.start or "", "date": ctx["date"], "time": ctx["start_time"], "zone": ctx["zone_abbr"],
-        "day": ctx["day"], "month": ctx["month"], "short": ctx["short"],
-        "posts": view.stats.get("matched_posts", view.stats.get("posts", 0)),
-        "participants": view.stats.get("participants", len(view.participants)),
-        "first_timers": ctx["first_timers"], "questions": len(view.questions),
-        "hosts": [h["handle"] for h in ctx["hosts"]],
+        "id": s.id, "page": site.session_pages.get(s.id, ""), "published": published, "slug": s.slug,
+        "hashtag": s.hashtag or "", "title": session_title(s), "start": s.start or "",
+        "date": start.strftime("%A, %-d %B %Y") if start else "", "time": start.strftime("%H:%M") if start else "",
+        "zone": start.strftime("%Z") if start else "", "day": start.strftime("%-d") if start else "",
+        "month": start.strftime("%b %Y") if start else "", "short": start.strftime("%-d %b %Y") if start else "",
+        "posts": s.posts, "participants": participants if participants is not None else (s.participants or 0),
+        "first_timers": first_timers, "questions": s.questions or 0,
+        "hosts": [h.lstrip("@") for h in s.hosts if h],
     }
 
 
+def hashtags_stats(db: Connection, sessions: Iterable[Session]) -> dict[str, dict[str, Any]]:
+    """``stats.hashtag_stats`` of every hashtag of these sessions, by lower-case hashtag."""
+    return {tag: stats_mod.hashtag_stats(db, tag) for tag in sorted({s.hashtag.lower() for s in sessions if s.hashtag})}
+
+
+def session_rows(site: SiteMap, sessions: list[Session], tag_stats: dict[str, dict[str, Any]], published: set[int],
+                 first_timers: dict[int, int | None]) -> list[dict[str, Any]]:
+    """Every session of the archive as the index and hashtag pages list it,
+    newest first; participants as the statistics count them (per hashtag,
+    ``stats.hashtag_stats``), first-timers as each session's page says
+    (``first_timers``; unknown without a page)."""
+    people: dict[int, int] = {}
+    for hs in tag_stats.values():
+        for entry in hs.get("sessions") or []:
+            people[entry["id"]] = entry.get("participants") or 0
+    rows = [session_row(site, s, participants=people.get(s.id), first_timers=first_timers.get(s.id),
+                        published=s.id in published) for s in sessions]
+    rows.sort(key=lambda r: (r["start"], r["id"]), reverse=True)
+    return rows
+
+
 def transcript_groups(posts: list[PostView]) -> list[dict[str, Any]]:
-    """The transcript cut every 10 minutes (local time), each cut a heading with an anchor."""
+    """The transcript cut every 10 minutes (local time), each cut a heading
+    with an anchor; posts whose time is unknown last, under "Time unknown"."""
     groups: list[dict[str, Any]] = []
+    unknown = [v for v in posts if v.dt is None]
     for v in posts:
         dt = v.dt
+        if dt is None:
+            continue
         key = dt.strftime("%Y%m%d%H") + f"{dt.minute // 10}0"
         if not groups or groups[-1]["key"] != key:
             label = dt.replace(minute=dt.minute // 10 * 10).strftime("%H:%M")
@@ -201,6 +252,8 @@ def transcript_groups(posts: list[PostView]) -> list[dict[str, Any]]:
             groups.append({"key": key, "day": dt.date(), "anchor": f"t{key[-4:]}" if not groups or
                            groups[-1]["day"] == dt.date() else f"t{key[-8:]}", "label": label, "posts": []})
         groups[-1]["posts"].append(v)
+    if unknown:
+        groups.append({"key": "unknown", "day": None, "anchor": "t-unknown", "label": "Time unknown", "posts": unknown})
     seen: set[str] = set()
     for g in groups:
         while g["anchor"] in seen:
@@ -209,9 +262,17 @@ def transcript_groups(posts: list[PostView]) -> list[dict[str, Any]]:
     return groups
 
 
-def timeline(st: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
-    """Posts per minute as one SVG path of bars, the questions marked on it, and time ticks."""
-    minutes = st.get("per_minute") or []
+def timeline(st: dict[str, Any], zone: tzinfo, since: str | None = None) -> dict[str, Any]:
+    """Posts per minute as one SVG path of bars, the questions marked on it,
+    and time ticks; from a quarter of an hour before ``since`` (the core's
+    start) when the statistics reach back further (a lead-in)."""
+    minutes = [m for m in st.get("per_minute") or []
+               if isinstance(m, dict) and isinstance(m.get("minute"), str) and isinstance(m.get("posts"), int)
+               and _minute_dt(m["minute"]) is not None]
+    first = local_datetime(since, timezone.utc) if since else None
+    if first is not None and minutes and first.year > 1:  # (0001-01-01 has no quarter hour before it)
+        cut = (first - timedelta(minutes=TIMELINE_LEAD_MINUTES)).strftime("%Y-%m-%dT%H:%M")
+        minutes = [m for m in minutes if m["minute"] >= cut] or minutes
     if not minutes:
         return {"bars": "", "n": 0, "max": 0, "marks": [], "ticks": [], "busiest": None}
     n = len(minutes)
@@ -222,51 +283,62 @@ def timeline(st: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
         if m["posts"]:
             h = max(2.0, 100.0 * m["posts"] / peak)
             path.append(f"M{i + 0.1:.1f} 100v-{h:.1f}h0.8v{h:.1f}z")
-    t0 = datetime.fromisoformat(minutes[0]["minute"] + ":00+00:00")
+    t0 = _minute_dt(minutes[0]["minute"])
+    assert t0 is not None
     marks = []
     for q in st.get("questions") or []:
-        if not q.get("created_at"):
+        t = local_datetime(q.get("created_at"), timezone.utc) if isinstance(q, dict) else None
+        if t is None:
             continue
-        t = parse_iso(q["created_at"])
         x = (t - t0).total_seconds() / 60.0
-        if -1 <= x <= n:
+        local = local_datetime(q["created_at"], zone)
+        if -1 <= x <= n and local is not None:
             marks.append({"left": max(0.0, min(100.0, 100.0 * (x + 0.5) / n)), "label": f"Q{q['number']}",
-                          "anchor": f"q{q['number']}", "time": t.astimezone(zone).strftime("%H:%M")})
-    step = next(s for s in (1, 2, 5, 10, 15, 30, 60, 120, 240, 480, 1440, 10080) if n / s <= 8)
+                          "anchor": f"q{q['number']}", "time": local.strftime("%H:%M")})
+    step = next((s for s in (1, 2, 5, 10, 15, 30, 60, 120, 240, 480, 1440, 10080) if n / s <= 8), 10080)
     ticks = []
     for i, m in enumerate(minutes):
-        t = datetime.fromisoformat(m["minute"] + ":00+00:00").astimezone(zone)
-        if (t.hour * 60 + t.minute) % step == 0:
+        t = _minute_dt(m["minute"], zone)
+        if t is not None and (t.hour * 60 + t.minute) % step == 0:
             ticks.append({"left": 100.0 * (i + 0.5) / n, "label": t.strftime("%H:%M")})
     busiest = max(minutes, key=lambda m: m["posts"])
-    bt = datetime.fromisoformat(busiest["minute"] + ":00+00:00").astimezone(zone)
+    bt = _minute_dt(busiest["minute"], zone)
     return {"bars": " ".join(path), "n": n, "max": peak, "marks": marks, "ticks": ticks,
-            "busiest": {"time": bt.strftime("%H:%M"), "posts": busiest["posts"]}}
+            "busiest": {"time": bt.strftime("%H:%M") if bt else "", "posts": busiest["posts"]}}
+
+
+def _minute_dt(minute: str, zone: tzinfo = timezone.utc) -> datetime | None:
+    """A per-minute key ("2026-11-18T20:04", UTC) in ``zone``; None when unreadable there."""
+    return local_datetime(minute + ":00.000Z", zone)
 
 
 # --------------------------------------------------------------------------
 # Hashtag pages
 
 
-def hashtag_contexts(site: SiteMap, db: Connection, summaries: list[dict[str, Any]]
-                     ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(page, variables of hashtag.html) for each hashtag of the site."""
+def hashtag_contexts(site: SiteMap, rows: list[dict[str, Any]], tag_stats: dict[str, dict[str, Any]],
+                     only: set[str] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(page, variables of hashtag.html) for each hashtag of ``rows`` (every
+    session of the archive; ``only``: these lower-case hashtags)."""
     by_tag: dict[str, list[dict]] = defaultdict(list)
-    for s in summaries:
-        if s["hashtag"]:
+    for s in rows:
+        if s["hashtag"] and (only is None or s["hashtag"].lower() in only):
             by_tag[s["hashtag"].lower()].append(s)
     for key, sess in by_tag.items():
         tag = sess[0]["hashtag"]
-        hs = stats_mod.hashtag_stats(db, tag)
-        ordered = sorted(sess, key=lambda s: s["start"])
+        hs = tag_stats.get(key) or {}
+        ordered = sorted(sess, key=lambda s: (s["start"], s["id"]))
         peak = max((s["participants"] for s in ordered), default=0) or 1
         bars = []
         n = len(ordered)
         for i, s in enumerate(ordered):
             total = 100.0 * s["participants"] / peak
-            new = 100.0 * s["first_timers"] / peak
-            bars.append({"x": i, "total": total, "new": new, "label": f"{s['short']}: {s['participants']} participants, "
-                         f"{s['first_timers']} first-timers", "href": "../" + s["page"]})
+            known = s["first_timers"] is not None
+            new = 100.0 * s["first_timers"] / peak if known else 0.0
+            label = f"{s['short']}: {s['participants']} participants" + (
+                f", {s['first_timers']} here for the first time in this archive" if known else "")
+            bars.append({"x": i, "total": total, "new": new, "label": label,
+                         "href": "../" + s["page"] if s["published"] else None})
         regulars = []
         for r in hs.get("regulars") or []:
             person = site.people.by_handle.get((r.get("handle") or "").lower())
@@ -274,8 +346,8 @@ def hashtag_contexts(site: SiteMap, db: Connection, summaries: list[dict[str, An
                              "href": site.person_href(person, "../")})
         people = [r["person"] for r in regulars if r["person"]]
         yield site.tag_pages[key], {
-            "root": "../", "page_title": f"#{tag}", "tag": tag,
-            "sessions": sorted(sess, key=lambda s: s["start"], reverse=True),
+            "root": "../", "page_title": f"#{tag}", "tag": tag, "hs": hs,
+            "sessions": sorted(sess, key=lambda s: (s["start"], s["id"]), reverse=True),
             "growth": {"bars": bars, "n": n, "peak": peak,
                        "first": ordered[0]["short"] if ordered else "", "last": ordered[-1]["short"] if ordered else ""},
             "regulars": regulars[:60], "total_posts": sum(s["posts"] for s in sess),
@@ -287,14 +359,15 @@ def hashtag_contexts(site: SiteMap, db: Connection, summaries: list[dict[str, An
 # Participant pages
 
 
-def participant_contexts(site: SiteMap, db: Connection, ids: list[int], summaries: list[dict[str, Any]]
-                         ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(page, variables of participant.html) for everyone with a page: their
-    posts in the site's sessions, grouped by session, newest session first.
-    Read as one stream, author by author, so memory holds one person's posts."""
+def participant_contexts(site: SiteMap, db: Connection, ids: list[int], listed: list[dict[str, Any]], *,
+                         authors: Iterable[str] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(page, variables of participant.html) for everyone with a page (or
+    the ``authors`` named): their posts in the site's sessions ``ids`` (those
+    with a page), grouped by session, newest session first.  Read as one
+    stream, author by author, so memory holds one person's posts."""
     if not ids:
         return
-    info = {s["id"]: s for s in summaries}
+    info = {s["id"]: s for s in listed}
     zones: dict[int, tzinfo] = {s.id: session_zone(s.timezone) for s in queries.sessions_by_ids(db, ids)}
     targets = {sid: site.targets("../", session_page="../" + info[sid]["page"]) for sid in ids}
 
@@ -313,7 +386,7 @@ def participant_contexts(site: SiteMap, db: Connection, ids: list[int], summarie
             v.html = post_html(v)
             groups[sid].append(v)
             answers += 1 if row.post.answer_to_id else 0
-        sessions = sorted(groups, key=lambda sid: info[sid]["start"], reverse=True)
+        sessions = sorted(groups, key=lambda sid: (info[sid]["start"], sid), reverse=True)
         return person.page, {
             "root": "../", "page_title": f"{person.name or person.handle} (@{person.handle})",
             "person": person, "profile": safe_url(person.url),
@@ -325,7 +398,7 @@ def participant_contexts(site: SiteMap, db: Connection, ids: list[int], summarie
 
     current: str | None = None
     rows: list[tuple[int, PostRow, int | None, int | None]] = []
-    for sid, post, q_number, a_number in queries.participant_posts(db, ids):
+    for sid, post, q_number, a_number in queries.participant_posts(db, ids, authors=authors):
         if post.author_id != current:
             if current is not None:
                 got = page(current, rows)
@@ -343,10 +416,10 @@ def participant_contexts(site: SiteMap, db: Connection, ids: list[int], summarie
 # The index
 
 
-def index_context(site: SiteMap, summaries: list[dict[str, Any]], title: str) -> dict[str, Any]:
-    """The variables of index.html: every hashtag and chat, newest first."""
+def index_context(site: SiteMap, rows: list[dict[str, Any]], title: str) -> dict[str, Any]:
+    """The variables of index.html: every hashtag and chat of the archive, newest first."""
     tags: dict[str, dict] = {}
-    for s in summaries:
+    for s in rows:
         if not s["hashtag"]:
             continue
         t = tags.setdefault(s["hashtag"].lower(), {"tag": s["hashtag"], "sessions": 0, "posts": 0,
@@ -358,8 +431,8 @@ def index_context(site: SiteMap, summaries: list[dict[str, Any]], title: str) ->
             t["latest"] = s
         if s["start"] < t["first"]["start"]:
             t["first"] = s
-    ordered = sorted(summaries, key=lambda s: s["start"], reverse=True)
+    ordered = sorted(rows, key=lambda s: (s["start"], s["id"]), reverse=True)
     hashtags = sorted(tags.values(), key=lambda t: t["latest"]["start"], reverse=True)
     return {"root": "", "page_title": title, "title": title, "sessions": ordered, "hashtags": hashtags,
-            "total_posts": sum(s["posts"] for s in summaries), "people": len(site.people.by_id),
+            "total_posts": sum(s["posts"] for s in rows), "people": len(site.people.by_id),
             "avatar_css": Markup("")}

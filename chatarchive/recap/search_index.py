@@ -10,6 +10,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .files import check_target, real
+
 
 def pagefind_executable() -> str | None:
     try:
@@ -49,22 +51,26 @@ def index_site(out: Path, needed: bool = True) -> tuple[bool, str]:
             return False, f"search disabled: Pagefind failed ({why[-1] if why else f'exit {proc.returncode}'})"
         src = Path(tmp)
         dest = out / "pagefind"
+        root = real(out)
         new = {p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file()}
         if not new:
             return False, "search disabled: Pagefind wrote no index"
         for rel in sorted(new):
             data = (src / rel).read_bytes()
             target = dest / rel
+            check_target(out, root, target)  # never through a link out of the site
+            target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 if target.read_bytes() == data:
                     continue
             except OSError:
                 pass
-            target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         if dest.is_dir():
             for p in sorted(dest.rglob("*"), reverse=True):
                 rel = p.relative_to(dest).as_posix()
+                if p.is_symlink():
+                    continue  # not ours, and never followed
                 if p.is_file() and rel not in new:
                     p.unlink()
                 elif p.is_dir() and not any(p.iterdir()):

@@ -1,8 +1,9 @@
 """Who and what has a page in the site, and where links point from a page.
 
 :class:`SiteMap` names the pages of the sessions, hashtags and people of a
-site (stable, file-safe slugs) before any page is written, so every page can
-link to every other; :class:`SiteTargets` is the site's
+site (stable, file-safe slugs: a person keeps the page name an earlier run
+gave them) before any page is written, so every page can link to every
+other; :class:`SiteTargets` is the site's
 ``present.views.LinkTargets``: mentions and names link to people's pages,
 hashtags to hashtag pages, and pictures load from the original or, with
 ``--download-media``, from the site's own copies.
@@ -12,21 +13,40 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Mapping
 
 from ..archive import queries
 from ..archive.queries import Connection
+from ..models import Session
 from ..present.model import Person
 from ..present.text import anchor_for
 from ..present.views import People
 from ..safety import safe_url
 
+# Names Windows reserves on every drive and in every folder, with any
+# extension ("con.html" cannot be created there).
+RESERVED_NAMES = frozenset(["con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
+                            *(f"lpt{i}" for i in range(10))])
+SLUG_MAX = 80
+_DATE_TAIL = re.compile(r"-\d{4}-\d{2}-\d{2}(?:-\d+)?$")
+
 
 def slugify(value: str, fallback: str = "x") -> str:
-    """A file name from a handle, slug or hashtag: lower case letters, digits
-    and ``_.-`` only, never empty and never ``.``/``..`` (it cannot leave its folder)."""
-    s = re.sub(r"[^a-z0-9_.\-]+", "-", (value or "").lower()).strip("-.")
+    """A file name from a handle, slug or hashtag, safe on every operating
+    system: lower case letters, digits and ``_.-`` only, never empty, never
+    ``.``/``..`` (it cannot leave its folder), never a name Windows reserves
+    (``con``, ``nul``, ``com1``… get a ``_``), at most 80 characters — a long
+    session slug keeps its date at the end."""
+    s = re.sub(r"[^a-z0-9_.\-]+", "-", (value if isinstance(value, str) else "").lower()).strip("-.")
     s = re.sub(r"\.{2,}", ".", s)
-    return s[:80] or fallback
+    if len(s) > SLUG_MAX:
+        tail = _DATE_TAIL.search(s)
+        keep = tail.group(0) if tail and len(tail.group(0)) < SLUG_MAX // 2 else ""
+        s = s[:SLUG_MAX - len(keep)].rstrip("-.") + keep
+    s = s or fallback
+    if s.split(".", 1)[0] in RESERVED_NAMES:
+        s = s.split(".", 1)[0] + "_" + s[len(s.split(".", 1)[0]):]
+    return s
 
 
 def _h(s: str) -> str:
@@ -45,22 +65,19 @@ class SiteMap:
         self.download_media = download_media
         self.local_media: dict[str, str] = {}  # safe URL -> "media/NAME"
 
-    def plan(self, db: Connection, session_ids: list[int]) -> None:
-        """Name every page of these sessions' site.  A handle or slug that
-        two would share gets the platform, then a hash of the id, appended."""
+    def plan(self, db: Connection, session_ids: list[int], *, sessions: Iterable[Session] | None = None,
+             previous_people: Mapping[str, str] | None = None) -> None:
+        """Name every page of the site: a page per session of ``sessions``
+        (default: those of ``session_ids``) and per hashtag, and a page per
+        author of ``session_ids``' posts.  A person keeps the page name
+        ``previous_people`` gave them; a handle or slug that two would share
+        gets the platform, then a hash of the id, appended."""
+        self.plan_sessions(sessions if sessions is not None else queries.sessions_by_ids(db, session_ids))
+        self.plan_people(db, session_ids, previous_people or {})
+
+    def plan_sessions(self, sessions: Iterable[Session]) -> None:
         used: set[str] = set()
-        for a in queries.session_authors(db, session_ids):
-            handle = a.handle or a.id
-            base = slugify(handle, "person")
-            slug = base
-            if slug in used:
-                slug = f"{base}-{a.platform}"
-            if slug in used:
-                slug = f"{base}-{_h(a.id)[:8]}"
-            used.add(slug)
-            self.people.add(Person.of_author(a, page=f"people/{slug}.html"))
-        used = set()
-        for s in sorted(queries.sessions_by_ids(db, session_ids), key=lambda s: s.id):
+        for s in sorted(sessions, key=lambda s: s.id):
             slug = slugify(s.slug, f"session-{s.id}")
             if slug in used:
                 slug = f"{slug}-{s.id}"
@@ -68,6 +85,29 @@ class SiteMap:
             self.session_pages[s.id] = f"sessions/{slug}.html"
             if s.hashtag:
                 self.tag_pages.setdefault(s.hashtag.lower(), f"hashtags/{slugify(s.hashtag, 'tag')}.html")
+
+    def plan_people(self, db: Connection, session_ids: list[int], previous: Mapping[str, str]) -> None:
+        authors = queries.session_authors(db, session_ids)
+        used: set[str] = set()
+        named: dict[str, str] = {}
+        for a in authors:  # names earlier runs gave first, so they stay
+            page = previous.get(a.id)
+            if page and page.startswith("people/") and page.endswith(".html"):
+                slug = page[len("people/"):-len(".html")]
+                if slug == slugify(slug) and slug not in used:
+                    used.add(slug)
+                    named[a.id] = slug
+        for a in authors:
+            slug = named.get(a.id) or ""
+            if not slug:
+                base = slugify(a.handle or a.id, "person")
+                slug = base
+                if slug in used:
+                    slug = f"{base}-{slugify(a.platform, 'x')}"
+                if slug in used:
+                    slug = f"{base}-{_h(a.id)[:8]}"
+                used.add(slug)
+            self.people.add(Person.of_author(a, page=f"people/{slug}.html"))
 
     def targets(self, root: str, *, own: str | None = None, session_page: str = "") -> SiteTargets:
         return SiteTargets(self, root, own, session_page)

@@ -39,7 +39,7 @@ from .. import __version__
 from ..errors import ChatArchiveError
 from ..present import html as present_html
 from ..present.html import avatar, post_css
-from ..present.text import and_join, human_duration, platform_name, plural, url_domain, url_rest
+from ..present.text import and_join, clean, human_duration, platform_name, plural, url_domain, url_rest
 
 FAVICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 26 26"><rect width="26" height="26" rx="8" fill="#4b3fd0"/>'
@@ -118,9 +118,10 @@ def make_env(templates: str | Path | None = None) -> Environment:
 
 
 def render(env: Environment, template: str, **ctx: Any) -> str:
-    """A page; template trouble (missing, broken, an unknown variable) as one ChatArchiveError line."""
+    """A page (without control characters, whatever a post held); template
+    trouble (missing, broken, an unknown variable) as one ChatArchiveError line."""
     try:
-        return env.get_template(template).render(**ctx)
+        return clean(env.get_template(template).render(**ctx))
     except TemplateNotFound as e:
         raise ChatArchiveError(f"Template {e.name} not found (while rendering {template})") from None
     except TemplateSyntaxError as e:

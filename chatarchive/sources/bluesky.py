@@ -33,6 +33,11 @@ tag facets + ``record.tags``; ``links`` = link facets + external embeds;
 ``reply_to_author`` is the parent author's handle when the file shows it
 (the parent itself, a mention of that DID, or any post of theirs seen
 earlier in the file), else the DID.
+
+Times: ``record.createdAt``, else ``indexedAt``, else the time the record
+key encodes (a TID: microseconds since 1970), else NULL with a warning —
+a post is never dropped for its time.  Every field is read by its type
+(``sources.fields``); one bad post of a response costs that post only.
 """
 
 from __future__ import annotations
@@ -42,8 +47,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import Author, Media, Post
-from ..timeutil import iso_from_iso
-from .reading import Context, Skip
+from ..timeutil import tid_time
+from .fields import count, nonempty, obj, pick_time, seq, text
+from .reading import Context, Skip, each_item
 from .registry import Format, register, state_of
 
 PLATFORM = "bluesky"
@@ -78,14 +84,10 @@ def post_url(uri: str, handle: str | None, did: str | None) -> str:
     return f"https://bsky.app/profile/{who}/post/{rkey_of(uri)}"
 
 
-def _int(v: Any) -> int | None:
-    if v is None or isinstance(v, bool):
-        return None
-    return int(v)
-
-
 def _type(v: Any) -> str:
-    return v.get("$type") or "" if isinstance(v, dict) else ""
+    """An object's ``$type`` (text; "" when absent or not text)."""
+    t = v.get("$type") if isinstance(v, dict) else None
+    return t if isinstance(t, str) else ""
 
 
 def is_postview(v: Any) -> bool:
@@ -149,12 +151,12 @@ def _add(items: list[str], value: Any, *, fold: bool = False) -> None:
 
 
 def _facets(record: dict, parts: _Parts, handles: dict[str, str]) -> None:
-    text = record.get("text") or ""
-    text_bytes = text.encode("utf-8") if isinstance(text, str) else b""
-    for facet in record.get("facets") or []:
+    body = text(record.get("text")) or ""
+    text_bytes = body.encode("utf-8", errors="replace")
+    for facet in seq(record.get("facets")):
         if not isinstance(facet, dict):
             continue
-        for feat in facet.get("features") or []:
+        for feat in seq(facet.get("features")):
             kind = _type(feat)
             if kind == "app.bsky.richtext.facet#mention":
                 shown = facet_slice(text_bytes, facet.get("index"))
@@ -168,27 +170,28 @@ def _facets(record: dict, parts: _Parts, handles: dict[str, str]) -> None:
             elif kind == "app.bsky.richtext.facet#tag":
                 tag = feat.get("tag")
                 _add(parts.hashtags, tag.lstrip("#") if isinstance(tag, str) else None, fold=True)
-    for tag in record.get("tags") or []:
+    for tag in seq(record.get("tags")):
         _add(parts.hashtags, tag.lstrip("#") if isinstance(tag, str) else None, fold=True)
 
 
 def _media_view(view: dict, parts: _Parts) -> None:
     kind = _type(view)
     if kind.startswith("app.bsky.embed.images"):
-        for img in view.get("images") or []:
-            if isinstance(img, dict) and img.get("fullsize"):
-                parts.media.append(Media(url=img["fullsize"], type="image", alt=img.get("alt") or None,
-                                         preview_url=img.get("thumb")))
+        for img in seq(view.get("images")):
+            if isinstance(img, dict) and nonempty(img.get("fullsize")):
+                parts.media.append(Media(url=img["fullsize"], type="image", alt=nonempty(img.get("alt")),
+                                         preview_url=nonempty(img.get("thumb"))))
     elif kind.startswith("app.bsky.embed.video"):
-        url = view.get("playlist") or view.get("thumbnail")
+        url = nonempty(view.get("playlist")) or nonempty(view.get("thumbnail"))
         if url:
-            parts.media.append(Media(url=url, type="video", alt=view.get("alt") or None,
-                                     preview_url=view.get("thumbnail")))
+            parts.media.append(Media(url=url, type="video", alt=nonempty(view.get("alt")),
+                                     preview_url=nonempty(view.get("thumbnail"))))
     elif kind.startswith("app.bsky.embed.gallery"):
-        for item in view.get("items") or []:
-            if isinstance(item, dict) and (item.get("fullsize") or item.get("thumbnail")):
-                parts.media.append(Media(url=item.get("fullsize") or item["thumbnail"], type="image",
-                                         alt=item.get("alt") or None, preview_url=item.get("thumbnail")))
+        for item in seq(view.get("items")):
+            url = nonempty(obj(item).get("fullsize")) or nonempty(obj(item).get("thumbnail"))
+            if url:
+                parts.media.append(Media(url=url, type="image", alt=nonempty(item.get("alt")),
+                                         preview_url=nonempty(item.get("thumbnail"))))
     elif kind.startswith("app.bsky.embed.external"):
         ext = view.get("external")
         if isinstance(ext, dict):
@@ -253,20 +256,17 @@ def author_of(profile: dict) -> Author:
         id=did,
         platform=PLATFORM,
         handle=handle,
-        name=profile.get("displayName") or None,
-        avatar_url=profile.get("avatar") or None,
+        name=nonempty(profile.get("displayName")),
+        avatar_url=nonempty(profile.get("avatar")),
         url=f"https://bsky.app/profile/{handle or did}",
     )
 
 
-def _created_at(record: dict, view: dict) -> str:
-    for value in (record.get("createdAt"), view.get("indexedAt")):
-        if isinstance(value, str) and value:
-            try:
-                return iso_from_iso(value)
-            except ValueError:
-                continue
-    raise Skip(f"post {view.get('uri')} has no valid createdAt")
+def _created_at(record: dict, view: dict, uri: str, warnings: list[str]) -> str | None:
+    """createdAt, else indexedAt, else the time in the record key (a TID),
+    else None; ``warnings`` says what was wrong and what was used."""
+    return pick_time([("createdAt", record.get("createdAt")), ("indexedAt", view.get("indexedAt"))], warnings,
+                     fallback=("the record key", tid_time(rkey_of(uri))))
 
 
 def _to_post(view: dict, *, matched: bool, handles: dict[str, str]) -> tuple[Post, list[dict]]:
@@ -274,10 +274,11 @@ def _to_post(view: dict, *, matched: bool, handles: dict[str, str]) -> tuple[Pos
     if is_postview(view):
         record, embed_views = view["record"], [view.get("embed")]
     elif _is_view_record(view):
-        record, embed_views = view["value"], list(view.get("embeds") or [])
+        record, embed_views = view["value"], list(seq(view.get("embeds")))
     else:
         raise Skip("not a Bluesky PostView (needs an at:// uri, author and record)")
     uri = view["uri"]
+    warnings: list[str] = []
     author = author_of(view["author"])
     if author.handle:
         handles[author.id] = author.handle
@@ -286,38 +287,38 @@ def _to_post(view: dict, *, matched: bool, handles: dict[str, str]) -> tuple[Pos
     for ev in embed_views:
         _embed_view(ev, parts)
     _raw_embed(record.get("embed"), parts)
-    reply = record.get("reply") if isinstance(record.get("reply"), dict) else {}
-    parent_uri = (reply.get("parent") or {}).get("uri") if isinstance(reply.get("parent"), dict) else None
-    root_uri = (reply.get("root") or {}).get("uri") if isinstance(reply.get("root"), dict) else None
+    reply = obj(record.get("reply"))
+    parent_uri = nonempty(obj(reply.get("parent")).get("uri"))
+    root_uri = nonempty(obj(reply.get("root")).get("uri"))
     reply_to_author = None
     if parent_uri:
         parent_did = did_of(parent_uri)
         reply_to_author = handles.get(parent_did or "") or parent_did
     langs = record.get("langs")
-    text = record.get("text")
     post = Post(
         id=uri,
         platform=PLATFORM,
         source="bluesky",
-        created_at=_created_at(record, view),
+        created_at=_created_at(record, view, uri, warnings),
         author=author,
-        text=text if isinstance(text, str) else "",
+        text=text(record.get("text")) or "",
         url=post_url(uri, author.handle, author.id),
         reply_to_id=parent_uri or None,
         reply_to_author=reply_to_author,
         root_id=(root_uri or parent_uri) if parent_uri else uri,
         quote_of_id=parts.quote_of_id,
         lang=langs[0] if isinstance(langs, list) and langs and isinstance(langs[0], str) else None,
-        like_count=_int(view.get("likeCount")),
-        repost_count=_int(view.get("repostCount")),
-        reply_count=_int(view.get("replyCount")),
-        quote_count=_int(view.get("quoteCount")),
+        like_count=count(view.get("likeCount"), "likeCount", warnings),
+        repost_count=count(view.get("repostCount"), "repostCount", warnings),
+        reply_count=count(view.get("replyCount"), "replyCount", warnings),
+        quote_count=count(view.get("quoteCount"), "quoteCount", warnings),
         matched=matched,
         hashtags=parts.hashtags,
         mentions=parts.mentions,
         links=parts.links,
         media=parts.media,
         raw=view,
+        warnings=warnings,
     )
     return post, parts.quoted_views
 
@@ -339,7 +340,10 @@ def postview_to_posts(view: dict, *, matched: bool, handles: dict[str, str] | No
         if vr["uri"] in seen:
             continue
         seen.add(vr["uri"])
-        p, more = _to_post(vr, matched=False, handles=handles)
+        try:
+            p, more = _to_post(vr, matched=False, handles=handles)
+        except Skip:
+            continue  # a broken embedded copy costs itself, not the post
         out.append(p)
         quoted.extend(more)
     return out
@@ -353,12 +357,14 @@ def repost_post(item: dict, original: Post) -> Post | None:
     by = author_of(reason["by"])
     uri = reason.get("uri")
     rid = uri if isinstance(uri, str) and uri.startswith("at://") else f"{original.id}#repost-by-{by.id}"
-    when = reason.get("indexedAt")
+    warnings: list[str] = []
+    when = pick_time([("reason.indexedAt", reason.get("indexedAt"))], warnings,
+                     fallback=("the reposted post", original.created_at)) if reason.get("indexedAt") else None
     return Post(
         id=rid,
         platform=PLATFORM,
         source="bluesky",
-        created_at=iso_from_iso(when) if isinstance(when, str) and when else original.created_at,
+        created_at=when or original.created_at,
         author=by,
         text=original.text,
         url=original.url,
@@ -370,6 +376,7 @@ def repost_post(item: dict, original: Post) -> Post | None:
         links=list(original.links),
         media=list(original.media),
         raw=item,
+        warnings=warnings,
     )
 
 
@@ -400,13 +407,13 @@ def thread_views(thread: Any) -> list[tuple[dict, bool]]:
     while _is_thread_node(node):
         out.append((node["post"], False))
         node = node.get("parent")
-    todo = list(reversed(thread.get("replies") or []))
+    todo = list(reversed(seq(thread.get("replies"))))
     while todo:
         node = todo.pop()
         if not _is_thread_node(node):
             continue  # notFoundPost, blockedPost
         out.append((node["post"], False))
-        todo.extend(reversed(node.get("replies") or []))
+        todo.extend(reversed(seq(node.get("replies"))))
     return out
 
 
@@ -450,10 +457,17 @@ def _learn(handles: dict[str, str], views: list[tuple[dict, bool]]) -> None:
             handles[a["did"]] = a["handle"]
 
 
-def _emit(views: list[tuple[dict, bool]], handles: dict[str, str]) -> Iterator[Post]:
+def _post_name(i: int, item: Any) -> str:
+    view = item[0] if isinstance(item, tuple) else item
+    view = view.get("post") if isinstance(view, dict) and isinstance(view.get("post"), dict) else view
+    uri = view.get("uri") if isinstance(view, dict) else None
+    return f"post {i} ({uri})" if isinstance(uri, str) and uri else f"post {i}"
+
+
+def _emit(views: list[tuple[dict, bool]], handles: dict[str, str], ctx: Context) -> Iterator[Post]:
     _learn(handles, views)  # every author of the record first: parents may come later
-    for view, matched in views:
-        yield from postview_to_posts(view, matched=matched, handles=handles)
+    yield from each_item(ctx, views, _post_name,
+                         lambda vm: postview_to_posts(vm[0], matched=vm[1], handles=handles))
 
 
 def dedupe(posts: Iterator[Post]) -> Iterator[Post]:
@@ -484,24 +498,25 @@ def _normalize(value: Any, ctx: Context) -> Iterator[Post]:
                                            or node.get("notFound") or node.get("blocked")):
                 raise Skip("the thread's post is not found or blocked")
             raise Skip("thread holds no ThreadViewPost")
-        yield from _emit(views, handles)
+        yield from _emit(views, handles, ctx)
     elif isinstance(value, dict) and isinstance(value.get("feed"), list):
-        for item in value["feed"]:
-            yield from _feed_item(item, handles)
+        yield from each_item(ctx, value["feed"], _post_name, lambda item: _feed_item(item, handles))
     elif isinstance(value, dict) and isinstance(value.get("posts"), list):
-        yield from _emit([(v, True) for v in value["posts"]], handles)
+        yield from _emit([(v, True) for v in value["posts"]], handles, ctx)
     elif isinstance(value, list):
-        for item in value:
+        def one(item: Any) -> Iterator[Post]:
             if _is_feed_item(item):
-                yield from _feed_item(item, handles)
-            else:
-                yield from _emit([(item, True)], handles)
+                return _feed_item(item, handles)
+            _learn(handles, [(item, True)])
+            return iter(postview_to_posts(item, matched=True, handles=handles))
+
+        yield from each_item(ctx, value, _post_name, one)
     elif _is_feed_item(value):
         yield from _feed_item(value, handles)
     elif _is_thread_node(value):
-        yield from _emit(thread_views(value), handles)
+        yield from _emit(thread_views(value), handles, ctx)
     elif is_postview(value):
-        yield from _emit([(value, True)], handles)
+        yield from _emit([(value, True)], handles, ctx)
     else:
         raise Skip("not a Bluesky searchPosts/getPostThread/feed response or PostView")
 
@@ -522,7 +537,10 @@ def _feed_item(item: Any, handles: dict[str, str]) -> Iterator[Post]:
             posts[0].matched = True  # a repost without `by`: keep the post as the item
     yield from posts
     for view, matched in context:
-        yield from postview_to_posts(view, matched=matched, handles=handles)
+        try:
+            yield from postview_to_posts(view, matched=matched, handles=handles)
+        except Skip:
+            continue  # a broken reply parent costs itself, not the item
 
 
 def _sniff(value: Any) -> bool:

@@ -11,13 +11,18 @@
   JSON-encoded list cells, ``\\n`` for newlines, retweets merged with their
   original.
 
-Unknown columns are ignored; missing ones are NULL.
+Unknown columns are ignored; missing ones are NULL.  Cells are always
+text; counts are held to 0..2^63 and times to the archive's range (a
+broken time gives way to the time in the post id, else NULL with a
+warning).  t.co links in the text are replaced by the URLs the sheet holds
+(``sources.shortlinks``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,15 +30,18 @@ import orjson
 
 from ..errors import InputError
 from ..models import Author, Media, Post
-from ..timeutil import get_zone, iso_from_iso, iso_utc
+from ..timeutil import TimeProblem, checked, get_zone, snowflake_time, source_time
+from .fields import count as held_count
+from .fields import ident, pick_time
 from .reading import Context, InputFile, Skip, csv_head, csv_records
-from .registry import Format, register
+from .registry import Format, register, state_of
+from .shortlinks import archiver_links, expand, twarc_csv_links, v1_entity_links
 from .twarc2 import unescape_x, user_to_author, x_post_url, x_profile_url
 from .twitter_v1 import (
     drop_self_links,
     entity_lists,
     is_web_link,
-    parse_created_at,
+    parse_legacy_or_iso,
     quote_from_links,
     status_id_from_url,
 )
@@ -58,15 +66,20 @@ def cell(row: dict, *names: str) -> str | None:
     return None
 
 
-def count(v: str | None) -> int | None:
-    """Counts as written by Sheets/pandas: '3', '3.0', '1,204'; NULL stays NULL."""
+def count(v: str | None, name: str = "count", warnings: list[str] | None = None) -> int | None:
+    """Counts as written by Sheets/pandas: '3', '3.0', '1,204'; NULL stays
+    NULL; one that is not a count (negative, above 2^63, 'inf') is NULL with
+    a warning."""
     if v is None:
         return None
     s = v.replace(",", "").strip()
+    if len(s) > 40:
+        return None
     try:
-        return int(float(s)) if "." in s or "e" in s.lower() else int(s)
+        number: int | float = int(s) if s.lstrip("-").isdigit() else float(s)
     except ValueError:
         return None
+    return held_count(number, name, warnings)
 
 
 def post_id(value: str | None, column: str, *urls: str | None) -> str:
@@ -126,7 +139,8 @@ _LOCAL_FORMATS = (
 
 def parse_local(value: str, tz: str) -> str:
     """A spreadsheet date cell in the sheet's zone: 'M/D/YYYY HH:MM(:SS)'
-    (D/M when the first number cannot be a month), 'YYYY-MM-DD HH:MM:SS'."""
+    (D/M when the first number cannot be a month), 'YYYY-MM-DD HH:MM:SS';
+    Skip when unreadable or outside the archive's range."""
     s = re.sub(r"\s+", " ", value.strip())
     s = re.sub(r"(?<=\d)Z$", "", s)  # R adds a "Z" to local sheet times (sources.md §5.2)
     s = re.sub(r"\.\d+$", "", s)
@@ -138,8 +152,41 @@ def parse_local(value: str, tz: str) -> str:
             dt = datetime.strptime(s, fmt)
         except ValueError:
             continue
-        return iso_utc(dt.replace(tzinfo=get_zone(tz)))
+        try:
+            return checked(dt.replace(tzinfo=get_zone(tz)), value)
+        except TimeProblem as e:
+            raise Skip(str(e)) from None
     raise Skip(f"unreadable date {value[:40]!r} (expected M/D/YYYY HH:MM:SS)")
+
+
+def _sheet_time(pid: str, warnings: list[str], utc: str | None, local: str | None, tz: str | None) -> str | None:
+    """A row's time: the UTC cell, else the local-time cell (with --tz),
+    else the time the post id encodes, else None, with a warning saying
+    what was wrong and what was used."""
+    problem = None
+    if utc:
+        try:
+            return source_time(utc, parse_legacy_or_iso)
+        except TimeProblem as e:
+            problem = f"created_at: {e}"
+    if local:
+        if tz:
+            try:
+                got = parse_local(local, tz)
+                if problem:
+                    warnings.append(f"{problem}; the time was taken from the local time column")
+                return got
+            except Skip as e:
+                problem = problem or f"date: {e}"
+        else:
+            problem = problem or "no UTC time, and the local time column needs the sheet's time zone (--tz)"
+    from_id = snowflake_time(pid)
+    if from_id is not None:
+        if problem:
+            warnings.append(f"{problem}; the time was taken from the post id")
+        return from_id
+    warnings.append(f"{problem or 'no time given'}; stored without a time")
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -167,16 +214,8 @@ def tags_row_to_post(row: dict, ctx: Context | None) -> Post:
     if handle:
         handle = handle.lstrip("@")
     text = unescape_x(row.get("full_text") or row.get("text") or "")
-    created = cell(row, "created_at")
-    if created:
-        created_at = parse_created_at(created)
-    else:
-        local = cell(row, "time")
-        if not local:
-            raise Skip("no created_at and no time")
-        if not (ctx and ctx.tz):
-            raise Skip("no created_at; the time column is in the sheet's time zone: give it with --tz")
-        created_at = parse_local(local, ctx.tz)
+    warnings: list[str] = []
+    created_at = _sheet_time(pid, warnings, cell(row, "created_at"), cell(row, "time"), ctx.tz if ctx else None)
     uid = cell(row, "from_user_id_str")
     if not (uid and uid.isdigit()):
         uid = f"x:@{handle}" if handle else None
@@ -190,6 +229,7 @@ def tags_row_to_post(row: dict, ctx: Context | None) -> Post:
     if isinstance(entities, dict):
         hashtags, mentions, links, media = entity_lists(entities, extended if isinstance(extended, dict) else None)
         links = drop_self_links(links, pid)
+        text = expand(text, v1_entity_links(entities, extended))
     else:
         hashtags, mentions = text_entities(text)
         links, media = [], []
@@ -217,16 +257,17 @@ def tags_row_to_post(row: dict, ctx: Context | None) -> Post:
         quote_of_id=quote_of,
         is_repost=is_repost,
         lang=cell(row, "lang"),
-        like_count=count(cell(row, "favorite_count")),
-        repost_count=count(cell(row, "retweet_count")),
-        reply_count=count(cell(row, "reply_count")),
-        quote_count=count(cell(row, "quote_count")),
+        like_count=count(cell(row, "favorite_count"), "favorite_count", warnings),
+        repost_count=count(cell(row, "retweet_count"), "retweet_count", warnings),
+        reply_count=count(cell(row, "reply_count"), "reply_count", warnings),
+        quote_count=count(cell(row, "quote_count"), "quote_count", warnings),
         matched=True,
         hashtags=hashtags,
         mentions=mentions,
         links=links,
         media=media,
         raw=row,
+        warnings=warnings,
     )
 
 
@@ -259,21 +300,63 @@ def _split_urls(v: str | None) -> list[str]:
     return [u.strip().strip('"\'') for u in re.split(r"[\s,;|]+", v) if u.strip()]
 
 
+_QUERY_CELL = re.compile(r"^\s*Twitter Query:\s*(.*)$", re.IGNORECASE)
+_QUERY_TAG = re.compile(r"(?<![\w-])#(\w+)")
+
+
+@dataclass
+class ArchiverSheet:
+    """Per-file state: the hashtags the sheet's query row names (when it is
+    one ``#tag`` query, every row matched it)."""
+
+    query_tags: list[str] = field(default_factory=list)
+
+
+def query_tags(rows: list[list[str]]) -> list[str]:
+    """The hashtags of the sheet's query row ("Twitter Query: #chat lang:en
+    -filter:retweets"): those every row matched — not negated ones, and none
+    when the query is an OR of several."""
+    for row in rows[:1]:
+        for c in row:
+            m = _QUERY_CELL.match(c or "")
+            if m:
+                query = m.group(1)
+                if re.search(r"\bOR\b", query):
+                    return []
+                return list(dict.fromkeys(_QUERY_TAG.findall(query)))
+    return []
+
+
+def split_glued_retweet(text: str, tags: list[str]) -> str:
+    """The Archiver writes a quoted retweet as "… #chatRT @user: …": put
+    back the space, so the tag is #chat (not #chatRT) and "RT @user:" reads
+    as a retweet.  Done for the query's own tags, and for any tag directly
+    followed by "RT @user:"."""
+    if "RT @" not in text:
+        return text
+    for tag in tags:
+        text = re.sub(rf"#({re.escape(tag)})RT(?= @)", r"#\1 RT", text, flags=re.IGNORECASE)
+    return re.sub(r"#(\w+?)RT(?= @\w{1,15}:)", r"#\1 RT", text)
+
+
 def archiver_row_to_post(row: dict, ctx: Context) -> Post:
     if not ctx.tz:
         raise InputError(f"{ctx.path}: Twitter Archiver dates are in the sheet's local time; give its time zone with --tz")
+    sheet = ctx.state if isinstance(ctx.state, ArchiverSheet) else ArchiverSheet()
     url_cells = [v for k, v in row.items()
                  if k and k.strip().lower() in _ARCHIVER_URL_HEADERS and v]
     pid = post_id(cell(row, "Tweet ID"), "Tweet ID", *url_cells)
     handle = (cell(row, "Screen Name") or "").lstrip("@").strip() or None
     if not handle:
         raise Skip("no Screen Name")
-    date = cell(row, "Date")
-    if not date:
-        raise Skip("no Date")
+    warnings: list[str] = []
+    created_at = _sheet_time(pid, warnings, None, cell(row, "Date"), ctx.tz)
     # The sheet shows the text as X sent it, already unescaped ("&", not "&amp;").
-    text = row.get("Tweet Text") or ""
+    text = split_glued_retweet(row.get("Tweet Text") or "", sheet.query_tags)
+    text = expand(text, archiver_links(row, text))
     hashtags, mentions = text_entities(text)
+    seen = {t.lower() for t in hashtags}
+    hashtags += [t for t in sheet.query_tags if t.lower() not in seen]
     links: list[str] = []
     media: list[Media] = []
     for u in _split_urls(cell(row, "Link(s)", "Links")) + _split_urls(cell(row, "Media")):
@@ -291,7 +374,7 @@ def archiver_row_to_post(row: dict, ctx: Context) -> Post:
         id=pid,
         platform="x",
         source="twitter_archiver",
-        created_at=parse_local(date, ctx.tz),
+        created_at=created_at,
         author=Author(id=f"x:@{handle}", platform="x", handle=handle,
                       name=cell(row, "Full Name"), avatar_url=_https_avatar(avatar),
                       url=x_profile_url(handle)),
@@ -301,14 +384,15 @@ def archiver_row_to_post(row: dict, ctx: Context) -> Post:
         root_id=None,
         quote_of_id=quote_from_links(links, pid),
         is_repost=text.startswith("RT @"),
-        like_count=count(cell(row, "Favorites", "Likes")),
-        repost_count=count(cell(row, "Retweets")),
+        like_count=count(cell(row, "Favorites", "Likes"), "Favorites", warnings),
+        repost_count=count(cell(row, "Retweets"), "Retweets", warnings),
         matched=True,
         hashtags=hashtags,
         mentions=mentions,
         links=links,
         media=media,
         raw=row,
+        warnings=warnings,
     )
 
 
@@ -325,7 +409,9 @@ def archiver_records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
             "give it with --tz (e.g. --tz America/New_York)"
         )
     get_zone(ctx.tz)
-    index = _archiver_header_index(csv_head(f.head))
+    rows = csv_head(f.head)
+    index = _archiver_header_index(rows)
+    state_of(ctx, ArchiverSheet).query_tags = query_tags(rows) if index else []
     yield from csv_records(f, ctx, ARCHIVER.header_row if index is None else index)
 
 
@@ -382,10 +468,11 @@ def _strip(values: list, prefix: str, key: str) -> list[str]:
 
 def twarc_csv_row_to_post(row: dict, ctx: Context | None) -> Post:
     pid = post_id(cell(row, "id"), "id")
+    warnings: list[str] = []
     refs = {}
     for r in _json_list(cell(row, "referenced_tweets")):  # older twarc-csv: a JSON list
-        if isinstance(r, dict) and r.get("type") and r.get("id"):
-            refs[r["type"]] = str(r["id"])
+        if isinstance(r, dict) and isinstance(r.get("type"), str) and ident(r.get("id")):
+            refs[r["type"]] = str(ident(r.get("id")))
     reply_to = cell(row, "referenced_tweets.replied_to.id") or refs.get("replied_to")
     retweeted = cell(row, "referenced_tweets.retweeted.id") or refs.get("retweeted")
     quoted = cell(row, "referenced_tweets.quoted.id") or refs.get("quoted")
@@ -396,6 +483,7 @@ def twarc_csv_row_to_post(row: dict, ctx: Context | None) -> Post:
         author_id,
     )
     text = unescape_x(_twarc_text(cell(row, "text")))
+    text = expand(text, twarc_csv_links(row, text))
     rt_user = cell(row, "retweeted_username")
     if retweeted and rt_user:
         # --merge-retweets put the original's full text here; store the
@@ -418,12 +506,14 @@ def twarc_csv_row_to_post(row: dict, ctx: Context | None) -> Post:
                                    preview_url=m.get("preview_image_url")))
     handle = author.handle if author else None
     # For a merged retweet the metrics are the original's, not the repost's.
-    metric = (lambda name: None) if retweeted else (lambda name: count(cell(row, f"public_metrics.{name}")))
+    metric = (lambda name: None) if retweeted else (
+        lambda name: count(cell(row, f"public_metrics.{name}"), name, warnings))
     return Post(
         id=pid,
         platform="x",
         source="twarc_csv",
-        created_at=iso_from_iso(cell(row, "created_at") or ""),
+        created_at=pick_time([("created_at", cell(row, "created_at"))], warnings,
+                             fallback=("the post id", snowflake_time(pid))),
         author=author,
         text=text,
         url=x_post_url(handle, pid),
@@ -443,12 +533,11 @@ def twarc_csv_row_to_post(row: dict, ctx: Context | None) -> Post:
         links=links,
         media=media,
         raw=row,
+        warnings=warnings,
     )
 
 
 def normalize_twarc_csv(row: dict, ctx: Context) -> Iterator[Post]:
-    if not cell(row, "created_at"):
-        raise Skip("no created_at")
     yield twarc_csv_row_to_post(row, ctx)
 
 
@@ -462,6 +551,7 @@ ARCHIVER = register(Format(
     normalize=normalize_archiver,
     records=archiver_records,
     header_row=1,
+    new_state=lambda ctx: ArchiverSheet(),
 ))
 TAGS = register(Format(
     name="tags_csv",

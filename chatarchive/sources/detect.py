@@ -8,7 +8,16 @@ from typing import Any
 
 from ..errors import InputError
 from ..safety import printable
-from .reading import NOTHING, InputFile, csv_head, is_jsonl, loads_or_nothing
+from .reading import (
+    MAX_RECORD_BYTES,
+    NOTHING,
+    InputFile,
+    csv_head,
+    first_element,
+    first_lines,
+    is_jsonl,
+    loads_or_nothing,
+)
 from .registry import FORMATS, Format
 
 
@@ -22,16 +31,23 @@ def sample_of(value: Any) -> Any:
 def _first_json_value(f: InputFile) -> Any:
     """The first record of a JSONL file, or the whole JSON document."""
     if is_jsonl(f):
-        for line in f.head.split(b"\n")[:50]:
-            if line.strip():
-                value = loads_or_nothing(line)
-                if value is not NOTHING:
-                    return value
+        for line in first_lines(f.head):
+            value = loads_or_nothing(line)
+            if value is not NOTHING:
+                return value
         return NOTHING
-    # A whole (probably pretty-printed) document: the head alone may be cut,
-    # so parse everything (documents are read whole by json_records anyway).
-    f.read_head_to_end()
-    return loads_or_nothing(f.head)
+    if f.head.lstrip(b" \t\r\n")[:1] == b"[":
+        # A list (of statuses, PostViews…): its first element is enough, and
+        # json_records streams the rest.
+        while True:
+            first = first_element(f.head)
+            if first is not NOTHING or len(f.head) > MAX_RECORD_BYTES or not f.read_more():
+                return first
+    # A whole (probably pretty-printed) object: parse it once, up to the
+    # cap; json_records hands on the parsed value.
+    value = loads_or_nothing(f.read_document())
+    f.document = value
+    return value
 
 
 def detect(f: InputFile) -> Format:

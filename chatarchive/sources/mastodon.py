@@ -37,11 +37,21 @@ first that applies:
 
 Hosts are kept with their port (``localhost:3000``) and lower-cased.
 
-Replies: ``reply_to_local_id`` = ``in_reply_to_id``; ``reply_to_id`` is set
-directly when the parent is in the same file, and otherwise filled later by
-``archive.writer.resolve_local_replies`` (which maps the parent's local id on the same
-instance to its uri).  ``reply_to_author`` is the parent's author when the
-parent is known, else the mention whose id is ``in_reply_to_account_id``.
+Replies: ``reply_to_local_id`` = ``in_reply_to_id``; ``reply_to_id`` is the
+parent's uri when the parent is in the same file; else the uri it must
+have when that can be derived (the parent's author is a local account of
+a server that names statuses ``{account uri}/statuses/{id}``, as this very
+status shows); else a placeholder for the absent parent,
+``local:{server}/{local id}`` (``archive.writer.local_placeholder``), so
+that siblings share one conversation.  ``archive.writer.resolve_local_replies``
+replaces the placeholder with the parent's uri when the parent arrives,
+whatever the order of files.  ``reply_to_author`` is the parent's author
+when the parent is known, else the mention whose id is
+``in_reply_to_account_id``.
+
+Every field is read by its type (``sources.fields``); one bad status of a
+page costs that status only.  An unreadable or out-of-range ``created_at``
+is stored as NULL with a warning.
 
 Quotes: ``quote_of_id`` is the quoted status's uri (4.4+ ``quote.quoted_status``,
 a Status put directly in ``quote`` by forks, Pleroma's ``pleroma.quote``).
@@ -78,10 +88,11 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..models import Author, Media, Post
+from ..models import Author, Media, Post, local_placeholder
 from ..safety import safe_url, sanitize_html
-from ..timeutil import iso_from_iso
-from .reading import Context, InputFile, Skip, json_records
+from ..timeutil import TimeProblem, source_time
+from .fields import count, ident, nonempty, obj, pick_time, seq, text
+from .reading import Context, InputFile, Skip, each_item, json_records
 from .registry import Format, register, state_of
 
 PLATFORM = "mastodon"
@@ -265,17 +276,17 @@ def _is_local(acct: Any) -> bool:
 
 
 def _own_evidence(status: dict) -> str | None:
-    for tag in status.get("tags") or []:
+    for tag in seq(status.get("tags")):
         if isinstance(tag, dict):
             host = host_of(tag.get("url"))
             if host:
                 return host
-    account = status.get("account") or {}
-    if isinstance(account, dict) and _is_local(account.get("acct")):
-        host = host_of(account.get("url") or account.get("uri"))
+    account = obj(status.get("account"))
+    if _is_local(account.get("acct")):
+        host = host_of(nonempty(account.get("url")) or account.get("uri"))
         if host:
             return host
-    for m in status.get("mentions") or []:
+    for m in seq(status.get("mentions")):
         if isinstance(m, dict) and _is_local(m.get("acct")):
             host = host_of(m.get("url"))
             if host:
@@ -298,9 +309,9 @@ def instance_evidence(status: dict) -> str | None:
     return None
 
 
-def global_acct(acct: str | None, url: str | None, instance: str | None) -> str | None:
+def global_acct(acct: Any, url: Any, instance: str | None) -> str | None:
     """``acct`` made global: a local ``user`` becomes ``user@host``."""
-    if not acct:
+    if not isinstance(acct, str) or not acct.lstrip("@"):
         return None
     acct = acct.lstrip("@")
     if "@" in acct:
@@ -310,19 +321,21 @@ def global_acct(acct: str | None, url: str | None, instance: str | None) -> str 
 
 
 def account_to_author(account: dict, instance: str | None) -> Author:
-    handle = global_acct(account.get("acct") or account.get("username"), account.get("url") or account.get("uri"), instance)
-    ident = account.get("uri") or account.get("url")
-    if not ident:
+    url = nonempty(account.get("url"))
+    uri = nonempty(account.get("uri"))
+    handle = global_acct(nonempty(account.get("acct")) or account.get("username"), url or uri, instance)
+    key = uri or url
+    if not key:
         if not handle:
             raise Skip("status account has neither uri, url nor acct")
-        ident = f"acct:{handle}"
+        key = f"acct:{handle}"
     return Author(
-        id=str(ident),
+        id=key,
         platform=PLATFORM,
         handle=handle,
-        name=account.get("display_name") or account.get("username") or None,
-        avatar_url=account.get("avatar") or account.get("avatar_static") or None,
-        url=account.get("url") or account.get("uri") or None,
+        name=nonempty(account.get("display_name")) or nonempty(account.get("username")),
+        avatar_url=nonempty(account.get("avatar")) or nonempty(account.get("avatar_static")),
+        url=url or uri,
     )
 
 
@@ -349,18 +362,37 @@ def _quoted_status(status: dict) -> dict | None:
 
 def _quoted_local_id(status: dict) -> str | None:
     q = status.get("quote")
-    if isinstance(q, dict) and q.get("quoted_status_id") is not None:
-        return str(q["quoted_status_id"])  # ShallowQuote
+    if isinstance(q, dict) and ident(q.get("quoted_status_id")) is not None:
+        return ident(q["quoted_status_id"])  # ShallowQuote
     pl = status.get("pleroma")
-    if isinstance(pl, dict) and pl.get("quote_id") is not None:
-        return str(pl["quote_id"])
+    if isinstance(pl, dict) and ident(pl.get("quote_id")) is not None:
+        return ident(pl["quote_id"])
     return None
 
 
-def _int(v: Any) -> int | None:
-    if v is None or v == "" or isinstance(v, bool):
+_STATUS_PATH = "/statuses/"
+
+
+def derived_parent_uri(status: dict, author_uri: str | None, parent_local: str, mention: dict | None) -> str | None:
+    """The uri the absent parent must have, when the file shows how this
+    server names statuses: this status is local and its uri is
+    ``{account uri}/statuses/{id}`` (Mastodon's scheme), and the parent's
+    author is local too (the same account, or a local mention) — then the
+    parent is ``{that account's uri}/statuses/{parent id}``."""
+    account = obj(status.get("account"))
+    local_id = ident(status.get("id"))
+    if not author_uri or not local_id or not _is_local(account.get("acct")):
         return None
-    return int(v)
+    if status.get("uri") != f"{author_uri}{_STATUS_PATH}{local_id}":
+        return None
+    parent_account = ident(status.get("in_reply_to_account_id"))
+    if parent_account is not None and parent_account == ident(account.get("id")):
+        return f"{author_uri}{_STATUS_PATH}{parent_local}"
+    if mention is not None and _is_local(mention.get("acct")) and isinstance(mention.get("username"), str):
+        base = author_uri.rsplit("/", 1)[0]  # https://host/users
+        if base.endswith("/users"):
+            return f"{base}/{mention['username']}{_STATUS_PATH}{parent_local}"
+    return None
 
 
 def _is_status(v: Any) -> bool:
@@ -394,39 +426,43 @@ def status_to_post(
     if not _is_status(status):
         raise Skip("not a Mastodon status (needs uri, created_at, account, content)")
     known = known if known is not None else {}
-    uri = str(status["uri"])
-    local_id = str(status["id"]) if status.get("id") is not None else None
+    warnings: list[str] = []
+    uri = status["uri"]
+    if not uri:
+        raise Skip("the status uri is empty")
+    local_id = ident(status.get("id"))
     author = account_to_author(status["account"], instance)
     reblog = status.get("reblog")
     shown: dict = reblog if isinstance(reblog, dict) and _is_status(reblog) else status  # a boost shows the original
     quoted = _quoted_status(shown)
     quoted_local = _quoted_local_id(shown)
-    content = parse_content(shown.get("content"), drop_quote_inline=bool(quoted or quoted_local))
+    content = parse_content(text(shown.get("content")), drop_quote_inline=bool(quoted or quoted_local))
 
     hashtags: list[str] = []
     seen_tags: set[str] = set()
     written = {t.lower(): t for t in content.hashtags}
-    for tag in shown.get("tags") or []:
-        name = tag.get("name") if isinstance(tag, dict) else None
+    for tag in seq(shown.get("tags")):
+        name = nonempty(obj(tag).get("name"))
         if name and name.lower() not in seen_tags:
             seen_tags.add(name.lower())
-            hashtags.append(written.get(name.lower()) or str(name))
+            hashtags.append(written.get(name.lower()) or name)
     for t in content.hashtags:  # anchors a server did not list in tags[]
         if t.lower() not in seen_tags:
             seen_tags.add(t.lower())
             hashtags.append(t)
 
     mentions: list[str] = []
-    mention_by_id: dict[str, str] = {}
-    for m in shown.get("mentions") or []:
+    mention_by_id: dict[str, dict] = {}
+    for m in seq(shown.get("mentions")):
         if not isinstance(m, dict):
             continue
-        acct = global_acct(m.get("acct") or m.get("username"), m.get("url"), instance)
+        acct = global_acct(nonempty(m.get("acct")) or m.get("username"), m.get("url"), instance)
         if acct:
             if acct not in mentions:
                 mentions.append(acct)
-            if m.get("id") is not None:
-                mention_by_id[str(m["id"])] = acct
+            mid = ident(m.get("id"))
+            if mid is not None:
+                mention_by_id[mid] = {**m, "global": acct}
 
     links = list(content.links)
     card = shown.get("card")
@@ -436,35 +472,40 @@ def status_to_post(
             links.append(card_url)
 
     media = []
-    for a in shown.get("media_attachments") or []:
+    for a in seq(shown.get("media_attachments")):
         if not isinstance(a, dict):
             continue
         # remote_url is the file on the author's server: the same for every
         # server that shows the status (url is this server's cached copy).
-        url = a.get("remote_url") or a.get("url")
+        url = nonempty(a.get("remote_url")) or nonempty(a.get("url"))
         if url:
-            media.append(Media(url=url, type=a.get("type"), alt=a.get("description") or None,
-                               preview_url=a.get("preview_url")))
+            media.append(Media(url=url, type=text(a.get("type")), alt=nonempty(a.get("description")),
+                               preview_url=nonempty(a.get("preview_url"))))
 
     # A boost is never a reply itself (its in_reply_to_* are null).
-    reply_local = status.get("in_reply_to_id") if reblog is None else None
-    reply_local = str(reply_local) if reply_local is not None else None
+    reply_local = ident(status.get("in_reply_to_id")) if reblog is None else None
     reply_to_id = reply_to_author = None
     if reply_local is not None:
         parent = known.get((instance, reply_local))
         if parent:
             reply_to_id, reply_to_author = parent
-        acc_id = status.get("in_reply_to_account_id")
+        acc_id = ident(status.get("in_reply_to_account_id"))
+        mention = mention_by_id.get(acc_id) if acc_id is not None else None
         if not reply_to_author and acc_id is not None:
             # in_reply_to_account_id may name the thread's first author rather
             # than the parent's (self-reply chains); the parent wins when known.
-            if str(acc_id) == str(status["account"].get("id")):
+            if acc_id == ident(status["account"].get("id")):
                 reply_to_author = author.handle
-            else:
-                reply_to_author = mention_by_id.get(str(acc_id))
+            elif mention is not None:
+                reply_to_author = mention["global"]
+        if reply_to_id is None:
+            # the parent is not in this file: its uri when it can be known,
+            # else a stand-in siblings share (resolved when the parent arrives)
+            reply_to_id = derived_parent_uri(status, nonempty(obj(status["account"]).get("uri")), reply_local,
+                                             mention) or local_placeholder(instance, reply_local)
 
     quote_of_id = None
-    if quoted is not None and isinstance(quoted.get("uri"), str):
+    if quoted is not None and nonempty(quoted.get("uri")):
         quote_of_id = quoted["uri"]
     elif quoted_local is not None and (instance, quoted_local) in known:
         quote_of_id = known[(instance, quoted_local)][0]
@@ -473,29 +514,28 @@ def status_to_post(
         counts: dict[str, int | None] = {"like": None, "repost": None, "reply": None, "quote": None}
     else:
         counts = {
-            "like": _int(status.get("favourites_count")),
-            "repost": _int(status.get("reblogs_count")),
-            "reply": _int(status.get("replies_count")),
-            "quote": _int(status.get("quotes_count")),
+            "like": count(status.get("favourites_count"), "favourites_count", warnings),
+            "repost": count(status.get("reblogs_count"), "reblogs_count", warnings),
+            "reply": count(status.get("replies_count"), "replies_count", warnings),
+            "quote": count(status.get("quotes_count"), "quotes_count", warnings),
         }
     if root_id is None and status.get("in_reply_to_id") is None and reblog is None:
         root_id = uri  # not a reply: its own conversation root
-    edited = status.get("edited_at")
     return Post(
         id=uri,
         platform=PLATFORM,
         source="mastodon",
-        created_at=iso_from_iso(status["created_at"]),
+        created_at=pick_time([("created_at", status.get("created_at"))], warnings),
         author=author,
         text=content.text,
-        html=content.html if shown.get("content") else None,
-        url=status.get("url") or shown.get("url") or uri,
+        html=content.html if text(shown.get("content")) else None,
+        url=nonempty(status.get("url")) or nonempty(shown.get("url")) or uri,
         reply_to_id=reply_to_id,
         reply_to_author=reply_to_author,
         root_id=root_id if reblog is None else None,
         quote_of_id=quote_of_id if reblog is None else None,
         is_repost=reblog is not None,
-        lang=shown.get("language") or None,
+        lang=nonempty(shown.get("language")),
         like_count=counts["like"],
         repost_count=counts["repost"],
         reply_count=counts["reply"],
@@ -508,10 +548,22 @@ def status_to_post(
         local_id=local_id,
         instance=instance,
         reply_to_local_id=reply_local,
-        spoiler_text=shown.get("spoiler_text") or None,
-        edited_at=iso_from_iso(edited) if edited else None,
+        spoiler_text=nonempty(shown.get("spoiler_text")),
+        edited_at=_edited_at(status.get("edited_at")),
         raw=status,
+        warnings=warnings,
     )
+
+
+def _edited_at(value: Any) -> str | None:
+    """An edit time when it is a real one; an odd one is dropped (the post
+    keeps its text either way)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return source_time(value)
+    except TimeProblem:
+        return None
 
 
 def status_to_posts(
@@ -537,7 +589,10 @@ def status_to_posts(
         if s["uri"] in seen:
             continue
         seen.add(s["uri"])
-        out.append(status_to_post(s, instance=instance, matched=False, known=known))
+        try:
+            out.append(status_to_post(s, instance=instance, matched=False, known=known))
+        except Skip:
+            continue  # a broken embedded copy costs itself, not the status
         q = _quoted_status(s)
         if _is_status(q):
             todo.append(q)
@@ -566,14 +621,22 @@ class MastodonFile:
             s = todo.pop()
             if not _is_status(s):
                 continue
-            if s.get("id") is not None:
+            local = ident(s.get("id"))
+            if local is not None and s["uri"]:
                 if len(self.known) >= MAX_KNOWN:
                     self.known.clear()
-                account = s.get("account") or {}
-                handle = global_acct(account.get("acct"), account.get("url") or account.get("uri"),
+                account = obj(s.get("account"))
+                handle = global_acct(nonempty(account.get("acct")), nonempty(account.get("url")) or account.get("uri"),
                                      self.instance_for(s))
-                self.known[(self.instance_for(s), str(s["id"]))] = (s["uri"], handle)
+                self.known[(self.instance_for(s), local)] = (s["uri"], handle)
             todo.extend(n for n in (s.get("reblog"), _quoted_status(s)) if n)
+
+
+def _evidence_or_none(status: dict) -> str | None:
+    try:
+        return instance_evidence(status)
+    except Exception:
+        return None
 
 
 def new_state(ctx: Context) -> MastodonFile:
@@ -586,7 +649,7 @@ def _statuses_in(value: Any) -> Iterator[dict]:
     elif isinstance(value, dict):
         if "ancestors" in value or "descendants" in value:
             for key in ("ancestors", "descendants"):
-                yield from (v for v in value.get(key) or [] if isinstance(v, dict))
+                yield from (v for v in seq(value.get(key)) if isinstance(v, dict))
         elif isinstance(value.get("statuses"), list):
             yield from (v for v in value["statuses"] if isinstance(v, dict))
         else:
@@ -606,7 +669,7 @@ def records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
     if state.explicit is None:
         for _, rec in ahead:
             for s in _statuses_in(rec):
-                state.guessed = instance_evidence(s)
+                state.guessed = _evidence_or_none(s)
                 if state.guessed:
                     break
             if state.guessed:
@@ -614,7 +677,10 @@ def records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
     for _, rec in ahead:
         if not isinstance(rec, Skip):
             for s in _statuses_in(rec):
-                state.remember(s)
+                try:
+                    state.remember(s)
+                except Exception:
+                    pass
     yield from ahead
     yield from it
 
@@ -642,7 +708,7 @@ def _normalize(value: Any, ctx: Context) -> Iterator[Post]:
         # ancestors run root -> parent; a root with no parent is the real root
         root = None
         if ancestors and isinstance(ancestors[0], dict) and ancestors[0].get("in_reply_to_id") is None:
-            root = ancestors[0].get("uri")
+            root = nonempty(ancestors[0].get("uri"))
         matched = False
     else:
         statuses = list(_statuses_in(value))
@@ -654,14 +720,23 @@ def _normalize(value: Any, ctx: Context) -> Iterator[Post]:
             raise Skip("not a Mastodon status, status list or context")
     if state.explicit is None and state.guessed is None:
         # called without records() (live capture, tests): this record's evidence
-        state.guessed = next(filter(None, (instance_evidence(s) for s in statuses if isinstance(s, dict))), None)
+        state.guessed = next(filter(None, (_evidence_or_none(s) for s in statuses if isinstance(s, dict))), None)
     for s in statuses:
-        state.remember(s)
-    for s in statuses:
+        try:
+            state.remember(s)
+        except Exception:
+            pass
+
+    def one(s: dict) -> list[Post]:
         if not _is_status(s):
-            raise Skip("a list item is not a Mastodon status")
-        yield from status_to_posts(s, instance=state.instance_for(s), matched=matched,
-                                   known=state.known, root_id=root)
+            raise Skip("not a Mastodon status (needs uri, created_at, account, content)")
+        return status_to_posts(s, instance=state.instance_for(s), matched=matched, known=state.known, root_id=root)
+
+    def name(i: int, s: dict) -> str:
+        sid = ident(s.get("id")) if isinstance(s, dict) else None
+        return f"status {i} (id {sid})" if sid else f"status {i}"
+
+    yield from each_item(ctx, statuses, name, one)
 
 
 def _sniff(value: Any) -> bool:

@@ -3,25 +3,44 @@ and twarc2 flattened JSONL (sources.md §1.7, §1.11, §2.1, §2.2).
 
 The August 2026 OpenAPI renames some fields (``referenced_posts``,
 ``note_post``, ``repost_count``…); both spellings are read (§1.10).
+
+Every field is read by its type (``sources.fields``); one bad post of a
+page costs that post only (``reading.each_item``).  A post whose
+``created_at`` is unreadable or outside the archive's range takes the time
+its id encodes (X ids are snowflakes), else is stored without one.  t.co
+links in the text are replaced by the URLs the entities hold
+(``sources.shortlinks``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 import orjson
 
 from ..models import Author, Media, Post
-from ..timeutil import iso_from_iso
-from .reading import Context, InputFile, Skip, is_jsonl, json_records, short_json_error
+from ..timeutil import EARLIEST_ISO, latest_iso, snowflake_time
+from .fields import count, ident, nonempty, obj, pick_time, seq, text
+from .reading import (
+    Context,
+    InputFile,
+    Overlong,
+    Skip,
+    each_item,
+    is_jsonl,
+    json_records,
+    overlong_skip,
+    short_json_error,
+)
 from .registry import Format, register
+from .shortlinks import add_entity, expand, v2_entity_links
 
 
 def _refs(tweet: dict) -> list[dict]:
-    return tweet.get("referenced_tweets") or tweet.get("referenced_posts") or []
+    return [r for r in seq(tweet.get("referenced_tweets") or tweet.get("referenced_posts")) if isinstance(r, dict)]
 
 
 def x_post_url(handle: str | None, post_id: str) -> str:
@@ -41,37 +60,35 @@ def unescape_x(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def _int(v: Any) -> int | None:
-    if v is None or v == "":
+def user_to_author(user: Any, fallback_id: Any) -> Author | None:
+    """An X author from a v2 user object (or only the author id)."""
+    user = obj(user)
+    uid = ident(user.get("id")) or ident(fallback_id)
+    if uid is None:
         return None
-    return v if type(v) is int else int(v)
-
-
-def user_to_author(user: dict | None, fallback_id: str | None) -> Author | None:
-    if not user:
-        if fallback_id is None:
-            return None
-        return Author(id=str(fallback_id), platform="x")
-    username = user.get("username")
+    username = nonempty(user.get("username"))
     return Author(
-        id=str(user.get("id") or fallback_id),
+        id=uid,
         platform="x",
         handle=username,
-        name=user.get("name"),
-        avatar_url=user.get("profile_image_url"),
+        name=text(user.get("name")),
+        avatar_url=nonempty(user.get("profile_image_url")),
         url=x_profile_url(username),
     )
+
+
+def post_time(value: Any, post_id: str, warnings: list[str]) -> str | None:
+    """An X post's time: ``created_at`` when it is a real time, else the
+    time its (snowflake) id encodes, else None; ``warnings`` says which."""
+    if type(value) is str and len(value) == 24 and _ARCHIVE_TIME.fullmatch(value) and (
+            EARLIEST_ISO <= value <= latest_iso()):
+        return value  # X's own format, in range: nearly every post
+    return pick_time([("created_at", value)], warnings, fallback=("the post id", snowflake_time(post_id)))
 
 
 # X sends times as 2024-05-13T19:05:12.000Z, already the archive's format:
 # only other shapes go through the (slower) general parser.
 _ARCHIVE_TIME = re.compile(r"\d{4}-[01]\d-[0-3]\dT[0-2]\d:[0-5]\d:[0-6]\d\.\d{3}Z")
-
-
-def _time(value: Any) -> str:
-    if type(value) is str and len(value) == 24 and _ARCHIVE_TIME.fullmatch(value):
-        return value
-    return iso_from_iso(value)
 
 
 def tweet_to_post(
@@ -85,115 +102,153 @@ def tweet_to_post(
     raw: Any = None,
 ) -> Post:
     """Map one v2 Tweet object (with the page's includes as lookups)."""
-    tid = str(tweet["id"])
-    if not tid.isdigit():
-        raise Skip(f"post id {tid!r} is not a number")
+    if not isinstance(tweet, dict):
+        raise Skip("a post is not a JSON object")
     get = tweet.get
+    tid = ident(get("id"))
+    if tid is None or not tid.isdigit():
+        raise Skip(f"post id {str(get('id'))[:40]!r} is not a number")
+    warnings: list[str] = []
     author_id = get("author_id")
-    author = user_to_author(get("author") or users.get(str(author_id)), author_id)
-    note = get("note_tweet") or get("note_post") or {}
-    text = note.get("text") or get("text") or ""
-    entities = note.get("entities") or get("entities") or {}
+    author = user_to_author(get("author") or users.get(str(ident(author_id))), author_id)
+    note = obj(get("note_tweet") or get("note_post"))
+    body = nonempty(note.get("text")) or text(get("text")) or ""
+    entities = obj(note.get("entities")) or obj(get("entities"))
+    links_map = v2_entity_links(entities)
+    if note:
+        v2_entity_links(get("entities"), links_map)
     reply_to = quoted = retweeted = None
-    for ref in get("referenced_tweets") or get("referenced_posts") or ():
-        kind = ref.get("type")
+    for ref in _refs(tweet):
+        kind, rid = ref.get("type"), ident(ref.get("id"))
+        if rid is None:
+            continue
         if kind == "replied_to":
-            reply_to = reply_to or str(ref["id"])
+            reply_to = reply_to or rid
         elif kind == "quoted":
-            quoted = quoted or str(ref["id"])
+            quoted = quoted or rid
         elif kind == "retweeted":
-            retweeted = retweeted or str(ref["id"])
-    if retweeted and tweets.get(retweeted, {}).get("text"):
-        original = tweets[retweeted]
-        orig_author = users.get(str(original.get("author_id")), {}).get("username")
-        full = (original.get("note_tweet") or original.get("note_post") or {}).get("text") or original["text"]
-        text = f"RT @{orig_author}: {full}" if orig_author else text
+            retweeted = retweeted or rid
+    original = obj(tweets.get(retweeted)) if retweeted else {}
+    if nonempty(original.get("text")):
+        orig_author = nonempty(obj(users.get(str(ident(original.get("author_id"))))).get("username"))
+        orig_note = obj(original.get("note_tweet") or original.get("note_post"))
+        full = nonempty(orig_note.get("text")) or original["text"]
+        if orig_author:
+            body = f"RT @{orig_author}: {full}"
+            v2_entity_links(orig_note.get("entities"), links_map)
+            v2_entity_links(original.get("entities"), links_map)
     reply_to_author = None
     if reply_to or get("in_reply_to_user_id"):
-        reply_user = get("in_reply_to_user") or users.get(str(get("in_reply_to_user_id")))
-        reply_to_author = (reply_user or {}).get("username") or get("in_reply_to_user_id")
-    metrics = get("public_metrics") or {}
-    hashtags = [h["tag"] for h in entities.get("hashtags") or () if h.get("tag")]
-    mentions = [m["username"] for m in entities.get("mentions") or () if m.get("username")]
+        reply_user = obj(get("in_reply_to_user")) or obj(users.get(str(ident(get("in_reply_to_user_id")))))
+        reply_to_author = nonempty(reply_user.get("username")) or ident(get("in_reply_to_user_id"))
+    metrics = obj(get("public_metrics"))
+    hashtags = [t for h in seq(entities.get("hashtags")) if (t := nonempty(obj(h).get("tag")))]
+    mentions = [m for u in seq(entities.get("mentions")) if (m := nonempty(obj(u).get("username")))]
     links: list[str] = []
-    for u in entities.get("urls") or ():
+    for u in seq(entities.get("urls")):
+        u = obj(u)
         if u.get("media_key"):
             continue
-        link = u.get("unwound_url") or u.get("expanded_url") or u.get("url")
+        link = nonempty(u.get("unwound_url")) or nonempty(u.get("expanded_url")) or nonempty(u.get("url"))
         if link and link not in links:
             links.append(link)
     post_media = []
-    attachments = get("attachments")
+    attachments = obj(get("attachments"))
     if attachments:
         media_objs = attachments.get("media")  # flattened form
-        if media_objs is None:
-            media_objs = [media[k] for k in attachments.get("media_keys") or () if k in media]
-        for m in media_objs:
-            url = m.get("url") or m.get("preview_image_url")
+        if not isinstance(media_objs, list):
+            media_objs = [media[k] for k in seq(attachments.get("media_keys")) if isinstance(k, str) and k in media]
+        for item in media_objs:
+            medium = obj(item)
+            url = nonempty(medium.get("url")) or nonempty(medium.get("preview_image_url"))
             if url:
                 post_media.append(
-                    Media(url=url, type=m.get("type"), alt=m.get("alt_text"),
-                          preview_url=m.get("preview_image_url"))
+                    Media(url=url, type=text(medium.get("type")), alt=text(medium.get("alt_text")),
+                          preview_url=nonempty(medium.get("preview_image_url")))
                 )
     handle = author.handle if author else None
-    if "&" in text:
-        text = unescape_x(text)
-    conversation_id = get("conversation_id")
+    if "&" in body:
+        body = unescape_x(body)
+    body = expand(body, links_map)
+    conversation_id = ident(get("conversation_id"))
+    reposts = metrics.get("retweet_count", metrics.get("repost_count"))
     return Post(
         id=tid,
         platform="x",
         source=source,
-        created_at=_time(tweet["created_at"]),
+        created_at=post_time(get("created_at"), tid, warnings),
         author=author,
-        text=text,
+        text=body,
         url=x_post_url(handle, tid),
         reply_to_id=reply_to,
-        reply_to_author=str(reply_to_author) if reply_to_author else None,
-        root_id=str(conversation_id) if conversation_id else None,
+        reply_to_author=reply_to_author,
+        root_id=conversation_id,
         quote_of_id=quoted,
         is_repost=retweeted is not None,
-        lang=get("lang"),
-        like_count=_int(metrics.get("like_count")),
-        repost_count=_int(metrics.get("retweet_count", metrics.get("repost_count"))),
-        reply_count=_int(metrics.get("reply_count")),
-        quote_count=_int(metrics.get("quote_count")),
+        lang=nonempty(get("lang")),
+        like_count=count(metrics.get("like_count"), "like_count", warnings),
+        repost_count=count(reposts, "repost_count", warnings),
+        reply_count=count(metrics.get("reply_count"), "reply_count", warnings),
+        quote_count=count(metrics.get("quote_count"), "quote_count", warnings),
         matched=matched,
         hashtags=hashtags,
         mentions=mentions,
         links=links,
         media=post_media,
         raw=raw if raw is not None else tweet,
+        warnings=warnings,
     )
 
 
-def _index(items: Iterable[dict] | None, key: str) -> dict[str, dict]:
-    return {str(i[key]): i for i in items or [] if isinstance(i, dict) and key in i}
+def _post_name(i: int, tweet: Any) -> str:
+    """How a message names a page's post: "post 3 (id 17…)"."""
+    tid = ident(tweet.get("id")) if isinstance(tweet, dict) else ident(getattr(tweet, "id", None))
+    return f"post {i} (id {tid})" if tid else f"post {i}"
+
+
+def _index(items: Any, key: str) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for i in seq(items):
+        if isinstance(i, dict):
+            k = ident(i.get(key))
+            if k is not None:
+                out[k] = i
+    return out
 
 
 def normalize_page(page: dict, ctx: Context, source: str = "twarc2") -> Iterator[Post]:
-    """One API v2 response page (or stream line): data + includes."""
+    """One API v2 response page (or stream line): data + includes.  A bad
+    post costs itself only (its reason goes to ``ctx.problems``)."""
     data = page.get("data")
     if data is None:
         return
     if isinstance(data, dict):
         data = [data]
-    includes = page.get("includes") or {}
+    if not isinstance(data, list):
+        raise Skip("page data is neither a list of posts nor a post")
+    includes = obj(page.get("includes"))
     users = _index(includes.get("users"), "id")
     tweets = _index(includes.get("tweets") or includes.get("posts"), "id")
     media = _index(includes.get("media"), "media_key")
     seen = set()
-    for tweet in data:
-        if "text" not in tweet and "created_at" not in tweet:
-            raise Skip("page data holds no posts")
+
+    def one(tweet: Any) -> list[Post]:
+        if not isinstance(tweet, dict) or ("text" not in tweet and "created_at" not in tweet):
+            raise Skip("not a post (no text, no created_at)")
         post = tweet_to_post(tweet, users, tweets, media, matched=True, source=source)
         seen.add(post.id)
-        yield post
+        return [post]
+
+    yield from each_item(ctx, data, _post_name, one)
+
     # Referenced posts (reply parents, quoted, retweeted originals) are
     # context: stored, but not as matches of the query.
-    for tid, tweet in tweets.items():
-        if tid in seen or "created_at" not in tweet:
-            continue
-        yield tweet_to_post(tweet, users, tweets, media, matched=False, source=source)
+    def context(tweet: dict) -> list[Post]:
+        if ident(tweet.get("id")) in seen or tweet.get("created_at") is None:
+            return []
+        return [tweet_to_post(tweet, users, tweets, media, matched=False, source=source)]
+
+    yield from each_item(ctx, list(tweets.values()), lambda i, t: "included " + _post_name(i, t), context)
 
 
 def normalize_flat(tweet: dict, ctx: Context) -> Iterator[Post]:
@@ -201,15 +256,23 @@ def normalize_flat(tweet: dict, ctx: Context) -> Iterator[Post]:
     users: dict[str, dict] = {}
     tweets: dict[str, dict] = {}
     for ref in _refs(tweet):
-        if ref.get("author"):
-            users[str(ref["author"].get("id"))] = ref["author"]
-        if ref.get("created_at"):
-            tweets[str(ref["id"])] = ref
+        author = obj(ref.get("author"))
+        if ident(author.get("id")):
+            users[str(ident(author.get("id")))] = author
+        rid = ident(ref.get("id"))
+        if ref.get("created_at") is not None and rid:
+            tweets[rid] = ref
     yield tweet_to_post(tweet, users, tweets, {}, matched=True, source="twarc2")
-    for tid, ref in tweets.items():
-        if tid != str(tweet["id"]):
-            context = {k: v for k, v in ref.items() if k != "type"}
-            yield tweet_to_post(context, users, tweets, {}, matched=False, source="twarc2")
+    own = ident(tweet.get("id"))
+
+    def context(item: tuple[str, dict]) -> list[Post]:
+        tid, ref = item
+        if tid == own:
+            return []
+        data = {k: v for k, v in ref.items() if k != "type"}
+        return [tweet_to_post(data, users, tweets, {}, matched=False, source="twarc2")]
+
+    yield from each_item(ctx, list(tweets.items()), lambda i, t: f"referenced post {i} (id {t[0]})", context)
 
 
 def _is_page(v: Any) -> bool:
@@ -342,19 +405,26 @@ _tweet_decoder = msgspec.json.Decoder(_Tweet)
 
 
 def _author_s(user: _User | None, fallback_id: Any) -> Author | None:
+    uid = ident(user.id if user is not None else None) or ident(fallback_id)
+    if uid is None:
+        return None
     if user is None:
-        if fallback_id is None:
-            return None
-        return Author(id=str(fallback_id), platform="x")
-    username = user.username
+        return Author(id=uid, platform="x")
+    username = user.username or None
     return Author(
-        id=str(user.id or fallback_id),
+        id=uid,
         platform="x",
         handle=username,
         name=user.name,
-        avatar_url=user.profile_image_url,
+        avatar_url=user.profile_image_url or None,
         url=x_profile_url(username),
     )
+
+
+def _struct_links(entities: _Entities | None, links: dict[str, str]) -> None:
+    if entities is not None:
+        for u in entities.urls or ():
+            add_entity(links, u.url, u.unwound_url, u.expanded_url)
 
 
 def _struct_to_post(
@@ -366,38 +436,46 @@ def _struct_to_post(
     matched: bool,
 ) -> Post:
     """tweet_to_post for a decoded struct (same rules, same result)."""
-    tid = str(tweet.id)
-    if not tid.isdigit():
-        raise Skip(f"post id {tid!r} is not a number")
-    if tweet.created_at is None:
-        raise KeyError("created_at")
+    tid = ident(tweet.id)
+    if tid is None or not tid.isdigit():
+        raise Skip(f"post id {str(tweet.id)[:40]!r} is not a number")
+    warnings: list[str] = []
     author_id = tweet.author_id
-    author = _author_s(tweet.author or users.get(str(author_id)), author_id)
+    author = _author_s(tweet.author or users.get(str(ident(author_id))), author_id)
     note = tweet.note_tweet or tweet.note_post
-    text = (note.text if note else None) or tweet.text or ""
+    body = (note.text if note else None) or tweet.text or ""
     entities = (note.entities if note else None) or tweet.entities
+    links_map: dict[str, str] = {}
+    _struct_links(entities, links_map)
+    if note:
+        _struct_links(tweet.entities, links_map)
     reply_to = quoted = retweeted = None
     for ref in tweet.referenced_tweets or tweet.referenced_posts or ():
-        kind = ref.type
+        kind, rid = ref.type, ident(ref.id)
+        if rid is None:
+            continue
         if kind == "replied_to":
-            reply_to = reply_to or str(ref.id)
+            reply_to = reply_to or rid
         elif kind == "quoted":
-            quoted = quoted or str(ref.id)
+            quoted = quoted or rid
         elif kind == "retweeted":
-            retweeted = retweeted or str(ref.id)
+            retweeted = retweeted or rid
     if retweeted:
         original = tweets.get(retweeted)
         if original is not None and original[0].text:
             orig = original[0]
-            orig_user = users.get(str(orig.author_id))
-            orig_author = orig_user.username if orig_user else None
+            orig_user = users.get(str(ident(orig.author_id)))
+            orig_author = (orig_user.username if orig_user else None) or None
             orig_note = orig.note_tweet or orig.note_post
             full = (orig_note.text if orig_note else None) or orig.text
-            text = f"RT @{orig_author}: {full}" if orig_author else text
+            if orig_author:
+                body = f"RT @{orig_author}: {full}"
+                _struct_links(orig_note.entities if orig_note else None, links_map)
+                _struct_links(orig.entities, links_map)
     reply_to_author = None
     if reply_to or tweet.in_reply_to_user_id:
-        reply_user = tweet.in_reply_to_user or users.get(str(tweet.in_reply_to_user_id))
-        reply_to_author = (reply_user.username if reply_user else None) or tweet.in_reply_to_user_id
+        reply_user = tweet.in_reply_to_user or users.get(str(ident(tweet.in_reply_to_user_id)))
+        reply_to_author = (reply_user.username if reply_user else None) or ident(tweet.in_reply_to_user_id)
     hashtags: list[str] = []
     mentions: list[str] = []
     links: list[str] = []
@@ -419,31 +497,34 @@ def _struct_to_post(
             if m is not None:
                 url = m.url or m.preview_image_url
                 if url:
-                    post_media.append(Media(url=url, type=m.type, alt=m.alt_text, preview_url=m.preview_image_url))
+                    post_media.append(Media(url=url, type=m.type, alt=m.alt_text,
+                                            preview_url=m.preview_image_url or None))
     handle = author.handle if author else None
-    if "&" in text:
-        text = unescape_x(text)
+    if "&" in body:
+        body = unescape_x(body)
+    body = expand(body, links_map)
     metrics = tweet.public_metrics
     if metrics is not None:
         reposts = metrics.retweet_count if metrics.retweet_count is not None else metrics.repost_count
-        counts = (_int(metrics.like_count), _int(reposts), _int(metrics.reply_count), _int(metrics.quote_count))
+        counts = (count(metrics.like_count, "like_count", warnings), count(reposts, "repost_count", warnings),
+                  count(metrics.reply_count, "reply_count", warnings),
+                  count(metrics.quote_count, "quote_count", warnings))
     else:
         counts = (None, None, None, None)
-    conversation_id = tweet.conversation_id
     return Post(
         id=tid,
         platform="x",
         source="twarc2",
-        created_at=_time(tweet.created_at),
+        created_at=post_time(tweet.created_at, tid, warnings),
         author=author,
-        text=text,
+        text=body,
         url=x_post_url(handle, tid),
         reply_to_id=reply_to,
-        reply_to_author=str(reply_to_author) if reply_to_author else None,
-        root_id=str(conversation_id) if conversation_id else None,
+        reply_to_author=reply_to_author,
+        root_id=ident(tweet.conversation_id),
         quote_of_id=quoted,
         is_repost=retweeted is not None,
-        lang=tweet.lang,
+        lang=tweet.lang or None,
         like_count=counts[0],
         repost_count=counts[1],
         reply_count=counts[2],
@@ -454,6 +535,7 @@ def _struct_to_post(
         links=links,
         media=post_media,
         raw=raw,
+        warnings=warnings,
     )
 
 
@@ -461,8 +543,9 @@ class _NotFast(Exception):
     """The line does not fit the structs: use the dict path."""
 
 
-def _fast_page(line: bytes | bytearray) -> list[Post]:
-    """The posts of one raw-page JSONL line; _NotFast when it is not one."""
+def _fast_page(line: bytes | bytearray, ctx: Context) -> list[Post]:
+    """The posts of one raw-page JSONL line; _NotFast when it is not one.
+    A post that cannot be mapped costs itself only (``ctx.problems``)."""
     try:
         page = _page_decoder.decode(line)
         data = bytes(page.data)
@@ -476,28 +559,38 @@ def _fast_page(line: bytes | bytearray) -> list[Post]:
         context: dict[str, tuple[_Tweet, str]] = {}
         if includes is not None:
             for u in includes.users or ():
-                if u.id is not None:
-                    users[str(u.id)] = u
+                uid = ident(u.id)
+                if uid is not None:
+                    users[uid] = u
             for m in includes.media or ():
-                if m.media_key is not None:
+                if m.media_key:
                     media[m.media_key] = m
             for r in includes.tweets or includes.posts or ():
                 t = _tweet_decoder.decode(r)
-                context[str(t.id)] = (t, bytes(r).decode())
+                key = ident(t.id)
+                if key is not None:
+                    context[key] = (t, bytes(r).decode())
     except msgspec.DecodeError:
         raise _NotFast from None
     posts = []
     seen = set()
-    for tweet, r in decoded:
-        if tweet.text is None and tweet.created_at is None:
-            raise Skip("page data holds no posts")
-        post = _struct_to_post(tweet, bytes(r).decode(), users, context, media, True)
+    for i, (tweet, r) in enumerate(decoded, 1):
+        try:
+            if tweet.text is None and tweet.created_at is None:
+                raise Skip("not a post (no text, no created_at)")
+            post = _struct_to_post(tweet, bytes(r).decode(), users, context, media, True)
+        except Skip as e:
+            ctx.problems.append(f"{_post_name(i, tweet)}: {e}")
+            continue
         seen.add(post.id)
         posts.append(post)
-    for tid, (tweet, raw) in context.items():
+    for i, (tid, (tweet, raw)) in enumerate(context.items(), 1):
         if tid in seen or tweet.created_at is None:
             continue
-        posts.append(_struct_to_post(tweet, raw, users, context, media, False))
+        try:
+            posts.append(_struct_to_post(tweet, raw, users, context, media, False))
+        except Skip as e:
+            ctx.problems.append(f"included {_post_name(i, tweet)}: {e}")
     return posts
 
 
@@ -506,27 +599,26 @@ def records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
     if not is_jsonl(f):
         yield from json_records(f, ctx)
         return
-    for n, line in enumerate(f.lines(), 1):
-        if n == 1 and line.startswith(b"\xef\xbb\xbf"):
-            line = line[3:]
-        if line.strip():
+    for n, line in f.numbered_lines():
+        if type(line) is Overlong:
+            yield str(n), overlong_skip()
+        else:
             yield str(n), line
 
 
 def normalize(value: Any, ctx: Context) -> Iterator[Post]:
     if isinstance(value, (bytes, bytearray)):
         try:
-            yield from _fast_page(value)
+            yield from _fast_page(value, ctx)
             return
         except _NotFast:
-            pass
+            ctx.problems.clear()
         try:
             value = orjson.loads(value)
         except orjson.JSONDecodeError as e:
             raise Skip(f"invalid JSON ({short_json_error(e, value)})") from None
         if isinstance(value, list):  # a compact one-line array of posts or pages
-            for item in value:
-                yield from normalize(item, ctx)
+            yield from each_item(ctx, value, lambda i, _: f"item {i}", lambda item: normalize(item, ctx))
             return
     if isinstance(value, dict) and "data" in value:
         yield from normalize_page(value, ctx)

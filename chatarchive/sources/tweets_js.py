@@ -15,17 +15,18 @@ self-replies name it); failing that, posts get the author
 
 from __future__ import annotations
 
-import codecs
 import json
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from ..errors import InputError
 from ..models import Author, Post
-from .reading import Context, InputFile, Skip
+from .fields import ident, nonempty, obj, seq, text
+from .reading import Context, InputFile, Skip, iter_array
 from .registry import Format, register, state_of
 from .twarc2 import x_profile_url
 from .twitter_v1 import _MEDIA_SELF_LINK, full_text, quote_from_links, status_to_post
@@ -35,8 +36,7 @@ UNKNOWN_OWNER_ID = "x:archive-owner"
 _PREFIX = re.compile(rb"^\s*window\.YTD\.(\w+)\.part(\d+)\s*=")
 _BARE_ARRAY = re.compile(rb'^\s*\[\s*\{\s*"tweet"\s*:')
 _POST_PARTS = {"tweets", "tweet", "community_tweet"}
-_DECODER = json.JSONDecoder()
-_WS = " \t\r\n"
+_SMALL_JS = 1 << 20  # account.js and profile.js are a few KB
 
 
 def sniff(head: bytes) -> bool:
@@ -47,110 +47,55 @@ def sniff(head: bytes) -> bool:
 # Reading the array without executing or loading it whole
 
 
-def _text_chunks(f: InputFile) -> Iterator[str]:
-    decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    for chunk in f.chunks():
-        yield decoder.decode(chunk)
-    yield decoder.decode(b"", final=True)
-
-
 def iter_elements(chunks: Iterator[str], display: str) -> Iterator[tuple[int, Any]]:
     """Yield (line, element) for each element of the JSON array that follows
     the ``window.YTD.<name>.partN =`` prefix (or starts the text).  A broken
     or cut-off element is yielded as a Skip and ends the reading."""
     buf = ""
-    line = 1
-    eof = False
     it = iter(chunks)
-
-    def more() -> bool:
-        nonlocal buf, eof
-        if eof:
-            return False
-        for piece in it:
-            if piece:
-                buf += piece
-                return True
-        eof = True
-        return False
-
     # the prefix: everything up to and including the first "="
-    while len(buf.lstrip()) < len("window.") and "[" not in buf:
-        if not more():
+    for piece in it:
+        buf += piece
+        if len(buf.lstrip()) >= len("window.") or "[" in buf:
             break
     if not buf.strip():
         raise InputError(f"{display}: the file is empty")
+    line = 1
     if buf.lstrip().startswith("window."):
         while "=" not in buf:
-            if not more():
+            more = next(it, None)
+            if more is None:
                 raise InputError(f"{display}: no '=' after the window.YTD prefix (the file is cut off)")
+            buf += more
+            if len(buf) > 4096:  # the prefix is a few dozen characters
+                raise InputError(f"{display}: no '=' after the window.YTD prefix")
         eq = buf.find("=")
         line += buf.count("\n", 0, eq)
         buf = buf[eq + 1:]
-    pos = 0
-    # the opening bracket
-    while True:
-        while pos < len(buf) and buf[pos] in _WS:
-            if buf[pos] == "\n":
-                line += 1
-            pos += 1
-        if pos < len(buf):
-            break
-        buf, pos = "", 0
-        if not more():
-            raise InputError(f"{display}: nothing after '=' (the file is cut off)")
-    if buf[pos] != "[":
-        raise InputError(f"{display}: expected a JSON array after '=', found {buf[pos:pos + 20]!r}")
-    pos += 1
-    index = 0
-    while True:
-        # skip whitespace and the comma between elements
-        while True:
-            while pos < len(buf) and (buf[pos] in _WS or buf[pos] == ","):
-                if buf[pos] == "\n":
-                    line += 1
-                pos += 1
-            if pos < len(buf):
-                break
-            buf, pos = "", 0
-            if not more():
-                yield line, Skip("the array is cut off (no closing ']'): the file may be truncated")
-                return
-        if buf[pos] == "]":
-            return
-        index += 1
-        while True:
-            try:
-                value, end = _DECODER.raw_decode(buf, pos)
-                break
-            except json.JSONDecodeError as e:
-                if more():
-                    continue  # the element may continue in the next chunk
-                cut = not buf.rstrip().rstrip(";").rstrip().endswith("]")
-                reason = "the file is cut off" if cut else f"invalid JSON: {e.msg}"
-                yield line, Skip(f"item {index}: {reason}; the rest of the file cannot be read")
-                return
-        yield line, value
-        line += buf.count("\n", pos, end)
-        pos = end
-        if pos > 1 << 20:  # drop what was read, keep memory flat
-            buf, pos = buf[pos:], 0
+    try:
+        yield from iter_array(chain([buf], it), display, line)
+    except InputError as e:  # say it in the archive's terms
+        msg = str(e).replace("expected a JSON list", "expected a JSON array after '='")
+        raise InputError(msg.replace("nothing where a JSON list should start", "nothing after '='")) from None
 
 
 def _read_small_js(path: str) -> Any:
-    """account.js / profile.js: small, read whole; None if absent or broken."""
+    """account.js / profile.js: small, read whole (up to 1 MB); None if
+    absent, broken or larger."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            data = fh.read(_SMALL_JS + 1)
     except OSError:
         return None
-    text = data.decode("utf-8-sig", errors="replace")
-    eq = text.find("=")
-    body = text[eq + 1:] if eq >= 0 and text.lstrip().startswith("window.") else text
+    if len(data) > _SMALL_JS:
+        return None
+    body = data.decode("utf-8-sig", errors="replace")
+    eq = body.find("=")
+    body = body[eq + 1:] if eq >= 0 and body.lstrip().startswith("window.") else body
     body = body.strip().rstrip(";").strip()
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -168,8 +113,8 @@ def owner_from_account(folder: str) -> Author | None:
     acc = _unwrap(account[0], "account")
     if not isinstance(acc, dict):
         return None
-    handle = acc.get("username") or None
-    uid = str(acc.get("accountId") or "") or None
+    handle = nonempty(acc.get("username"))
+    uid = ident(acc.get("accountId"))
     if not uid or not uid.isdigit():
         uid = f"x:@{handle}" if handle else None
     if uid is None:
@@ -179,8 +124,8 @@ def owner_from_account(folder: str) -> Author | None:
     if isinstance(profile, list) and profile:
         prof = _unwrap(profile[0], "profile")
         if isinstance(prof, dict):
-            avatar = prof.get("avatarMediaUrl") or None
-    return Author(id=uid, platform="x", handle=handle, name=acc.get("accountDisplayName") or None,
+            avatar = nonempty(prof.get("avatarMediaUrl"))
+    return Author(id=uid, platform="x", handle=handle, name=nonempty(acc.get("accountDisplayName")),
                   avatar_url=avatar, url=x_profile_url(handle))
 
 
@@ -193,18 +138,18 @@ def infer_owner(elements: Iterator[tuple[int, Any]]) -> Author:
         tweet = _unwrap(item, "tweet")
         if not isinstance(tweet, dict):
             continue
-        own = str(tweet.get("id_str") or tweet.get("id") or "")
+        own = ident(tweet.get("id_str")) or ident(tweet.get("id")) or ""
         if handle is None:
             for ents in (tweet.get("extended_entities"), tweet.get("entities")):
-                for m in (ents or {}).get("media") or []:
-                    hit = _MEDIA_SELF_LINK.match(str((m or {}).get("expanded_url") or ""))
+                for m in seq(obj(ents).get("media")):
+                    hit = _MEDIA_SELF_LINK.match(text(obj(m).get("expanded_url")) or "")
                     if hit and hit.group(2) == own:
                         handle = hit.group(1)
                         break
                 if handle:
                     break
-        if handle and uid is None and str(tweet.get("in_reply_to_screen_name") or "").lower() == handle.lower():
-            rid = str(tweet.get("in_reply_to_user_id_str") or tweet.get("in_reply_to_user_id") or "")
+        if handle and uid is None and (text(tweet.get("in_reply_to_screen_name")) or "").lower() == handle.lower():
+            rid = ident(tweet.get("in_reply_to_user_id_str")) or ident(tweet.get("in_reply_to_user_id")) or ""
             uid = rid if rid.isdigit() else None
         if handle and uid:
             break
@@ -233,7 +178,7 @@ def _owner(f: InputFile) -> Author:
     # A second pass over the file (not possible for stdin).
     probe = InputFile(f.path)
     try:
-        return infer_owner(iter_elements(_text_chunks(probe), probe.display))
+        return infer_owner(iter_elements(probe.text_chunks(), probe.display))
     except InputError:
         return Author(id=UNKNOWN_OWNER_ID, platform="x")
     finally:
@@ -249,7 +194,7 @@ def records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
             "import data/tweets.js (tweet.js, tweets-partN.js) instead"
         )
     state_of(ctx, ArchiveOwner).author = _owner(f)
-    for line, item in iter_elements(_text_chunks(f), f.display):
+    for line, item in iter_elements(f.text_chunks(), f.display):
         yield str(line), item
 
 

@@ -4,21 +4,27 @@ per line), a JSON array of statuses, the search response
 
 The helpers here (entities, links, status URLs) are shared by the other
 v1-derived formats: the account archive (tweets_js) and TAGS (csv_sheets).
+Fields are read by their type (``sources.fields``); an unreadable or
+out-of-range ``created_at`` gives way to the time in the post id; t.co
+links in the text are replaced by the entities' URLs (``sources.shortlinks``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from ..models import Author, Media, Post
 from ..safety import safe_url
-from ..timeutil import iso_from_iso, iso_from_legacy
+from ..timeutil import LEGACY_FORMAT, parse_iso, snowflake_time
 from .detect import sample_of
-from .reading import Context, InputFile, Skip, json_records
+from .fields import count, ident, nonempty, obj, pick_time, seq, text
+from .reading import Context, InputFile, Skip, each_item, json_records
 from .registry import Format, register
-from .twarc2 import _int, unescape_x, user_to_author, x_post_url
+from .shortlinks import expand, v1_status_links
+from .twarc2 import unescape_x, user_to_author, x_post_url
 
 SOURCE = "twitter_v1"
 
@@ -79,50 +85,52 @@ def is_web_link(url: Any) -> bool:
     return host not in _SHORTENER_HOSTS
 
 
-def parse_created_at(value: Any) -> str:
+def parse_legacy_or_iso(value: str) -> datetime:
     """The legacy 'Mon May 13 19:05:12 +0000 2024' form; ISO as a fallback
-    (some re-serialised files use it)."""
-    if not isinstance(value, str) or not value.strip():
-        raise Skip("no created_at time")
+    (some re-serialised files use it).  ValueError when neither."""
     try:
-        return iso_from_legacy(value)
+        return datetime.strptime(value.strip(), LEGACY_FORMAT)
     except ValueError:
-        try:
-            return iso_from_iso(value)
-        except ValueError:
-            raise Skip(f"unreadable created_at {value[:40]!r}") from None
+        return parse_iso(value)
+
+
+def created_at(value: Any, post_id: str, warnings: list[str]) -> str | None:
+    """A v1.1 post's time, or the time in its id, or None (with a warning)."""
+    return pick_time([("created_at", value)], warnings, fallback=("the post id", snowflake_time(post_id)),
+                     parse=parse_legacy_or_iso)
 
 
 def full_text(status: dict) -> str:
     """extended_tweet.full_text, else full_text, else text (twarc's order)."""
-    ext = status.get("extended_tweet") or {}
-    return ext.get("full_text") or status.get("full_text") or status.get("text") or ""
+    ext = obj(status.get("extended_tweet"))
+    return (nonempty(ext.get("full_text")) or nonempty(status.get("full_text"))
+            or nonempty(status.get("text")) or "")
 
 
 def status_entities(status: dict) -> tuple[dict, dict]:
     """(entities, extended_entities), preferring the extended_tweet copies."""
-    ext = status.get("extended_tweet") or {}
-    entities = ext.get("entities") or status.get("entities") or {}
-    extended = ext.get("extended_entities") or status.get("extended_entities") or {}
+    ext = obj(status.get("extended_tweet"))
+    entities = obj(ext.get("entities")) or obj(status.get("entities"))
+    extended = obj(ext.get("extended_entities")) or obj(status.get("extended_entities"))
     return entities, extended
 
 
 def entity_lists(entities: dict, extended: dict | None = None
                  ) -> tuple[list[str], list[str], list[str], list[Media]]:
     """hashtags, mentions, expanded links and media from v1 entities."""
-    entities = entities if isinstance(entities, dict) else {}
-    hashtags = _unique(h.get("text") for h in entities.get("hashtags") or [] if isinstance(h, dict))
-    mentions = _unique(m.get("screen_name") for m in entities.get("user_mentions") or []
+    entities = obj(entities)
+    hashtags = _unique(h.get("text") for h in seq(entities.get("hashtags")) if isinstance(h, dict))
+    mentions = _unique(m.get("screen_name") for m in seq(entities.get("user_mentions"))
                        if isinstance(m, dict))
     links: list[str] = []
-    for u in entities.get("urls") or []:
+    for u in seq(entities.get("urls")):
         if not isinstance(u, dict):
             continue
         unwound = u.get("unwound")
         link = (unwound.get("url") if isinstance(unwound, dict) else None) or u.get("expanded_url")
         if isinstance(link, str) and is_web_link(link) and link not in links:
             links.append(link)
-    media_items = (extended or {}).get("media") or entities.get("media") or []
+    media_items = seq(obj(extended).get("media")) or seq(entities.get("media"))
     media: list[Media] = []
     seen: set[str] = set()
     for m in media_items:
@@ -132,10 +140,10 @@ def entity_lists(entities: dict, extended: dict | None = None
         if not isinstance(url, str) or not is_web_link(url) or url in seen:
             continue
         seen.add(url)
-        kind = m.get("type")
+        kind = text(m.get("type"))
         # Same URLs as the v2 importer (photo url / video preview), so one
         # post read from both formats has one media row.
-        media.append(Media(url=url, type=kind, alt=m.get("ext_alt_text") or None,
+        media.append(Media(url=url, type=kind, alt=nonempty(m.get("ext_alt_text")),
                            preview_url=url if kind in ("video", "animated_gif") else None))
     return hashtags, mentions, links, media
 
@@ -149,24 +157,23 @@ def _unique(values) -> list[str]:
 
 
 def _id(v: Any) -> str | None:
-    if v is None or v == "":
-        return None
-    s = str(v)
-    return s if s.isdigit() else None
+    """A numeric X id (text or integer), else None."""
+    s = ident(v)
+    return s if s is not None and s.isdigit() else None
 
 
-def v1_user_to_author(user: dict | None) -> Author | None:
+def v1_user_to_author(user: Any) -> Author | None:
     if not isinstance(user, dict):
         return None
     uid = _id(user.get("id_str")) or _id(user.get("id"))
-    handle = user.get("screen_name")
+    handle = nonempty(user.get("screen_name"))
     if uid is None:
         if not handle:
             return None
         uid = f"x:@{handle}"
     return user_to_author(
         {"id": uid, "username": handle, "name": user.get("name"),
-         "profile_image_url": user.get("profile_image_url_https") or user.get("profile_image_url")},
+         "profile_image_url": nonempty(user.get("profile_image_url_https")) or user.get("profile_image_url")},
         uid,
     )
 
@@ -188,16 +195,17 @@ def status_to_post(
         raise Skip(f"post id {status.get('id_str', status.get('id'))!r} is not a number")
     if author is None:
         author = v1_user_to_author(status.get("user"))
+    warnings: list[str] = []
     entities, extended = status_entities(status)
     hashtags, mentions, links, media = entity_lists(entities, extended)
-    text = full_text(status)
+    body = full_text(status)
     original = status.get("retweeted_status")
     if isinstance(original, dict):
         # The top-level text of a retweet is truncated; rebuild it from the
         # original, which is complete.
-        orig_user = (original.get("user") or {}).get("screen_name")
+        orig_user = nonempty(obj(original.get("user")).get("screen_name"))
         if orig_user:
-            text = f"RT @{orig_user}: {full_text(original)}"
+            body = f"RT @{orig_user}: {full_text(original)}"
         o_tags, o_mentions, o_links, o_media = entity_lists(*status_entities(original))
         hashtags = _unique(hashtags + o_tags)
         mentions = _unique(mentions + o_mentions)
@@ -206,7 +214,7 @@ def status_to_post(
         media = media + [m for m in o_media if m.url not in urls]
     links = drop_self_links(links, tid)
     reply_to = _id(status.get("in_reply_to_status_id_str")) or _id(status.get("in_reply_to_status_id"))
-    reply_to_author = status.get("in_reply_to_screen_name") or _id(
+    reply_to_author = nonempty(status.get("in_reply_to_screen_name")) or _id(
         status.get("in_reply_to_user_id_str")) or _id(status.get("in_reply_to_user_id"))
     if not reply_to:
         reply_to_author = None
@@ -215,9 +223,9 @@ def status_to_post(
         id=tid,
         platform="x",
         source=source,
-        created_at=parse_created_at(status.get("created_at")),
+        created_at=created_at(status.get("created_at"), tid, warnings),
         author=author,
-        text=unescape_x(text),
+        text=expand(unescape_x(body), v1_status_links(status)),
         url=x_post_url(handle, tid),
         reply_to_id=reply_to,
         reply_to_author=reply_to_author,
@@ -226,25 +234,27 @@ def status_to_post(
         root_id=None if reply_to else tid,
         quote_of_id=_id(status.get("quoted_status_id_str")) or _id(status.get("quoted_status_id")),
         is_repost=isinstance(original, dict),
-        lang=status.get("lang") or None,
-        like_count=_int(status.get("favorite_count")),
-        repost_count=_int(status.get("retweet_count")),
-        reply_count=_int(status.get("reply_count")),
-        quote_count=_int(status.get("quote_count")),
+        lang=nonempty(status.get("lang")),
+        like_count=count(status.get("favorite_count"), "favorite_count", warnings),
+        repost_count=count(status.get("retweet_count"), "retweet_count", warnings),
+        reply_count=count(status.get("reply_count"), "reply_count", warnings),
+        quote_count=count(status.get("quote_count"), "quote_count", warnings),
         matched=matched,
         hashtags=hashtags,
         mentions=mentions,
         links=links,
         media=media,
         raw=raw if raw is not None else status,
+        warnings=warnings,
     )
 
 
 def status_to_posts(status: dict, *, source: str = SOURCE) -> Iterator[Post]:
     """A status and the posts embedded in it: the retweeted original and the
     quoted post (each possibly quoting another) are context, matched=False."""
-    yield status_to_post(status, matched=True, source=source)
-    seen = {str(status.get("id_str") or status.get("id"))}
+    first = status_to_post(status, matched=True, source=source)
+    yield first
+    seen = {first.id}
     stack = [status]
     while stack:
         current = stack.pop()
@@ -252,11 +262,14 @@ def status_to_posts(status: dict, *, source: str = SOURCE) -> Iterator[Post]:
             inner = current.get(key)
             if not isinstance(inner, dict) or "created_at" not in inner:
                 continue
-            iid = str(inner.get("id_str") or inner.get("id"))
-            if iid in seen:
+            iid = _id(inner.get("id_str")) or _id(inner.get("id"))
+            if iid is None or iid in seen:
                 continue
             seen.add(iid)
-            yield status_to_post(inner, matched=False, source=source)
+            try:
+                yield status_to_post(inner, matched=False, source=source)
+            except Skip:
+                continue  # a broken embedded copy costs itself, not the status
             stack.append(inner)
 
 
@@ -283,17 +296,28 @@ def _sniff(value: Any) -> bool:
 def normalize(value: Any, ctx: Context | None = None) -> Iterator[Post]:
     """One record: a status, a list of statuses, or a search response."""
     if isinstance(value, list):
-        for item in value:
-            yield from normalize(item, ctx)
+        yield from _each(value, ctx)
     elif isinstance(value, dict) and isinstance(value.get("statuses"), list):
-        for item in value["statuses"]:
-            yield from normalize(item, ctx)
+        yield from _each(value["statuses"], ctx)
     elif isinstance(value, dict) and STREAM_MESSAGES & value.keys() and "id_str" not in value:
         return  # a stream control message (delete, limit…): not a post, not an error
     elif is_status(value):
         yield from status_to_posts(value)
     else:
         raise Skip("not a Twitter v1.1 status")
+
+
+def _each(items: list, ctx: Context | None) -> Iterator[Post]:
+    if ctx is None:  # called as a plain function: every item must be good
+        for item in items:
+            yield from normalize(item, ctx)
+        return
+
+    def name(i: int, item: Any) -> str:
+        sid = (_id(item.get("id_str")) or _id(item.get("id"))) if isinstance(item, dict) else None
+        return f"status {i} (id {sid})" if sid else f"status {i}"
+
+    yield from each_item(ctx, items, name, lambda item: normalize(item, ctx))
 
 
 def records(f: InputFile, ctx: Context) -> Iterator[tuple[str, Any]]:
