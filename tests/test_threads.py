@@ -14,8 +14,9 @@ from builders import at, post
 from chatarchive.analysis import threads
 from chatarchive.analysis.pipeline import analyse_archive
 from chatarchive.archive.schema import open_db
-from chatarchive.archive.writer import local_placeholder, save_posts
+from chatarchive.archive.writer import save_posts
 from chatarchive.errors import NotFoundError
+from chatarchive.models import local_placeholder
 
 T0 = "2026-03-04T18:00:00Z"
 
