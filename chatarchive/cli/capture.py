@@ -123,6 +123,10 @@ def _capture(db: str, platform: str, query: str, stream: bool, since: str | None
     if length is not None and not scheduling:
         start = start or datetime.now(timezone.utc)
         end = start + length
+    if stream and not scheduling and start is None:
+        # "from now" is when the command started: the streams connect a moment
+        # later (credentials, rules), and what was posted meanwhile is replayed
+        start = datetime.now(timezone.utc)
     config = load_config(config_path)
     target = Archive(db, create=True)
     opts = CaptureOptions(
