@@ -55,6 +55,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 POSTS_PER_SESSION = 500
+# Two sittings a week from 2006: 2,000 sessions end in 2025, so the sessions
+# added afterwards still fall inside the times the archive stores (2006 to
+# now + 1 year; a later time is stored as NULL and would form no session).
+SPACING = timedelta(days=3, hours=12)
+FIRST_SESSION = datetime(2006, 3, 1, 1, 0, tzinfo=timezone.utc)
 TAG = "benchchat"
 INCIDENTAL = ["edtech", "community", "cmgr", "remote", "ux", "devrel", "opensource", "data"]
 WORDS = ["community", "members", "onboarding", "metrics", "newcomer", "welcome", "forum", "moderation", "event", "volunteer", "survey", "engagement", "retention", "growth", "feedback", "ritual", "channel", "thread", "answer", "question", "idea", "tool"]
@@ -162,7 +167,7 @@ class Generator:
 
     def strays(self, around: datetime, out_posts: list, out_tags: list) -> None:
         for _ in range(self.rng.randint(0, 4)):
-            t = around + timedelta(hours=self.rng.uniform(-70, 70))
+            t = around + timedelta(hours=self.rng.uniform(-34, 34))  # between two sittings
             pid = self.new_id()
             author = f"u{self.rng.randint(1, self.n_authors - 1)}"
             out_posts.append((pid, "x", "bench", None, author, author, author, self.text("", [TAG]), iso(t),
@@ -198,12 +203,12 @@ def build(path: Path, n_posts: int, start: datetime, margins: bool = False) -> d
         posts: list = []
         tags: list = []
         gen.session(t, POSTS_PER_SESSION, posts, tags)
-        gen.strays(t + timedelta(days=3), posts, tags)
+        gen.strays(t + SPACING / 2, posts, tags)
         conn.executemany(INSERT_POST, posts)
         conn.executemany("INSERT OR IGNORE INTO post_hashtags (post_id, hashtag_id) VALUES (?, ?)",
                          [(p, tag_ids[tg]) for p, tg in tags])
         total += len(posts)
-        t += timedelta(days=7)
+        t += SPACING
     conn.execute("COMMIT")
     conn.execute(trigger)
     meta = {"posts": total, "sessions": sessions, "next": iso(t), "next_id": gen.next_id, "margins": margins}
@@ -342,11 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_note())
     work = Path(args.dir)
     work.mkdir(parents=True, exist_ok=True)
-    base = work / f"base-{args.posts}{'-margins' if args.margins else ''}.db"
+    base = work / f"base-{args.posts}{'-margins' if args.margins else ''}-from2006.db"
     meta_path = base.with_suffix(".json")
     if args.rebuild or not base.exists() or not meta_path.exists():
         t0 = time.perf_counter()
-        meta = build(base, args.posts, datetime(2010, 1, 6, 1, 0, tzinfo=timezone.utc), margins=args.margins)
+        meta = build(base, args.posts, FIRST_SESSION, margins=args.margins)
         print(f"built {base}: {meta['posts']:,} posts in {meta['sessions']:,} sessions "
               f"({time.perf_counter() - t0:.0f} s, {base.stat().st_size / 2**20:,.0f} MB)")
     meta = json.loads(meta_path.read_text())

@@ -38,6 +38,8 @@ from .analysis.settings import Chat, explicit_chats, hashtag_id
 from .analysis.settings import forget as forget_chat
 from .analysis.stats import session_stats
 from .analysis.times import TIME_MAX, TIME_MIN
+from .archive import editorial
+from .archive.editorial import Target
 from .archive.queries import get_session, list_sessions
 from .archive.schema import open_db
 from .archive.search import SearchResults
@@ -49,6 +51,9 @@ from .timeutil import get_zone, iso_utc, parse_duration, parse_time
 
 if TYPE_CHECKING:
     from .archive.importer import FileResult, Progress
+    from .capture.config import Config
+    from .capture.deleted import CheckProgress, DeletedCheck
+    from .capture.http import Clock, RetryPolicy
     from .recap.site import RecapResult
 
 # The archive layer and the analysis load with this module.  The importers
@@ -443,6 +448,9 @@ class Archive:
         search: bool = True,
         prune: bool = False,
         progress: Callable[[str], None] | None = None,
+        include_unlisted: bool = False,
+        base_url: str | None = None,
+        anonymize: bool = False,
     ) -> RecapResult:
         """Write the static recap site of ``sessions`` (ids or slugs; all when
         none is given) into the folder ``out``: one page per session, the
@@ -451,34 +459,107 @@ class Archive:
         (``search``).  Every other page already in ``out`` is kept; ``prune``
         removes the pages of sessions no longer in the archive.  ``templates``
         is a folder of templates overriding ours; ``download_media`` copies
-        avatars and media into the site.  Only files that changed are written."""
+        avatars and media into the site.  Only files that changed are written.
+        The site is published: hidden posts and accounts, and people who did
+        not consent, are left out (``include_unlisted``: accounts unlisted on
+        their platform are shown too).  ``base_url``: the address the site
+        is published at, for absolute links in feeds, cards and ``og:url``.
+        ``anonymize``: every non-host person as a stable pseudonym
+        ("Participant 12"), for research sharing."""
         from .recap.site import build_site
 
         keys = [sessions] if isinstance(sessions, (str, int)) else (list(sessions) if sessions is not None else None)
         return build_site(self.db, Path(out), keys or None, templates=None if templates is None else Path(templates),
-                          download_media=download_media, search=search, prune=prune, progress=progress)
+                          download_media=download_media, search=search, prune=prune, progress=progress,
+                          include_unlisted=include_unlisted, base_url=base_url, anonymize=anonymize)
 
     @overload
-    def export(self, session: str | int, fmt: str = ..., to: None = ...) -> str: ...
+    def export(self, session: str | int, fmt: str = ..., to: None = ..., *,
+               include_unlisted: bool = ..., anonymize: bool = ...) -> str: ...
 
     @overload
-    def export(self, session: str | int, fmt: str, to: str | os.PathLike[str] | TextIO) -> None: ...
+    def export(self, session: str | int, fmt: str, to: str | os.PathLike[str] | TextIO, *,
+               include_unlisted: bool = ..., anonymize: bool = ...) -> None: ...
 
-    def export(self, session: str | int, fmt: str = "md", to: str | os.PathLike[str] | TextIO | None = None) -> str | None:
+    def export(self, session: str | int, fmt: str = "md", to: str | os.PathLike[str] | TextIO | None = None, *,
+               include_unlisted: bool = False, anonymize: bool = False) -> str | None:
         """Export one session as ``md`` (a transcript for a blog post), ``json``,
         ``jsonl`` or ``csv``.  Returns the text, or writes it to ``to``: an
-        open text stream, or a file path (written whole or not at all)."""
+        open text stream, or a file path (written whole or not at all).
+        Published like the recap (see :meth:`recap`)."""
         from .export import export_session
 
         if to is not None and not isinstance(to, (str, os.PathLike)):
-            export_session(self.db, session, fmt, to)
+            export_session(self.db, session, fmt, to, include_unlisted=include_unlisted, anonymize=anonymize)
             return None
         text = io.StringIO()
-        export_session(self.db, session, fmt, text)
+        export_session(self.db, session, fmt, text, include_unlisted=include_unlisted, anonymize=anonymize)
         if to is None:
             return text.getvalue()
         write_atomically(os.fspath(to), text.getvalue())
         return None
+
+
+    # ----------------------------------------------------------------------
+    # Editorial control and consent (archive/editorial.py; what published
+    # outputs make of it: archive/published.py).  Every method resolves its
+    # targets first and changes the archive in one transaction, or not at all.
+
+    def hide(self, targets: str | Iterable[str], reason: str | None = None) -> list[Target]:
+        """Keep posts or accounts (ids, URLs, @handles, DIDs) out of published outputs."""
+        return editorial.hide(self.db, _names(targets), reason)
+
+    def unhide(self, targets: str | Iterable[str]) -> list[Target]:
+        return editorial.unhide(self.db, _names(targets))
+
+    def hidden(self) -> list[dict[str, Any]]:
+        """What is hidden, and why."""
+        return editorial.hidden(self.db)
+
+    def pin(self, post: str) -> Target:
+        """Mark a post as a best answer (first under its question, in the session's Highlights)."""
+        return editorial.pin(self.db, post)
+
+    def unpin(self, post: str) -> Target:
+        return editorial.unpin(self.db, post)
+
+    def note(self, session: str | int, text: str, *, question: int | None = None) -> Session:
+        """The host's note (Markdown) on a session or one of its questions; empty text removes it."""
+        return get_session(self.db, editorial.set_note(self.db, session, text, question))
+
+    def forget_account(self, account: str) -> tuple[Target, int]:
+        """Remove a person's posts' content for good (tombstones stay) and
+        redact their posts on every later import or capture; returns the
+        account and how many posts became tombstones."""
+        return editorial.forget_account(self.db, account)
+
+    def consent(self, account: str, *, allow: bool) -> Target:
+        """``allow``: publish an account its platform marks unlisted; else never publish it."""
+        return editorial.set_consent(self.db, account, allow)
+
+    def settings(self, **values: str | None) -> dict[str, str]:
+        """The archive's settings (owner, contact, purpose, removal), after setting those given."""
+        if any(v is not None for v in values.values()):
+            return editorial.update_settings(self.db, values)
+        return editorial.settings(self.db)
+
+    def check_deleted(self, sessions: str | Iterable[str] | None = None, *, dry_run: bool = False,
+                      config: Config | None = None, api_base: str | None = None, appview: str | None = None,
+                      instances: Iterable[str] = (), timeout: float = 30.0, policy: RetryPolicy | None = None,
+                      clock: Clock | None = None, progress: CheckProgress | None = None) -> DeletedCheck:
+        """Ask X, Mastodon and Bluesky which of the archive's posts (or
+        SESSIONs' posts) still exist; unless ``dry_run``, the gone ones
+        become tombstones (content removed for good), in one transaction
+        after every platform answered.  Credentials: ``config`` (default:
+        the environment and config file, as ``capture``); a platform that
+        needs them and has none is skipped (``PlatformCheck.skipped``)."""
+        from .capture.config import load_config
+        from .capture.deleted import CheckOptions, check_deleted
+
+        opts = CheckOptions(sessions=tuple(_names(sessions)), dry_run=dry_run, api_base=api_base, appview=appview,
+                            instances=tuple(instances), timeout=timeout, policy=policy)
+        return check_deleted(self.db, opts, config if config is not None else load_config(),
+                             clock=clock, progress=progress)
 
 
 def write_atomically(path: str, text: str) -> None:

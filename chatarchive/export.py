@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 import sqlite_utils
 
+from .archive.published import Publication
 from .errors import ChatArchiveError
 from .present.text import (
     TIME_UNKNOWN,
@@ -51,11 +52,17 @@ CSV_COLUMNS = [
 ]
 
 
-def export_session(db: sqlite_utils.Database, session: str | int, fmt: str, stream: TextIO) -> int:
-    """Write session ``session`` in ``fmt`` to ``stream``; returns the number of posts."""
+def export_session(db: sqlite_utils.Database, session: str | int, fmt: str, stream: TextIO, *,
+                   include_unlisted: bool = False, anonymize: bool = False) -> int:
+    """Write session ``session`` in ``fmt`` to ``stream``; returns the number of posts.
+    An export is published: what the host hid and what people did not
+    consent to is left out (``archive.published``; ``include_unlisted``:
+    accounts unlisted on their platform are exported too; ``anonymize``:
+    every non-host as "Participant N", archive/pseudonyms.py)."""
     if fmt not in FORMATS:
         raise ChatArchiveError(f"Unknown export format {fmt!r} (use one of: {', '.join(FORMATS)})")
-    data = load_session(db, session)
+    data = load_session(db, session, publication=Publication.load(db, include_unlisted=include_unlisted,
+                                                                   anonymize=anonymize))
     if fmt == "md":
         stream.write(clean(markdown(data)))
     elif fmt == "json":
@@ -76,7 +83,7 @@ def export_session(db: sqlite_utils.Database, session: str | int, fmt: str, stre
 
 def post_record(p: SessionPost, slug: str) -> dict[str, Any]:
     sp = p.post
-    if sp.deleted_at:  # a tombstone: its place in the session and threads, nothing it said
+    if p.deleted:  # a tombstone (or a withheld post's place): its place in the threads, nothing it said
         return {
             "session": slug, "id": sp.id, "platform": sp.platform, "created_at": sp.created_at,
             "author_id": None, "author_handle": None, "author_name": None, "text": "", "html": None, "url": None,
@@ -233,8 +240,8 @@ def _hhmm(created_at: str | None, data: SessionView) -> str:
 def _md_post(p: SessionPost, data: SessionView, indent: str = "", bullet: str = "- ") -> list[str]:
     sp = p.post
     when = _hhmm(sp.created_at, data)
-    if sp.deleted_at:
-        return [f"{indent}{bullet}*Deleted post* ({when})"]
+    if p.deleted:
+        return [f"{indent}{bullet}*{md_escape(p.placeholder) if p.placeholder else 'Deleted post'}* ({when})"]
     head = f"{indent}{bullet}{_who(p)}, {_md_link(when, sp.url)}: "
     text = sp.text or ""
     if sp.spoiler_text:
@@ -249,6 +256,15 @@ def _md_post(p: SessionPost, data: SessionView, indent: str = "", bullet: str = 
     if extra:
         lines.append(f"{indent}{' ' * len(bullet)}{' · '.join(extra)}")
     return lines
+
+
+def _md_note(note: str | None) -> list[str]:
+    """The host's note as a quoted block: their Markdown, with raw HTML
+    shown as text (the recap shows the same note sanitized)."""
+    if not note or not note.strip():
+        return []
+    lines = note.strip().replace("&", "&amp;").replace("<", "&lt;").splitlines()
+    return ["> **Host's note:** " + lines[0], *(f"> {line}" for line in lines[1:]), ""]
 
 
 def _question_title(text: str, number: int, hashtag: str | None) -> str:
@@ -285,6 +301,7 @@ def markdown(data: SessionView) -> str:
         counts[-1] += f" ({first} here for the first time in this archive)"
     counts.append(f"{len(data.questions)} question{'s' if len(data.questions) != 1 else ''}")
     out += [" · ".join(counts), ""]
+    out += _md_note(data.notes_markdown.get(None))
 
     shown: set[str] = set()
     qa = {p.id for p in data.posts if p.post.question_id is not None or p.post.answer_to_id is not None}
@@ -301,6 +318,7 @@ def markdown(data: SessionView) -> str:
         qtext = "" if gone else (qpost.post.text if qpost else q.text) or ""
         out.append(f"## Q{q.number}: {'*(deleted)*' if gone else _question_title(qtext, q.number, s.hashtag)}")
         out.append("")
+        out += _md_note(data.notes_markdown.get(q.number))
         if qpost:
             shown.add(qpost.id)
         if qpost and not gone:

@@ -30,6 +30,11 @@ class Author:
     name: str | None = None
     avatar_url: str | None = None
     url: str | None = None
+    # The account asked its platform to keep it out of public listings and
+    # search (Mastodon noindex / indexable false, Bluesky !no-unauthenticated,
+    # X protected); None when the source does not say.  Published outputs
+    # leave such accounts out unless the host overrides (archive/published.py).
+    unlisted: bool | None = None
 
 
 @dataclass
@@ -66,6 +71,9 @@ class Post:
     hashtags: list[str] = field(default_factory=list)  # without "#", original case
     mentions: list[str] = field(default_factory=list)  # handles without "@"
     links: list[str] = field(default_factory=list)  # expanded URLs, never t.co
+    # the page title the data gives for some of ``links`` (X unwound title, Mastodon card,
+    # Bluesky external embed): links.title
+    link_titles: dict[str, str] = field(default_factory=dict)
     media: list[Media] = field(default_factory=list)
     # Mastodon: the per-server id and server; replies name their parent by the
     # parent's *local* id, which store.resolve_local_replies maps to a uri.

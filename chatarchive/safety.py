@@ -72,6 +72,16 @@ _EMPTY_CLASS = re.compile(r'(<(?:a|span)\b[^>]*?) class=""')
 _LINK_KIND = re.compile(r"<a (?![^>]*class=)(?=[^>]*>([#@]))")
 
 
+def _shared_link_href(element: str, attribute: str, value: str) -> str | None:
+    """A link's href as ``urls.link_href`` writes every shared link (no
+    tracking parameters, no t.co: the attribute is dropped)."""
+    if element == "a" and attribute == "href":
+        from .urls import link_href  # (urls builds on safe_url above)
+
+        return link_href(value)
+    return value
+
+
 def sanitize_html(html: str) -> Markup:
     """Re-sanitize Mastodon HTML (it was sanitized on import, but the archive
     may come from anywhere): paragraphs, line breaks, http(s) links only.
@@ -87,6 +97,7 @@ def sanitize_html(html: str) -> Markup:
         url_relative="deny",
         link_rel="nofollow noopener noreferrer ugc",
         strip_comments=True,
+        attribute_filter=_shared_link_href,
     )
     clean = _EMPTY_CLASS.sub(r"\1", clean)
     clean = _LINK_KIND.sub(lambda m: f'<a class="{"hashtag" if m.group(1) == "#" else "mention"}" ', clean)

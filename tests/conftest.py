@@ -34,5 +34,36 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
+# Browser tests: Debian's chromium driven by Playwright (never a downloaded
+# browser).  CI installs chromium, so these skip only on a machine without it.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+needs_chromium = [pytest.mark.browser,
+                  pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium")]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian chromium at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    """Where screenshots go: $CHATARCHIVE_SCREENSHOTS to keep them, else a temp folder."""
+    where = os.environ.get("CHATARCHIVE_SCREENSHOTS")
+    path = Path(where) if where else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def needs_shared_fixtures():
     return pytest.mark.skipif(not SHARED_FIXTURES.exists(), reason="../shared/fixtures not present")

@@ -338,9 +338,6 @@ def test_same_post_same_markup_in_recap_and_datasette(site, datasette_get):
 # In Chromium
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Every payload writes to window.__pwned: make that a trap that records it.
 PWN_HOOK = """
 window.__hits = [];
@@ -370,17 +367,6 @@ DOM_CHECK = """() => ({
   frames: document.querySelectorAll('iframe, object, embed, frame').length,
 })"""
 
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium (/usr/bin/chromium) is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
 def visit(browser, urls: list[str], allow: tuple[str, ...]) -> None:
@@ -463,9 +449,10 @@ def test_terminal_escapes_reach_no_text_output(archive, tmp_path, runner):
         outputs[f"export {fmt} to a file"] = target.read_text("utf-8")
         assert outputs[f"export {fmt} to a file"] == outputs[f"export {fmt} to stdout"]
     for args in (["show", HOSTILE_SLUG], ["show", HOSTILE_SLUG, "--json"], ["sessions", "list"],
-                 ["search", "escapes"], ["search", "escapes", "--json"], ["search", "pwned"]):
-        r = runner.invoke(cli, [args[0], *(args[1:2] if args[0] == "sessions" else []), str(archive),
-                                *(args[1:] if args[0] != "sessions" else [])])
+                 ["sessions", "list", "--json"], ["search", "escapes"], ["search", "escapes", "--json"],
+                 ["search", "pwned"]):
+        command = args[:2] if args[0] == "sessions" else args[:1]
+        r = runner.invoke(cli, [*command, str(archive), *args[len(command):]])
         assert r.exit_code == 0, (args, r.output)
         outputs[" ".join(args)] = r.output
     site = tmp_path / "site"
@@ -475,8 +462,6 @@ def test_terminal_escapes_reach_no_text_output(archive, tmp_path, runner):
     for page in site.rglob("*.html"):
         outputs[str(page.relative_to(site))] = page.read_text("utf-8")
     found = {name: repr(CONTROL.findall(text)[:5]) for name, text in outputs.items() if CONTROL.search(text)}
-    # show --json goes through cli/sessions.py, which JSON-escapes but does not clean (reported to the lead)
-    found.pop("show " + HOSTILE_SLUG + " --json", None)
     assert found == {}
     # what the post said is still there, on its lines, minus the control characters
     md = outputs["export md to stdout"]

@@ -74,11 +74,12 @@ def test_site_has_every_page(site, archive):
     db = open_db(archive, create=True)
     handles = {r[0] for r in db.execute(
         "SELECT DISTINCT p.author_handle FROM session_posts sp JOIN posts p ON p.id = sp.post_id")}
-    assert (out / "index.html").is_file() and (out / "search.html").is_file()
+    assert (out / "index.html").is_file() and (out / "search.html").is_file() and (out / "about.html").is_file()
     assert sorted(p.name for p in (out / "sessions").iterdir()) == [f"{FIRST}.html", f"{SECOND}.html"]
     assert [p.name for p in (out / "hashtags").iterdir()] == ["recapchat.html"]
     assert sorted(p.stem for p in (out / "people").iterdir()) == sorted(handles)
-    assert result.pages == len(pages(out)) == 2 + 2 + 1 + len(handles)
+    assert [p.name for p in (out / "community").iterdir()] == ["recapchat.html"]
+    assert result.pages == len(pages(out)) == 2 + 2 + 1 + 1 + 1 + len(handles)  # ... about.html, people
     assert result.sessions == 2 and result.search_ok, result.search
     assert (out / "pagefind" / "pagefind-ui.js").is_file()
 
@@ -264,7 +265,10 @@ def test_self_contained_pages(site):
     for page in pages(out):
         html = page.read_text("utf-8")
         doc = BeautifulSoup(html, "html.parser")
-        assert [ln["rel"] for ln in doc.find_all("link")] == [["icon"]], page
+        rels = [ln["rel"] for ln in doc.find_all("link")]
+        assert rels[0] == ["icon"] and all(r == ["alternate"] for r in rels[1:]), page
+        for feed in doc.find_all("link", rel="alternate"):  # the Atom feeds of the site, nothing loaded
+            assert feed["type"] == "application/atom+xml" and "://" not in feed["href"], page
         scripts = doc.find_all("script")
         if page.name == "search.html":
             assert len(scripts) == 1 and not scripts[0].has_attr("src")

@@ -78,11 +78,11 @@ def test_this_week_adds_its_page_and_keeps_the_others(db, tmp_path):
     assert [li.select_one(".si a")["href"] for li in rows if li.select_one(".si a")] == [f"sessions/{FIRST}.html"]
     assert rows[0].select_one(".si .np").get_text().startswith("#RecapChat · 18 November")
     before = snapshot(out)
-    (out / "about.html").write_text("<p>the host's own page</p>")
+    (out / "host-page.html").write_text("<p>the host's own page</p>")  # (about.html is ours since #11)
     # the next week, exactly as a weekly host runs it
     second = build_site(db, out, [SECOND], search=False)
     after = snapshot(out)
-    assert second.removed == 0 and (out / "about.html").read_text() == "<p>the host's own page</p>"
+    assert second.removed == 0 and (out / "host-page.html").read_text() == "<p>the host's own page</p>"
     assert after[f"sessions/{FIRST}.html"] == before[f"sessions/{FIRST}.html"]  # not even rewritten
     assert (out / "sessions" / f"{SECOND}.html").is_file()
     links = [a["href"] for a in soup(out / "index.html").select("ol.sessions .si a")]
@@ -99,7 +99,7 @@ def test_this_week_adds_its_page_and_keeps_the_others(db, tmp_path):
         assert after[f"people/{handle}.html"] == before[f"people/{handle}.html"]
     manifest = json.loads((out / MANIFEST).read_text())
     assert f"sessions/{FIRST}.html" in manifest["files"] and f"sessions/{SECOND}.html" in manifest["files"]
-    assert "about.html" not in manifest["files"]
+    assert "host-page.html" not in manifest["files"]
     # nothing changed: nothing is rewritten
     again = build_site(db, out, [SECOND], search=False)
     assert again.written == 0 and snapshot(out) == after
@@ -131,8 +131,9 @@ def test_removing_a_page_needs_prune(db, tmp_path, runner):
     db.conn.close()
     r = runner.invoke(cli, ["recap", str(tmp_path / "chats.db"), SECOND, "--out", str(out), "--prune", "--no-search"])
     assert r.exit_code == 0, r.output
-    assert f"{1 + len(only_first)} removed" in r.output.splitlines()[0]  # the session's page, its people's
-    assert not (out / "sessions" / f"{FIRST}.html").exists()
+    # the session's page and preview card, its people's
+    assert f"{2 + len(only_first)} removed" in r.output.splitlines()[0]
+    assert not (out / "sessions" / f"{FIRST}.html").exists() and not (out / "cards" / f"{FIRST}.png").exists()
     for handle in only_first:
         assert not (out / "people" / f"{handle}.html").exists()
     assert (out / "sessions" / f"{SECOND}.html").is_file() and (out / "people" / "alice_cm.html").is_file()

@@ -5,21 +5,14 @@ chromium, never a download)."""
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
 import pytest
+from conftest import needs_chromium
 from test_serve import HOSTILE_ID, build_archive, start_server, stop_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium"),
-]
+pytestmark = needs_chromium
 
 
 LONG_NAME = "Wolfeschlegelsteinhausenbergerdorffvoralternwarengewissenhaftschaferswessenschafewarenwohlgepflegt"
@@ -66,15 +59,6 @@ def server(tmp_path_factory):
     assert code == 0 and "Stopped." in output, output
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield b
-        b.close()
-
 
 def watch(page) -> dict[str, list]:
     """Record everything that would betray executed post text."""
@@ -110,13 +94,6 @@ def test_search_page_shows_a_hit(browser, server):
     assert page.locator("section#q2 article.is-a").count() == 2
     page.close()
 
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    where = os.environ.get("CHATARCHIVE_SCREENSHOTS")
-    path = Path(where) if where else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @pytest.mark.parametrize("width", [1280, 375])

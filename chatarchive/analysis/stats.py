@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -52,10 +53,12 @@ def _minute(iso: str) -> str:
 
 
 def session_stats(db: Connection, session_id_or_slug: str | int, *, top: int = TOP,
-                  posts: list[PostRow] | None = None) -> dict[str, Any]:
+                  posts: list[PostRow] | None = None, withheld: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The statistics of one session (by slug or id; raises NotFoundError).
     ``posts``: the session's posts when the caller has read them already
-    (``queries.session_posts``), so they are not read twice."""
+    (``queries.session_posts``), so they are not read twice.  ``withheld``:
+    for a published output, the reasons that leave posts out
+    (``queries.published_sql``); ``posts`` must then be the published ones."""
     s = queries.get_session(db, session_id_or_slug)
     sid = s.id
     if posts is None:
@@ -101,8 +104,8 @@ def session_stats(db: Connection, session_id_or_slug: str | int, *, top: int = T
         "first_timers": first_timers,
         "returning": returning,
         "replies": sum(1 for p in rows if p["reply_to_id"] and p["reply_to_id"] != p["id"]),
-        "questions": _questions(db, sid),
-        "links": _links(db, sid),
+        "questions": _questions(db, sid, withheld),
+        "links": _links(db, sid, withheld),
         "top_posts": _top_posts(rows, top),
         "top_participants": ranked[:top],
         **_per_minute(s, rows),
@@ -139,17 +142,17 @@ def _stat_row(r: PostRow) -> dict[str, Any]:
             "replies": p.reply_count, "quotes": p.quote_count}
 
 
-def _questions(db: Connection, sid: int) -> list[dict[str, Any]]:
+def _questions(db: Connection, sid: int, withheld: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     return [
         {"id": qid, "number": number, "post_id": post_id, "text": text, "created_at": created_at,
          "author_handle": handle, "answers": answers,
          "first_answer_seconds": _rounded(seconds_between(created_at, first))}
-        for qid, number, post_id, text, created_at, handle, answers, first in queries.question_answers(db, sid)
+        for qid, number, post_id, text, created_at, handle, answers, first in queries.question_answers(db, sid, withheld=withheld)
     ]
 
 
-def _links(db: Connection, sid: int) -> list[dict[str, Any]]:
-    rows = queries.session_links(db, sid)
+def _links(db: Connection, sid: int, withheld: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    rows = queries.session_links(db, sid, withheld=withheld)
     own = queries.post_urls(db, [u for u, _ in rows])
     counts: Counter = Counter()
     for url, n in rows:
@@ -213,17 +216,21 @@ def _per_minute(s: Session, posts: list[dict[str, Any]]) -> dict[str, Any]:
     return {"per_minute": minutes, "busiest_minutes": busiest}
 
 
-def hashtag_stats(db: Connection, hashtag: str) -> dict[str, Any]:
+def hashtag_stats(db: Connection, hashtag: str, *, withheld_authors: Iterable[str] = ()) -> dict[str, Any]:
     """Every session of a hashtag with posts, participants and first-timers
     (a count: None for the first session, as in :func:`session_stats`; hosts
-    are never counted), and the regulars (handles seen in two or more sessions)."""
+    are never counted), and the regulars (handles seen in two or more sessions).
+    ``withheld_authors`` (``Publication.withheld_authors``): people a published
+    output may not name, neither counted nor listed."""
     tag = hashtag.lstrip("#")
     rows = queries.hashtag_sessions(db, tag)
     by_id = {x.id: x for x in queries.sessions_by_ids(db, [r[0] for r in rows])}
     # keyed by author id (by handle for posts without one), as the sessions count people
     members: dict[int, dict[Any, Any]] = {r[0]: {} for r in rows}
+    skip = set(withheld_authors)
     for sid, author_id, handle in queries.hashtag_participants(db, tag):
-        members[sid][author_id or handle] = handle
+        if author_id not in skip:
+            members[sid][author_id or handle] = handle
     seen: Counter = Counter()
     handles: dict[Any, Any] = {}
     sessions_out = []

@@ -85,6 +85,19 @@ class _SecureDelete:
         self.conn.execute(f"PRAGMA secure_delete = {int(self.before or 0)}")
 
 
+secure_delete = _SecureDelete  # for other modules that remove content (archive/editorial.py)
+
+
+def without_posts(body: Any, post_ids: Iterable[str]) -> Any:
+    """An API page body with every copy of these posts replaced by a small
+    marker (a capture keeps pages; a forgotten person's post must not stay
+    in one).  Only the post ids are known here, not local ids."""
+    for pid in dict.fromkeys(post_ids):
+        keys = [pid] + ([pid.rstrip("/").rsplit("/", 1)[-1]] if pid.startswith("at://") else [])
+        body, _ = _scrub(body, pid, set(keys[1:]))
+    return body
+
+
 def delete_posts(db: sqlite_utils.Database, ids: Iterable[str], *, when: str | None = None,
                  purge: bool = True) -> int:
     """Turn the posts ``ids`` into tombstones; returns how many were changed

@@ -36,8 +36,10 @@ import sqlite_utils
 
 from .. import sources
 from ..errors import BusyError, ChatArchiveError, InputError, ParseError, redact
+from ..gc_pause import gc_paused
 from ..sources import Format, InputFile, Skip
 from ..sources.reading import describe_error
+from .known_records import SAVE_EVERY, SAVE_SQL, KnownRecords
 from .schema import is_busy, now_iso
 from .writer import PostWriter, merge_placeholder_authors, resolve_local_replies
 
@@ -123,41 +125,42 @@ def import_files(
     progress = progress or NoProgress()
     results: list[FileResult] = []
     conn = db.conn
-    try:
-        # the write lock now, before reading a byte: a concurrent import
-        # waits here (busy timeout), not half-way through its files
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as e:
-        if is_busy(e):
-            raise BusyError(_db_path(db)) from None
-        raise
-    try:
-        for path in paths:
-            conn.execute("SAVEPOINT import_file")
-            result = FileResult(path="<stdin>" if path == "-" else path)
-            try:
-                with _gc_paused():
-                    _import_one(db, path, result, fmt, tz, instance, strict, progress, batch_size)
-            except ParseError:
-                raise  # strict mode: abandon the whole command
-            except InputError as e:
-                conn.execute("ROLLBACK TO import_file")
-                result.error = redact(str(e))
-                result.added = result.updated = result.unchanged = result.conflicts = 0
-            conn.execute("RELEASE import_file")
-            results.append(result)
-            progress.end_file(result)
-        if any(r.posts for r in results):
-            resolve_local_replies(db)
-            merge_placeholder_authors(db)
-        conn.execute("COMMIT")
-    except BaseException as e:
-        if conn.in_transaction:  # SQLite may have rolled back already (disk full)
-            conn.execute("ROLLBACK")
-        if is_busy(e):  # COMMIT waits for readers; one held on past the timeout
-            raise BusyError(_db_path(db), "another program kept the archive busy; nothing was imported") from None
-        raise
-    return results
+    with _bulk_settings(conn):
+        try:
+            # the write lock now, before reading a byte: a concurrent import
+            # waits here (busy timeout), not half-way through its files
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if is_busy(e):
+                raise BusyError(_db_path(db)) from None
+            raise
+        try:
+            for path in paths:
+                conn.execute("SAVEPOINT import_file")
+                result = FileResult(path="<stdin>" if path == "-" else path)
+                try:
+                    with gc_paused():  # young generations are still collected now and then (below)
+                        _import_one(db, path, result, fmt, tz, instance, strict, progress, batch_size)
+                except ParseError:
+                    raise  # strict mode: abandon the whole command
+                except InputError as e:
+                    conn.execute("ROLLBACK TO import_file")
+                    result.error = redact(str(e))
+                    result.added = result.updated = result.unchanged = result.conflicts = 0
+                conn.execute("RELEASE import_file")
+                results.append(result)
+                progress.end_file(result)
+            if any(r.posts for r in results):
+                resolve_local_replies(db)
+                merge_placeholder_authors(db)
+            conn.execute("COMMIT")
+        except BaseException as e:
+            if conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                conn.execute("ROLLBACK")
+            if is_busy(e):  # COMMIT waits for readers; one held on past the timeout
+                raise BusyError(_db_path(db), "another program kept the archive busy; nothing was imported") from None
+            raise
+        return results
 
 
 def _db_path(db: sqlite_utils.Database) -> str:
@@ -165,18 +168,38 @@ def _db_path(db: sqlite_utils.Database) -> str:
     return (row[2] if row else "") or "the archive"
 
 
+IMPORT_CACHE_KIB = 65536  # page cache while importing (open_db's default is 32 MB)
+
+
 @contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Parsed JSON pages are hundreds of thousands of small acyclic objects
-    each; the cyclic GC would scan them again and again for nothing (about
-    15% of an import).  Young generations are still collected now and then."""
-    was_enabled = gc.isenabled()
-    gc.disable()
+def _bulk_settings(conn: sqlite3.Connection) -> Iterator[None]:
+    """Connection settings for the length of an import, put back afterwards.
+
+    * A larger page cache: each new post adds an entry at a random place of
+      ``idx_posts_author_id`` (authors post in any order); once that index
+      outgrows the cache every insert reads a page back and writes one
+      out, and the cost per post grew with the archive (1M posts: +50% per
+      post against 100k).  64 MB holds it past a million posts.
+    * Statement journals in memory: each multi-row INSERT keeps one (the
+      pages it changes, as they were) so it can be undone alone; in a
+      temporary file it was written and thrown away for every statement,
+      more bytes than the archive itself.  Only switched while the
+      connection has no temporary tables (changing temp_store drops them).
+    """
+    cache = conn.execute("PRAGMA cache_size").fetchone()[0]
+    store = conn.execute("PRAGMA temp_store").fetchone()[0]
+    switch_store = store != 2 and not conn.in_transaction and \
+        not conn.execute("SELECT 1 FROM temp.sqlite_master LIMIT 1").fetchone()
+    if switch_store:
+        conn.execute("PRAGMA temp_store = MEMORY")
+    if -IMPORT_CACHE_KIB < cache < 0:
+        conn.execute(f"PRAGMA cache_size = {-IMPORT_CACHE_KIB}")
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        conn.execute(f"PRAGMA cache_size = {int(cache)}")
+        if switch_store and not conn.in_transaction:
+            conn.execute(f"PRAGMA temp_store = {int(store)}")
 
 
 def _can_share(db: sqlite_utils.Database) -> bool:
@@ -208,7 +231,7 @@ def _import_one(db: sqlite_utils.Database, path: str, result: FileResult, fmt: F
             fmt = sources.detect(f)
         result.format = fmt.name
         ctx = fmt.context(f.display, tz=tz, instance=instance)
-        writer = PostWriter(db, batch_size=batch_size, background=_can_share(db))
+        writer = PostWriter(db, batch_size=batch_size, background=_can_share(db), defer_fts=True)
         progress.start_file(f.display, f.size)
         started = now_iso()
         seen = 0
@@ -234,6 +257,9 @@ def _import_one(db: sqlite_utils.Database, path: str, result: FileResult, fmt: F
                 result.problems.append(msg)
 
         problems = ctx.problems
+        known = KnownRecords(db, fmt.name, (tz, instance))
+        writer.flush()  # idle: the known records are read with the connection
+        known.load()
         try:
             for n, (loc, record) in enumerate(sources.open_records(f, fmt, ctx), 1):
                 if n % 256 == 0:
@@ -241,6 +267,12 @@ def _import_one(db: sqlite_utils.Database, path: str, result: FileResult, fmt: F
                 if isinstance(record, Skip):
                     report(loc, str(record))
                     continue
+                key = known.key(record)
+                if key is not None and key in known.known:
+                    writer.flush()
+                    seen += known.skip(key)
+                    continue
+                skipped_before = result.skipped
                 try:
                     posts = list(fmt.normalize(record, ctx))
                 except ChatArchiveError:
@@ -265,6 +297,11 @@ def _import_one(db: sqlite_utils.Database, path: str, result: FileResult, fmt: F
                         for w in post.warnings:
                             report(loc, w, "warning")
                 seen += len(posts) - len(refused)
+                if key is not None and posts and not refused and not any(p.warnings for p in posts) \
+                        and result.skipped == skipped_before:
+                    known.remember(key, [p.id for p in posts])
+                    if len(known.pending) >= SAVE_EVERY:
+                        writer.also_write(SAVE_SQL, known.take())
                 if seen % 500 < len(posts) or seen < 500:
                     progress.advance(f.bytes_read, seen)
         except (EOFError, OSError) as e:
@@ -276,10 +313,12 @@ def _import_one(db: sqlite_utils.Database, path: str, result: FileResult, fmt: F
             raise
         except Exception as e:  # the reader itself gave up mid-file: keep what was read
             report("end", f"the rest of the file cannot be read ({describe_error(e)})")
+        writer.also_write(SAVE_SQL, known.take())
         writer.flush()
         progress.advance(f.bytes_read, seen)
         stats = writer.stats
-        result.added, result.updated, result.unchanged = stats.added, stats.updated, stats.unchanged
+        result.added, result.updated = stats.added, stats.updated
+        result.unchanged = stats.unchanged + known.unchanged
         result.conflicts = stats.conflicts
         for i, msg in enumerate(writer.conflicts):
             msg = redact(msg)

@@ -119,6 +119,58 @@ def stored_post(row: tuple | list) -> StoredPost:
 
 
 # --------------------------------------------------------------------------
+# What published outputs may show (the rule is the view withheld_posts,
+# migration m009; archive/published.py is its Python side)
+
+# Why a post is left out of published outputs, as withheld_posts says.
+WITHHELD_REASONS = ("hidden", "withdrawn", "unlisted")
+
+
+def withheld_reasons(include_unlisted: bool = False) -> tuple[str, ...]:
+    """The reasons that keep a post out: all of them, or all but "unlisted"
+    (``--include-unlisted``: the platform's signal is overridden)."""
+    return tuple(r for r in WITHHELD_REASONS if not (include_unlisted and r == "unlisted"))
+
+
+def published_sql(alias: str = "p", reasons: tuple[str, ...] | None = WITHHELD_REASONS) -> str:
+    """An SQL condition true for the posts (``alias``) published outputs may
+    show (``reasons``: those that withhold; None: every post, no condition)."""
+    if not reasons:
+        return "1"
+    quoted = ", ".join(f"'{r}'" for r in reasons if r in WITHHELD_REASONS)
+    return (f"NOT EXISTS (SELECT 1 FROM withheld_posts w WHERE w.post_id = {alias}.id "
+            f"AND w.reason IN ({quoted}))")
+
+
+def withheld_rowids_sql(reasons: tuple[str, ...] = WITHHELD_REASONS) -> str:
+    """A subquery of the ``posts`` rowids withheld (for full-text hits, which are rowids)."""
+    quoted = ", ".join(f"'{r}'" for r in reasons if r in WITHHELD_REASONS) or "''"
+    return (f"(SELECT wp.rowid FROM withheld_posts w JOIN posts wp ON wp.id = w.post_id "
+            f"WHERE w.reason IN ({quoted}))")
+
+
+def published_author_sql(alias: str = "a") -> str:
+    """An SQL condition true for the authors (``alias``) published outputs may
+    name: not hidden, not forgotten, consenting, and not unlisted without an
+    allow override."""
+    return (f"NOT EXISTS (SELECT 1 FROM hidden h WHERE h.target_kind = 'account' AND h.target_id = {alias}.id) "
+            f"AND NOT EXISTS (SELECT 1 FROM forgotten_accounts f WHERE f.author_id = {alias}.id) "
+            f"AND NOT EXISTS (SELECT 1 FROM consent c WHERE c.author_id = {alias}.id AND c.allow = 0) "
+            f"AND NOT (coalesce({alias}.unlisted, 0) = 1 AND NOT EXISTS "
+            f"(SELECT 1 FROM consent c WHERE c.author_id = {alias}.id AND c.allow = 1))")
+
+
+def withheld_posts(db: Connection, reasons: tuple[str, ...] = WITHHELD_REASONS) -> dict[str, str]:
+    """Every withheld post id with its reason (the first by WITHHELD_REASONS order)."""
+    out: dict[str, str] = {}
+    rank = {r: i for i, r in enumerate(WITHHELD_REASONS)}
+    for pid, reason in connection(db).execute("SELECT post_id, reason FROM withheld_posts"):
+        if reason in reasons and (pid not in out or rank[reason] < rank[out[pid]]):
+            out[pid] = reason
+    return out
+
+
+# --------------------------------------------------------------------------
 # Sessions
 
 _SESSION_SELECT = "SELECT " + ", ".join(f's."{c}"' for c in Session.COLUMNS) + " FROM sessions s"
@@ -158,23 +210,34 @@ def get_session(db: Connection, id_or_slug: str | int) -> Session:
     return _session(row)
 
 
-def list_sessions(db: Connection, hashtag: str | None = None) -> list[Session]:
+def list_sessions(db: Connection, hashtag: str | None = None, *,
+                  withheld: tuple[str, ...] | None = None) -> list[Session]:
     """Sessions in time order, with their participants (people as
     ``stats.session_stats`` counts them: by author id, else handle) and
-    questions counted."""
+    questions counted.  ``withheld`` (reasons, :func:`published_sql`): a
+    published listing, whose post and participant counts leave those posts out."""
     where, params = "", []
     if hashtag:
         where, params = "WHERE s.hashtag = ? COLLATE NOCASE", [hashtag.lstrip("#")]
+    shown = published_sql("p", withheld)
     cur = connection(db).execute(
         f"""{_SESSION_SELECT.replace(" FROM sessions s", "")},
                (SELECT count(DISTINCT coalesce(p.author_id, p.author_handle, '')) FROM session_posts sp
-                JOIN posts p ON p.id = sp.post_id WHERE sp.session_id = s.id) AS participants,
-               (SELECT count(*) FROM questions q WHERE q.session_id = s.id) AS questions
+                JOIN posts p ON p.id = sp.post_id WHERE sp.session_id = s.id AND {shown}) AS participants,
+               (SELECT count(*) FROM questions q WHERE q.session_id = s.id) AS questions,
+               {f"(SELECT count(*) FROM session_posts sp JOIN posts p ON p.id = sp.post_id WHERE sp.session_id = s.id AND {shown})"
+                if withheld else "NULL"}
             FROM sessions s {where} ORDER BY s.start, s.id""",
         params,
     )
     n = len(Session.COLUMNS)
-    return [_session(r, participants=r[n], questions=r[n + 1]) for r in cur]
+    out = []
+    for r in cur:
+        s = _session(r, participants=r[n], questions=r[n + 1])
+        if r[n + 2] is not None:
+            s.posts = as_int(r[n + 2]) or 0
+        out.append(s)
+    return out
 
 
 def session_ids(db: Connection, keys: Iterable[str | int] | None = None) -> list[int]:
@@ -332,6 +395,13 @@ def session_posts(db: Connection, session_id: int, *, entities: bool = True) -> 
     return got
 
 
+def session_link_titles(db: Connection, session_id: int) -> dict[str, str]:
+    """The page titles the data gave for the links of a session's posts (links.title), by URL."""
+    return dict(connection(db).execute(
+        """SELECT DISTINCT l.url, l.title FROM session_posts sp JOIN post_links pl ON pl.post_id = sp.post_id
+           JOIN links l ON l.id = pl.link_id WHERE sp.session_id = ? AND l.title IS NOT NULL""", [session_id]))
+
+
 def attach_entities(db: Connection, posts: list[PostRow], *, session_id: int | None = None) -> None:
     """Fill in the media and links of ``posts`` (all of one session when
     ``session_id`` is given: two queries instead of two per 500 posts)."""
@@ -386,13 +456,16 @@ def search_rows(db: Connection, match: str, rowids: list[int]) -> dict[int, tupl
     return out
 
 
-def participant_posts(db: Connection, session_ids: list[int], *, authors: Iterable[str] | None = None
+def participant_posts(db: Connection, session_ids: list[int], *, authors: Iterable[str] | None = None,
+                      withheld: tuple[str, ...] | None = WITHHELD_REASONS
                       ) -> Iterator[tuple[int, StoredPost, int | None, int | None]]:
     """Every post (reposts and deleted posts left out) of these sessions that
     has an author (one of ``authors`` when given), as (session id, post,
     number of the question it asks, number of the question it answers),
     author by author and in time order within each (unknown times last): a
-    stream that a participant page at a time can be cut from."""
+    stream that a participant page at a time can be cut from.  Posts
+    ``withheld`` from published outputs (reasons, :func:`published_sql`) are
+    left out too."""
     if not session_ids:
         return
     conn = connection(db)
@@ -402,7 +475,7 @@ def participant_posts(db: Connection, session_ids: list[int], *, authors: Iterab
             LEFT JOIN questions q1 ON q1.id = p.question_id
             LEFT JOIN questions q2 ON q2.id = p.answer_to_id
             WHERE sp.session_id IN ({sessions}) AND p.author_id IS NOT NULL AND p.is_repost = 0
-              AND p.deleted_at IS NULL {{author}}
+              AND p.deleted_at IS NULL AND {published_sql("p", withheld)} {{author}}
             ORDER BY p.author_id, {POST_TIME_ORDER}"""
     if authors is None:
         cursors: Iterable[Any] = [conn.execute(query.format(author=""), session_ids)]
@@ -453,11 +526,14 @@ def earlier_authors(db: Connection, session: Session, author_ids: list[str]) -> 
     return out
 
 
-def question_answers(db: Connection, session_id: int) -> list[tuple[Any, ...]]:
+def question_answers(db: Connection, session_id: int, *, withheld: tuple[str, ...] | None = None
+                     ) -> list[tuple[Any, ...]]:
     """The session's questions in number order, as (id, number, post id, text,
     asked at, asker's handle, number of answers, time of the first answer
-    posted after the question, or None)."""
+    posted after the question, or None); answers ``withheld`` (reasons, see
+    :func:`published_sql`) are not counted."""
     conn = connection(db)
+    shown = published_sql("posts", withheld)
     out = []
     for qid, number, post_id, text, created_at, handle in conn.execute(
         """SELECT q.id, q.number, q.post_id, q.text, p.created_at,
@@ -465,18 +541,21 @@ def question_answers(db: Connection, session_id: int) -> list[tuple[Any, ...]]:
            FROM questions q LEFT JOIN posts p ON p.id = q.post_id LEFT JOIN authors a ON a.id = p.author_id
            WHERE q.session_id = ? ORDER BY q.number""", [session_id]).fetchall():
         answers, first = conn.execute(
-            """SELECT count(*), min(CASE WHEN created_at >= ? THEN created_at END)
-               FROM posts WHERE answer_to_id = ?""", [created_at or "", qid]).fetchone()
+            f"""SELECT count(*), min(CASE WHEN created_at >= ? THEN created_at END)
+               FROM posts WHERE answer_to_id = ? AND {shown}""", [created_at or "", qid]).fetchone()
         out.append((qid, number, post_id, text, created_at, handle, answers, first))
     return out
 
 
-def session_links(db: Connection, session_id: int) -> list[tuple[str, int]]:
-    """The links of the session's posts (reposts left out) with the number of posts sharing each."""
+def session_links(db: Connection, session_id: int, *, withheld: tuple[str, ...] | None = None
+                  ) -> list[tuple[str, int]]:
+    """The links of the session's posts (reposts and posts ``withheld`` left
+    out) with the number of posts sharing each."""
     return [(u, n) for u, n in connection(db).execute(
-        """SELECT l.url, count(DISTINCT p.id) FROM session_posts sp JOIN posts p ON p.id = sp.post_id
+        f"""SELECT l.url, count(DISTINCT p.id) FROM session_posts sp JOIN posts p ON p.id = sp.post_id
            JOIN post_links pl ON pl.post_id = p.id JOIN links l ON l.id = pl.link_id
-           WHERE sp.session_id = ? AND p.is_repost = 0 GROUP BY l.url""", [session_id])]
+           WHERE sp.session_id = ? AND p.is_repost = 0 AND {published_sql("p", withheld)}
+           GROUP BY l.url""", [session_id])]
 
 
 def post_urls(db: Connection, urls: list[str]) -> set[str]:

@@ -513,6 +513,142 @@ def m007_deletions(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m008_editorial(db: sqlite_utils.Database) -> None:
+    # The host's editorial control and the participants' consent (#11,
+    # archive/editorial.py, archive/published.py):
+    # - hidden: posts or accounts the host keeps out of published outputs
+    #   (the archive keeps them); target_kind 'post' (target_id: posts.id)
+    #   or 'account' (authors.id).
+    # - pins: a question's best answers, shown first and as "Highlights".
+    # - host_notes: the host's Markdown note on a session (question_number
+    #   NULL) or on one of its questions.
+    # - forgotten_accounts: people removed at their request; later imports
+    #   and captures of their posts are redacted on arrival (writer.py).
+    # - consent: a per-account decision that overrides the platform's
+    #   signal: allow = 1 publishes an unlisted account, 0 withholds any.
+    # - settings: the archive's own facts (owner, contact, ...) for the
+    #   recap's "about this archive" page.
+    db.executescript(
+        """
+        CREATE TABLE hidden (
+            target_kind TEXT NOT NULL,     -- post | account
+            target_id TEXT NOT NULL,
+            reason TEXT,
+            hidden_at TEXT,
+            PRIMARY KEY (target_kind, target_id)
+        );
+        CREATE TABLE pins (
+            post_id TEXT PRIMARY KEY REFERENCES posts(id),
+            pinned_at TEXT
+        );
+        CREATE TABLE host_notes (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id),
+            question_number INTEGER,
+            markdown TEXT NOT NULL,
+            updated_at TEXT
+        );
+        CREATE UNIQUE INDEX idx_host_notes_place ON host_notes(session_id, coalesce(question_number, -1));
+        CREATE TABLE forgotten_accounts (
+            author_id TEXT PRIMARY KEY,
+            forgotten_at TEXT
+        );
+        CREATE TABLE consent (
+            author_id TEXT PRIMARY KEY,
+            allow INTEGER NOT NULL,        -- 1: publish (overrides unlisted), 0: never publish
+            decided_at TEXT
+        );
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT
+        );
+        """
+    )
+
+
+@migrations()
+def m009_unlisted_authors(db: sqlite_utils.Database) -> None:
+    # authors.unlisted: the account asked its platform not to be indexed or
+    # shown to the public (Mastodon noindex / indexable false, Bluesky
+    # !no-unauthenticated, X protected): 1, 0, or NULL when the source does
+    # not say.  withheld_posts is the one rule of what published outputs
+    # leave out (archive/published.py reads it; Datasette's canned queries
+    # filter on it): each post with the first reason that applies
+    # (a post can be listed twice; readers take any row).
+    db.executescript(
+        """
+        ALTER TABLE authors ADD COLUMN unlisted INTEGER;
+        CREATE INDEX idx_authors_unlisted ON authors(id) WHERE unlisted = 1;
+        CREATE VIEW withheld_posts AS
+        SELECT h.target_id AS post_id, 'hidden' AS reason FROM hidden h WHERE h.target_kind = 'post'
+        UNION ALL
+        SELECT p.id, 'hidden' FROM hidden h JOIN posts p ON p.author_id = h.target_id
+        WHERE h.target_kind = 'account'
+        UNION ALL
+        SELECT p.id, 'withdrawn' FROM consent c JOIN posts p ON p.author_id = c.author_id WHERE c.allow = 0
+        UNION ALL
+        SELECT p.id, 'unlisted' FROM authors a JOIN posts p ON p.author_id = a.id
+        WHERE a.unlisted = 1 AND NOT EXISTS (SELECT 1 FROM consent c WHERE c.author_id = a.id);
+        """
+    )
+
+
+@migrations()
+def m010_link_titles(db: sqlite_utils.Database) -> None:
+    # links.title: the page's title when the data gives one (X entities.urls[].title,
+    # the unwound title; Mastodon card.title for the card's url; Bluesky
+    # app.bsky.embed.external title for its uri), filled on import (Post.link_titles);
+    # NULL when the data has none.  The recap's resources digest shows it.
+    db.executescript("ALTER TABLE links ADD COLUMN title TEXT;")
+
+
+@migrations()
+def m012_imported_records(db: sqlite_utils.Database) -> None:
+    # imported_records: records (JSONL pages of posts) already imported
+    # cleanly, by a digest of their bytes and of how they were read
+    # (archive/known_records.py); a re-import counts their posts as
+    # unchanged without parsing them again.  post_ids: the ids they gave,
+    # one per line, so the counts stay those of a full merge.
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS imported_records (
+            hash BLOB PRIMARY KEY,
+            post_ids TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """
+    )
+
+
+@migrations()
+def m013_withheld_posts_by_account(db: sqlite_utils.Database) -> None:
+    # withheld_posts, same rows as m009's, each branch driven from its small
+    # table.  m009 joined consent to posts, and with no statistics SQLite
+    # chose to walk every post and look its author up in consent: ~150 ms at
+    # 1M posts for every page that reads the view, even with consent empty.
+    # `posts.author_id IN (SELECT ... small table)` makes each branch read its
+    # table (hidden, consent, the unlisted authors' partial index) once and
+    # reach the posts by idx_posts_author_id; a reader that asks about one
+    # post (published_sql: w.post_id = p.id) still finds it by its id first.
+    db.executescript(
+        """
+        DROP VIEW IF EXISTS withheld_posts;
+        CREATE VIEW withheld_posts AS
+        SELECT h.target_id AS post_id, 'hidden' AS reason FROM hidden h WHERE h.target_kind = 'post'
+        UNION ALL
+        SELECT p.id, 'hidden' FROM posts p
+        WHERE p.author_id IN (SELECT h.target_id FROM hidden h WHERE h.target_kind = 'account')
+        UNION ALL
+        SELECT p.id, 'withdrawn' FROM posts p
+        WHERE p.author_id IN (SELECT c.author_id FROM consent c WHERE c.allow = 0)
+        UNION ALL
+        SELECT p.id, 'unlisted' FROM posts p
+        WHERE p.author_id IN (SELECT a.id FROM authors a WHERE a.unlisted = 1
+                              AND NOT EXISTS (SELECT 1 FROM consent c WHERE c.author_id = a.id));
+        """
+    )
+
+
 # The tables that make an SQLite file a chatarchive archive (Datasette's
 # plugin uses the same test to leave other databases alone).
 ARCHIVE_TABLES = frozenset({"posts", "authors", "sessions", "session_posts", "posts_fts"})

@@ -27,7 +27,7 @@ import re
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -256,13 +256,14 @@ class _Pending:
     """One post waiting in a batch: its column values, entities and raw JSON
     (serialized at once, so the parsed source page can be freed)."""
 
-    __slots__ = ("hashtags", "links", "media", "mentions", "raw", "values", "where")
+    __slots__ = ("hashtags", "links", "media", "mentions", "raw", "titles", "values", "where")
 
     def __init__(self, post: Post, where: str | None = None):
         self.values = _values(post)
         self.hashtags = post.hashtags
         self.mentions = post.mentions
         self.links = _web_links(post.links)
+        self.titles = post.link_titles
         self.media = post.media
         self.raw = _raw_json(post.raw)
         self.where = where  # where the sighting was read (FILE:LINE), for conflict messages
@@ -273,11 +274,34 @@ class _Pending:
         self.hashtags = _union(self.hashtags, later.hashtags)
         self.mentions = _union(self.mentions, later.mentions)
         self.links = _union(self.links, later.links)
+        self.titles = {**self.titles, **later.titles} if later.titles else self.titles
         if later.media:
             urls = {m.url for m in self.media}
             self.media = self.media + [m for m in later.media if m.url not in urls]
         if later.raw is not None and (later_wins or self.raw is None):
             self.raw = later.raw
+
+
+# The FTS insert trigger (m001, made by sqlite-utils) and the statement that
+# does its work for a whole batch at once.  Per row, the trigger costs a
+# sub-program run and FTS5 flushes a segment per statement; one INSERT …
+# SELECT per batch writes fewer, larger segments, so the index is merged
+# less often as it grows (measured: bench/README.md).
+_FTS_INSERT_TRIGGER = "posts_ai"
+_FTS_INSERT_TRIGGER_SQL = """CREATE TRIGGER "posts_ai" AFTER INSERT ON "posts" BEGIN
+  INSERT INTO "posts_fts" (rowid, "text", "author_handle", "author_name") \
+VALUES (new.rowid, new."text", new."author_handle", new."author_name");
+END"""
+_FTS_INDEX_NEW = ("INSERT INTO posts_fts (rowid, text, author_handle, author_name) "
+                  "SELECT rowid, text, author_handle, author_name FROM posts WHERE rowid > ?")
+
+
+def _fts_insert_trigger(conn: sqlite3.Connection) -> str | None:
+    """The FTS insert trigger's SQL when it is exactly the one the batch
+    statement replaces (else None: the trigger stays and does the work)."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?",
+                       (_FTS_INSERT_TRIGGER,)).fetchone()
+    return row[0] if row and " ".join(row[0].split()) == " ".join(_FTS_INSERT_TRIGGER_SQL.split()) else None
 
 
 def _max_variables(conn: sqlite3.Connection) -> int:
@@ -298,7 +322,7 @@ class _Background:
     thread parses and normalizes the next pages meanwhile.  At most one
     batch waits in the queue, so memory stays bounded."""
 
-    def __init__(self, write: Callable[[list, list], None]):
+    def __init__(self, write: Callable[[list, list, list], None]):
         self.write = write
         self.queue: queue.Queue = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
@@ -318,9 +342,9 @@ class _Background:
             finally:
                 self.queue.task_done()
 
-    def submit(self, entries: list, authors: list) -> None:
+    def submit(self, entries: list, authors: list, rows: list) -> None:
         self.check()
-        self.queue.put((entries, authors))
+        self.queue.put((entries, authors, rows))
 
     def wait(self) -> None:
         """Block until every submitted batch is written (or failed)."""
@@ -355,12 +379,14 @@ class PostWriter:
     use from another thread, as open_db's does).  The caller must not use
     the connection until :meth:`flush` or :meth:`close` has returned."""
 
-    def __init__(self, db: sqlite_utils.Database, batch_size: int = 2000, *, background: bool = False):
+    def __init__(self, db: sqlite_utils.Database, batch_size: int = 2000, *, background: bool = False,
+                 defer_fts: bool = False):
         self.db = db
         self.conn = db.conn
         self.batch_size = batch_size
         self.pending: dict[str, _Pending] = {}
         self.authors: dict[str, tuple] = {}
+        self._rows: list[tuple[str, list[tuple]]] = []  # also_write(): written after the batch
         self.stats = SaveStats()
         #: "WHERE: post ID: another author (…)" for the first conflicts (all are counted in stats)
         self.conflicts: list[str] = []
@@ -376,6 +402,18 @@ class PostWriter:
         self._update_plain_tail = f" ON CONFLICT(id) DO UPDATE SET {plain}"
         self._select_head = f"SELECT {', '.join(POST_COLUMNS)}, deleted_at FROM posts WHERE id IN "
         self._background = _Background(self._write_batch) if background else None
+        # defer_fts (bulk imports, inside the caller's transaction): the FTS
+        # insert trigger is dropped while this writer writes, and each
+        # batch's new posts are indexed with one INSERT … SELECT; flush()
+        # and close() put the trigger back (a rollback does too).
+        self._fts_trigger = _fts_insert_trigger(self.conn) if defer_fts else None
+        self._fts_trigger_dropped = False
+        # People removed at their request (``chatarchive forget``): their
+        # posts are redacted before anything of them is written, then made
+        # tombstones; ``redacted`` names them so a capture scrubs its page
+        # bodies too (deletion.without_posts).
+        self._forgotten = {r[0] for r in self.conn.execute("SELECT author_id FROM forgotten_accounts")}
+        self.redacted: list[str] = []
 
     def add(self, posts: Iterable[Post], where: str | None = None) -> list[str]:
         """Queue posts for writing (``where``: where they were read, for
@@ -390,10 +428,15 @@ class PostWriter:
             except BadPost as e:
                 refused.append(str(e))
                 continue
+            if self._forgotten and post.author is not None and post.author.id in self._forgotten:
+                from .editorial import redact_on_arrival
+
+                post = redact_on_arrival(post)
+                self.redacted.append(post.id)
             entry = _Pending(post, where)
             a = post.author
             if a is not None:
-                new = (a.id, a.platform, a.handle, a.name, a.avatar_url, a.url)
+                new = (a.id, a.platform, a.handle, a.name, a.avatar_url, a.url, a.unlisted)
                 old = authors.get(a.id)
                 authors[a.id] = new if old is None or old == new else tuple(
                     n if n is not None else o for o, n in zip(old, new))
@@ -420,22 +463,24 @@ class PostWriter:
                                   "this sighting was not applied")
 
     def _submit(self) -> None:
-        if not self.pending and not self.authors:
+        if not self.pending and not self.authors and not self._rows:
             return
         entries = list(self.pending.values())
         authors = list(self.authors.values())
+        rows, self._rows = self._rows, []
         self.pending.clear()  # in place: add() holds a reference
         self.authors.clear()
         if self._background is not None:
-            self._background.submit(entries, authors)
+            self._background.submit(entries, authors, rows)
         else:
-            self._write_batch(entries, authors)
+            self._write_batch(entries, authors, rows)
 
     def flush(self) -> SaveStats:
         """Write everything added so far; returns the running totals."""
         self._submit()
         if self._background is not None:
             self._background.wait()
+        self._restore_fts_trigger()
         return self.stats
 
     def close(self) -> None:
@@ -444,8 +489,41 @@ class PostWriter:
         if self._background is not None:
             self._background.close()
             self._background = None
+        self._restore_fts_trigger()
 
-    def _write_batch(self, entries: list[_Pending], authors: list[tuple]) -> None:
+    def _restore_fts_trigger(self) -> None:
+        if not self._fts_trigger_dropped or self._fts_trigger is None:
+            return
+        self._fts_trigger_dropped = False
+        # a ROLLBACK (TO a savepoint) may have put it back already
+        if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?",
+                                 (_FTS_INSERT_TRIGGER,)).fetchone():
+            self.conn.execute(self._fts_trigger)
+
+    def _insert_posts(self, rows: list[list[Any]]) -> None:
+        """New posts, and their full-text index entries."""
+        conn = self.conn
+        if self._fts_trigger is None or not conn.in_transaction:
+            self._many(self._insert_head, rows)  # the trigger indexes each row
+            return
+        if not self._fts_trigger_dropped:
+            conn.execute(f"DROP TRIGGER {_FTS_INSERT_TRIGGER}")
+            self._fts_trigger_dropped = True
+        before = conn.execute("SELECT coalesce(max(rowid), 0) FROM posts").fetchone()[0]
+        self._many(self._insert_head, rows)
+        # New rows take rowids above every existing one (posts are never
+        # deleted while a writer writes), so this is exactly the batch.
+        conn.execute(_FTS_INDEX_NEW, (before,))
+
+    def also_write(self, sql: str, rows: list[tuple]) -> None:
+        """Run ``sql`` (executemany) with ``rows`` right after the batch the
+        posts added so far go in, in the writer's thread: bookkeeping that
+        must follow those posts (the importer's known records) without a
+        flush, which would end the batch early."""
+        self._rows.append((sql, rows))
+
+    def _write_batch(self, entries: list[_Pending], authors: list[tuple],
+                     rows: Sequence[tuple[str, list[tuple]]] = ()) -> None:
         conn = self.conn
         self._save_authors(authors)
         existing: dict[str, list[Any]] = {}
@@ -496,7 +574,7 @@ class PostWriter:
                 later_wins = changed and values[_MATCHED] >= old[_MATCHED]
                 (raws_replace if later_wins else raws_keep).append((values[0], values[2], e.raw))
         if inserts:
-            self._many(self._insert_head, inserts)
+            self._insert_posts(inserts)
         # Updates as upserts of whole rows (multi-row, like the inserts);
         # rows whose text, handle and name are unchanged do not name those
         # columns, so the FTS update trigger leaves them alone.
@@ -507,6 +585,13 @@ class PostWriter:
         self._save_entities(kept)
         self._many("INSERT OR REPLACE INTO raw (post_id, format, json) VALUES ", raws_replace)
         self._many("INSERT OR IGNORE INTO raw (post_id, format, json) VALUES ", raws_keep)
+        if self.redacted:
+            from .deletion import delete_posts
+
+            redacted = set(self.redacted)
+            delete_posts(self.db, [e.values[0] for e in entries if e.values[0] in redacted], purge=False)
+        for sql, params in rows:
+            conn.executemany(sql, params)
 
     def _many(self, head: str, rows: list, tail: str = "") -> None:
         """``head`` VALUES (…), (…), … ``tail`` for all rows, a few hundred
@@ -536,17 +621,19 @@ class PostWriter:
         for a in rows:
             written[a[0]] = a
         self._many(
-            "INSERT INTO authors (id, platform, handle, name, avatar_url, url) VALUES ",
+            "INSERT INTO authors (id, platform, handle, name, avatar_url, url, unlisted) VALUES ",
             rows,
             """ ON CONFLICT(id) DO UPDATE SET
                  handle = coalesce(excluded.handle, handle),
                  name = coalesce(excluded.name, name),
                  avatar_url = coalesce(excluded.avatar_url, avatar_url),
-                 url = coalesce(excluded.url, url)
+                 url = coalesce(excluded.url, url),
+                 unlisted = coalesce(excluded.unlisted, unlisted)
                WHERE coalesce(excluded.handle, handle) IS NOT handle
                   OR coalesce(excluded.name, name) IS NOT name
                   OR coalesce(excluded.avatar_url, avatar_url) IS NOT avatar_url
-                  OR coalesce(excluded.url, url) IS NOT url""",
+                  OR coalesce(excluded.url, url) IS NOT url
+                  OR coalesce(excluded.unlisted, unlisted) IS NOT unlisted""",
         )
 
     def _ids(self, cache: dict[str, int], table: str, column: str, values: dict[str, Any]) -> None:
@@ -599,6 +686,10 @@ class PostWriter:
             )
         self._ids(self._tag_ids, "hashtags", "tag", tags)
         self._ids(self._link_ids, "links", "url", urls)
+        titles = [(t, u) for e in entries for u, t in e.titles.items() if u in urls and t]
+        if titles:  # a later sighting's title replaces an earlier one; none never erases one
+            self.conn.executemany("UPDATE links SET title = ? WHERE url = ? AND title IS NOT ?",
+                                  [(t, u, t) for t, u in titles])
         self._ids(self._media_ids, "media", "url", media)
         tag_ids, link_ids, media_ids = self._tag_ids, self._link_ids, self._media_ids
         post_tags: list[tuple[str, int]] = []

@@ -25,6 +25,7 @@ import orjson
 import sqlite_utils
 
 from ..analysis.pipeline import analyse_archive
+from ..archive.deletion import without_posts
 from ..archive.queries import get_session
 from ..archive.schema import now_iso
 from ..archive.writer import PostWriter, SaveStats, resolve_local_replies, resolve_page_replies, transaction
@@ -192,7 +193,7 @@ class CaptureRun:
                     """INSERT INTO capture_pages (capture_id, platform, kind, url, retrieved_at, posts, json)
                        VALUES (?, ?, ?, ?, ?, ?, ?)""",
                     (r.capture_id, self.client.platform, page.kind, page.url, page.retrieved_at,
-                     len(page.posts), orjson.dumps(page.body).decode()),
+                     len(page.posts), orjson.dumps(without_posts(page.body, writer.redacted)).decode()),
                 )
             resolve_page_replies(self.db, page.posts)
             state = {**self.sticky, **page.state} if page.kind != "context" else self.state

@@ -46,7 +46,7 @@ from typing import IO, Any, Protocol
 import orjson
 import sqlite_utils
 
-from ..archive.deletion import delete_posts, purge, tombstoned
+from ..archive.deletion import delete_posts, purge, tombstoned, without_posts
 from ..archive.schema import now_iso
 from ..archive.writer import PostWriter, SaveStats, resolve_local_replies, resolve_page_replies, transaction
 from ..errors import CaptureError
@@ -672,7 +672,9 @@ class StreamEngine:
                                      sum(len(it.posts) for it in items if it.kind == "stream")))
                     rows += [(it.kind, it.url, it.body, len(it.posts)) for it in items
                              if it.kind != "stream" and it.body is not None and it.posts]
+                    redacted = writers[src].redacted  # forgotten people's posts: no copy in a page
                     for kind, url, body, n in rows:
+                        body = without_posts(body, redacted) if redacted else body
                         db.conn.execute(
                             """INSERT INTO capture_pages (capture_id, platform, kind, url, retrieved_at, posts, json)
                                VALUES (?, ?, ?, ?, ?, ?, ?)""",

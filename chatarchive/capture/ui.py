@@ -35,7 +35,7 @@ class LogUI(QuietUI):
                 f"({stats.added} new, {stats.updated} updated); {run.result.added} new in all"
             )
         for p in page.problems:
-            self.echo(f"{run.client.platform}: {p}")
+            self.echo(f"{run.client.platform}: {printable(p, 300)}")
 
     def waiting(self, run: CaptureRun, seconds: float, reason: str) -> None:
         if reason != "pacing" and seconds >= 1:
@@ -73,8 +73,9 @@ class LiveUI:
         self.wait_until = None
         newest = sorted((p for p in page.posts if p.matched), key=lambda p: p.created_at)
         for p in newest:
-            handle = (p.author.handle or p.author.id) if p.author else "?"
-            item = (p.created_at, handle, " ".join((p.text or "").split()))
+            # What a post says reaches a terminal: no escape sequence, one line.
+            handle = printable((p.author.handle or p.author.id) if p.author else "?", 60)
+            item = (p.created_at, handle, printable(p.text or "", 300))
             if not self.latest or item[0] >= self.latest[-1][0]:
                 self.latest.append(item)
             if looks_like_question(p.text) and (self.question is None or p.created_at >= self.question[0]):
@@ -109,13 +110,13 @@ class LiveUI:
         if self.question:
             grid.add_row("Question", Text(f"@{self.question[1]}: {self.question[2][:160]}"))
         if r.problems:
-            grid.add_row("Problems", Text(r.problems[-1][:160], style="yellow"))
+            grid.add_row("Problems", Text(printable(r.problems[-1], 160), style="yellow"))
         latest = Table.grid(padding=(0, 1))
         latest.add_column(style="dim", no_wrap=True)
         latest.add_column(style="cyan", no_wrap=True)
         latest.add_column(overflow="ellipsis", no_wrap=True)
         for when, handle, text in reversed(self.latest):
-            latest.add_row(when[11:19], f"@{handle}", Text(text))
+            latest.add_row(when[11:19], Text(f"@{handle}"), Text(text))
         body = Table.grid()
         body.add_row(grid)
         if self.latest:
@@ -234,7 +235,7 @@ class StreamPanel:
             latest.add_column(style="cyan", no_wrap=True)
             latest.add_column(overflow="ellipsis", no_wrap=True)
             for when, platform, handle, text in list(reversed(engine.latest))[: self.latest]:
-                latest.add_row(when[11:19], platform, f"@{printable(handle, 60)}", Text(printable(text, 200)))
+                latest.add_row(when[11:19], platform, Text(f"@{printable(handle, 60)}"), Text(printable(text, 200)))
             body.add_row(Text(""))
             body.add_row(latest)
         platforms = sorted({s.platform for s in engine.sources})

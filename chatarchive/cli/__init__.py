@@ -31,6 +31,18 @@ CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_
 # that each is its command's own.
 COMMANDS: dict[str, tuple[str, str]] = {
     "capture": ("capture:capture", "Capture a hashtag chat live from X, Mastodon or Bluesky into DB."),
+    "check-deleted": ("editorial:check_deleted", "Ask X, Mastodon and Bluesky which archived posts were deleted, "
+                      "and remove those."),
+    "consent": ("editorial:consent", "Record an account's consent to appear in published outputs."),
+    "forget": ("editorial:forget", "Remove a person at their request: their posts' content, for good."),
+    "hidden": ("editorial:hidden", "List what is hidden from published outputs, and why."),
+    "hide": ("editorial:hide", "Keep posts or accounts out of the recap, exports and Datasette pages."),
+    "note": ("editorial:note", "Add the host's note (Markdown) to a session or one of its questions."),
+    "pin": ("editorial:pin", "Pin a best answer: shown first under its question and in the session's Highlights."),
+    "settings": ("editorial:settings", "Show or set the archive's settings (owner, contact…), shown on the "
+                 "recap's About page."),
+    "unhide": ("editorial:unhide", "Publish hidden posts or accounts again."),
+    "unpin": ("editorial:unpin", "Unpin a post."),
     "demo": ("demo:demo", "Import the bundled sample chat into DIRECTORY/demo.db and show what was found."),
     "export": ("publish:export", "Export one SESSION (id or slug) as Markdown, JSON, JSONL or CSV."),
     "import": ("importing:import_", "Import chat files into DB (created when missing)."),

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import ChatArchiveError
+from ..present.text import clean_data
 from ..timeutil import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,7 +32,9 @@ def qa_options(f: F) -> F:
 
 
 def json_out(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """JSON on standard output, with no control character in any string: a
+    consumer printing a decoded value prints no escape sequence from a post."""
+    click.echo(json.dumps(clean_data(data), indent=2, ensure_ascii=False, default=str))
 
 
 def err(message: str) -> None:

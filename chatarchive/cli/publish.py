@@ -22,15 +22,27 @@ from .common import db_argument, err
 @click.option("--prune", is_flag=True,
               help="Also delete the pages of sessions (and people, hashtags, media) no longer in the archive; "
               "only files an earlier recap wrote.")
+@click.option("--base-url", metavar="URL",
+              help="The address the site is published at (https://example.org/chats/): absolute links in the "
+              "Atom feeds, preview cards and og:url. Without it feed links are relative and og:url is left out.")
+@click.option("--include-unlisted", is_flag=True,
+              help="Also publish accounts unlisted on their platform (noindex, !no-unauthenticated, protected).")
+@click.option("--anonymize", is_flag=True,
+              help="Show every non-host as a stable pseudonym (\"Participant 12\"): no names, handles, avatars or "
+              "profile links, for research sharing.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def recap(db: str, sessions: tuple[str, ...], out: str, templates: str | None, download_media: bool,
-          no_search: bool, prune: bool, quiet: bool) -> None:
+          no_search: bool, prune: bool, base_url: str | None, include_unlisted: bool, anonymize: bool,
+          quiet: bool) -> None:
     """Write a static recap site of SESSIONs (all when none is given) into OUT.
 
     Each session gets a page (before the chat, Q&A, conversations,
     transcript, timeline, people, links, media); index.html and a page per
     hashtag list every session of the archive; each participant gets a page
-    too. Naming SESSIONs adds or updates their pages and keeps every other
+    too, and each hashtag a community page (sessions over time, retention,
+    regulars, every question, the links shared), an Atom feed
+    (feeds/TAG.xml; feed.xml for the whole site) and every session a
+    preview card (cards/SLUG.png, with Open Graph tags). Naming SESSIONs adds or updates their pages and keeps every other
     page of OUT (a weekly run: recap DB THIS-WEEK --out site/); only
     --prune deletes anything. Pages are self-contained (inline CSS, no
     scripts, no fonts) and work from file://; Pagefind adds search (it
@@ -43,9 +55,12 @@ def recap(db: str, sessions: tuple[str, ...], out: str, templates: str | None, d
         chatarchive recap chats.db --out site/
         chatarchive recap chats.db cmgrchat-2026-11-18 --out site/ --download-media
         chatarchive recap chats.db --out site/ --prune
+        chatarchive recap chats.db --out site/ --base-url https://example.org/chats/
+        chatarchive recap chats.db --out research-site/ --anonymize
     """
     result = Archive(db).recap(out, sessions, templates=templates, download_media=download_media,
-                               search=not no_search, prune=prune,
+                               search=not no_search, prune=prune, base_url=base_url,
+                               include_unlisted=include_unlisted, anonymize=anonymize,
                                progress=None if quiet else (lambda msg: err(printable(msg, 400))))
     if quiet:
         return
@@ -71,17 +86,23 @@ def recap(db: str, sessions: tuple[str, ...], out: str, templates: str | None, d
               "jsonl/csv: one post per line/row.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
               help="Write to FILE instead of standard output.")
-def export(db: str, session: str, fmt: str, output: str) -> None:
+@click.option("--include-unlisted", is_flag=True,
+              help="Also publish accounts unlisted on their platform (noindex, !no-unauthenticated, protected).")
+@click.option("--anonymize", is_flag=True,
+              help="Show every non-host as a stable pseudonym (\"Participant 12\"): no names, handles, avatars or "
+              "profile links, for research sharing.")
+def export(db: str, session: str, fmt: str, output: str, include_unlisted: bool, anonymize: bool) -> None:
     """Export one SESSION (id or slug) as Markdown, JSON, JSONL or CSV.
 
     \b
     Example:
         chatarchive export chats.db cmgrchat-2026-11-18 --format md -o recap.md
         chatarchive export chats.db cmgrchat-2026-11-18 --format csv > posts.csv
+        chatarchive export chats.db cmgrchat-2026-11-18 --format json --anonymize -o research.json
     """
     archive = Archive(db)
     if output == "-":
-        click.echo(archive.export(session, fmt), nl=False)
+        click.echo(archive.export(session, fmt, include_unlisted=include_unlisted, anonymize=anonymize), nl=False)
         return
-    archive.export(session, fmt, output)
+    archive.export(session, fmt, output, include_unlisted=include_unlisted, anonymize=anonymize)
     err(f"Wrote {output}")

@@ -16,6 +16,7 @@ from typing import Any
 from datasette.utils import tilde_encode
 from markupsafe import escape
 
+from ..archive.queries import published_author_sql, published_sql
 from ..errors import ChatArchiveError
 from ..present.text import platform_name
 
@@ -70,22 +71,30 @@ _ESCAPED_FTS = (
 )
 
 
+# Canned queries are published views: what the host hid, and the posts of
+# people who did not consent, are left out (archive/published.py).  The
+# raw tables stay the host's own.
+_SHOWN = published_sql("p")
+
+
 def canned_queries() -> dict[str, dict[str, Any]]:
     """The canned queries (each gets a parameter form in Datasette)."""
     return {
         "session_transcript": {
             "title": "Session transcript",
             "description": "Every post of one session in time order, with the question each "
-            "post asks or answers. session: a slug such as growthchat-2026-10-14, or an id.",
+            "post asks or answers; times in the chat's zone (zone), as on the session page. "
+            "session: a slug such as growthchat-2026-10-14, or an id.",
             "sql": f"""select p.created_at, p.author_handle, a.avatar_url, q.number as question,
   case when p.question_id is not null then 'question'
        when p.answer_to_id is not null then 'answer' else '' end as role,
-  p.text, p.reply_to_author, p.url, p.id as post_id
+  p.text, p.reply_to_author, p.url, p.id as post_id, s.timezone as zone
 from session_posts sp
+join sessions s on s.id = sp.session_id
 join posts p on p.id = sp.post_id
 left join authors a on a.id = p.author_id
 left join questions q on q.id = coalesce(p.question_id, p.answer_to_id)
-where sp.session_id = {_session_id_sql()}
+where sp.session_id = {_session_id_sql()} and {_SHOWN}
 order by p.created_at is null, p.created_at, p.id""",
         },
         "question_answers": {
@@ -97,7 +106,7 @@ order by p.created_at is null, p.created_at, p.id""",
 from questions q
 join posts p on p.answer_to_id = q.id
 left join authors a on a.id = p.author_id
-where q.session_id = {_session_id_sql()} and q.number = :number
+where q.session_id = {_session_id_sql()} and q.number = :number and {_SHOWN}
 order by p.created_at is null, p.created_at, p.id""",
         },
         "participant_history": {
@@ -108,7 +117,7 @@ order by p.created_at is null, p.created_at, p.id""",
   q.number as question, p.text, p.url, p.id as post_id
 from posts p
 left join questions q on q.id = coalesce(p.question_id, p.answer_to_id)
-where p.author_id in {_AUTHOR_IDS}
+where p.author_id in {_AUTHOR_IDS} and {_SHOWN}
 order by p.created_at desc, p.id desc""",
         },
         "participant_sessions": {
@@ -120,7 +129,7 @@ order by p.created_at desc, p.id desc""",
 from posts p
 join session_posts sp on sp.post_id = p.id
 join sessions s on s.id = sp.session_id
-where p.author_id in {_AUTHOR_IDS}
+where p.author_id in {_AUTHOR_IDS} and {_SHOWN}
 group by s.id
 order by s.start desc""",
         },
@@ -129,7 +138,7 @@ order by s.start desc""",
             "description": "The whole reply thread that a post belongs to, in time order "
             "(from its root: the earliest ancestor in the archive). post: any post id of "
             "the thread.",
-            "sql": """with recursive
+            "sql": f"""with recursive
   target(id, conv) as (select id, conversation_id from posts where id = :post),
   up(id) as (
     select id from target
@@ -149,7 +158,7 @@ select p.created_at, p.author_handle, a.avatar_url, p.reply_to_author, p.text, p
   p.id as post_id, p.reply_to_id
 from posts p
 left join authors a on a.id = p.author_id
-where p.id in (select id from down) or p.conversation_id = (select id from root)
+where (p.id in (select id from down) or p.conversation_id = (select id from root)) and {_SHOWN}
 order by p.created_at is null, p.created_at, p.id""",
         },
         "search_posts": {
@@ -162,7 +171,7 @@ order by p.created_at is null, p.created_at, p.id""",
 from posts_fts
 join posts p on p.rowid = posts_fts.rowid
 left join authors a on a.id = p.author_id
-where posts_fts match coalesce(nullif(trim(:q), ''), '""')
+where posts_fts match coalesce(nullif(trim(:q), ''), '""') and {_SHOWN}
 order by bm25(posts_fts, 10.0, 2.0, 1.0)
 limit 100""",
         },
@@ -183,8 +192,9 @@ from (
         order by start desc limit 20)
   union all
   select 2, 'person', null, handle, name, avatar_url, null, null, url, null
-  from (select * from authors
-        where handle like '%' || ltrim(:q, '@') || '%' or name like '%' || :q || '%'
+  from (select * from authors a
+        where (handle like '%' || ltrim(:q, '@') || '%' or name like '%' || :q || '%')
+          and {published_author_sql("a")}
         order by length(handle), handle limit 20)
   union all
   select 3, 'post', session, author_handle, author_name, avatar_url, created_at, snippet, url, id
@@ -193,7 +203,7 @@ from (
         from posts_fts
         join posts p on p.rowid = posts_fts.rowid
         left join authors a on a.id = p.author_id
-        where posts_fts match {_ESCAPED_FTS}
+        where posts_fts match {_ESCAPED_FTS} and {_SHOWN}
         order by posts_fts.rank limit 50)
 )
 order by k""",

@@ -29,6 +29,7 @@ import functools
 import hashlib
 import re
 import weakref
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from markupsafe import Markup, escape
 
 from ..present.html import post_css
-from ..present.text import highlight, initials, linkify
+from ..present.text import highlight, initials, linkify, local_datetime
+from ..present.views import session_zone
 from ..safety import safe_url
 from .archives import (
     RECAP_TEMPLATES_IN_PACKAGE,
@@ -76,13 +78,16 @@ def _targets_for(datasette: Any, database: str) -> DatasetteTargets:
 
 
 def avatar_cell(url: Any, handle: Any = None, size: int = 32) -> Markup:
-    """An avatar_url cell: the picture for an http(s) URL, else the handle's initials."""
+    """An avatar_url cell: the picture of an http(s) URL, else the handle's
+    initials (as the recap shows them).  A picture that does not load (gone,
+    offline, blocked) shows the initials too, never a broken image: a broken
+    image draws its ``::after`` (chatarchive.css), which holds them."""
     src = safe_url(url)
+    letters = escape(initials(None, handle if isinstance(handle, str) else None))
     if src:
-        return Markup(f'<img class="ca-avatar" src="{escape(src)}" alt="" width="{size}" height="{size}" '
-                      'loading="lazy" referrerpolicy="no-referrer">')
-    return Markup('<span class="ca-avatar ca-initials" aria-hidden="true">'
-                  f'{escape(initials(None, handle if isinstance(handle, str) else None))}</span>')
+        return Markup(f'<img class="ca-avatar" src="{escape(src)}" alt="" data-initials="{letters}" width="{size}" '
+                      f'height="{size}" loading="lazy" referrerpolicy="no-referrer">')
+    return Markup(f'<span class="ca-avatar ca-initials" aria-hidden="true">{letters}</span>')
 
 
 def _render(row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any) -> Markup | None:
@@ -106,14 +111,27 @@ def _render(row: Any, value: Any, column: str, table: str | None, database: str,
         return Markup(" ".join(
             f'<a class="ca-session" href="{escape(targets.session(s))}">{escape(s)}</a>' for s in slugs
         ))
-    if column == "created_at" and table in (None, "posts"):
+    if column == "created_at" and table in (None, "posts") and isinstance(value, str):
         url = safe_url(_row_get(row, "url"))
-        if isinstance(value, str) and url:
+        shown = zoned_time(value, _row_get(row, "zone"))
+        if url:
             return Markup(
-                f'<a class="ca-permalink" href="{escape(url)}" title="Original post" '
-                f'rel="nofollow noopener noreferrer">{escape(value)}</a>'
+                f'<a class="ca-permalink" href="{escape(url)}" title="Original post ({escape(value)})" '
+                f'rel="nofollow noopener noreferrer">{shown}</a>'
             )
+        return shown
     return None
+
+
+def zoned_time(value: str, zone: Any) -> Markup:
+    """An archive time labelled with its zone: in the chat's ``zone`` when the
+    row has one (the session page's times), else in UTC, said so."""
+    tz = session_zone(zone if isinstance(zone, str) else None)
+    dt = local_datetime(value, tz)
+    if dt is None:
+        return Markup(escape(value))
+    label = dt.strftime("%Z") if tz is not timezone.utc else "UTC"
+    return Markup(f'{escape(dt.strftime("%Y-%m-%d %H:%M:%S"))} <span class="ca-zone">{escape(label)}</span>')
 
 
 @hookimpl
@@ -152,12 +170,16 @@ def startup(datasette):
 @hookimpl
 def prepare_jinja2_environment(env, datasette):
     fix_template_loader(env)
+    # overrides/ (query.html, table.html: tab titles, folded column descriptions)
+    # first, extending Datasette's own ("default:"); a --template-dir still wins
+    # for chatarchive_*.html, which come last.
+    overrides = FileSystemLoader(str(TEMPLATES_DIR / "overrides"))
     if isinstance(env.loader, ChoiceLoader):
         loaders = list(env.loader.loaders)
         if not any(getattr(ld, "searchpath", None) == [str(TEMPLATES_DIR)] for ld in loaders):
-            env.loader.loaders = [*loaders, FileSystemLoader(str(TEMPLATES_DIR))]
+            env.loader.loaders = [overrides, *loaders, FileSystemLoader(str(TEMPLATES_DIR))]
     else:
-        env.loader = ChoiceLoader([env.loader, FileSystemLoader(str(TEMPLATES_DIR))])
+        env.loader = ChoiceLoader([overrides, env.loader, FileSystemLoader(str(TEMPLATES_DIR))])
 
 
 def fix_template_loader(env, recap_dir: Path = RECAP_TEMPLATES_IN_PACKAGE) -> None:

@@ -88,15 +88,17 @@ def _time(p: PostView, href: str | None, cls: str = "t") -> str:
 
 
 DELETED = "This post was deleted."
+HIDDEN_PREFIX = "This post was hidden"  # archive.published.PLACEHOLDERS["hidden"]
 
 
 def deleted_html(p: PostView, *, mini: bool = False) -> Markup:
     """A tombstone: it keeps its place (replies to it stay in their thread)
     and its time, and shows nothing of what it said or who said it."""
     tag = "div" if mini else "article"
+    badge = "hidden" if p.placeholder.startswith(HIDDEN_PREFIX) else "removed" if p.placeholder else "deleted"
     return Markup(f'<{tag} class="{"mini" if mini else "post"} del"><div class="pb"><div class="ph">'
-                  f'<span class="b bc">deleted</span>{_time(p, p.href if mini else None)}</div>'
-                  f'<p class="tx">{DELETED}</p></div></{tag}>')
+                  f'<span class="b bc">{badge}</span>{_time(p, p.href if mini else None)}</div>'
+                  f'<p class="tx">{_e(p.placeholder) if p.placeholder else DELETED}</p></div></{tag}>')
 
 
 def post_html(p: PostView) -> Markup:

@@ -116,3 +116,4 @@ class PostView:
     html: Markup = field(default_factory=Markup)  # present.html.post_html of this view
     mini: Markup | None = None  # present.html.mini_html, made when a page needs it
     deleted: bool = False  # a tombstone: shown as deleted, without text, author, media or counts
+    placeholder: str = ""  # what a tombstone says instead of "deleted" (hidden by the host, …)

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 from markupsafe import Markup, escape
 
 from ..models import HIGHLIGHT_END, HIGHLIGHT_START
-from ..safety import safe_url
 from ..timeutil import parse_iso
+from ..urls import link_href
 
 # URLs, @mentions and #hashtags in post text.  Every match starts at its
 # first character (h, @ or #) and the context checks are lookbehinds, so the
@@ -106,7 +106,7 @@ def linkify(text: str, mention_href: Callable[[str], str | None] | None = None,
         url, mention, tag = m.group("url", "mention", "tag")
         if url:
             url, tail = trim_url("h" + url)
-            href = safe_url(url)
+            href = link_href(url)  # (None: t.co, shown as text)
             if not href:
                 continue
             link = f'<a href="{esc(href)}" rel="nofollow ugc">{esc(short_url(url))}</a>{esc(tail)}'
@@ -126,6 +126,11 @@ def linkify(text: str, mention_href: Callable[[str], str | None] | None = None,
         pos = m.end()
     out.append(esc(text[pos:]))
     return Markup("".join(out))
+
+
+def mentions_in(text: str) -> list[str]:
+    """The handles @mentioned in post text, as :func:`linkify` finds them."""
+    return [m.group("mention") for m in _TOKENS.finditer(clean(text)) if m.group("mention")]
 
 
 def highlight(snippet: str | None) -> Markup:

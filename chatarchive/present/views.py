@@ -28,6 +28,17 @@ What every output shows the same way (so they all say the same thing):
   "time unknown"; a deleted post (``deleted_at``) is shown as deleted,
   without its text, author or media.
 
+What is published (``archive.published``): :func:`load_session` applies a
+:class:`~chatarchive.archive.published.Publication` (by default the
+published defaults read from the archive), so every output built on a
+:class:`SessionView` leaves out what the host hid and what the participants
+did not consent to.  A withheld post with a shown reply keeps its place as a
+placeholder (``SessionPost.placeholder``: "hidden by the host", rendered as
+a tombstone); any other withheld post is not in the view at all, nor in its
+statistics, counts, participants or links.  Pinned answers come first under
+their question and in :attr:`SessionView.highlights`; the host's notes are
+:attr:`SessionView.notes` (sanitized HTML).
+
 Safety: post text becomes HTML only through ``present.text.linkify`` (escaped
 piece by piece), Mastodon HTML only through ``safety.sanitize_html``, and
 every URL passes ``safety.safe_url``; names, handles, alt text and content
@@ -42,7 +53,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timezone, tzinfo
 from typing import Any, Protocol
 
@@ -50,12 +61,14 @@ from markupsafe import Markup
 
 from ..analysis import stats as stats_mod
 from ..analysis.qa import handle_matches
-from ..archive import queries
+from ..archive import editorial, queries
+from ..archive.published import Publication
 from ..archive.queries import Connection, PostRow
 from ..errors import ChatArchiveError
 from ..models import Author, Media, Session, StoredPost
 from ..safety import safe_url, sanitize_html
 from ..timeutil import get_zone
+from ..urls import link_href
 from .html import person_markup, post_html, post_list_html
 from .model import MediaView, Person, PostView, Ref
 from .text import PLATFORM_NAMES, TIME_UNKNOWN, anchor_for, archive_datetime, clean, linkify, local_datetime
@@ -128,6 +141,10 @@ class SessionPost:
     a_number: int | None = None  # the number of the question it answers
     engagement: int = 0
     session_id: int | None = None
+    # shown in its place only, saying why (hidden by the host, removed at its
+    # author's request...): archive.published.PLACEHOLDERS
+    placeholder: str | None = None
+    pinned: bool = False
 
     @property
     def id(self) -> str:
@@ -135,8 +152,9 @@ class SessionPost:
 
     @property
     def deleted(self) -> bool:
-        """A tombstone: the post was deleted and its content is gone."""
-        return bool(self.post.deleted_at)
+        """A tombstone: the post was deleted, or is withheld from this output
+        and shown only in its place; nothing it said is shown."""
+        return bool(self.post.deleted_at) or self.placeholder is not None
 
     @classmethod
     def of(cls, row: PostRow, session_id: int | None = None) -> SessionPost:
@@ -207,6 +225,10 @@ class SessionView:
     zone: tzinfo
     stats_seconds: float = 0.0  # time spent in stats.session_stats
     lead_in: list[SessionPost] = field(default_factory=list)  # posted before the core ("Before the chat"), time order
+    highlights: list[SessionPost] = field(default_factory=list)  # pinned posts, time order
+    notes: dict[int | None, Markup] = field(default_factory=dict)  # host's notes by question number (None: session)
+    notes_markdown: dict[int | None, str] = field(default_factory=dict)  # the same, as the host wrote them
+    link_titles: dict[str, str] = field(default_factory=dict)  # page titles the data gave, by link URL (links.title)
 
     @property
     def first_timers(self) -> int | None:
@@ -226,21 +248,47 @@ def session_zone(name: str | None) -> tzinfo:
     return timezone.utc
 
 
-def load_session(db: Connection, id_or_slug: str | int, *, statistics: bool = True) -> SessionView:
+def load_session(db: Connection, id_or_slug: str | int, *, statistics: bool = True,
+                 publication: Publication | None = None, summaries: bool = True) -> SessionView:
     """Everything a recap page, an export or a Datasette page shows about one
     session (by slug or id; raises NotFoundError).  ``statistics=False`` skips
     ``stats.session_stats`` (the Datasette page shows none): no first-timers
-    then, and no time to the first answer."""
+    then, and no time to the first answer.  ``summaries=False`` leaves
+    ``conversations`` and ``participants`` empty (the Datasette page shows
+    neither; on a 4,000-post session they cost ~30 ms).
+
+    ``publication``: what may be shown (``archive.published``; default: the
+    published defaults, ``Publication.load(db)``; ``Publication.unfiltered``
+    for the host's own tools).  Withheld posts are left out, or kept as
+    placeholders when a shown post replies to them (see the module
+    docstring); ``session.posts`` then counts the shown posts only."""
+    pub = publication if publication is not None else Publication.load(db)
     session = queries.get_session(db, id_or_slug)
     sid = session.id
-    rows = queries.session_posts(db, sid)
+    rows, kept_places = _published_rows(queries.session_posts(db, sid), pub)
+    shown_rows = [r for r in rows if r.post.id not in kept_places]
     stats: dict[str, Any] = {}
     stats_seconds = 0.0
     if statistics:
         t0 = time.perf_counter()
-        stats = stats_mod.session_stats(db, sid, posts=rows)
+        stats = stats_mod.session_stats(db, sid, posts=shown_rows, withheld=pub.reasons)
         stats_seconds = time.perf_counter() - t0
-    posts = [SessionPost.of(r) for r in rows]
+        for q in stats.get("questions") or []:
+            if pub.reason(q.get("post_id") or ""):
+                q["text"] = None  # a withheld question says nothing
+    if len(shown_rows) != session.posts and not pub.everything:
+        session = replace(session, posts=len(shown_rows))
+        if stats:
+            stats["posts"] = len(shown_rows)
+    posts = []
+    for r in rows:
+        p = SessionPost.of(r)
+        p.placeholder = pub.placeholder(p.post.id, p.post.author_id, bool(p.post.deleted_at)) \
+            if p.post.id in kept_places or p.post.deleted_at else None
+        if p.placeholder is not None and p.post.id in kept_places:
+            p.handle, p.name, p.author = "hidden", "", None
+        p.pinned = p.post.id in pub.pins and not p.deleted
+        posts.append(p)
     by_id = {p.post.id: p for p in posts}
     for p in posts:
         parent = p.post.reply_to_id
@@ -273,6 +321,9 @@ def load_session(db: Connection, id_or_slug: str | int, *, statistics: bool = Tr
         # most engaged first; deleted answers (no content left to read) last
         answers = sorted(answers_of.get(qid, []),
                          key=lambda a: (a.deleted, -a.engagement, *time_key(a.post.created_at)))
+        if post_id and (pub.reason(post_id) or (post_id in by_id and by_id[post_id].deleted)):
+            text = None  # a withheld or deleted question says nothing
+        answers.sort(key=lambda a: not a.pinned)  # the host's pick first (a stable sort keeps the rest)
         questions.append(SessionQuestion(
             id=qid, number=number, post_id=post_id, text=text, post=by_id.get(post_id) if post_id else None,
             answers=[Answer(a, [(d, by_id[i]) for d, i in flatten_tree(a.children, children, 1)]) for a in answers],
@@ -280,10 +331,56 @@ def load_session(db: Connection, id_or_slug: str | int, *, statistics: bool = Tr
     # The lead-in: members before the core (C5), as fixed-width UTC text compares.
     start = session.start if isinstance(session.start, str) else None
     lead_in = [p for p in posts if start and p.post.created_at and p.post.created_at < start] if start else []
-    return SessionView(session=session, stats=stats, posts=posts, by_id=by_id, questions=questions,
-                       conversations=_conversations(db, sid, posts, by_id),
-                       participants=_participants(session, stats, posts, by_id), zone=zone,
-                       stats_seconds=stats_seconds, lead_in=lead_in)
+    notes_md = editorial.notes(db, sid)
+    shown = [p for p in posts if p.placeholder is None]  # people of the posts shown in full
+    view = SessionView(session=session, stats=stats, posts=posts, by_id=by_id, questions=questions,
+                       conversations=_conversations(db, sid, posts, by_id) if summaries else [],
+                       participants=_participants(session, stats, shown, {p.id: p for p in shown})
+                       if summaries else [], zone=zone,
+                       stats_seconds=stats_seconds, lead_in=lead_in,
+                       highlights=[p for p in posts if p.pinned],
+                       notes={k: note_html(v) for k, v in notes_md.items()}, notes_markdown=notes_md,
+                       link_titles=queries.session_link_titles(db, sid))
+    if pub.pseudonyms is not None:  # --anonymize: every output built on the view shows pseudonyms
+        from .anonymize import anonymize_view
+
+        anonymize_view(view, pub.pseudonyms)
+    return view
+
+
+def note_html(markdown: str) -> Markup:
+    """A host's note as HTML: Markdown rendered with raw HTML off, then the
+    one sanitizer (``safety.sanitize_html``)."""
+    from markdown_it import MarkdownIt
+
+    return sanitize_html(MarkdownIt("commonmark", {"html": False}).render(markdown))
+
+
+def _published_rows(rows: list[PostRow], pub: Publication) -> tuple[list[PostRow], set[str]]:
+    """The rows an output shows, and the ids among them kept only as
+    placeholders: withheld posts that a shown post replies to (directly, or
+    through other withheld posts).  The rest of the withheld are dropped."""
+    if pub.everything or not pub.withheld:
+        return rows, set()
+    by_id = {r.post.id: r for r in rows}
+    places: set[str] = set()
+    for r in rows:
+        if pub.reason(r.post.id):
+            continue
+        parent, seen = r.post.reply_to_id, 0
+        while parent and parent in by_id and pub.reason(parent) and parent not in places and seen < len(by_id):
+            places.add(parent)
+            parent, seen = by_id[parent].post.reply_to_id, seen + 1
+    out = []
+    for r in rows:
+        if r.post.id in places:
+            # nothing of it reaches the output: its place, time and reply link only
+            out.append(PostRow(replace(r.post, text="", html=None, spoiler_text=None, url=None, author_handle=None,
+                                       author_name=None, like_count=None, repost_count=None, reply_count=None,
+                                       quote_count=None, quote_of_id=None), None))
+        elif not pub.reason(r.post.id):
+            out.append(r)
+    return out, places
 
 
 def flatten_tree(roots: Iterable[str], children: dict[str, list[str]], start_depth: int = 0) -> list[tuple[int, str]]:
@@ -447,7 +544,7 @@ def post_view(p: SessionPost, person: Person, targets: LinkTargets, zone: tzinfo
     days).  Replies and quotes are left to :func:`session_post_views`, which
     knows which posts are on the page."""
     sp = p.post
-    deleted = bool(sp.deleted_at)
+    deleted = p.deleted
     text = "" if deleted else sp.text or ""
     links: list[str] = []
     media = []
@@ -461,7 +558,7 @@ def post_view(p: SessionPost, person: Person, targets: LinkTargets, zone: tzinfo
         is_html = False
     if not deleted:
         for u in p.links:
-            href = safe_url(u)
+            href = link_href(u)
             if href and u not in text and href not in links:
                 links.append(href)
         for m in p.media:
@@ -487,7 +584,7 @@ def post_view(p: SessionPost, person: Person, targets: LinkTargets, zone: tzinfo
         replies=f"{replies:,}" if replies and not deleted else "",
         engagement=p.engagement or engagement(sp, len(p.children)),
         repost=bool(sp.is_repost), context=not sp.matched, q=p.q_number, a=p.a_number, edited=bool(sp.edited_at),
-        row=targets.row(sp.id), deleted=deleted,
+        row=targets.row(sp.id), deleted=deleted, placeholder=p.placeholder or "",
     )
 
 

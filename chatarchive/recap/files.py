@@ -25,7 +25,8 @@ from ..errors import ChatArchiveError
 
 MANIFEST = ".chatarchive-site.json"
 # The folders a site writes into (media: --download-media; pagefind: the search index).
-SUBFOLDERS = ("sessions", "people", "hashtags", "media", "pagefind")
+# community/feeds/cards: the community pages, Atom feeds and preview images of issue #13.
+SUBFOLDERS = ("sessions", "people", "hashtags", "community", "feeds", "cards", "media", "pagefind")
 
 
 class UnsafeSiteError(ChatArchiveError):
@@ -153,6 +154,19 @@ class SiteWriter:
     def has(self, rel: str) -> bool:
         """Whether an earlier run wrote ``rel`` and it is still there."""
         return rel in self.previous and (self.out / rel).is_file()
+
+    def remove(self, rel: str) -> None:
+        """Delete ``rel`` now, --prune or not (a page whose person is withheld
+        since the last run; a stamp to invalidate), if this run or an earlier one wrote it."""
+        ours = rel in self.previous or rel in self.files
+        self.files.discard(rel)
+        path = self.out / rel
+        if ours and not path.is_symlink() and path.is_file() and is_inside(self.root, real(path)):
+            path.unlink()
+            self.removed += 1
+            if rel.endswith(".html"):
+                self.changed_pages.append(rel)
+        self.previous.discard(rel)
 
     def prune(self) -> int:
         """Delete the files earlier runs wrote that this run neither wrote nor

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from ..analysis import stats as stats_mod
 from ..archive import queries
@@ -39,6 +39,7 @@ from ..present.views import (
     time_key,
 )
 from ..safety import safe_url
+from .resources import SharedLink, eligible_links, question_links, session_links
 from .sitemap import SiteMap
 
 # --------------------------------------------------------------------------
@@ -69,6 +70,7 @@ class QuestionItem:
     answers_count: int
     first_answer: float | None
     answers: list[AnswerItem]
+    links: list[SharedLink] = field(default_factory=list)  # shared in the question, its answers and their replies
 
 
 @dataclass(slots=True)
@@ -124,14 +126,17 @@ def session_context(site: SiteMap, view: SessionView) -> dict[str, Any]:
             out.append(TreeItem(min(d - shift, 7), d - shift, v))
         return out
 
+    eligible = eligible_links(view)
+    links_of = question_links(view, eligible)
     questions = []
     for q in view.questions:
         post = views.get(q.post_id) if q.post_id else None
-        text = Markup(DELETED) if post is not None and post.deleted else post.body if post else linkify(q.text or "")
+        text = Markup(escape(post.placeholder or DELETED)) if post is not None and post.deleted else post.body if post else linkify(q.text or "")
         questions.append(QuestionItem(
             number=q.number, anchor=f"q{q.number}", post=post, text=text,
             answers_count=len(q.answers), first_answer=q.first_answer_seconds,
-            answers=[AnswerItem(views[a.post.post.id], tree(a.thread, 1)) for a in q.answers]))
+            answers=[AnswerItem(views[a.post.post.id], tree(a.thread, 1)) for a in q.answers],
+            links=links_of.get(q.number, [])))
     # Threads that start at a question or an answer are in the Q&A (answers with
     # their replies); the conversations view holds the rest, biggest first.
     convs = [ConversationItem(c.size, c.participants, c.depth, c.started, tree(c.items))
@@ -149,9 +154,7 @@ def session_context(site: SiteMap, view: SessionView) -> dict[str, Any]:
     media = [(m, v) for v in views.values() for m in v.media if not v.repost and not v.deleted]
     top = [views[t["id"]] for t in st.get("top_posts") or []
            if isinstance(t, dict) and t.get("id") in views and not views[t["id"]].repost and not views[t["id"]].deleted]
-    links = [{"href": safe_url(link.get("url")), "count": link.get("count", 1)} for link in st.get("links") or []
-             if isinstance(link, dict)]
-    links = [link for link in links if link["href"]]
+    links = session_links(view, eligible)  # once each (urls.canonical_url), with who shared them
     hosts: list[dict[str, Any]] = []
     for h in s.hosts:
         host = site.people.by_handle.get((h or "").lstrip("@").lower())
@@ -186,6 +189,9 @@ def session_context(site: SiteMap, view: SessionView) -> dict[str, Any]:
         "matched_count": sum(1 for p in view.posts if p.post.matched),
         "context_count": sum(1 for p in view.posts if not p.post.matched),
         "lead_in": [views[p.post.id] for p in view.lead_in],
+        "highlights": [views[p.post.id] for p in view.highlights],  # pinned by the host
+        "host_note": view.notes.get(None),  # sanitized HTML (present.views.note_html)
+        "question_notes": {k: v for k, v in view.notes.items() if k is not None},
         "media": media,
         "links": links,
         "top_posts": top[:5],
@@ -214,9 +220,13 @@ def session_row(site: SiteMap, s: Session, *, participants: int | None, first_ti
     }
 
 
-def hashtags_stats(db: Connection, sessions: Iterable[Session]) -> dict[str, dict[str, Any]]:
-    """``stats.hashtag_stats`` of every hashtag of these sessions, by lower-case hashtag."""
-    return {tag: stats_mod.hashtag_stats(db, tag) for tag in sorted({s.hashtag.lower() for s in sessions if s.hashtag})}
+def hashtags_stats(db: Connection, sessions: Iterable[Session], *,
+                   withheld_authors: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+    """``stats.hashtag_stats`` of every hashtag of these sessions, by lower-case hashtag
+    (without the people a published output may not name: ``withheld_authors``)."""
+    skip = set(withheld_authors)
+    return {tag: stats_mod.hashtag_stats(db, tag, withheld_authors=skip)
+            for tag in sorted({s.hashtag.lower() for s in sessions if s.hashtag})}
 
 
 def session_rows(site: SiteMap, sessions: list[Session], tag_stats: dict[str, dict[str, Any]], published: set[int],
@@ -351,6 +361,7 @@ def hashtag_contexts(site: SiteMap, rows: list[dict[str, Any]], tag_stats: dict[
             "growth": {"bars": bars, "n": n, "peak": peak,
                        "first": ordered[0]["short"] if ordered else "", "last": ordered[-1]["short"] if ordered else ""},
             "regulars": regulars[:60], "total_posts": sum(s["posts"] for s in sess),
+            "community_href": "../" + site.community_pages[key] if key in site.community_pages else None,
             "avatar_css": avatar_css(people, site.targets("../").image),
         }
 
@@ -360,11 +371,13 @@ def hashtag_contexts(site: SiteMap, rows: list[dict[str, Any]], tag_stats: dict[
 
 
 def participant_contexts(site: SiteMap, db: Connection, ids: list[int], listed: list[dict[str, Any]], *,
-                         authors: Iterable[str] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+                         authors: Iterable[str] | None = None, withheld: tuple[str, ...] | None = None
+                         ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(page, variables of participant.html) for everyone with a page (or
     the ``authors`` named): their posts in the site's sessions ``ids`` (those
     with a page), grouped by session, newest session first.  Read as one
-    stream, author by author, so memory holds one person's posts."""
+    stream, author by author, so memory holds one person's posts; posts
+    ``withheld`` from publication (``Publication.reasons``) left out."""
     if not ids:
         return
     info = {s["id"]: s for s in listed}
@@ -374,7 +387,7 @@ def participant_contexts(site: SiteMap, db: Connection, ids: list[int], listed: 
     def page(author_id: str, rows: list[tuple[int, PostRow, int | None, int | None]]
              ) -> tuple[str, dict[str, Any]] | None:
         person = site.people.by_id.get(author_id)
-        if person is None or not rows:
+        if person is None or not person.page or not rows:  # known from a session page, but given no page
             return None
         queries.attach_entities(db, [r for _, r, _, _ in rows])
         groups: dict[int, list[PostView]] = defaultdict(list)
@@ -398,7 +411,8 @@ def participant_contexts(site: SiteMap, db: Connection, ids: list[int], listed: 
 
     current: str | None = None
     rows: list[tuple[int, PostRow, int | None, int | None]] = []
-    for sid, post, q_number, a_number in queries.participant_posts(db, ids, authors=authors):
+    for sid, post, q_number, a_number in queries.participant_posts(db, ids, authors=authors,
+                                                                   withheld=withheld or ()):
         if post.author_id != current:
             if current is not None:
                 got = page(current, rows)
@@ -424,6 +438,7 @@ def index_context(site: SiteMap, rows: list[dict[str, Any]], title: str) -> dict
             continue
         t = tags.setdefault(s["hashtag"].lower(), {"tag": s["hashtag"], "sessions": 0, "posts": 0,
                                                     "latest": s, "href": site.tag_pages[s["hashtag"].lower()],
+                                                    "community": site.community_pages.get(s["hashtag"].lower()),
                                                     "first": s})
         t["sessions"] += 1
         t["posts"] += s["posts"]

@@ -1,16 +1,36 @@
-"""The site's search index: Pagefind run over the written session pages into
-``pagefind/``.  Without Pagefind (not installed, failing) the site works
-anyway and search.html says why."""
+"""The site's search index: Pagefind's index built from the site's search
+records (``search_records.py``: one per question block, conversation,
+session and person, each linking to its anchor) into ``pagefind/``: each
+record becomes a small page in a temporary folder that Pagefind's command
+line indexes (the site's own pages are never read back).  Without
+Pagefind (not installed, failing) the site works anyway and search.html
+says why."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
+from html import escape
 from pathlib import Path
+from urllib.parse import quote
 
 from .files import check_target, real
+from .search_records import SearchRecord
+
+# Every record is English to Pagefind (base.html's lang): one index, one word list.
+LANGUAGE = "en"
+# In the site folder: the hash of the records the index holds (a run that
+# changes none leaves the index alone).
+SEARCH_STAMP = ".chatarchive-search"
+
+
+def records_stamp(records: list[SearchRecord]) -> str:
+    data = json.dumps([r.as_dict() for r in records], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest() + "\n"
 
 
 def pagefind_executable() -> str | None:
@@ -23,8 +43,22 @@ def pagefind_executable() -> str | None:
     return shutil.which("pagefind") or shutil.which("pagefind_extended")
 
 
-def index_site(out: Path, needed: bool = True) -> tuple[bool, str]:
-    """Index the written pages with Pagefind into ``out/pagefind``; (ok, what happened).
+def record_page(record: SearchRecord) -> str:
+    """One record as the small page Pagefind reads: its text, its title and
+    filters as Pagefind's attributes (outside the indexed text, so snippets
+    are what people wrote), and the page it links to as the ``url`` meta
+    (relative to the site's root, where search.html is)."""
+    url = quote(record.url, safe="/#:.-_~%")  # never a comma or a quote in the attribute
+    filters = "".join(f'<span data-pagefind-filter="{escape(name)}">{escape(v)}</span>'
+                      for name, values in sorted(record.filters.items()) for v in values)
+    text = "".join(f"<p>{escape(line)}</p>" for line in record.content.split("\n") if line)
+    return (f'<!doctype html><html lang="{LANGUAGE}"><body data-pagefind-body data-pagefind-meta="url:{url}">'
+            f'<div data-pagefind-ignore><b data-pagefind-meta="title">{escape(record.title)}</b>{filters}</div>'
+            f"{text}</body></html>")
+
+
+def index_site(out: Path, records: Iterable[SearchRecord], needed: bool = True) -> tuple[bool, str]:
+    """Index ``records`` with Pagefind into ``out/pagefind``; (ok, what happened).
 
     The bundle is built in a temporary folder and copied over file by file,
     so an unchanged index leaves files untouched and a failure leaves the old
@@ -35,15 +69,15 @@ def index_site(out: Path, needed: bool = True) -> tuple[bool, str]:
     if exe is None:
         return False, ("search disabled: Pagefind is not installed (pip install 'pagefind[bin]'); "
                        "the pages work without it")
-    with tempfile.TemporaryDirectory(prefix="chatarchive-pagefind-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="chatarchive-search-") as record_pages, \
+            tempfile.TemporaryDirectory(prefix="chatarchive-pagefind-") as tmp:
+        # Pagefind's command line over one small page per record: its indexing
+        # service (custom records) takes several times longer for the same records.
+        for n, record in enumerate(records):
+            Path(record_pages, f"{n}.html").write_text(record_page(record), "utf-8")
         try:
-            proc = subprocess.run(
-                # Only session pages are indexed (data-pagefind-body); reading
-                # just those saves Pagefind parsing every participant page.
-                [exe, "--site", str(out), "--output-path", tmp, "--silent", "--glob", "sessions/*.html",
-                 "--exclude-selectors", ".av,.pf,.qmeta,.deep,.b"],
-                capture_output=True, text=True, timeout=600, check=False,
-            )
+            proc = subprocess.run([exe, "--site", record_pages, "--output-path", tmp, "--silent"],
+                                  capture_output=True, text=True, timeout=600, check=False)
         except (OSError, subprocess.SubprocessError) as e:
             return False, f"search disabled: Pagefind could not run ({e})"
         if proc.returncode != 0:
@@ -82,4 +116,4 @@ def index_site(out: Path, needed: bool = True) -> tuple[bool, str]:
         pages = sum(v.get("page_count", 0) for v in (meta.get("languages") or {}).values())
     except (OSError, ValueError):
         pass
-    return True, f"search index built with Pagefind ({pages} pages)"
+    return True, f"search index built with Pagefind ({pages} records)"

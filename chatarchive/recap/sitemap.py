@@ -61,6 +61,7 @@ class SiteMap:
     def __init__(self, download_media: bool = False):
         self.people = People()
         self.tag_pages: dict[str, str] = {}  # lower-case hashtag -> "hashtags/tag.html"
+        self.community_pages: dict[str, str] = {}  # lower-case hashtag -> "community/tag.html"
         self.session_pages: dict[int, str] = {}  # session id -> "sessions/slug.html"
         self.download_media = download_media
         self.local_media: dict[str, str] = {}  # safe URL -> "media/NAME"
@@ -85,9 +86,14 @@ class SiteMap:
             self.session_pages[s.id] = f"sessions/{slug}.html"
             if s.hashtag:
                 self.tag_pages.setdefault(s.hashtag.lower(), f"hashtags/{slugify(s.hashtag, 'tag')}.html")
+                self.community_pages.setdefault(s.hashtag.lower(), f"community/{slugify(s.hashtag, 'tag')}.html")
 
-    def plan_people(self, db: Connection, session_ids: list[int], previous: Mapping[str, str]) -> None:
-        authors = queries.session_authors(db, session_ids)
+    def plan_people(self, db: Connection, session_ids: list[int], previous: Mapping[str, str], *,
+                    withheld: Iterable[str] = ()) -> None:
+        """A page per author of these sessions, but the ``withheld`` (author
+        ids none of whose posts may be published: ``Publication.withheld_authors``)."""
+        skip = set(withheld)
+        authors = [a for a in queries.session_authors(db, session_ids) if a.id not in skip]
         used: set[str] = set()
         named: dict[str, str] = {}
         for a in authors:  # names earlier runs gave first, so they stay

@@ -48,7 +48,7 @@ from typing import Any
 
 from ..models import Author, Media, Post
 from ..timeutil import tid_time
-from .fields import count, nonempty, obj, pick_time, seq, text
+from .fields import count, link_title, nonempty, obj, pick_time, seq, text
 from .reading import Context, Skip, each_item
 from .registry import Format, register, state_of
 
@@ -134,6 +134,7 @@ class _Parts:
     hashtags: list[str] = field(default_factory=list)
     mentions: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
+    titles: dict[str, str] = field(default_factory=dict)  # external embeds' titles by uri
     media: list[Media] = field(default_factory=list)
     quote_of_id: str | None = None
     quoted_views: list[dict] = field(default_factory=list)  # viewRecords to store as context
@@ -196,6 +197,7 @@ def _media_view(view: dict, parts: _Parts) -> None:
         ext = view.get("external")
         if isinstance(ext, dict):
             _add(parts.links, ext.get("uri"))
+            _title(parts, ext)
 
 
 def _record_view(view: dict, parts: _Parts) -> None:
@@ -226,6 +228,13 @@ def _embed_view(view: Any, parts: _Parts) -> None:
         _media_view(view, parts)
 
 
+def _title(parts: _Parts, external: dict) -> None:
+    """An external embed's title (app.bsky.embed.external) for its uri."""
+    uri, title = external.get("uri"), link_title(external.get("title"))
+    if isinstance(uri, str) and uri and title:
+        parts.titles.setdefault(uri, title)
+
+
 def _raw_embed(embed: Any, parts: _Parts) -> None:
     """The record's own (unhydrated) embed: only what needs no CDN: the
     quoted uri and an external link."""
@@ -244,6 +253,7 @@ def _raw_embed(embed: Any, parts: _Parts) -> None:
         ext = embed.get("external")
         if isinstance(ext, dict):
             _add(parts.links, ext.get("uri"))
+            _title(parts, ext)
 
 
 def author_of(profile: dict) -> Author:
@@ -259,7 +269,21 @@ def author_of(profile: dict) -> Author:
         name=nonempty(profile.get("displayName")),
         avatar_url=nonempty(profile.get("avatar")),
         url=f"https://bsky.app/profile/{handle or did}",
+        unlisted=profile_unlisted(profile),
     )
+
+
+# The self-label an account sets to ask apps not to show it to logged-out viewers.
+NO_UNAUTHENTICATED = "!no-unauthenticated"
+
+
+def profile_unlisted(profile: dict) -> bool | None:
+    """Whether the author view carries the ``!no-unauthenticated`` label
+    (None when the view has no labels list: the source does not say)."""
+    labels = profile.get("labels")
+    if not isinstance(labels, list):
+        return None
+    return any(isinstance(label, dict) and label.get("val") == NO_UNAUTHENTICATED for label in labels)
 
 
 def _created_at(record: dict, view: dict, uri: str, warnings: list[str]) -> str | None:
@@ -316,6 +340,7 @@ def _to_post(view: dict, *, matched: bool, handles: dict[str, str]) -> tuple[Pos
         hashtags=parts.hashtags,
         mentions=parts.mentions,
         links=parts.links,
+        link_titles=parts.titles,
         media=parts.media,
         raw=view,
         warnings=warnings,
@@ -374,6 +399,7 @@ def repost_post(item: dict, original: Post) -> Post | None:
         hashtags=list(original.hashtags),
         mentions=list(original.mentions),
         links=list(original.links),
+        link_titles=dict(original.link_titles),
         media=list(original.media),
         raw=item,
         warnings=warnings,

@@ -41,6 +41,19 @@ def nonempty(v: Any) -> str | None:
     return v if isinstance(v, str) and v else None
 
 
+LINK_TITLE_MAX = 300
+
+
+def link_title(v: Any) -> str | None:
+    """A link's page title from the data (X ``entities.urls[].title``, a
+    Mastodon card, a Bluesky external embed): text on one line, without
+    control characters, at most 300 characters; None when there is none."""
+    if not isinstance(v, str):
+        return None
+    title = " ".join("".join(c for c in v if c.isprintable() or c.isspace()).split())
+    return title[:LINK_TITLE_MAX] or None
+
+
 def ident(v: Any) -> str | None:
     """An id: non-empty text, or an integer written as text; else None."""
     if isinstance(v, str):

@@ -91,7 +91,7 @@ from urllib.parse import urlsplit
 from ..models import Author, Media, Post, local_placeholder
 from ..safety import safe_url, sanitize_html
 from ..timeutil import TimeProblem, source_time
-from .fields import count, ident, nonempty, obj, pick_time, seq, text
+from .fields import count, ident, link_title, nonempty, obj, pick_time, seq, text
 from .reading import Context, InputFile, Skip, each_item, json_records
 from .registry import Format, register, state_of
 
@@ -336,7 +336,19 @@ def account_to_author(account: dict, instance: str | None) -> Author:
         name=nonempty(account.get("display_name")) or nonempty(account.get("username")),
         avatar_url=nonempty(account.get("avatar")) or nonempty(account.get("avatar_static")),
         url=url or uri,
+        unlisted=account_unlisted(account),
     )
+
+
+def account_unlisted(account: dict) -> bool | None:
+    """Whether the account opted out of being indexed (``noindex: true``, or
+    Mastodon 4.2's ``indexable: false``); None when the account says neither."""
+    noindex, indexable = account.get("noindex"), account.get("indexable")
+    if noindex is True or indexable is False:
+        return True
+    if noindex is False or indexable is True:
+        return False
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -465,11 +477,14 @@ def status_to_post(
                 mention_by_id[mid] = {**m, "global": acct}
 
     links = list(content.links)
+    titles: dict[str, str] = {}
     card = shown.get("card")
     if isinstance(card, dict):
         card_url = safe_url(card.get("url"))
         if card_url and card_url not in links:
             links.append(card_url)
+        if card_url and (title := link_title(card.get("title"))):
+            titles[card_url] = title
 
     media = []
     for a in seq(shown.get("media_attachments")):
@@ -544,6 +559,7 @@ def status_to_post(
         hashtags=hashtags,
         mentions=mentions,
         links=links,
+        link_titles=titles,
         media=media,
         local_id=local_id,
         instance=instance,

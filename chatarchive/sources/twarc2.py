@@ -23,7 +23,7 @@ import orjson
 
 from ..models import Author, Media, Post
 from ..timeutil import EARLIEST_ISO, latest_iso, snowflake_time
-from .fields import count, ident, nonempty, obj, pick_time, seq, text
+from .fields import count, ident, link_title, nonempty, obj, pick_time, seq, text
 from .reading import (
     Context,
     InputFile,
@@ -74,6 +74,7 @@ def user_to_author(user: Any, fallback_id: Any) -> Author | None:
         name=text(user.get("name")),
         avatar_url=nonempty(user.get("profile_image_url")),
         url=x_profile_url(username),
+        unlisted=protected if isinstance(protected := user.get("protected"), bool) else None,
     )
 
 
@@ -145,6 +146,7 @@ def tweet_to_post(
     hashtags = [t for h in seq(entities.get("hashtags")) if (t := nonempty(obj(h).get("tag")))]
     mentions = [m for u in seq(entities.get("mentions")) if (m := nonempty(obj(u).get("username")))]
     links: list[str] = []
+    titles: dict[str, str] = {}
     for u in seq(entities.get("urls")):
         u = obj(u)
         if u.get("media_key"):
@@ -152,6 +154,8 @@ def tweet_to_post(
         link = nonempty(u.get("unwound_url")) or nonempty(u.get("expanded_url")) or nonempty(u.get("url"))
         if link and link not in links:
             links.append(link)
+        if link and (title := link_title(u.get("title"))):
+            titles.setdefault(link, title)
     post_media = []
     attachments = obj(get("attachments"))
     if attachments:
@@ -194,6 +198,7 @@ def tweet_to_post(
         hashtags=hashtags,
         mentions=mentions,
         links=links,
+        link_titles=titles,
         media=post_media,
         raw=raw if raw is not None else tweet,
         warnings=warnings,
@@ -328,6 +333,7 @@ class _Url(_S):
     expanded_url: str | None = None
     unwound_url: str | None = None
     media_key: str | None = None
+    title: Any = None  # the unwound page's title (checked by fields.link_title)
 
 
 class _Entities(_S):
@@ -358,6 +364,7 @@ class _User(_S):
     username: str | None = None
     name: str | None = None
     profile_image_url: str | None = None
+    protected: Any = None
 
 
 class _Tweet(_S):
@@ -418,6 +425,7 @@ def _author_s(user: _User | None, fallback_id: Any) -> Author | None:
         name=user.name,
         avatar_url=user.profile_image_url or None,
         url=x_profile_url(username),
+        unlisted=user.protected if isinstance(user.protected, bool) else None,
     )
 
 
@@ -479,6 +487,7 @@ def _struct_to_post(
     hashtags: list[str] = []
     mentions: list[str] = []
     links: list[str] = []
+    titles: dict[str, str] = {}
     if entities is not None:
         if entities.hashtags:
             hashtags = [h.tag for h in entities.hashtags if h.tag]
@@ -490,6 +499,8 @@ def _struct_to_post(
             link = u.unwound_url or u.expanded_url or u.url
             if link and link not in links:
                 links.append(link)
+            if link and (title := link_title(u.title)):
+                titles.setdefault(link, title)
     post_media = []
     if tweet.attachments and tweet.attachments.media_keys:
         for k in tweet.attachments.media_keys:
@@ -533,6 +544,7 @@ def _struct_to_post(
         hashtags=hashtags,
         mentions=mentions,
         links=links,
+        link_titles=titles,
         media=post_media,
         raw=raw,
         warnings=warnings,

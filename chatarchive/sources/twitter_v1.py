@@ -173,7 +173,8 @@ def v1_user_to_author(user: Any) -> Author | None:
         uid = f"x:@{handle}"
     return user_to_author(
         {"id": uid, "username": handle, "name": user.get("name"),
-         "profile_image_url": nonempty(user.get("profile_image_url_https")) or user.get("profile_image_url")},
+         "profile_image_url": nonempty(user.get("profile_image_url_https")) or user.get("profile_image_url"),
+         "protected": user.get("protected")},
         uid,
     )
 
