@@ -9,7 +9,7 @@ before the chat, each question with its answers (most engaged first) and
 their replies nested under them, then the rest of the conversation in time
 order, links and people.  Post text is escaped for Markdown (so ``<script>``
 or ``[x](javascript:…)`` in a post stays text when the blog renders it) and
-only http(s) URLs (``safety.safe_url``) become links, shown shortened.
+only http(s) URLs (``urls.safe_url``) become links, shown shortened.
 
 Every format is written without control characters but newline and tab
 (``present.text.clean``): a post cannot send an escape sequence to the
@@ -40,7 +40,7 @@ from .present.text import (
     trim_url,
 )
 from .present.views import SessionPost, SessionView, flatten_tree, load_session
-from .safety import safe_url
+from .urls import safe_url
 
 FORMATS = ("md", "json", "jsonl", "csv")
 

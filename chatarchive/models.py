@@ -274,3 +274,12 @@ class SearchHit:
             "snippet": self.snippet.replace(HIGHLIGHT_START, highlight[0]).replace(HIGHLIGHT_END, highlight[1]),
             "rank": self.rank,
         }
+
+
+def handle_matches(handle: str | None, host: str) -> bool:
+    """A host given as 'cmgrhost' matches cmgrhost, cmgrhost@mastodon.social
+    and cmgrhost.bsky.social (one host on several platforms)."""
+    if not handle:
+        return False
+    h, k = handle.lower().lstrip("@"), host.lower().lstrip("@")
+    return h == k or h.startswith((k + "@", k + ".")) or k.startswith(h + "@")

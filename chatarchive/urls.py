@@ -1,23 +1,70 @@
-"""Shared links as every output names, dedupes and links them: one rule.
+"""URLs as every output accepts, names, dedupes and links them: one rule.
 
+* :func:`safe_url`: an http(s) URL fit for an href or src, normalized and
+  percent-encoded so it cannot break out of an attribute; None for anything
+  else (javascript:, data:, relative or malformed).  :func:`is_web_url` asks
+  the same question of stored values.
 * :func:`canonical_url`: the key two links share when they lead to the same
   page (scheme and host in lower case, no default port, no trailing slash,
   no tracking parameters, no fragment).  The recap's link lists dedupe by it.
 * :func:`link_href`: what an ``href`` to a shared link carries: the URL
-  through ``safety.safe_url`` with its tracking parameters removed, and
+  through :func:`safe_url` with its tracking parameters removed, and
   nothing for a ``t.co`` short link (an X wrapper that tracks every click
   and says nothing about where it leads; the importers expand the ones
   their data explains).
 
-May import: safety.  Never writes.
+A foundation module: imports nothing of the package.  Never writes.
 """
 
 from __future__ import annotations
 
 import functools
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+import re
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from .safety import safe_url
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
+_STRIP = re.compile(r"[\t\n\r]")
+# Characters kept as they are in an output URL; everything else (quotes,
+# spaces, <, >, backslash, parentheses, non-ASCII) is percent-encoded, so a
+# URL can never break out of an attribute or a CSS url("").
+URL_SAFE_CHARACTERS = "-._~:/?#[]@!$&*+,;=%"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def safe_url(url: Any) -> str | None:
+    """An http(s) URL fit for an href/src, normalized; None for anything else
+    (javascript:, data:, vbscript:, relative or malformed URLs).
+
+    The scheme is read as a browser reads it: leading/trailing spaces and
+    control characters are ignored and tabs/newlines inside are dropped."""
+    if not isinstance(url, str):
+        return None
+    return _safe_url(url)
+
+
+@functools.lru_cache(maxsize=65536)
+def _safe_url(url: str) -> str | None:
+    u = _STRIP.sub("", url.strip("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f\x10\x11\x12\x13"
+                                 "\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f \t\n\r"))
+    m = _SCHEME.match(u)
+    if not m or m.group(1).lower() not in ("http", "https"):
+        return None
+    rest = u[m.end():]
+    if not rest.startswith("//") or len(rest) < 3 or rest[2] in "/\\":
+        return None
+    if _CONTROL.search(rest):
+        return None
+    return m.group(1).lower() + ":" + quote(rest, safe=URL_SAFE_CHARACTERS)
+
+
+def is_web_url(url: Any) -> bool:
+    """Whether ``url`` is an http(s) URL that :func:`safe_url` accepts."""
+    return safe_url(url) is not None
+
+
 
 # Query parameters that only say who sent the click (campaigns, ad clicks,
 # newsletter and share tracking); a link means the same page without them.

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from chatarchive import Archive
-from chatarchive.analysis.qa import handle_matches
 from chatarchive.cli import cli
+from chatarchive.models import handle_matches
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -43,6 +43,7 @@ import sqlite_utils
 
 from ..archive.queries import chunks, marks
 from ..errors import ChatArchiveError
+from ..models import handle_matches
 from .rewrite import PostRewrite
 from .settings import Chat, json_list, settings_for
 
@@ -168,15 +169,6 @@ def looks_like_question(text: str | None) -> bool:
     showing questions as they arrive, before any session exists."""
     found = _DEFAULT_Q.match(text or "")
     return found is not None and not is_teaser(found[1])
-
-
-def handle_matches(handle: str | None, host: str) -> bool:
-    """A host given as 'cmgrhost' matches cmgrhost, cmgrhost@mastodon.social
-    and cmgrhost.bsky.social (one host on several platforms)."""
-    if not handle:
-        return False
-    h, k = handle.lower().lstrip("@"), host.lower().lstrip("@")
-    return h == k or h.startswith((k + "@", k + ".")) or k.startswith(h + "@")
 
 
 class QAPost(NamedTuple):

@@ -34,9 +34,8 @@ from typing import Any
 
 from ..archive import queries
 from ..archive.queries import Connection, PostRow
-from ..models import Session
-from ..safety import is_web_url
-from .qa import handle_matches
+from ..models import Session, handle_matches
+from ..urls import is_web_url
 from .times import seconds_between, to_ms
 
 TOP = 10

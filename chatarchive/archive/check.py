@@ -23,6 +23,7 @@ without them):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
@@ -224,3 +225,13 @@ def check_post(post: Any) -> Post:
     post.spoiler_text = _text(post.spoiler_text)
     post.raw = raw_json(post.raw)
     return post
+
+
+def redact_on_arrival(post: Post) -> Post:
+    """A forgotten person's post as the archive may keep it: its place
+    (id, time, reply links, session hashtags), nothing it said or showed."""
+    a = post.author
+    author = Author(id=a.id, platform=a.platform, handle=a.handle) if a is not None else None
+    return dataclasses.replace(post, author=author, text="", html=None, spoiler_text=None, raw=None, media=[],
+                               links=[], mentions=[], like_count=None, repost_count=None, reply_count=None,
+                               quote_count=None, lang=None)

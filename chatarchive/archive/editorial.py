@@ -13,7 +13,6 @@ profile URL.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,6 @@ from typing import Any
 import sqlite_utils
 
 from ..errors import ChatArchiveError, NotFoundError
-from ..models import Author, Post
 from . import deletion
 from .queries import resolve_session
 from .writer import transaction
@@ -238,16 +236,6 @@ def set_consent(db: sqlite_utils.Database, account: str, allow: bool) -> Target:
 def forgotten_authors(db: Any) -> set[str]:
     conn = db.conn if isinstance(db, sqlite_utils.Database) else db
     return {r[0] for r in conn.execute("SELECT author_id FROM forgotten_accounts")}
-
-
-def redact_on_arrival(post: Post) -> Post:
-    """A forgotten person's post as the archive may keep it: its place
-    (id, time, reply links, session hashtags), nothing it said or showed."""
-    a = post.author
-    author = Author(id=a.id, platform=a.platform, handle=a.handle) if a is not None else None
-    return dataclasses.replace(post, author=author, text="", html=None, spoiler_text=None, raw=None, media=[],
-                               links=[], mentions=[], like_count=None, repost_count=None, reply_count=None,
-                               quote_count=None, lang=None)
 
 
 # --------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..analysis.qa import handle_matches
+from ..models import handle_matches
 from . import queries
 from .queries import Connection
 

@@ -14,7 +14,7 @@ and the participants allow.  A post is *withheld* when
 Forgotten people's posts and posts deleted on their platform are
 tombstones already (``posts.deleted_at``, ``archive/deletion.py``).
 
-The rule itself is SQL, the view ``withheld_posts`` (migration m009), so
+The rule itself is SQL, the view ``withheld_posts`` (migrations m009, m013), so
 SQL readers (``queries.published_sql``, Datasette's canned queries) and
 :class:`Publication` apply the same one.  ``present.views.load_session``
 takes a :class:`Publication` (default: :meth:`Publication.load`, the

@@ -120,7 +120,7 @@ def stored_post(row: tuple | list) -> StoredPost:
 
 # --------------------------------------------------------------------------
 # What published outputs may show (the rule is the view withheld_posts,
-# migration m009; archive/published.py is its Python side)
+# migrations m009 and m013; archive/published.py is its Python side)
 
 # Why a post is left out of published outputs, as withheld_posts says.
 WITHHELD_REASONS = ("hidden", "withdrawn", "unlisted")

@@ -36,8 +36,8 @@ import orjson
 import sqlite_utils
 
 from ..models import WRITTEN_POST_FIELDS, Media, Post, is_reply_placeholder
-from ..safety import is_web_url
-from .check import BadPost, check_post
+from ..urls import is_web_url
+from .check import BadPost, check_post, redact_on_arrival
 
 # --------------------------------------------------------------------------
 # Writing posts
@@ -244,7 +244,7 @@ def _union(old: list, new: list) -> list:
 
 def _web_links(links: list[str]) -> list[str]:
     """Only web links reach the links table, by the one rule every output
-    applies (``safety.is_web_url``): a source may carry ``javascript:``,
+    applies (``urls.is_web_url``): a source may carry ``javascript:``,
     ``data:`` or other schemes (a Bluesky link facet is any string the
     client chose).  Kept as the source wrote them."""
     if not links:
@@ -429,8 +429,6 @@ class PostWriter:
                 refused.append(str(e))
                 continue
             if self._forgotten and post.author is not None and post.author.id in self._forgotten:
-                from .editorial import redact_on_arrival
-
                 post = redact_on_arrival(post)
                 self.redacted.append(post.id)
             entry = _Pending(post, where)

@@ -17,7 +17,7 @@ from datasette.utils import tilde_encode
 from ..archive.schema import ARCHIVE_TABLES
 from ..present.model import Person
 from ..present.text import anchor_for
-from ..safety import safe_url
+from ..urls import safe_url
 from .busy import ArchiveBusy, is_busy, wait_for_writers
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"

@@ -9,7 +9,7 @@ styles), the menu and the routes of the search and session pages
 archives, because an installed plugin sees every Datasette in the environment.
 
 Safety: everything taken from posts is escaped; only URLs that pass
-``safety.safe_url`` (http and https) become links or images; the source HTML
+``urls.safe_url`` (http and https) become links or images; the source HTML
 (``posts.html``) is never rendered in tables.  Every response of a Datasette
 serving an archive carries ``X-Content-Type-Options: nosniff``, and every
 page a Content-Security-Policy (:data:`CSP`) that allows scripts from the
@@ -40,7 +40,7 @@ from markupsafe import Markup, escape
 from ..present.html import post_css
 from ..present.text import highlight, initials, linkify, local_datetime
 from ..present.views import session_zone
-from ..safety import safe_url
+from ..urls import safe_url
 from .archives import (
     RECAP_TEMPLATES_IN_PACKAGE,
     TEMPLATES_DIR,

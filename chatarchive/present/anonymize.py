@@ -1,4 +1,4 @@
-"""A :class:`~chatarchive.present.views.SessionView` with every non-host
+"""A :class:`~chatarchive.present.model.SessionView` with every non-host
 person replaced by their pseudonym (``archive.pseudonyms``): names, handles,
 author ids, avatars and profile URLs of the people, @mentions and names in
 the text, the ids and URLs of their posts, the statistics.  Applied by
@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..archive.pseudonyms import Pseudonyms
 from ..models import Author
-
-if TYPE_CHECKING:
-    from .views import SessionPost, SessionView
+from .model import SessionPost, SessionView
+from .text import note_html
 
 
 def anonymize_view(view: SessionView, names: Pseudonyms) -> SessionView:
@@ -49,7 +48,6 @@ def anonymize_view(view: SessionView, names: Pseudonyms) -> SessionView:
     stats = names.data(view.stats)
     view.stats = _ids_in(stats, ids)
     view.notes_markdown = {k: names.text(v) or "" for k, v in view.notes_markdown.items()}
-    from .views import note_html
 
     view.notes = {k: note_html(v) for k, v in view.notes_markdown.items()}
     return view

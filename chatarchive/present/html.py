@@ -7,7 +7,7 @@ thousands of posts and a macro call costs ~100 µs each, this ~5 µs.
 
 Safety: every string of a view is escaped here (``esc``) except the pieces
 the view made safe already (``body``, ``av``, ``av_s``, ``who``: Markup);
-hrefs and srcs in a view passed ``safety.safe_url`` or are the output's own
+hrefs and srcs in a view passed ``urls.safe_url`` or are the output's own
 links, and are escaped as attribute values all the same.
 """
 

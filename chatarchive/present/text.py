@@ -19,9 +19,11 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 
+from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 from ..models import HIGHLIGHT_END, HIGHLIGHT_START
+from ..safety import sanitize_html
 from ..timeutil import parse_iso
 from ..urls import link_href
 
@@ -252,3 +254,10 @@ def local_datetime(value: Any, zone: tzinfo) -> datetime | None:
         return dt.astimezone(zone)
     except (OverflowError, ValueError):
         return None
+
+
+def note_html(markdown: str) -> Markup:
+    """A host's note as HTML: Markdown rendered with raw HTML off, then the
+    one sanitizer (``safety.sanitize_html``)."""
+
+    return sanitize_html(MarkdownIt("commonmark", {"html": False}).render(markdown))

@@ -19,7 +19,7 @@ from markupsafe import Markup
 from ..archive.editorial import settings
 from ..archive.published import Publication
 from ..archive.queries import Connection, connection
-from ..safety import safe_url
+from ..urls import safe_url
 
 ABOUT = "about.html"
 

@@ -14,7 +14,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from ..errors import ChatArchiveError
-from ..safety import safe_url
+from ..urls import safe_url
 from .digest import SessionDigest
 
 ATOM = "http://www.w3.org/2005/Atom"

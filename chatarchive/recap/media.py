@@ -24,7 +24,7 @@ import httpx
 from .. import __version__
 from ..archive import queries
 from ..archive.queries import Connection
-from ..safety import safe_url
+from ..urls import safe_url
 
 
 def _h(s: str) -> str:

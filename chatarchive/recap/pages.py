@@ -38,7 +38,7 @@ from ..present.views import (
     session_zone,
     time_key,
 )
-from ..safety import safe_url
+from ..urls import safe_url
 from .resources import SharedLink, eligible_links, question_links, session_links
 from .sitemap import SiteMap
 
@@ -190,7 +190,7 @@ def session_context(site: SiteMap, view: SessionView) -> dict[str, Any]:
         "context_count": sum(1 for p in view.posts if not p.post.matched),
         "lead_in": [views[p.post.id] for p in view.lead_in],
         "highlights": [views[p.post.id] for p in view.highlights],  # pinned by the host
-        "host_note": view.notes.get(None),  # sanitized HTML (present.views.note_html)
+        "host_note": view.notes.get(None),  # sanitized HTML (present.text.note_html)
         "question_notes": {k: v for k, v in view.notes.items() if k is not None},
         "media": media,
         "links": links,

@@ -19,7 +19,7 @@ sessions (and people, hashtags, media) no longer in the archive go.  Files
 whose content did not change are not rewritten.
 
 Safety: every value from a post reaches a page through Jinja's autoescape or
-through ``present.html``, which escapes it; URLs pass ``safety.safe_url``
+through ``present.html``, which escapes it; URLs pass ``urls.safe_url``
 (no ``javascript:`` or ``data:`` URL reaches an ``href``, a ``src`` or a CSS
 ``url()``) and every page carries a Content-Security-Policy without scripts
 (search.html allows Pagefind's files and its own hashed script only).
@@ -41,7 +41,7 @@ from ..archive.published import Publication
 from ..errors import ChatArchiveError, NotFoundError
 from ..gc_pause import gc_paused
 from ..present.views import load_session
-from ..safety import safe_url
+from ..urls import safe_url
 from . import pages
 from .about import ABOUT, about_context
 from .cards import session_card

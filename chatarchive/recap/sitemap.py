@@ -21,7 +21,7 @@ from ..models import Session
 from ..present.model import Person
 from ..present.text import anchor_for
 from ..present.views import People
-from ..safety import safe_url
+from ..urls import safe_url
 
 # Names Windows reserves on every drive and in every folder, with any
 # extension ("con.html" cannot be created there).

@@ -62,7 +62,7 @@ from every server) is preferred over ``url`` (this server's cached copy);
 ``description`` is the alt text.
 
 HTML: ``content`` is rebuilt keeping only ``p``, ``br``, ``span`` and
-``a[href]``, where an href is kept only when :func:`chatarchive.safety.safe_url`
+``a[href]``, where an href is kept only when :func:`chatarchive.urls.safe_url`
 accepts it (http/https, as a browser reads it; other links become their
 text); ``<script>``/``<style>`` bodies are dropped; Mastodon's
 ``quote-inline`` fallback ("RE: <link>") is dropped when the status carries
@@ -89,8 +89,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..models import Author, Media, Post, local_placeholder
-from ..safety import safe_url, sanitize_html
+from ..safety import sanitize_html
 from ..timeutil import TimeProblem, source_time
+from ..urls import safe_url
 from .fields import count, ident, link_title, nonempty, obj, pick_time, seq, text
 from .reading import Context, InputFile, Skip, each_item, json_records
 from .registry import Format, register, state_of

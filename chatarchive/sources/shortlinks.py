@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from ..safety import safe_url
+from ..urls import safe_url
 
 SHORT_LINK = re.compile(r"https?://t\.co/[A-Za-z0-9]+", re.IGNORECASE)
 

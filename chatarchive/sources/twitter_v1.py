@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from ..models import Author, Media, Post
-from ..safety import safe_url
 from ..timeutil import LEGACY_FORMAT, parse_iso, snowflake_time
+from ..urls import safe_url
 from .detect import sample_of
 from .fields import count, ident, nonempty, obj, pick_time, seq, text
 from .reading import Context, InputFile, Skip, each_item, json_records
@@ -75,7 +75,7 @@ _SHORTENER_HOSTS = ("t.co", "www.t.co")
 
 
 def is_web_link(url: Any) -> bool:
-    """A link worth storing: a web URL by the one rule (``safety.safe_url``:
+    """A link worth storing: a web URL by the one rule (``urls.safe_url``:
     never a javascript:/data: link a page could run), and not a t.co
     shortlink, since the archive stores the expanded URLs."""
     normalized = safe_url(url)
