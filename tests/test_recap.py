@@ -32,7 +32,8 @@ from chatarchive.present.views import flatten_tree, load_session
 from chatarchive.recap import media, search_index
 from chatarchive.recap.site import build_site
 from chatarchive.recap.sitemap import slugify
-from chatarchive.safety import safe_url, sanitize_html
+from chatarchive.safety import sanitize_html
+from chatarchive.urls import safe_url
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

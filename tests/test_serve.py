@@ -713,7 +713,7 @@ def test_recap_templates_never_replace_datasette_templates(tmp_path):
 
 
 @pytest.mark.parametrize("text, html", [
-    # Cells get present.text.linkify, the recap's (one copy): URLs through safety.safe_url
+    # Cells get present.text.linkify, the recap's (one copy): URLs through urls.safe_url
     # (percent-encoded), rel="nofollow ugc", line breaks left to CSS (white-space: pre-line).
     ("see https://example.com/a.", 'see <a href="https://example.com/a" rel="nofollow ugc">example.com/a</a>.'),
     ("(https://en.wikipedia.org/wiki/Foo_(bar))", '(<a href="https://en.wikipedia.org/wiki/Foo_%28bar%29" rel="nofollow ugc">en.wikipedia.org/wiki/Foo_(bar)</a>)'),

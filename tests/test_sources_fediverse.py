@@ -171,7 +171,7 @@ def test_mastodon_unsafe_hrefs_are_dropped(href):
 
 
 def test_mastodon_links_follow_the_one_url_rule():
-    # mailto: is not a web link (safety.safe_url): the address stays as text
+    # mailto: is not a web link (urls.safe_url): the address stays as text
     c = mastodon.parse_content('<p>write <a href="mailto:host@chat.example">host@chat.example</a></p>')
     assert c.links == [] and "<a" not in c.html and c.text == "write host@chat.example"
     # read as a browser reads it: a tab inside the scheme does not hide javascript:
