@@ -625,7 +625,8 @@ class FakeXStream(FakeX):
         auth = h.headers.get("Authorization")
         req = Request(time.time(), method, parts.path, params, None, auth)
         with self.lock:
-            self.stream_log.append({"t": time.time(), "params": params, "auth": auth})
+            entry = {"t": time.time(), "params": params, "auth": auth}
+            self.stream_log.append(entry)
             busy = bool(self.held) or self.refuse > 0
             if self.refuse > 0:
                 self.refuse -= 1
@@ -639,6 +640,7 @@ class FakeXStream(FakeX):
                              "type": "https://api.twitter.com/2/problems/streaming-connection"})
         elif fault is not None and fault.kind == "503":
             problem = (503, {"title": "Service Unavailable", "detail": "try again", "type": "about:blank"})
+        entry["status"] = problem[0] if problem is not None else 200
         if problem is not None:
             data = json.dumps(problem[1]).encode()
             h.send_response(problem[0])
