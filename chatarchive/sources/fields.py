@@ -50,7 +50,8 @@ def link_title(v: Any) -> str | None:
     control characters, at most 300 characters; None when there is none."""
     if not isinstance(v, str):
         return None
-    title = " ".join("".join(c for c in v if c.isprintable() or c.isspace()).split())
+    # the character filter only when needed: most titles are all printable
+    title = " ".join((v if v.isprintable() else "".join(c for c in v if c.isprintable() or c.isspace())).split())
     return title[:LINK_TITLE_MAX] or None
 
 

@@ -23,7 +23,7 @@ import orjson
 
 from ..models import Author, Media, Post
 from ..timeutil import EARLIEST_ISO, latest_iso, snowflake_time
-from .fields import count, ident, link_title, nonempty, obj, pick_time, seq, text
+from .fields import MAX_COUNT, count, ident, link_title, nonempty, obj, pick_time, seq, text
 from .reading import (
     Context,
     InputFile,
@@ -517,9 +517,15 @@ def _struct_to_post(
     metrics = tweet.public_metrics
     if metrics is not None:
         reposts = metrics.retweet_count if metrics.retweet_count is not None else metrics.repost_count
-        counts = (count(metrics.like_count, "like_count", warnings), count(reposts, "repost_count", warnings),
-                  count(metrics.reply_count, "reply_count", warnings),
-                  count(metrics.quote_count, "quote_count", warnings))
+        # an int in range is what count() would return; anything else goes through it
+        likes, replies, quotes = metrics.like_count, metrics.reply_count, metrics.quote_count
+        counts = (likes if type(likes) is int and 0 <= likes <= MAX_COUNT else count(likes, "like_count", warnings),
+                  reposts if type(reposts) is int and 0 <= reposts <= MAX_COUNT
+                  else count(reposts, "repost_count", warnings),
+                  replies if type(replies) is int and 0 <= replies <= MAX_COUNT
+                  else count(replies, "reply_count", warnings),
+                  quotes if type(quotes) is int and 0 <= quotes <= MAX_COUNT
+                  else count(quotes, "quote_count", warnings))
     else:
         counts = (None, None, None, None)
     return Post(
