@@ -439,7 +439,7 @@ class HttpClient:
             except (httpx.TimeoutException, httpx.TransportError) as e:
                 self.log.append(RequestRecord(method, public_url(_full_url(url, params)), None, self.clock.time()))
                 failures += 1
-                what = _describe_transport_error(e)
+                what = describe_transport_error(e)
                 if failures > self.policy.max_retries:
                     raise NetworkError(
                         self.redact(f"{host_of_url(url)}: {what}; gave up after {failures} attempts")
@@ -498,14 +498,15 @@ def _full_url(url: str, params: Any) -> str:
         return url
 
 
-def _describe_transport_error(e: Exception) -> str:
+def describe_transport_error(e: BaseException) -> str:
+    """A network failure in plain words, for polling and streams alike."""
     if isinstance(e, httpx.ConnectTimeout):
         return "connection timed out"
     if isinstance(e, httpx.TimeoutException):
         return "no answer in time (stalled)"
     if isinstance(e, httpx.ConnectError):
         return "cannot connect"
-    if isinstance(e, httpx.RemoteProtocolError):
+    if isinstance(e, (httpx.RemoteProtocolError, httpx.ReadError)):
         return "connection dropped"
     return f"network error ({type(e).__name__})"
 

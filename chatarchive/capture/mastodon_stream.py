@@ -40,14 +40,14 @@ from ..sources.mastodon import normalize as normalize_status
 from ..timeutil import iso_utc
 from .base import Window, sort_key_id
 from .config import ENV_MASTODON_TOKEN, Config, Secret
-from .http import ApiError, AuthError, HttpClient, Page, public_url
+from .http import ApiError, AuthError, Page, describe_transport_error, public_url
 from .mastodon import MastodonCapture
 from .stream import (
     DeleteRef,
+    HttpStreamSource,
     StreamEngine,
     StreamItem,
     StreamPolicy,
-    StreamSource,
     StreamStopped,
     lower_bound,
     newest_of,
@@ -66,7 +66,7 @@ def looks_like_snowflake(value: str | None) -> bool:
     return value is not None and value.isdigit() and int(value) > (1 << 56)
 
 
-class MastodonStreamSource(StreamSource):
+class MastodonStreamSource(HttpStreamSource):
     platform = "mastodon"
     post_source = "mastodon_streaming"
 
@@ -83,7 +83,6 @@ class MastodonStreamSource(StreamSource):
         self.tag = self.client.tag
         self.query = f"#{self.tag}"
         self.token = token
-        self._response: httpx.Response | None = None
         self.streaming_base: str | None = None
         self.polling_reason: str | None = None if token else (
             f"no token for {self.host}: polling its tag timeline every {self.policy.poll_interval:.0f}s "
@@ -92,19 +91,6 @@ class MastodonStreamSource(StreamSource):
     @property
     def endpoint(self) -> str:
         return public_url(f"{self.base}/api/v1/streaming/hashtag?tag={quote(self.tag, safe='')}")
-
-    @property
-    def http(self) -> HttpClient:
-        return self.client.http
-
-    @property
-    def http_clients(self) -> list[HttpClient]:
-        return [self.client.http]
-
-    def interrupt(self) -> None:
-        resp = self._response
-        if resp is not None:
-            resp.close()
 
     # -- positions ------------------------------------------------------
 
@@ -268,7 +254,7 @@ class MastodonStreamSource(StreamSource):
         except (httpx.TransportError, httpx.StreamError, SSEError) as e:
             if self.stopping.is_set():
                 raise StreamStopped from e
-            return _describe(e)
+            return describe_transport_error(e)
         except ApiError:
             raise
         finally:
@@ -331,14 +317,4 @@ class MastodonStreamSource(StreamSource):
             yield from self._fill()
         finally:
             self.stopping.set()
-
-
-def _describe(e: BaseException) -> str:
-    if isinstance(e, httpx.RemoteProtocolError):
-        return "the connection dropped"
-    if isinstance(e, httpx.ConnectError):
-        return "cannot connect"
-    if isinstance(e, httpx.ReadError):
-        return "the connection dropped"
-    return f"network error ({type(e).__name__})"
 

@@ -307,6 +307,29 @@ class StreamSource:
 # What a run reports
 
 
+class HttpStreamSource(StreamSource):
+    """A stream read as one long HTTP response (Mastodon's server-sent
+    events, X's filtered stream) beside the platform's search client,
+    ``self.client``, whose HTTP client it shares and which fills its gaps.
+    The response being read is kept so that :meth:`interrupt` can close it."""
+
+    client: Any
+    _response: Any = None  # the httpx response being read, while connected
+
+    @property
+    def http(self) -> HttpClient:
+        return self.client.http
+
+    @property
+    def http_clients(self) -> list[HttpClient]:
+        return [self.client.http]
+
+    def interrupt(self) -> None:
+        resp = self._response
+        if resp is not None:
+            resp.close()
+
+
 @dataclass
 class StreamResult(CaptureResult):
     name: str = ""

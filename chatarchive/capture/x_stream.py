@@ -35,14 +35,14 @@ from ..sources.twarc2 import normalize_page
 from ..timeutil import iso_utc, parse_iso
 from .base import Window, sort_key_id, utc_from_epoch
 from .config import ENV_X_TOKEN
-from .http import AuthError, HttpClient, body_summary, parse_json, public_url
-from .stream import StreamEngine, StreamItem, StreamPolicy, StreamSource, StreamStopped, lower_bound, newest_of
+from .http import AuthError, body_summary, describe_transport_error, parse_json, public_url
+from .stream import HttpStreamSource, StreamEngine, StreamItem, StreamPolicy, StreamStopped, lower_bound, newest_of
 from .x import RECENT_DAYS, XCapture, snowflake_below
 
 RULE_TAG = "chatarchive:"
 
 
-class XStreamSource(StreamSource):
+class XStreamSource(HttpStreamSource):
     platform = "x"
     post_source = "x_stream"
     name = "x"
@@ -54,24 +54,10 @@ class XStreamSource(StreamSource):
         self.stream_url = f"{client.api_base}/2/tweets/search/stream"
         self.rule_id: str | None = None
         self.rule_tag = (RULE_TAG + client.query)[:256]
-        self._response: httpx.Response | None = None
 
     @property
     def endpoint(self) -> str:
         return public_url(self.stream_url)
-
-    @property
-    def http(self) -> HttpClient:
-        return self.client.http
-
-    @property
-    def http_clients(self) -> list[HttpClient]:
-        return [self.client.http]
-
-    def interrupt(self) -> None:
-        resp = self._response
-        if resp is not None:
-            resp.close()
 
     # -- rules ----------------------------------------------------------------
 
@@ -207,8 +193,7 @@ class XStreamSource(StreamSource):
         except (httpx.TransportError, httpx.StreamError) as e:
             if self.stopping.is_set():
                 raise StreamStopped from e
-            return "the connection dropped" if isinstance(e, (httpx.RemoteProtocolError, httpx.ReadError)) \
-                else f"network error ({type(e).__name__})"
+            return describe_transport_error(e)
         finally:
             self._response = None
 
