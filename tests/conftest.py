@@ -43,6 +43,22 @@ needs_chromium = [pytest.mark.browser,
                   pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium")]
 
 
+# Unbreakable names for the "long names wrap on a phone" checks (recap and Datasette).
+LONG_NAME = "Wolfeschlegelsteinhausenbergerdorffvoralternwarengewissenhaftschaferswessenschafewarenwohlgepflegt"
+LONG_HANDLE = "averyveryveryverylonghandlewithoutanybreakopportunitiesatall_1234567"
+LONG_URL = "https://example.org/" + "a" * 140 + "?q=" + "b" * 60
+LONG_TAG = "Supercalifragilisticexpialidociousandthensomemorewordsglued"
+# Elements that reach past the right edge of the window, other than those a
+# scrolling or clipping box holds (the section bar scrolls; link cards end in "…").
+STICKS_OUT = """[...document.querySelectorAll('%s')].filter(e => {
+    const r = e.getBoundingClientRect();
+    if (!r.width || r.right <= window.innerWidth + 1) return false;
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement)
+        if (getComputedStyle(a).overflowX !== 'visible') return false;
+    return true;
+}).map(e => e.tagName + '.' + e.className).slice(0, 5)"""
+
+
 @pytest.fixture(scope="module")
 def browser():
     """One headless Chromium per test module."""

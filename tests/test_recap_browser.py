@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import needs_chromium
+from conftest import LONG_HANDLE, LONG_NAME, LONG_TAG, LONG_URL, STICKS_OUT, needs_chromium
 from recap_helpers import (
     CHAT,
     HOSTILE,
@@ -286,19 +286,6 @@ def test_hostile_posts_execute_nothing(browser, hostile_site, tmp_path, csp):
 # --------------------------------------------------------------------------
 # Long unbroken names, handles, URLs and hashtags on a phone (issue 14)
 
-LONG_NAME = "Wolfeschlegelsteinhausenbergerdorffvoralternwarengewissenhaftschaferswessenschafewarenwohlgepflegt"
-LONG_HANDLE = "averyveryveryverylonghandlewithoutanybreakopportunitiesatall_1234567"
-LONG_URL = "https://example.org/" + "a" * 140 + "?q=" + "b" * 60
-LONG_TAG = "Supercalifragilisticexpialidociousandthensomemorewordsglued"
-# Elements that reach past the right edge of the window, other than those a
-# scrolling or clipping box holds (the section bar scrolls; link cards end in "…").
-STICKS_OUT = """[...document.querySelectorAll('%s')].filter(e => {
-    const r = e.getBoundingClientRect();
-    if (!r.width || r.right <= window.innerWidth + 1) return false;
-    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement)
-        if (getComputedStyle(a).overflowX !== 'visible') return false;
-    return true;
-}).map(e => e.tagName + '.' + e.className).slice(0, 5)"""
 
 
 @pytest.fixture(scope="module")
