@@ -33,20 +33,11 @@ from typing import Any
 import orjson
 import sqlite_utils
 
-_CHUNK = 400  # ids per IN (...) list
+from .queries import chunks, marks
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _chunks(values: list[str]) -> Iterable[list[str]]:
-    for i in range(0, len(values), _CHUNK):
-        yield values[i : i + _CHUNK]
-
-
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)
 
 
 def tombstoned(db: sqlite_utils.Database, ids: Iterable[str]) -> set[str]:
@@ -54,9 +45,9 @@ def tombstoned(db: sqlite_utils.Database, ids: Iterable[str]) -> set[str]:
     replayed stream event, an old file) must not bring its content back."""
     wanted = list(dict.fromkeys(i for i in ids if i))
     out: set[str] = set()
-    for chunk in _chunks(wanted):
+    for chunk in chunks(wanted):
         out.update(r[0] for r in db.conn.execute(
-            f"SELECT id FROM posts WHERE deleted_at IS NOT NULL AND id IN ({_marks(len(chunk))})", chunk))
+            f"SELECT id FROM posts WHERE deleted_at IS NOT NULL AND id IN ({marks(len(chunk))})", chunk))
     return out
 
 
@@ -64,8 +55,8 @@ def stored(db: sqlite_utils.Database, ids: Iterable[str]) -> list[str]:
     """The ids among ``ids`` that are posts in the archive (tombstones included)."""
     wanted = list(dict.fromkeys(i for i in ids if i))
     have: set[str] = set()
-    for chunk in _chunks(wanted):
-        have.update(r[0] for r in db.conn.execute(f"SELECT id FROM posts WHERE id IN ({_marks(len(chunk))})", chunk))
+    for chunk in chunks(wanted):
+        have.update(r[0] for r in db.conn.execute(f"SELECT id FROM posts WHERE id IN ({marks(len(chunk))})", chunk))
     return [i for i in wanted if i in have]
 
 
@@ -114,7 +105,7 @@ def delete_posts(db: sqlite_utils.Database, ids: Iterable[str], *, when: str | N
     with _SecureDelete(conn):
         conn.execute("SAVEPOINT chatarchive_delete")
         try:
-            for chunk in _chunks(wanted):
+            for chunk in chunks(wanted):
                 changed += _delete_chunk(conn, chunk, when)
         except BaseException:
             conn.execute("ROLLBACK TO chatarchive_delete")
@@ -127,16 +118,15 @@ def delete_posts(db: sqlite_utils.Database, ids: Iterable[str], *, when: str | N
 
 
 def _delete_chunk(conn: sqlite3.Connection, ids: list[str], when: str) -> int:
-    marks = _marks(len(ids))
     live = [r[0] for r in conn.execute(
-        f"SELECT id FROM posts WHERE deleted_at IS NULL AND id IN ({marks})", ids)]
+        f"SELECT id FROM posts WHERE deleted_at IS NULL AND id IN ({marks(len(ids))})", ids)]
     # Tombstones already: their content went with the first deletion, but a
     # copy may have come back since (a capture page stored later); scrubbing
     # the pages again is cheap and makes the call idempotent.
     _scrub_capture_pages(conn, ids)
     if not live:
         return 0
-    lm = _marks(len(live))
+    lm = marks(len(live))
     # The text is emptied by UPDATE, so the FTS trigger removes the post's
     # entry from the index (handle and name stay searchable: the row stays).
     conn.execute(
@@ -151,13 +141,11 @@ def _delete_chunk(conn: sqlite3.Connection, ids: list[str], when: str) -> int:
     media_ids = [r[0] for r in conn.execute(f"SELECT DISTINCT media_id FROM post_media WHERE post_id IN ({lm})", live)]
     conn.execute(f"DELETE FROM post_links WHERE post_id IN ({lm})", live)
     conn.execute(f"DELETE FROM post_media WHERE post_id IN ({lm})", live)
-    for i in range(0, len(link_ids), _CHUNK):
-        part = link_ids[i : i + _CHUNK]
-        conn.execute(f"""DELETE FROM links WHERE id IN ({_marks(len(part))})
+    for part in chunks(link_ids):
+        conn.execute(f"""DELETE FROM links WHERE id IN ({marks(len(part))})
                          AND NOT EXISTS (SELECT 1 FROM post_links pl WHERE pl.link_id = links.id)""", part)
-    for i in range(0, len(media_ids), _CHUNK):
-        part = media_ids[i : i + _CHUNK]
-        conn.execute(f"""DELETE FROM media WHERE id IN ({_marks(len(part))})
+    for part in chunks(media_ids):
+        conn.execute(f"""DELETE FROM media WHERE id IN ({marks(len(part))})
                          AND NOT EXISTS (SELECT 1 FROM post_media pm WHERE pm.media_id = media.id)""", part)
     # Hashtags: a tombstone keeps the tag of the sessions it belongs to (so it
     # keeps its place, shown as "deleted"); any other tag of it is content.
@@ -168,9 +156,8 @@ def _delete_chunk(conn: sqlite3.Connection, ids: list[str], when: str) -> int:
                 SELECT h.id FROM session_posts sp JOIN sessions s ON s.id = sp.session_id
                 JOIN hashtags h ON h.tag = s.hashtag COLLATE NOCASE
                 WHERE sp.post_id = post_hashtags.post_id)""", live)
-    for i in range(0, len(tag_ids), _CHUNK):
-        part = tag_ids[i : i + _CHUNK]
-        conn.execute(f"""DELETE FROM hashtags WHERE id IN ({_marks(len(part))})
+    for part in chunks(tag_ids):
+        conn.execute(f"""DELETE FROM hashtags WHERE id IN ({marks(len(part))})
                          AND NOT EXISTS (SELECT 1 FROM post_hashtags ph WHERE ph.hashtag_id = hashtags.id)""", part)
     return len(live)
 
@@ -187,9 +174,9 @@ def _needles(conn: sqlite3.Connection, ids: list[str]) -> dict[str, list[str]]:
     for i in ids:
         if i.startswith("at://"):
             out[i].append(i.rstrip("/").rsplit("/", 1)[-1])
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         for post_id, local_id in conn.execute(
-                f"SELECT post_id, local_id FROM local_ids WHERE post_id IN ({_marks(len(chunk))})", chunk):
+                f"SELECT post_id, local_id FROM local_ids WHERE post_id IN ({marks(len(chunk))})", chunk):
             out[post_id].append(str(local_id))
     return out
 

@@ -27,7 +27,7 @@ import re
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -38,6 +38,7 @@ import sqlite_utils
 from ..models import WRITTEN_POST_FIELDS, Media, Post, is_reply_placeholder
 from ..urls import is_web_url
 from .check import BadPost, check_post, redact_on_arrival
+from .queries import chunks
 
 # --------------------------------------------------------------------------
 # Writing posts
@@ -223,11 +224,6 @@ class SaveStats:
         self.unchanged += other.unchanged
         self.conflicts += other.conflicts
         return self
-
-
-def _chunks(seq: list, n: int) -> Iterator[list]:
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]
 
 
 def _raw_json(raw: Any) -> str | None:
@@ -527,7 +523,7 @@ class PostWriter:
         existing: dict[str, list[Any]] = {}
         deleted: set[str] = set()
         ncols = len(POST_COLUMNS)
-        for chunk in _chunks([e.values[0] for e in entries], 500):
+        for chunk in chunks([e.values[0] for e in entries], 500):
             sql = self._select_head + "(" + ", ".join("?" * len(chunk)) + ")"
             for row in conn.execute(sql, chunk):
                 existing[row[0]] = list(row[:ncols])
@@ -645,7 +641,7 @@ class PostWriter:
         conn = self.conn
         if table != "media":
             self._many(f"INSERT OR IGNORE INTO {table} ({column}) VALUES ", [(v,) for v in missing])
-        for chunk in _chunks(missing, 500):
+        for chunk in chunks(missing, 500):
             sql = f"SELECT {column}, id FROM {table} WHERE {column} IN ({', '.join('?' * len(chunk))})"
             found = dict(conn.execute(sql, chunk).fetchall())
             for v in chunk:
